@@ -1,0 +1,64 @@
+// Package httpjson holds the small JSON helpers shared by keyflow's HTTP
+// handlers and middleware: FastAPI-shaped {"detail": ...} errors and bounded
+// body decoding.
+package httpjson
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// MaxBody is the largest request body the handlers read (1 MiB).
+const MaxBody = 1 << 20
+
+// Write sends v as JSON with the given status code.
+func Write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Detail sends {"detail": msg} with the given status code, as FastAPI does.
+func Detail(w http.ResponseWriter, status int, msg string) {
+	Write(w, status, struct {
+		Detail string `json:"detail"`
+	}{msg})
+}
+
+// Decode reads one JSON value of at most MaxBody bytes from r's body into v.
+// On failure it has already answered: 413 for a body over the limit, 422 for
+// malformed JSON or a wrong field type (the message names the position or
+// field, never the body's content), and it reports false.
+func Decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, MaxBody)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON value")
+	}
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		Detail(w, http.StatusRequestEntityTooLarge, "Request body too large")
+	case errors.As(err, &syntax):
+		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: "+syntax.Error())
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		Detail(w, http.StatusUnprocessableEntity, "Invalid type for field '"+field+"': expected "+typ.Type.String())
+	case strings.Contains(err.Error(), "EOF"):
+		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: unexpected end of input")
+	default:
+		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: "+err.Error())
+	}
+	return false
+}

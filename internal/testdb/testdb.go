@@ -1,0 +1,117 @@
+// Package testdb opens real databases for keyflow's tests: a fresh SQLite file
+// per test, and a fresh PostgreSQL schema per test on the server named by
+// KEYFLOW_TEST_POSTGRES_DSN. It imports database drivers, so only tests and
+// examples may import it.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// PostgresEnv names the environment variable that holds the PostgreSQL DSN
+// used by tests, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
+const PostgresEnv = "KEYFLOW_TEST_POSTGRES_DSN"
+
+// SQLite opens a new SQLite database in t.TempDir with WAL and a busy timeout,
+// and closes it when the test ends.
+func SQLite(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := OpenSQLite(filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatalf("testdb: open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// OpenSQLite opens (creating if needed) the SQLite file at path with the
+// settings keyflow recommends: WAL journal, a 5 s busy timeout, foreign keys.
+func OpenSQLite(path string) (*sql.DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Ping(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// PostgresDSN returns the DSN from KEYFLOW_TEST_POSTGRES_DSN, or skips the
+// test with a message saying how to enable it.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(PostgresEnv)
+	if dsn == "" {
+		t.Skipf("%s is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests", PostgresEnv)
+	}
+	return dsn
+}
+
+// Postgres connects to the server named by KEYFLOW_TEST_POSTGRES_DSN (skipping
+// the test when it is unset), creates a new schema for this test, and returns
+// a *sql.DB whose connections all use that schema. The schema is dropped when
+// the test ends, so tests and packages may run in parallel on one database.
+func Postgres(t testing.TB) *sql.DB {
+	t.Helper()
+	dsn := PostgresDSN(t)
+	schema := "t_" + strings.ReplaceAll(randomSuffix(), "-", "")
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatalf("testdb: open postgres: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		_ = admin.Close()
+		t.Fatalf("testdb: create schema: %v", err)
+	}
+	db, err := OpenPostgresSchema(dsn, schema)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = db.Close()
+		_, _ = admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+		_ = admin.Close()
+	})
+	return db
+}
+
+// OpenPostgresSchema opens dsn with search_path set to schema on every
+// connection, so several *sql.DB (one per simulated instance) can share one
+// test schema.
+func OpenPostgresSchema(dsn, schema string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %w", err)
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["search_path"] = schema
+	db := stdlib.OpenDB(*cfg)
+	if err := db.Ping(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("ping postgres: %w", err)
+	}
+	return db, nil
+}
+
+func randomSuffix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
+}
