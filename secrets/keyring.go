@@ -1,0 +1,196 @@
+package secrets
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+var (
+	// ErrInvalidToken is returned when no key of a Keyring opens a token:
+	// it is not a Fernet token, it was made with another secret, or it was
+	// altered. The message names no secret and no plaintext.
+	ErrInvalidToken = errors.New("secrets: invalid token")
+	// ErrEmptySecret is returned for an empty secret (NewKeyring) or an
+	// empty secret file (Load, ReadSecretFile).
+	ErrEmptySecret = errors.New("secrets: empty secret")
+	// ErrNoKeyring is returned by the methods of a nil or zero Keyring;
+	// make one with NewKeyring or Load.
+	ErrNoKeyring = errors.New("secrets: keyring not initialised (use NewKeyring or Load)")
+)
+
+// Keyring encrypts with the Fernet key derived from its primary secret and
+// decrypts with every key derived from its primary and previous secrets:
+// Langflow's current and legacy derivations of each (see Derivation), in the
+// order primary, then previous secrets as given. This is pyca's MultiFernet
+// with Langflow's key derivations.
+//
+// All keys are derived and prepared once, in NewKeyring; a Keyring is
+// immutable afterwards and safe for concurrent use. It holds derived keys,
+// not the secrets themselves, and its String method prints no key material.
+type Keyring struct {
+	keys       []*fernetKey // decryption order; keys[0] encrypts
+	derivation Derivation   // how the primary secret became keys[0]
+	secrets    int          // number of secrets, for String
+}
+
+// NewKeyring derives the Fernet keys of secret (the primary, which
+// encrypts) and of each previous secret (which only decrypt), once.
+//
+// Any non-empty secret works. A secret shorter than 32 code points is
+// hashed (Langflow ≥ 1.10.1) and also derived the pre-1.10.1 way; a longer one
+// is read as a base64 key as Langflow reads it, or, when no Langflow version
+// could use it (a 64-character hex string, a passphrase), derived with
+// HKDF-SHA256 — data encrypted under such a secret opens in keyflow only.
+// See Derivation. An empty secret, primary or previous, is ErrEmptySecret.
+// Errors never contain a secret.
+func NewKeyring(secret string, previous ...string) (*Keyring, error) {
+	if secret == "" {
+		return nil, ErrEmptySecret
+	}
+	k := &Keyring{secrets: 1 + len(previous)}
+	d, err := k.add(secret)
+	if err != nil {
+		return nil, err
+	}
+	k.derivation = d
+	for i, p := range previous {
+		if p == "" {
+			return nil, fmt.Errorf("secrets: previous secret %d: %w", i+1, ErrEmptySecret)
+		}
+		if _, err := k.add(p); err != nil {
+			return nil, fmt.Errorf("secrets: previous secret %d: %w", i+1, err)
+		}
+	}
+	return k, nil
+}
+
+// add appends the candidate keys of secret, skipping keys already present
+// (the same secret given twice, or a previous secret equal to the primary),
+// and returns the derivation of its first (encryption) key.
+func (k *Keyring) add(secret string) (Derivation, error) {
+	derived, err := deriveKeys(secret)
+	if err != nil {
+		return "", err
+	}
+next:
+	for _, d := range derived {
+		for _, have := range k.keys {
+			if have.raw == d.key {
+				continue next
+			}
+		}
+		fk, err := newFernetKey(d.key)
+		if err != nil {
+			return "", errors.New("secrets: cannot prepare an AES key")
+		}
+		k.keys = append(k.keys, fk)
+	}
+	return derived[0].derivation, nil
+}
+
+// Derivation reports how the primary secret became the encryption key, so a
+// program can warn about a short secret (DerivationSHA256; Langflow 1.11.3
+// warns below 32 characters) or one whose data Langflow cannot read
+// (DerivationHKDF, DerivationLegacyPadding).
+func (k *Keyring) Derivation() Derivation {
+	if k == nil {
+		return ""
+	}
+	return k.derivation
+}
+
+// String describes the keyring without any key material.
+func (k *Keyring) String() string {
+	if k == nil {
+		return "secrets.Keyring(nil)"
+	}
+	return fmt.Sprintf("secrets.Keyring{secrets: %d, keys: %d, derivation: %s}", k.secrets, len(k.keys), k.derivation)
+}
+
+// Encrypt encrypts plaintext (any bytes; text is UTF-8 by convention) under
+// the primary secret and returns a Fernet token, base64url with padding, as
+// Langflow stores it. It fails only on a Keyring not made by NewKeyring
+// (ErrNoKeyring).
+func (k *Keyring) Encrypt(plaintext string) (string, error) {
+	if k == nil || len(k.keys) == 0 {
+		return "", ErrNoKeyring
+	}
+	return sealAt(k.keys[0], plaintext, uint64(time.Now().Unix())), nil
+}
+
+// Decrypt opens a Fernet token with the first key whose MAC matches —
+// primary secret first, then legacy derivations, then previous secrets — and
+// returns the plaintext. As Langflow, it checks no TTL: a token never
+// expires. Anything that does not open (including "", plaintext and
+// tokens made with another secret) is ErrInvalidToken; use IsEncrypted first
+// for Langflow's "not gAAAAA means plaintext" rule. A token under the i-th key
+// costs i-1 extra HMACs.
+func (k *Keyring) Decrypt(token string) (string, error) {
+	msg, _, _, err := k.open(token, 0, time.Time{})
+	if err != nil {
+		return "", err
+	}
+	return string(msg), nil
+}
+
+// Rotate re-encrypts token under the primary secret with a fresh IV,
+// keeping its timestamp (pyca's MultiFernet.rotate). A token already under
+// the primary key is re-encrypted too. It returns ErrInvalidToken when no key
+// opens the token.
+func (k *Keyring) Rotate(token string) (string, error) {
+	if k == nil || len(k.keys) == 0 {
+		return "", ErrNoKeyring
+	}
+	msg, ts, _, err := k.open(token, 0, time.Time{})
+	if err != nil {
+		return "", err
+	}
+	return sealAt(k.keys[0], msg, ts), nil
+}
+
+// open decodes token and tries every key. It returns the plaintext, the
+// token's timestamp and the index of the key that opened it. ttl > 0 also
+// checks the token's age at now (the spec vectors need it; the public API
+// never sets it).
+func (k *Keyring) open(token string, ttl time.Duration, now time.Time) (msg []byte, ts uint64, key int, err error) {
+	if k == nil {
+		return nil, 0, -1, ErrNoKeyring
+	}
+	tok := decodeToken(token)
+	if tok == nil {
+		return nil, 0, -1, ErrInvalidToken
+	}
+	ts = timestamp(tok)
+	if !checkTTL(ts, ttl, now) {
+		return nil, 0, -1, ErrInvalidToken
+	}
+	for i, fk := range k.keys {
+		if !fk.verify(tok) {
+			continue
+		}
+		msg, ok := fk.decrypt(tok)
+		if !ok {
+			// The MAC matched, so this is the key; the padding is bad.
+			return nil, 0, -1, ErrInvalidToken
+		}
+		return msg, ts, i, nil
+	}
+	return nil, 0, -1, ErrInvalidToken
+}
+
+// fernetPrefix is how every Fernet token starts: version 0x80 and the 28
+// high bits of the timestamp, zero until the year 4147 (reference §2.3).
+const fernetPrefix = "gAAAAA"
+
+// IsEncrypted reports whether value looks like a Fernet token, by Langflow's
+// test: it starts with "gAAAAA". Langflow (early 2026 on) treats any other
+// stored value as plaintext and returns it unchanged. This is a heuristic
+// for reading data written before values were encrypted, not a security
+// check: a plaintext that starts with "gAAAAA" is misclassified, and only
+// Decrypt says whether a token is genuine. Use it only where a caller asks
+// for that compatibility.
+func IsEncrypted(value string) bool {
+	return strings.HasPrefix(value, fernetPrefix)
+}
