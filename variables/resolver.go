@@ -1,0 +1,270 @@
+package variables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Source says which layer gave a field its value.
+type Source string
+
+const (
+	SourceFlow        Source = "flow"        // the literal flow value (or API tweak)
+	SourceRequest     Source = "request"     // an X-LANGFLOW-GLOBAL-VAR-<NAME> override
+	SourceStored      Source = "stored"      // the user's stored variable
+	SourceEnvironment Source = "environment" // the process environment
+	SourceNone        Source = "none"        // nothing: Value is ""
+)
+
+// ErrNoUser: Resolve needed the stored variables of a run without a user
+// (Langflow: "User id is not set", always raised).
+var ErrNoUser = errors.New("variables: user id is not set for the run")
+
+// Field is one input of a component in a flow run.
+type Field struct {
+	// Name is the component field, e.g. "api_key". A Credential variable is
+	// refused for a field named "session_id".
+	Name string
+	// Variable is the global variable the field is bound to (Langflow's
+	// load_from_db with the variable name as value); "" if none.
+	Variable string
+	// Value is the literal flow value (or API tweak), used when Variable is
+	// "" and Value is not.
+	Value string
+	// DisplayName is the field's label in the editor (e.g. "OpenAI API
+	// Key"); optional. Default fields match it as well as Name.
+	DisplayName string
+	// Component is the component's provider or name (e.g. "OpenAI");
+	// optional. A variable whose default fields name a model provider (e.g.
+	// ["OpenAI", "api_key"], as imported from the environment) fills only
+	// fields of that provider's components.
+	Component string
+}
+
+// Resolution is the value of one field and where it came from.
+type Resolution struct {
+	Field    string // Field.Name
+	Variable string // the variable that answered ("" for SourceFlow)
+	Value    string // the plaintext value; "" for SourceNone
+	Source   Source
+}
+
+// ResolverConfig configures a Resolver. Service is required.
+type ResolverConfig struct {
+	Service *Service
+	// FallbackToEnv enables the environment layer. nil: the value of
+	// LANGFLOW_FALLBACK_TO_ENV_VAR read through LookupEnv, true when unset.
+	FallbackToEnv *bool
+	// LookupEnv reads the environment; nil: os.LookupEnv. Tests inject a map
+	// lookup instead of calling os.Setenv.
+	LookupEnv func(string) (string, bool)
+}
+
+// Resolver gives the fields of a flow run their values with the precedence
+// flow value > request override > stored variable > environment > none. It is
+// safe for concurrent use.
+type Resolver struct {
+	svc      *Service
+	fallback bool
+	lookup   func(string) (string, bool)
+}
+
+// protectedEnv are process variables the environment layer never returns,
+// whatever a flow asks for: the master secret and other server credentials
+// (as newer Langflow refuses "protected process secrets").
+var protectedEnv = []string{
+	"LANGFLOW_SECRET_KEY", "KEYFLOW_PREVIOUS_SECRET_KEYS", "LANGFLOW_API_KEY",
+	"LANGFLOW_SUPERUSER_PASSWORD", "LANGFLOW_DATABASE_URL", "KEYFLOW_TEST_POSTGRES_DSN",
+}
+
+// NewResolver returns a Resolver. It fails without a Service or when
+// LANGFLOW_FALLBACK_TO_ENV_VAR is needed and not a boolean (ErrInvalidSetting).
+func NewResolver(cfg ResolverConfig) (*Resolver, error) {
+	if cfg.Service == nil {
+		return nil, fmt.Errorf("variables: ResolverConfig.Service is required")
+	}
+	r := &Resolver{svc: cfg.Service, lookup: cfg.LookupEnv}
+	if r.lookup == nil {
+		r.lookup = os.LookupEnv
+	}
+	if cfg.FallbackToEnv != nil {
+		r.fallback = *cfg.FallbackToEnv
+	} else {
+		var err error
+		if r.fallback, err = boolSetting(r.lookup, EnvFallbackToEnvVar); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Resolve returns one Resolution per field, in order, for the user's run.
+// overrides are the request-level values by variable name (see
+// OverridesFromRequest); nil means none. For each field:
+//
+//   - bound to no variable with a non-empty Value: that value (SourceFlow);
+//   - bound to variable N: overrides[N] if present (SourceRequest), else the
+//     user's variable N if it exists with a non-empty value, decrypted
+//     (SourceStored), else the environment variable N when the fallback is on
+//     and it is non-empty (SourceEnvironment), else SourceNone;
+//   - bound to no variable and empty: filled by the first (oldest) of the
+//     user's variables whose DefaultFields name it (see Field.Component),
+//     reported as SourceStored; SourceNone if none does.
+//
+// The store is read at most once per call, whatever the number of fields.
+// Errors: ErrNoUser when userID is "" and the store is needed, a Credential variable bound to a field named "session_id"
+// (ErrCredentialSessionID, with Langflow's message), a Credential that does
+// not decrypt (wrapping secrets.ErrInvalidToken), a store failure. Errors name
+// variables, never values.
+func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, overrides map[string]string) ([]Resolution, error) {
+	out := make([]Resolution, len(fields))
+	needStore := false
+	for i, f := range fields {
+		out[i] = Resolution{Field: f.Name, Variable: f.Variable, Source: SourceNone}
+		switch {
+		case f.Variable == "" && f.Value != "":
+			out[i].Value, out[i].Source = f.Value, SourceFlow
+		case f.Variable != "":
+			if v, ok := overrides[f.Variable]; ok {
+				out[i].Value, out[i].Source = v, SourceRequest
+				continue
+			}
+			needStore = true
+		default:
+			needStore = true
+		}
+	}
+	if !needStore {
+		return out, nil
+	}
+	if userID == "" {
+		return nil, ErrNoUser
+	}
+	vars, err := r.svc.store.ListByUser(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("variables: resolve: %w", err)
+	}
+	for i, f := range fields {
+		res := &out[i]
+		if res.Source != SourceNone {
+			continue
+		}
+		if f.Variable == "" {
+			v := defaultFor(vars, f)
+			if v == nil {
+				continue
+			}
+			plain, err := r.svc.open(v)
+			if err != nil {
+				return nil, err
+			}
+			res.Variable, res.Value, res.Source = v.Name, plain, SourceStored
+			continue
+		}
+		if v := byName(vars, f.Variable); v != nil && v.Value != "" {
+			if v.Type == Credential && f.Name == "session_id" {
+				return nil, credentialSessionIDError(v.Name)
+			}
+			plain, err := r.svc.open(v)
+			if err != nil {
+				return nil, err
+			}
+			res.Value, res.Source = plain, SourceStored
+			continue
+		}
+		if r.fallback && !isProtected(f.Variable) {
+			if val, ok := r.lookup(f.Variable); ok && val != "" {
+				res.Value, res.Source = val, SourceEnvironment
+			}
+		}
+	}
+	return out, nil
+}
+
+func byName(vars []Variable, name string) *Variable {
+	for i := range vars {
+		if vars[i].Name == name {
+			return &vars[i]
+		}
+	}
+	return nil
+}
+
+// defaultFor returns the oldest variable whose default fields apply to the
+// empty, unbound field f, or nil. A variable whose default fields name a
+// model provider applies only to fields of that provider's components. A
+// Credential is never applied to a session_id field, and a variable with an
+// empty value never applies.
+func defaultFor(vars []Variable, f Field) *Variable {
+	for i := range vars {
+		v := &vars[i]
+		if len(v.DefaultFields) == 0 || v.Value == "" {
+			continue
+		}
+		if !slices.Contains(v.DefaultFields, f.Name) && (f.DisplayName == "" || !slices.Contains(v.DefaultFields, f.DisplayName)) {
+			continue
+		}
+		if scoped(v.DefaultFields) && (f.Component == "" || !slices.Contains(v.DefaultFields, f.Component)) {
+			continue
+		}
+		if v.Type == Credential && f.Name == "session_id" {
+			continue
+		}
+		return v
+	}
+	return nil
+}
+
+func scoped(fields []string) bool {
+	for _, f := range fields {
+		if providerNames[f] {
+			return true
+		}
+	}
+	return false
+}
+
+func isProtected(name string) bool {
+	for _, p := range protectedEnv {
+		if strings.EqualFold(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// overridePrefix is the lower-cased prefix of the override headers.
+const overridePrefix = "x-langflow-global-var-"
+
+// OverridesFromRequest returns the request-level variable overrides carried
+// by X-LANGFLOW-GLOBAL-VAR-<NAME> headers, as Langflow's /api/v1/run does
+// (§4.6): the header name is lower-cased, the prefix removed and the rest
+// upper-cased, so X-LANGFLOW-GLOBAL-VAR-API-KEY overrides the variable
+// "API-KEY" (dashes are not turned into underscores). When a header repeats,
+// the last value wins. Headers with an empty name or value are ignored. It
+// returns nil when there are none.
+func OverridesFromRequest(r *http.Request) map[string]string {
+	if r == nil {
+		return nil
+	}
+	var out map[string]string
+	for k, vals := range r.Header {
+		if len(k) <= len(overridePrefix) || !strings.EqualFold(k[:len(overridePrefix)], overridePrefix) || len(vals) == 0 {
+			continue
+		}
+		v := vals[len(vals)-1]
+		if v == "" {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[strings.ToUpper(strings.ToLower(k[len(overridePrefix):]))] = v
+	}
+	return out
+}

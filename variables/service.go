@@ -1,0 +1,337 @@
+package variables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/secrets"
+)
+
+// ServiceConfig configures a Service. Keyring is required.
+type ServiceConfig struct {
+	Store   Store            // nil: a new MemoryStore
+	Keyring *secrets.Keyring // required: encrypts and decrypts Credential values
+	Now     func() time.Time // nil: time.Now
+	// Logger receives debug lines naming variables (never values) and the
+	// per-variable failures of ImportEnv. nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Service applies Langflow's rules to a Store: validation in Langflow's order
+// with Langflow's messages, encryption of Credential values, hidden internal
+// variables, and the environment import. It is safe for concurrent use.
+type Service struct {
+	store   Store
+	keyring *secrets.Keyring
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// errNoKeyring is returned by NewService without a Keyring.
+var errNoKeyring = errors.New("variables: ServiceConfig.Keyring is required")
+
+// maxUpdateAttempts bounds the optimistic-concurrency retries of Update and
+// ImportEnv when a row changes between read and write.
+const maxUpdateAttempts = 5
+
+// NewService returns a Service; it fails only without a Keyring.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	if cfg.Keyring == nil {
+		return nil, errNoKeyring
+	}
+	s := &Service{store: cfg.Store, keyring: cfg.Keyring, now: cfg.Now, log: cfg.Logger}
+	if s.store == nil {
+		s.store = NewMemoryStore()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s, nil
+}
+
+// Store returns the Store the Service works on.
+func (s *Service) Store() Store { return s.store }
+
+// timestamp is now in UTC, truncated to microseconds so that it survives
+// every SQL store unchanged.
+func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// CreateInput is a new variable. Type "" means Credential (Langflow's API
+// default).
+type CreateInput struct {
+	Name, Value   string
+	Type          Type
+	DefaultFields []string
+}
+
+// Patch changes some fields of a variable; nil fields are left as they are.
+// A non-nil Value of "" is stored (Langflow counts an empty string as a value).
+type Patch struct {
+	Name, Value   *string
+	Type          *Type
+	DefaultFields *[]string
+}
+
+// Create stores a new variable for the user, checking in Langflow's order
+// (§4.2): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
+// ErrInvalidName, ErrInvalidType and ErrInvalidValue, then ErrNameExists.
+// A Credential value is encrypted; a Generic value is stored as given. The
+// returned Variable holds the stored value (a token for Credential) with
+// Origin OriginUser and a zero UpdatedAt.
+func (s *Service) Create(ctx context.Context, userID string, in CreateInput) (Variable, error) {
+	return s.create(ctx, userID, in, OriginUser)
+}
+
+func (s *Service) create(ctx context.Context, userID string, in CreateInput, origin Origin) (Variable, error) {
+	switch {
+	case in.Name == "" && in.Value == "":
+		return Variable{}, ErrEmptyNameAndValue
+	case in.Name == "":
+		return Variable{}, ErrEmptyName
+	case in.Value == "":
+		return Variable{}, ErrEmptyValue
+	}
+	if err := ValidateName(in.Name); err != nil {
+		return Variable{}, err
+	}
+	typ := in.Type
+	if typ == "" {
+		typ = Credential
+	}
+	if !typ.Valid() {
+		return Variable{}, ErrInvalidType
+	}
+	stored, err := s.seal(typ, in.Value)
+	if err != nil {
+		return Variable{}, err
+	}
+	v := Variable{
+		ID:            ids.New(),
+		UserID:        userID,
+		Name:          in.Name,
+		Value:         stored,
+		Type:          typ,
+		DefaultFields: slices.Clone(in.DefaultFields),
+		CreatedAt:     s.timestamp(),
+		Origin:        origin,
+	}
+	if v.DefaultFields == nil {
+		v.DefaultFields = []string{}
+	}
+	if err := s.store.Create(ctx, v); err != nil {
+		if errors.Is(err, ErrDuplicate) {
+			return Variable{}, ErrNameExists
+		}
+		return Variable{}, fmt.Errorf("variables: create %q: %w", in.Name, err)
+	}
+	return v, nil
+}
+
+// seal turns a plaintext into the stored form for typ.
+func (s *Service) seal(typ Type, plaintext string) (string, error) {
+	if typ != Credential {
+		if err := validateStoredText(plaintext); err != nil {
+			return "", err
+		}
+		return plaintext, nil
+	}
+	token, err := s.keyring.Encrypt(plaintext)
+	if err != nil {
+		return "", fmt.Errorf("variables: encrypt: %w", err)
+	}
+	return token, nil
+}
+
+// open returns the plaintext of a stored value. Credential tokens must
+// decrypt (the error wraps secrets.ErrInvalidToken otherwise); a Credential
+// value that is not a token is legacy plaintext and returned as is. Generic
+// values are plaintext unless they are tokens written by old Langflow, which
+// are decrypted when they open and returned as they are when they do not
+// (Langflow's "Assuming plaintext").
+func (s *Service) open(v *Variable) (string, error) {
+	if !secrets.IsEncrypted(v.Value) {
+		return v.Value, nil
+	}
+	plain, err := s.keyring.Decrypt(v.Value)
+	if err == nil {
+		return plain, nil
+	}
+	if v.Type != Credential {
+		s.log.Debug("variables: Generic value does not decrypt; assuming plaintext", "variable", v.Name)
+		return v.Value, nil
+	}
+	return "", fmt.Errorf("variables: decrypt variable %q: %w", v.Name, err)
+}
+
+// Reveal returns the plaintext of a variable as stored (as Get returns it):
+// see Value for how legacy values are read. The error wraps
+// secrets.ErrInvalidToken when a Credential does not decrypt.
+func (s *Service) Reveal(v Variable) (string, error) { return s.open(&v) }
+
+// List returns the user's variables for display, oldest first: Credential
+// values are "" (the API shows null), Generic values are plaintext (legacy
+// encrypted ones decrypted when they open), and names wrapped in "__" are
+// left out.
+func (s *Service) List(ctx context.Context, userID string) ([]Variable, error) {
+	all, err := s.store.ListByUser(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("variables: list: %w", err)
+	}
+	out := all[:0]
+	for _, v := range all {
+		if v.Hidden() {
+			continue
+		}
+		if v.Type == Credential {
+			v.Value = ""
+		} else if v.Value, err = s.open(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// IDs are UUIDs in either case; the Service looks them up in lower case, the
+// form it creates them in.
+
+// Get returns the user's variable with this ID as stored (Value is a token
+// for Credential), or ErrNotFound.
+func (s *Service) Get(ctx context.Context, userID, id string) (Variable, error) {
+	if !ids.Valid(id) {
+		return Variable{}, ErrNotFound
+	}
+	return s.store.Get(ctx, userID, strings.ToLower(id))
+}
+
+// Value returns the decrypted value of the user's variable with this name.
+// ErrNotFound if there is none or its value is empty (as Langflow); an error
+// wrapping secrets.ErrInvalidToken if a Credential does not decrypt with the
+// keyring.
+func (s *Service) Value(ctx context.Context, userID, name string) (string, error) {
+	v, err := s.store.GetByName(ctx, userID, name)
+	if err != nil {
+		return "", err
+	}
+	if v.Value == "" {
+		return "", ErrNotFound
+	}
+	return s.open(&v)
+}
+
+// Update applies p to the user's variable with this ID and returns it as
+// stored. ErrNotFound if there is none (or id is not a UUID). A new Value is
+// encrypted when the resulting type is Credential. Changing the type without
+// a new value converts the stored value: Generic → Credential encrypts it
+// (Langflow leaves the plaintext), Credential → Generic decrypts it. A new
+// Name is checked with ValidateName and must be free (ErrNameExists); a new
+// Type must be valid (ErrInvalidType). The variable becomes OriginUser, so the
+// environment import never overwrites it again.
+func (s *Service) Update(ctx context.Context, userID, id string, p Patch) (Variable, error) {
+	if !ids.Valid(id) {
+		return Variable{}, ErrNotFound
+	}
+	id = strings.ToLower(id)
+	if p.Name != nil {
+		if err := ValidateName(*p.Name); err != nil {
+			return Variable{}, err
+		}
+	}
+	if p.Type != nil && !p.Type.Valid() {
+		return Variable{}, ErrInvalidType
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.store.Get(ctx, userID, id)
+		if err != nil {
+			return Variable{}, err
+		}
+		next, err := s.apply(cur, p)
+		if err != nil {
+			return Variable{}, err
+		}
+		err = s.store.Update(ctx, cur, next)
+		switch {
+		case err == nil:
+			return next, nil
+		case errors.Is(err, ErrDuplicate):
+			return Variable{}, ErrNameExists
+		case errors.Is(err, ErrConflict) && attempt+1 < maxUpdateAttempts:
+			continue
+		case errors.Is(err, ErrNotFound):
+			return Variable{}, err
+		default:
+			return Variable{}, fmt.Errorf("variables: update %q: %w", cur.Name, err)
+		}
+	}
+}
+
+func (s *Service) apply(cur Variable, p Patch) (Variable, error) {
+	next := cur
+	next.DefaultFields = slices.Clone(cur.DefaultFields)
+	if p.Name != nil {
+		next.Name = *p.Name
+	}
+	if p.Type != nil {
+		next.Type = *p.Type
+	}
+	if p.DefaultFields != nil {
+		next.DefaultFields = slices.Clone(*p.DefaultFields)
+		if next.DefaultFields == nil {
+			next.DefaultFields = []string{}
+		}
+	}
+	switch {
+	case p.Value != nil:
+		v, err := s.seal(next.Type, *p.Value)
+		if err != nil {
+			return Variable{}, err
+		}
+		next.Value = v
+	case next.Type == Credential && cur.Type != Credential:
+		// Generic → Credential: encrypt the existing value (a legacy token
+		// that opens is already encrypted).
+		if !secrets.IsEncrypted(cur.Value) || s.opens(cur.Value) != nil {
+			v, err := s.seal(Credential, cur.Value)
+			if err != nil {
+				return Variable{}, err
+			}
+			next.Value = v
+		}
+	case next.Type != Credential && cur.Type == Credential:
+		// Credential → Generic: store the plaintext, as Generic values are.
+		plain, err := s.open(&cur)
+		if err != nil {
+			return Variable{}, err
+		}
+		if err := validateStoredText(plain); err != nil {
+			return Variable{}, err
+		}
+		next.Value = plain
+	}
+	next.UpdatedAt = s.timestamp()
+	next.Origin = OriginUser
+	return next, nil
+}
+
+func (s *Service) opens(token string) error {
+	_, err := s.keyring.Decrypt(token)
+	return err
+}
+
+// Delete removes the user's variable with this ID; ErrNotFound if there is
+// none (or id is not a UUID).
+func (s *Service) Delete(ctx context.Context, userID, id string) error {
+	if !ids.Valid(id) {
+		return ErrNotFound
+	}
+	return s.store.Delete(ctx, userID, strings.ToLower(id))
+}

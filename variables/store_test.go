@@ -1,0 +1,12 @@
+package variables_test
+
+import (
+	"testing"
+
+	"github.com/keyflow-dev/keyflow/variables"
+	"github.com/keyflow-dev/keyflow/variables/storetest"
+)
+
+func TestMemoryStoreConformance(t *testing.T) {
+	storetest.Run(t, func(*testing.T) variables.Store { return variables.NewMemoryStore() })
+}

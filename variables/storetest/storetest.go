@@ -1,0 +1,390 @@
+// Package storetest is the conformance suite for variables.Store
+// implementations. A third-party store passes it by calling Run from a test:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) variables.Store { return newMyStore(t) })
+//	}
+//
+// newStore must return a new, empty store for each call.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/variables"
+)
+
+// Run runs every conformance test against stores made by newStore.
+func Run(t *testing.T, newStore func(t *testing.T) variables.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s variables.Store)
+	}{
+		{"CreateGetRoundTrip", testRoundTrip},
+		{"DuplicateNamePerUser", testDuplicateName},
+		{"DuplicateID", testDuplicateID},
+		{"NotFoundAndOtherUsers", testNotFound},
+		{"ListByUserOrderAndIsolation", testList},
+		{"ReturnsCopies", testCopies},
+		{"Update", testUpdate},
+		{"UpdateConflict", testUpdateConflict},
+		{"UpdateRenameDuplicate", testUpdateRenameDuplicate},
+		{"Delete", testDelete},
+		{"ListCiphertexts", testListCiphertexts},
+		{"SwapCiphertext", testSwap},
+		{"ConcurrentCreateSameName", testConcurrentCreate},
+		{"ConcurrentUpdates", testConcurrentUpdates},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
+	}
+}
+
+// base is a fixed instant with microseconds, to check precision.
+var base = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+
+func newVar(user, name string, i int) variables.Variable {
+	return variables.Variable{
+		ID:            ids.New(),
+		UserID:        user,
+		Name:          name,
+		Value:         "value-" + name,
+		Type:          variables.Generic,
+		DefaultFields: []string{},
+		CreatedAt:     base.Add(time.Duration(i) * time.Second),
+		Origin:        variables.OriginUser,
+	}
+}
+
+func mustCreate(t *testing.T, s variables.Store, v variables.Variable) variables.Variable {
+	t.Helper()
+	require.NoError(t, s.Create(context.Background(), v))
+	return v
+}
+
+func assertSame(t *testing.T, want, got variables.Variable) {
+	t.Helper()
+	assert.Equal(t, want.ID, got.ID)
+	assert.Equal(t, want.UserID, got.UserID)
+	assert.Equal(t, want.Name, got.Name)
+	assert.Equal(t, want.Value, got.Value)
+	assert.Equal(t, want.Type, got.Type)
+	assert.Equal(t, want.Origin, got.Origin)
+	if len(want.DefaultFields) == 0 {
+		assert.Empty(t, got.DefaultFields)
+	} else {
+		assert.Equal(t, want.DefaultFields, got.DefaultFields)
+	}
+	assert.True(t, want.CreatedAt.Equal(got.CreatedAt), "CreatedAt: want %v, got %v", want.CreatedAt, got.CreatedAt)
+	assert.True(t, want.UpdatedAt.Equal(got.UpdatedAt), "UpdatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
+}
+
+func testRoundTrip(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	cases := []variables.Variable{
+		newVar("u1", "PLAIN", 0),
+		func() variables.Variable {
+			v := newVar("u1", "OPENAI_API_KEY", 1)
+			v.Type, v.Value, v.Origin = variables.Credential, "gAAAAABtoken", variables.OriginEnv
+			v.DefaultFields = []string{"OpenAI", "api_key"}
+			v.UpdatedAt = base.Add(time.Hour)
+			return v
+		}(),
+		func() variables.Variable {
+			v := newVar("u1", "ünïcödé name ✓", 2)
+			v.Value = "multi\nline \"quoted\" 'value' ✓"
+			return v
+		}(),
+	}
+	for _, v := range cases {
+		mustCreate(t, s, v)
+		got, err := s.Get(ctx, v.UserID, v.ID)
+		require.NoError(t, err)
+		assertSame(t, v, got)
+		got, err = s.GetByName(ctx, v.UserID, v.Name)
+		require.NoError(t, err)
+		assertSame(t, v, got)
+		assert.True(t, got.UpdatedAt.IsZero() == v.UpdatedAt.IsZero(), "zero UpdatedAt must stay zero")
+	}
+}
+
+func testDuplicateName(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newVar("u1", "KEY", 0))
+	err := s.Create(ctx, newVar("u1", "KEY", 1))
+	assert.ErrorIs(t, err, variables.ErrDuplicate)
+	// Another user may use the same name; names are case-sensitive.
+	assert.NoError(t, s.Create(ctx, newVar("u2", "KEY", 2)))
+	assert.NoError(t, s.Create(ctx, newVar("u1", "key", 3)))
+	list, err := s.ListByUser(ctx, "u1")
+	require.NoError(t, err)
+	assert.Len(t, list, 2)
+}
+
+func testDuplicateID(t *testing.T, s variables.Store) {
+	v := mustCreate(t, s, newVar("u1", "A", 0))
+	w := newVar("u2", "B", 1)
+	w.ID = v.ID
+	assert.ErrorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
+}
+
+func testNotFound(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	v := mustCreate(t, s, newVar("u1", "A", 0))
+	_, err := s.Get(ctx, "u1", ids.New())
+	assert.ErrorIs(t, err, variables.ErrNotFound)
+	_, err = s.Get(ctx, "u2", v.ID)
+	assert.ErrorIs(t, err, variables.ErrNotFound, "another user's variable must look missing")
+	_, err = s.GetByName(ctx, "u2", "A")
+	assert.ErrorIs(t, err, variables.ErrNotFound)
+	_, err = s.GetByName(ctx, "u1", "a")
+	assert.ErrorIs(t, err, variables.ErrNotFound)
+	list, err := s.ListByUser(ctx, "nobody")
+	require.NoError(t, err)
+	assert.NotNil(t, list)
+	assert.Empty(t, list)
+}
+
+func testList(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	// Inserted out of order; the same CreatedAt is ordered by ID.
+	c := mustCreate(t, s, newVar("u1", "C", 2))
+	a := mustCreate(t, s, newVar("u1", "A", 0))
+	b1 := newVar("u1", "B1", 1)
+	b2 := newVar("u1", "B2", 1)
+	if b1.ID > b2.ID {
+		b1.ID, b2.ID = b2.ID, b1.ID
+	}
+	mustCreate(t, s, b2)
+	mustCreate(t, s, b1)
+	mustCreate(t, s, newVar("u2", "X", 0))
+	list, err := s.ListByUser(ctx, "u1")
+	require.NoError(t, err)
+	var names []string
+	for _, v := range list {
+		names = append(names, v.Name)
+		assert.Equal(t, "u1", v.UserID)
+	}
+	assert.Equal(t, []string{"A", "B1", "B2", "C"}, names)
+	assertSame(t, a, list[0])
+	assertSame(t, c, list[3])
+}
+
+func testCopies(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	v := newVar("u1", "A", 0)
+	v.DefaultFields = []string{"f1", "f2"}
+	mustCreate(t, s, v)
+	v.DefaultFields[0] = "changed after Create"
+	got, err := s.Get(ctx, "u1", v.ID)
+	require.NoError(t, err)
+	got.DefaultFields[1] = "changed after Get"
+	list, err := s.ListByUser(ctx, "u1")
+	require.NoError(t, err)
+	list[0].DefaultFields[0] = "changed after List"
+	again, err := s.Get(ctx, "u1", v.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"f1", "f2"}, again.DefaultFields)
+}
+
+func testUpdate(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	prev := mustCreate(t, s, newVar("u1", "A", 0))
+	next := prev
+	next.Name, next.Value, next.Type = "A2", "gAAAAAnew", variables.Credential
+	next.DefaultFields = []string{"api_key"}
+	next.UpdatedAt = base.Add(time.Minute)
+	next.Origin = variables.OriginEnv
+	// Fields that never change, even if the caller changes them.
+	next.CreatedAt = base.Add(time.Hour)
+	require.NoError(t, s.Update(ctx, prev, next))
+	got, err := s.Get(ctx, "u1", prev.ID)
+	require.NoError(t, err)
+	want := next
+	want.CreatedAt = prev.CreatedAt
+	assertSame(t, want, got)
+	_, err = s.GetByName(ctx, "u1", "A")
+	assert.ErrorIs(t, err, variables.ErrNotFound, "old name is free after a rename")
+
+	missing := newVar("u1", "M", 0)
+	assert.ErrorIs(t, s.Update(ctx, missing, missing), variables.ErrNotFound)
+	foreign := got
+	foreign.UserID = "u2"
+	assert.ErrorIs(t, s.Update(ctx, got, foreign), variables.ErrNotFound, "another user's variable must look missing")
+}
+
+func testUpdateConflict(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	prev := mustCreate(t, s, newVar("u1", "A", 0))
+	edited := prev
+	edited.Value = "edited"
+	require.NoError(t, s.Update(ctx, prev, edited))
+
+	stale := prev
+	stale.Value = "stale write"
+	assert.ErrorIs(t, s.Update(ctx, prev, stale), variables.ErrConflict, "value changed since prev was read")
+
+	imported := edited
+	imported.Origin = variables.OriginEnv
+	require.NoError(t, s.Update(ctx, edited, imported))
+	staleOrigin := edited // same value, origin changed meanwhile
+	staleOrigin.Name = "B"
+	assert.ErrorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
+
+	got, err := s.Get(ctx, "u1", prev.ID)
+	require.NoError(t, err)
+	assertSame(t, imported, got)
+}
+
+func testUpdateRenameDuplicate(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newVar("u1", "A", 0))
+	b := mustCreate(t, s, newVar("u1", "B", 1))
+	mustCreate(t, s, newVar("u2", "C", 2))
+	next := b
+	next.Name = "A"
+	assert.ErrorIs(t, s.Update(ctx, b, next), variables.ErrDuplicate)
+	next.Name = "C" // only u2 has C
+	assert.NoError(t, s.Update(ctx, b, next))
+}
+
+func testDelete(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	v := mustCreate(t, s, newVar("u1", "A", 0))
+	assert.ErrorIs(t, s.Delete(ctx, "u2", v.ID), variables.ErrNotFound, "another user cannot delete it")
+	require.NoError(t, s.Delete(ctx, "u1", v.ID))
+	assert.ErrorIs(t, s.Delete(ctx, "u1", v.ID), variables.ErrNotFound)
+	_, err := s.Get(ctx, "u1", v.ID)
+	assert.ErrorIs(t, err, variables.ErrNotFound)
+	// The name is free again.
+	assert.NoError(t, s.Create(ctx, newVar("u1", "A", 1)))
+}
+
+func testListCiphertexts(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	var want []secrets.Ciphertext
+	for i := range 7 {
+		v := newVar(fmt.Sprintf("user-%d", i%3), fmt.Sprintf("V%d", i), i)
+		switch i % 3 {
+		case 0, 1: // Credential tokens, and a Generic token written by old Langflow
+			v.Value = fmt.Sprintf("gAAAAAtoken-%d", i)
+			if i%3 == 0 {
+				v.Type = variables.Credential
+			}
+			want = append(want, secrets.Ciphertext{ID: v.ID, Token: v.Value})
+		case 2: // plaintext: not listed
+			v.Value = fmt.Sprintf("GAAAAA plaintext %d", i)
+		}
+		mustCreate(t, s, v)
+	}
+	slices.SortFunc(want, func(a, b secrets.Ciphertext) int { return compare(a.ID, b.ID) })
+
+	all, err := s.ListCiphertexts(ctx, "", 100)
+	require.NoError(t, err)
+	assert.Equal(t, want, all)
+
+	var paged []secrets.Ciphertext
+	after := ""
+	for range 10 {
+		page, err := s.ListCiphertexts(ctx, after, 2)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(page), 2)
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = page[len(page)-1].ID
+	}
+	assert.Equal(t, want, paged, "pages of 2 must add up to the whole list")
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func testSwap(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	v := newVar("u1", "A", 0)
+	v.Type, v.Value, v.Origin = variables.Credential, "gAAAAAold", variables.OriginEnv
+	v.UpdatedAt = base.Add(time.Minute)
+	mustCreate(t, s, v)
+
+	ok, err := s.SwapCiphertext(ctx, v.ID, "gAAAAAwrong", "gAAAAAnew")
+	require.NoError(t, err)
+	assert.False(t, ok, "swap with a stale token must not apply")
+
+	ok, err = s.SwapCiphertext(ctx, v.ID, "gAAAAAold", "gAAAAAnew")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	got, err := s.Get(ctx, "u1", v.ID)
+	require.NoError(t, err)
+	want := v
+	want.Value = "gAAAAAnew"
+	assertSame(t, want, got) // timestamps and origin untouched
+
+	ok, err = s.SwapCiphertext(ctx, ids.New(), "gAAAAAold", "gAAAAAx")
+	require.NoError(t, err)
+	assert.False(t, ok, "missing id")
+}
+
+func testConcurrentCreate(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = s.Create(ctx, newVar("u1", "SAME", i)) })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else {
+			assert.ErrorIs(t, err, variables.ErrDuplicate)
+		}
+	}
+	assert.Equal(t, 1, won, "exactly one concurrent create of a name succeeds")
+}
+
+func testConcurrentUpdates(t *testing.T, s variables.Store) {
+	ctx := context.Background()
+	prev := mustCreate(t, s, newVar("u1", "A", 0))
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			next := prev
+			next.Value = fmt.Sprintf("writer-%d", i)
+			errs[i] = s.Update(ctx, prev, next)
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else if !errors.Is(err, variables.ErrConflict) {
+			t.Errorf("concurrent update: %v (want nil or ErrConflict)", err)
+		}
+	}
+	assert.Equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
+}

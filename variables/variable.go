@@ -1,0 +1,154 @@
+package variables
+
+import (
+	"errors"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Type is the kind of a variable: Credential (the default) or Generic.
+type Type string
+
+const (
+	// Credential values are encrypted at rest, never listed, and refused for
+	// session_id fields. It is the default type, as in Langflow's API.
+	Credential Type = "Credential"
+	// Generic values are stored and listed as given.
+	Generic Type = "Generic"
+)
+
+// Valid reports whether t is Credential or Generic.
+func (t Type) Valid() bool { return t == Credential || t == Generic }
+
+// Origin records who last wrote a variable's value: a user (through the
+// Service or the API) or the environment import. It is kept apart from the
+// timestamps so the import can tell its own rows from rows a user edited.
+type Origin string
+
+const (
+	// OriginUser marks a variable created or last edited by a user.
+	OriginUser Origin = "user"
+	// OriginEnv marks a variable created or last refreshed by ImportEnv and
+	// not edited by a user since.
+	OriginEnv Origin = "env"
+)
+
+// Variable is one stored global variable.
+type Variable struct {
+	ID     string // UUID (internal/ids)
+	UserID string
+	Name   string
+	// Value is the value as stored: a Fernet token for Credential variables
+	// (plaintext for Credential rows written by old versions of Langflow), the
+	// plaintext for Generic ones (a Fernet token for Generic rows written by
+	// Langflow before 1.7).
+	Value         string
+	Type          Type
+	DefaultFields []string // "Apply To Fields": field names the variable fills when they are empty
+	CreatedAt     time.Time
+	UpdatedAt     time.Time // zero until the first update, as Langflow's NULL updated_at
+	Origin        Origin
+}
+
+// Hidden reports whether v is an internal variable that listings leave out:
+// Langflow hides names that start and end with "__" (e.g. __enabled_models__).
+func (v Variable) Hidden() bool {
+	return strings.HasPrefix(v.Name, "__") && strings.HasSuffix(v.Name, "__")
+}
+
+// Sentinel errors. Store methods return ErrNotFound and ErrDuplicate (possibly
+// wrapped); the Service returns them and the validation errors below.
+var (
+	// ErrNotFound: no such variable for this user (another user's variable
+	// looks the same).
+	ErrNotFound = errors.New("variables: variable not found")
+	// ErrDuplicate: the user already has a variable of that name, or the ID
+	// exists.
+	ErrDuplicate = errors.New("variables: variable already exists")
+	// ErrConflict: Store.Update found the row changed since it was read.
+	ErrConflict = errors.New("variables: variable changed concurrently")
+)
+
+// Validation errors: inputs the Service refuses. Each is a *ValidationError
+// whose Message is Langflow's exact text (or, for checks Langflow lacks, a
+// message in the same style); the Service returns these values (or, for
+// ErrCredentialSessionID, one that errors.Is matches), so callers can test
+// with errors.Is and show Error() to the client.
+var (
+	ErrEmptyNameAndValue = &ValidationError{Message: "Variable name and value cannot be empty"}
+	ErrEmptyName         = &ValidationError{Message: "Variable name cannot be empty"}
+	ErrEmptyValue        = &ValidationError{Message: "Variable value cannot be empty"}
+	// ErrNameExists also matches ErrDuplicate.
+	ErrNameExists = &ValidationError{Message: "Variable name already exists"}
+	// ErrInvalidName: the name is not valid UTF-8, has a control character
+	// or is longer than MaxNameLen bytes (keyflow's check; Langflow has none).
+	ErrInvalidName = &ValidationError{Message: "Variable name must be valid UTF-8 without control characters, at most 255 bytes"}
+	// ErrInvalidValue: a Generic value holds a NUL character or invalid UTF-8,
+	// which SQL text columns cannot store (keyflow's check).
+	ErrInvalidValue = &ValidationError{Message: "Variable value must be valid UTF-8 without NUL characters"}
+	// ErrInvalidType: the type is neither Credential nor Generic (Langflow
+	// stores any string).
+	ErrInvalidType = &ValidationError{Message: "Variable type must be Credential or Generic"}
+	// ErrCredentialSessionID: a Credential variable was bound to a session_id
+	// field. The error returned carries Langflow's message, which names the
+	// variable, and matches this value with errors.Is.
+	ErrCredentialSessionID = &ValidationError{Message: "Credential variables cannot be used in a Session ID field"}
+)
+
+// ValidationError is an input the Service refused. Message is safe to show to
+// the client (HTTP 400): it never contains a value.
+type ValidationError struct {
+	Message string
+	kind    *ValidationError // the sentinel this error is an instance of, if not itself
+}
+
+func (e *ValidationError) Error() string { return e.Message }
+
+// Is makes an instance match its sentinel, and ErrNameExists match
+// ErrDuplicate.
+func (e *ValidationError) Is(target error) bool {
+	if target == ErrDuplicate {
+		return e == ErrNameExists || e.kind == ErrNameExists
+	}
+	return e.kind != nil && target == error(e.kind)
+}
+
+func credentialSessionIDError(name string) error {
+	return &ValidationError{
+		Message: "variable " + name + " of type 'Credential' cannot be used in a Session ID field " +
+			"because its purpose is to prevent the exposure of values.",
+		kind: ErrCredentialSessionID,
+	}
+}
+
+// MaxNameLen is the longest variable name accepted, in bytes.
+const MaxNameLen = 255
+
+// ValidateName checks a variable name: non-empty (ErrEmptyName), valid UTF-8
+// without control characters and at most MaxNameLen bytes (ErrInvalidName).
+// Langflow checks only emptiness; the other rules keep names storable in
+// every SQL database and printable in logs.
+func ValidateName(name string) error {
+	if name == "" {
+		return ErrEmptyName
+	}
+	if len(name) > MaxNameLen || !utf8.ValidString(name) {
+		return ErrInvalidName
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return ErrInvalidName
+		}
+	}
+	return nil
+}
+
+// validateStoredText refuses what a SQL text column cannot hold.
+func validateStoredText(value string) error {
+	if !utf8.ValidString(value) || strings.IndexByte(value, 0) >= 0 {
+		return ErrInvalidValue
+	}
+	return nil
+}
