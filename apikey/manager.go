@@ -1,0 +1,513 @@
+package apikey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyflow-dev/keyflow/internal/ids"
+)
+
+// Config configures a Manager. The zero value is useful: an in-memory store,
+// Langflow's key format, a 10 000-entry cache and usage counters flushed
+// every 10 seconds.
+type Config struct {
+	// Store keeps the records. nil: a new MemoryStore.
+	Store Store
+
+	// Format makes the keys that Create returns. nil: Langflow.
+	Format Format
+
+	// AcceptFormats are the formats Verify and Import accept, tried in
+	// order. nil: {Format}. It must accept the keys Format makes.
+	AcceptFormats []Format
+
+	// CacheSize bounds the number of cached verification results, positive
+	// and negative. 0: 10 000. Negative: no cache (every Verify reads the
+	// store).
+	CacheSize int
+
+	// CacheTTL is how long a verified key is trusted without reading the
+	// store again. It bounds how late this Manager sees a change made by
+	// another process sharing the store, unless that process's change is
+	// passed to Invalidate. Changes made through this Manager are seen at
+	// once. 0: 5 s. Negative: verified keys are not cached.
+	CacheTTL time.Duration
+
+	// NegativeCacheTTL is how long an unknown key is remembered as unknown,
+	// so that repeated junk keys do not reach the store. 0: 1 s. Negative:
+	// unknown keys are not cached.
+	NegativeCacheTTL time.Duration
+
+	// FlushInterval is how often usage counters are written to the store,
+	// in one Store.AddUsage call. 0: 10 s. Negative: only by Flush and
+	// Close.
+	FlushInterval time.Duration
+
+	// DisableUsageTracking turns off total_uses and last_used_at counting.
+	// It is Langflow's LANGFLOW_DISABLE_TRACK_APIKEY_USAGE setting; the host
+	// reads the variable and sets this field.
+	DisableUsageTracking bool
+
+	// Now returns the current time. nil: the system clock, read through an
+	// internal millisecond clock on the verification path.
+	Now func() time.Time
+
+	// Logger receives failed usage flushes. nil: slog.Default(). Keys are
+	// never logged.
+	Logger *slog.Logger
+}
+
+// CreateOptions are the optional properties of a new key.
+type CreateOptions struct {
+	// ExpiresAt is when the key stops working; nil: never. Create refuses a
+	// time that has already passed; Import accepts it (the key then verifies
+	// as ErrExpired).
+	ExpiresAt *time.Time
+	// Scopes restrict the key; nil or empty: unrestricted. Each scope is 1
+	// to 128 printable ASCII characters without spaces (an OAuth 2.0
+	// scope-token), at most 64 scopes.
+	Scopes []string
+}
+
+// Defaults of Config.
+const (
+	DefaultCacheSize        = 10000
+	DefaultCacheTTL         = 5 * time.Second
+	DefaultNegativeCacheTTL = time.Second
+	DefaultFlushInterval    = 10 * time.Second
+)
+
+const (
+	maxNameLen   = 255
+	maxScopes    = 64
+	maxScopeLen  = 128
+	minFlushWait = 5 * time.Second // minimum deadline of a background flush
+)
+
+// Manager creates, lists, revokes and verifies API keys over a Store, with a
+// verification cache and batched usage counters. It is safe for concurrent
+// use. Close it to stop its background flusher and write pending counters.
+type Manager struct {
+	store  Store
+	format Format
+	accept []Format
+	nowFn  func() time.Time
+	clock  coarseClock
+	log    *slog.Logger
+
+	cache  *cache // nil: no cache
+	posTTL int64  // nanoseconds; ≤ 0: positives not cached
+	negTTL int64  // nanoseconds; ≤ 0: negatives not cached
+
+	track bool
+	usage usage
+
+	stop      chan struct{} // closed by Close; nil without a flusher
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// NewManager returns a Manager for cfg, and starts its usage flusher unless
+// usage tracking is disabled or cfg.FlushInterval is negative.
+func NewManager(cfg Config) (*Manager, error) {
+	m := &Manager{
+		store:  cfg.Store,
+		format: cfg.Format,
+		nowFn:  cfg.Now,
+		log:    cfg.Logger,
+		track:  !cfg.DisableUsageTracking,
+	}
+	if m.store == nil {
+		m.store = NewMemoryStore()
+	}
+	if m.format == nil {
+		m.format = Langflow
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	m.accept = cfg.AcceptFormats
+	if m.accept == nil {
+		m.accept = []Format{m.format}
+	}
+	if len(m.accept) == 0 {
+		return nil, errors.New("apikey: Config.AcceptFormats is empty")
+	}
+	for _, f := range m.accept {
+		if f == nil {
+			return nil, errors.New("apikey: Config.AcceptFormats holds a nil Format")
+		}
+	}
+	m.accept = append([]Format(nil), m.accept...)
+	sample, err := m.format.Generate()
+	if err != nil {
+		return nil, fmt.Errorf("apikey: Config.Format cannot generate a key: %w", err)
+	}
+	if m.checkFormat(sample) != nil {
+		return nil, errors.New("apikey: Config.AcceptFormats rejects the keys of Config.Format")
+	}
+
+	size, ttl, negTTL := cfg.CacheSize, cfg.CacheTTL, cfg.NegativeCacheTTL
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	if ttl == 0 {
+		ttl = DefaultCacheTTL
+	}
+	if negTTL == 0 {
+		negTTL = DefaultNegativeCacheTTL
+	}
+	m.posTTL, m.negTTL = int64(ttl), int64(negTTL)
+	if size > 0 && (ttl > 0 || negTTL > 0) {
+		m.cache = newCache(size)
+	}
+
+	every := cfg.FlushInterval
+	if every == 0 {
+		every = DefaultFlushInterval
+	}
+	if m.track && every > 0 {
+		m.stop, m.done = make(chan struct{}), make(chan struct{})
+		go m.flushLoop(every)
+	}
+	return m, nil
+}
+
+// Create makes a new key for userID and stores its record. It returns the key
+// (the only time it is available: only its hash is stored) and the record.
+// Errors: invalid arguments; ErrUnavailable if the store fails.
+func (m *Manager) Create(ctx context.Context, userID, name string, opts CreateOptions) (key string, rec Record, err error) {
+	now := m.now()
+	if err := validate(userID, name, opts); err != nil {
+		return "", Record{}, err
+	}
+	if opts.ExpiresAt != nil && !opts.ExpiresAt.After(now) {
+		return "", Record{}, errors.New("apikey: expiry time is not in the future")
+	}
+	key, err = m.format.Generate()
+	if err != nil {
+		return "", Record{}, fmt.Errorf("apikey: generate key: %w", err)
+	}
+	rec = newRecord(userID, name, key, now, opts)
+	if err := m.insert(ctx, "create", rec); err != nil {
+		return "", Record{}, err
+	}
+	return key, rec.clone(), nil
+}
+
+// Import stores an existing plaintext key, for example one read from a
+// Langflow database (its api_key column, decrypted if needed), so that it is
+// stored hashed and verifies as before. The key must be accepted by one of
+// Config.AcceptFormats. Errors: ErrInvalid if it is not; ErrDuplicate if the
+// key is already stored; invalid arguments; ErrUnavailable.
+//
+// To carry over a Langflow row's counters and dates as well, insert a Record
+// into the Store directly, with Hash set to HashKey(key), then call
+// Invalidate(HashKey(key)).
+func (m *Manager) Import(ctx context.Context, userID, name, key string, opts CreateOptions) (Record, error) {
+	if err := validate(userID, name, opts); err != nil {
+		return Record{}, err
+	}
+	if key == "" {
+		return Record{}, errEmpty
+	}
+	if err := m.checkFormat(key); err != nil {
+		return Record{}, err
+	}
+	rec := newRecord(userID, name, key, m.now(), opts)
+	if err := m.insert(ctx, "import", rec); err != nil {
+		return Record{}, err
+	}
+	return rec.clone(), nil
+}
+
+func (m *Manager) insert(ctx context.Context, op string, rec Record) error {
+	err := m.store.Insert(ctx, rec)
+	// Drop a negative entry for this key (an Import of a key tried before).
+	m.Invalidate(rec.Hash)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrDuplicate):
+		return ErrDuplicate
+	default:
+		return unavailable(op, err)
+	}
+}
+
+func newRecord(userID, name, key string, now time.Time, opts CreateOptions) Record {
+	rec := Record{
+		ID:        ids.New(),
+		UserID:    userID,
+		Name:      name,
+		Hash:      HashKey(key),
+		Prefix:    displayPrefix(key),
+		Length:    len(key),
+		CreatedAt: now,
+		Active:    true,
+	}
+	if opts.ExpiresAt != nil {
+		t := normTime(*opts.ExpiresAt)
+		rec.ExpiresAt = &t
+	}
+	if len(opts.Scopes) > 0 {
+		rec.Scopes = append([]string(nil), opts.Scopes...)
+	}
+	return rec
+}
+
+func validate(userID, name string, opts CreateOptions) error {
+	switch {
+	case userID == "":
+		return errors.New("apikey: user ID is empty")
+	case len(name) > maxNameLen:
+		return fmt.Errorf("apikey: name is longer than %d bytes", maxNameLen)
+	case !utf8.ValidString(name):
+		return errors.New("apikey: name is not valid UTF-8")
+	case len(opts.Scopes) > maxScopes:
+		return fmt.Errorf("apikey: more than %d scopes", maxScopes)
+	}
+	for _, s := range opts.Scopes {
+		if s == "" || len(s) > maxScopeLen {
+			return fmt.Errorf("apikey: a scope must be 1 to %d characters", maxScopeLen)
+		}
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c <= ' ' || c > '~' || c == '"' || c == '\\' {
+				return errors.New("apikey: a scope may hold only printable ASCII characters other than space, \" and \\")
+			}
+		}
+	}
+	return nil
+}
+
+// List returns the keys of userID, oldest first, with Langflow's masking
+// available through Record.MaskedKey; an empty slice when there are none.
+// TotalUses and LastUsedAt are as last flushed, so they can lag by up to
+// Config.FlushInterval. Errors: ErrUnavailable.
+func (m *Manager) List(ctx context.Context, userID string) ([]Record, error) {
+	recs, err := m.store.ListByUser(ctx, userID)
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	if recs == nil {
+		recs = []Record{}
+	}
+	return recs, nil
+}
+
+// Delete revokes key id of userID by deleting its record. It returns
+// ErrNotFound if there is no such key or it belongs to another user (the two
+// look the same), and ErrUnavailable if the store fails. Once Delete returns
+// nil, no Verify on this Manager accepts the key.
+func (m *Manager) Delete(ctx context.Context, userID, id string) error {
+	rec, err := m.store.Delete(ctx, userID, id)
+	if err != nil {
+		return m.mutationError("delete", err)
+	}
+	m.Invalidate(rec.Hash)
+	return nil
+}
+
+// SetActive enables or disables key id of userID (Langflow's is_active); a
+// disabled key verifies as ErrInactive. Errors and cache eviction as for
+// Delete.
+func (m *Manager) SetActive(ctx context.Context, userID, id string, active bool) error {
+	rec, err := m.store.SetActive(ctx, userID, id, active)
+	if err != nil {
+		return m.mutationError("set active", err)
+	}
+	m.Invalidate(rec.Hash)
+	return nil
+}
+
+func (m *Manager) mutationError(op string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return ErrNotFound
+	}
+	return unavailable(op, err)
+}
+
+var errWrongRecord = errors.New("store returned a record with another hash")
+
+// Verify checks key and returns who it acts for.
+//
+// It returns ErrMissing for an empty key, an error wrapping ErrInvalid for a
+// malformed or unknown key (checked before any hashing or I/O for malformed
+// ones), ErrInactive for a disabled key, ErrExpired for an expired one, and an
+// error wrapping ErrUnavailable and the cause when the store fails; only a nil
+// error authenticates. A store failure is never cached.
+//
+// On a cache hit Verify does no I/O and allocates nothing; the returned
+// Principal's Scopes are shared and must not be modified. A successful
+// verification counts one use of the key (unless usage tracking is off).
+// Verify does not log.
+func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
+	if key == "" {
+		return Principal{}, ErrMissing
+	}
+	if err := m.checkFormat(key); err != nil {
+		return Principal{}, err
+	}
+	h := HashKey(key)
+	now := m.nowNano()
+	var gen uint64
+	if m.cache != nil {
+		var e *entry
+		if e, gen = m.cache.get(&h, now); e != nil {
+			return m.admit(e, now, true)
+		}
+	}
+	return m.lookup(ctx, &h, now, gen)
+}
+
+// lookup is Verify's cache miss: read the store, cache the result unless the
+// shard was invalidated since gen, and judge it.
+func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (Principal, error) {
+	rec, err := m.store.ByHash(ctx, *h)
+	var (
+		e   *entry
+		ttl int64
+	)
+	switch {
+	case err == nil && rec.Hash == *h:
+		e, ttl = newEntry(rec), m.posTTL
+	case err == nil:
+		return Principal{}, unavailable("verify", errWrongRecord)
+	case errors.Is(err, ErrNotFound):
+		e, ttl = &entry{h: *h, err: errUnknown}, m.negTTL
+	default:
+		return Principal{}, unavailable("verify", err)
+	}
+	shared := false
+	if m.cache != nil && ttl > 0 {
+		e.until = now + ttl
+		shared = m.cache.put(e, gen, now)
+	}
+	return m.admit(e, now, shared)
+}
+
+func newEntry(rec Record) *entry {
+	e := &entry{
+		h:         rec.Hash,
+		principal: Principal{UserID: rec.UserID, KeyID: rec.ID, KeyName: rec.Name},
+		active:    rec.Active,
+	}
+	if len(rec.Scopes) > 0 {
+		e.principal.Scopes = rec.Scopes // rec is the store's copy, owned here
+	}
+	if rec.ExpiresAt != nil {
+		e.hasExpiry, e.expires = true, rec.ExpiresAt.UnixNano()
+	}
+	return e
+}
+
+// admit judges an entry at time now and counts a successful use. shared
+// tells whether e is in the cache (its counters are then used).
+func (m *Manager) admit(e *entry, now int64, shared bool) (Principal, error) {
+	switch {
+	case e.err != nil:
+		return Principal{}, e.err
+	case !e.active:
+		return Principal{}, ErrInactive
+	case e.hasExpiry && now > e.expires:
+		return Principal{}, ErrExpired
+	}
+	if m.track {
+		if shared {
+			m.usage.count(e, now)
+		} else {
+			m.usage.countLoose(e.principal.KeyID, now)
+		}
+	}
+	return e.principal, nil
+}
+
+// checkFormat runs the length cap and the accepted formats' checks.
+func (m *Manager) checkFormat(key string) error {
+	if len(key) > MaxKeyLength {
+		return errTooLong
+	}
+	if len(m.accept) == 1 {
+		if err := m.accept[0].Check(key); err != nil {
+			return asInvalid(err)
+		}
+		return nil
+	}
+	var first error
+	for _, f := range m.accept {
+		err := f.Check(key)
+		if err == nil {
+			return nil
+		}
+		// Prefer the reason of a format whose prefix matched.
+		if first == nil || first == errPrefix {
+			first = err
+		}
+	}
+	return asInvalid(first)
+}
+
+// asInvalid makes sure a (third-party) format's error wraps ErrInvalid.
+func asInvalid(err error) error {
+	if errors.Is(err, ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
+}
+
+// Invalidate drops the cached result for h, so that the next Verify of that
+// key reads the store, and makes sure that no verification already under way
+// caches what it read before. Call it when a record changed outside this
+// Manager: another process deleted, disabled, enabled or imported the key
+// (for example from a PostgreSQL LISTEN/NOTIFY feed). The Manager calls it
+// itself for its own changes.
+//
+// It is cheap (one shard lock, no I/O, no allocation), safe for concurrent
+// use, and harmless for hashes that are not cached. Pending usage counts of
+// the key are kept.
+func (m *Manager) Invalidate(h Hash) {
+	if m.cache != nil {
+		m.cache.invalidate(&h)
+	}
+}
+
+// now is the precise current time, UTC, truncated to microseconds.
+func (m *Manager) now() time.Time {
+	if m.nowFn != nil {
+		return normTime(m.nowFn())
+	}
+	return normTime(time.Now())
+}
+
+// nowNano is the verification path's clock, in Unix nanoseconds.
+func (m *Manager) nowNano() int64 {
+	if m.nowFn != nil {
+		return m.nowFn().UnixNano()
+	}
+	return m.clock.Now()
+}
+
+// normTime drops the monotonic reading, moves t to UTC and truncates it to
+// microseconds, the precision of every store.
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// Close stops the background flusher and writes pending usage counters,
+// returning the flush's error. The final flush has no deadline of its own (it
+// uses context.Background); to bound it, call Flush with a deadline first.
+// Verify still works after Close, but its counts are written only by explicit
+// Flush calls. Close may be called more than once; each call flushes.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() {
+		if m.stop != nil {
+			close(m.stop)
+			<-m.done
+		}
+		m.clock.close()
+	})
+	return m.Flush(context.Background())
+}

@@ -1,0 +1,16 @@
+package apikey_test
+
+import (
+	"testing"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/apikey/storetest"
+)
+
+func TestMemoryStoreConformance(t *testing.T) {
+	storetest.Run(t, func(*testing.T) apikey.Store { return apikey.NewMemoryStore() })
+}
+
+func TestMemoryStoreZeroValueConformance(t *testing.T) {
+	storetest.Run(t, func(*testing.T) apikey.Store { return new(apikey.MemoryStore) })
+}

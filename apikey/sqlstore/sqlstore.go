@@ -1,0 +1,441 @@
+// Package sqlstore is an apikey.Store on database/sql for SQLite and
+// PostgreSQL. It imports no driver: the host opens the *sql.DB with the driver
+// it chooses (for example modernc.org/sqlite or pgx's stdlib) and names the
+// dialect in Options; nothing is guessed from the driver.
+//
+// New creates or migrates the schema: one table (default "apikey") with a
+// unique index on the key hash and an index on the user ID, and a table
+// "<table>_migrations" that records the schema version. The table holds no
+// key and no reversible form of one: only its SHA-256 (api_key_hash, 64 hex
+// characters, as Langflow's column of that name) and an 8-character display
+// prefix.
+//
+// The default table name is Langflow's, but the columns are not: to keep
+// keyflow's keys in a Langflow database, pick another Options.Table (New
+// refuses to take over an existing table it did not create).
+//
+// Times are stored with microsecond precision: TIMESTAMPTZ on PostgreSQL,
+// fixed-width UTC text ("2006-01-02T15:04:05.000000Z", which sorts in time
+// order) on SQLite.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+)
+
+// Dialect names the SQL dialect of the database.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Dialect of the database; required.
+	Dialect Dialect
+	// Table is the name of the key table: letters, digits and underscores,
+	// starting with a letter or underscore, at most 48 characters.
+	// "": "apikey".
+	Table string
+}
+
+// Store is an apikey.Store on a *sql.DB. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	q       queries
+	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
+}
+
+var _ apikey.Store = (*Store)(nil)
+
+type queries struct {
+	insert, byHash, list, deleteRet, setActive, addUsage, probe string
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
+
+const columns = "id, user_id, name, api_key_hash, prefix, key_length, created_at, last_used_at, total_uses, is_active, expires_at, scopes"
+
+// New returns a Store on db, creating or migrating its schema first. It does
+// not close db.
+func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("sqlstore: db is nil")
+	}
+	if opts.Dialect != SQLite && opts.Dialect != Postgres {
+		return nil, fmt.Errorf("sqlstore: Options.Dialect must be sqlstore.SQLite or sqlstore.Postgres, not %q", opts.Dialect)
+	}
+	table := opts.Table
+	if table == "" {
+		table = "apikey"
+	}
+	if !tableName.MatchString(table) {
+		return nil, fmt.Errorf("sqlstore: table name %q is not a plain SQL identifier", table)
+	}
+	s := &Store{db: db, dialect: opts.Dialect}
+	s.q = queries{
+		insert:    "INSERT INTO " + table + " (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		byHash:    "SELECT " + columns + " FROM " + table + " WHERE api_key_hash = ?",
+		list:      "SELECT " + columns + " FROM " + table + " WHERE user_id = ? ORDER BY created_at, id",
+		deleteRet: "DELETE FROM " + table + " WHERE id = ? AND user_id = ? RETURNING " + columns,
+		setActive: "UPDATE " + table + " SET is_active = ? WHERE id = ? AND user_id = ? RETURNING " + columns,
+		// last_used_at = max(last_used_at, ?), written with CASE because
+		// SQLite's max() is NULL when an argument is NULL.
+		addUsage: "UPDATE " + table + " SET total_uses = total_uses + ?, " +
+			"last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END WHERE id = ?",
+		probe: "SELECT " + columns + " FROM " + table + " WHERE 1 = 0",
+	}
+	if s.dialect == Postgres {
+		for _, q := range []*string{&s.q.insert, &s.q.byHash, &s.q.list, &s.q.deleteRet, &s.q.setActive, &s.q.addUsage, &s.q.probe} {
+			*q = numberPlaceholders(*q)
+		}
+	}
+	if err := s.migrate(ctx, table); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, s.q.probe)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Options.Table): %w", table, err)
+	}
+	_ = rows.Close()
+	if s.dialect == SQLite {
+		// Saves parsing the query on every cache miss: about a quarter of a
+		// lookup with modernc.org/sqlite. (With pgx, an explicit statement
+		// measured slower than pgx's own statement cache.)
+		if s.byHash, err = db.PrepareContext(ctx, s.q.byHash); err != nil {
+			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// numberPlaceholders rewrites ? to $1, $2, … (the queries hold no other ?).
+func numberPlaceholders(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// migrations[i] brings the schema from version i to i+1.
+func migrations(d Dialect, table string) [][]string {
+	text, ts, boolean, bigint, yes := "TEXT", "TEXT", "INTEGER", "INTEGER", "1"
+	if d == Postgres {
+		ts, boolean, bigint, yes = "TIMESTAMPTZ", "BOOLEAN", "BIGINT", "TRUE"
+	}
+	return [][]string{{
+		// Plain CREATE TABLE: fail rather than adopt a table created by
+		// another program (such as Langflow's own apikey table).
+		"CREATE TABLE " + table + " (" +
+			"id " + text + " NOT NULL PRIMARY KEY, " +
+			"user_id " + text + " NOT NULL, " +
+			"name " + text + " NOT NULL DEFAULT '', " +
+			"api_key_hash " + text + " NOT NULL, " +
+			"prefix " + text + " NOT NULL, " +
+			"key_length INTEGER NOT NULL, " +
+			"created_at " + ts + " NOT NULL, " +
+			"last_used_at " + ts + ", " +
+			"total_uses " + bigint + " NOT NULL DEFAULT 0, " +
+			"is_active " + boolean + " NOT NULL DEFAULT " + yes + ", " +
+			"expires_at " + ts + ", " +
+			"scopes " + text + ")",
+		"CREATE UNIQUE INDEX " + table + "_api_key_hash_key ON " + table + " (api_key_hash)",
+		"CREATE INDEX " + table + "_user_id_idx ON " + table + " (user_id, created_at)",
+	}}
+}
+
+func (s *Store) migrate(ctx context.Context, table string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if s.dialect == Postgres {
+		// Serialise concurrent migrations of this table by several processes.
+		h := fnv.New64a()
+		_, _ = h.Write([]byte("keyflow/apikey/sqlstore:" + table))
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+			return fmt.Errorf("sqlstore: migrate: lock: %w", err)
+		}
+	}
+	versions := table + "_migrations"
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versions+" (version INTEGER NOT NULL PRIMARY KEY)"); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	var current sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versions).Scan(&current); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	steps := migrations(s.dialect, table)
+	if int(current.Int64) > len(steps) {
+		return fmt.Errorf("sqlstore: schema version %d of table %s is newer than this program's (%d)", current.Int64, table, len(steps))
+	}
+	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
+	if s.dialect == Postgres {
+		insertVersion = numberPlaceholders(insertVersion)
+	}
+	for v := int(current.Int64); v < len(steps); v++ {
+		for _, stmt := range steps[v] {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("sqlstore: migrate table %s to version %d (if the table belongs to another program, choose Options.Table): %w", table, v+1, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, insertVersion, v+1); err != nil {
+			return fmt.Errorf("sqlstore: migrate: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// Insert implements apikey.Store.
+func (s *Store) Insert(ctx context.Context, r apikey.Record) error {
+	scopes, err := encodeScopes(r.Scopes)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, s.q.insert,
+		r.ID, r.UserID, r.Name, r.Hash.String(), r.Prefix, r.Length,
+		s.timeArg(r.CreatedAt), s.nullTimeArg(r.LastUsedAt), r.TotalUses, r.Active,
+		s.nullTimeArg(r.ExpiresAt), scopes)
+	if err != nil {
+		return fmt.Errorf("sqlstore: insert: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: insert: %w", err)
+	}
+	if n == 0 { // ON CONFLICT DO NOTHING: the ID or the hash exists
+		return apikey.ErrDuplicate
+	}
+	return nil
+}
+
+// ByHash implements apikey.Store.
+func (s *Store) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error) {
+	if s.byHash != nil {
+		return s.oneRow(s.byHash.QueryRowContext(ctx, h.String()), "by hash")
+	}
+	return s.one(ctx, "by hash", s.q.byHash, h.String())
+}
+
+// Close releases the store's prepared statement. It does not close the
+// *sql.DB, and the store must not be used afterwards. Calling it is optional
+// when the *sql.DB is closed anyway.
+func (s *Store) Close() error {
+	if s.byHash == nil {
+		return nil
+	}
+	return s.byHash.Close()
+}
+
+// ListByUser implements apikey.Store.
+func (s *Store) ListByUser(ctx context.Context, userID string) ([]apikey.Record, error) {
+	rows, err := s.db.QueryContext(ctx, s.q.list, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := []apikey.Record{}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: list: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list: %w", err)
+	}
+	return out, nil
+}
+
+// Delete implements apikey.Store.
+func (s *Store) Delete(ctx context.Context, userID, id string) (apikey.Record, error) {
+	return s.one(ctx, "delete", s.q.deleteRet, id, userID)
+}
+
+// SetActive implements apikey.Store.
+func (s *Store) SetActive(ctx context.Context, userID, id string, active bool) (apikey.Record, error) {
+	return s.one(ctx, "set active", s.q.setActive, active, id, userID)
+}
+
+// one runs a query that returns at most one record; none is ErrNotFound.
+func (s *Store) one(ctx context.Context, op, query string, args ...any) (apikey.Record, error) {
+	return s.oneRow(s.db.QueryRowContext(ctx, query, args...), op)
+}
+
+func (s *Store) oneRow(row *sql.Row, op string) (apikey.Record, error) {
+	r, err := scanRecord(row)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return apikey.Record{}, apikey.ErrNotFound
+	case err != nil:
+		return apikey.Record{}, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	return r, nil
+}
+
+// AddUsage implements apikey.Store: one transaction, one atomic UPDATE per
+// entry (total_uses = total_uses + n; last_used_at only forward), in ID order
+// so that concurrent batches from several processes cannot deadlock.
+func (s *Store) AddUsage(ctx context.Context, batch []apikey.Usage) error {
+	if len(batch) == 0 {
+		return ctx.Err()
+	}
+	batch = slices.Clone(batch)
+	slices.SortFunc(batch, func(a, b apikey.Usage) int { return strings.Compare(a.ID, b.ID) })
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: add usage: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx, s.q.addUsage)
+	if err != nil {
+		return fmt.Errorf("sqlstore: add usage: %w", err)
+	}
+	defer func() { _ = stmt.Close() }()
+	for _, u := range batch {
+		last := s.timeArg(u.LastUsed)
+		if u.LastUsed.IsZero() {
+			last = nil // CASE keeps the stored value
+		}
+		if _, err := stmt.ExecContext(ctx, u.Uses, last, last, u.ID); err != nil {
+			return fmt.Errorf("sqlstore: add usage: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: add usage: %w", err)
+	}
+	return nil
+}
+
+// sqliteTime is the fixed-width, sortable text form of times in SQLite.
+const sqliteTime = "2006-01-02T15:04:05.000000Z"
+
+func (s *Store) timeArg(t time.Time) any {
+	t = t.UTC().Truncate(time.Microsecond)
+	if s.dialect == SQLite {
+		return t.Format(sqliteTime)
+	}
+	return t
+}
+
+func (s *Store) nullTimeArg(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return s.timeArg(*t)
+}
+
+func encodeScopes(scopes []string) (any, error) {
+	if len(scopes) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(scopes)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: encode scopes: %w", err)
+	}
+	return string(b), nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(row scanner) (apikey.Record, error) {
+	var (
+		r                          apikey.Record
+		hash                       string
+		created, lastUsed, expires timeValue
+		scopes                     sql.NullString
+	)
+	err := row.Scan(&r.ID, &r.UserID, &r.Name, &hash, &r.Prefix, &r.Length,
+		&created, &lastUsed, &r.TotalUses, &r.Active, &expires, &scopes)
+	if err != nil {
+		return apikey.Record{}, err
+	}
+	if r.Hash, err = apikey.ParseHash(hash); err != nil {
+		return apikey.Record{}, fmt.Errorf("record %s: %w", r.ID, err)
+	}
+	if !created.valid {
+		return apikey.Record{}, fmt.Errorf("record %s: created_at is NULL", r.ID)
+	}
+	r.CreatedAt = created.t
+	if lastUsed.valid {
+		r.LastUsedAt = &lastUsed.t
+	}
+	if expires.valid {
+		r.ExpiresAt = &expires.t
+	}
+	if scopes.Valid && scopes.String != "" {
+		if err := json.Unmarshal([]byte(scopes.String), &r.Scopes); err != nil {
+			return apikey.Record{}, fmt.Errorf("record %s: scopes: %w", r.ID, err)
+		}
+	}
+	return r, nil
+}
+
+// timeValue scans a nullable time from a TIMESTAMPTZ (time.Time) or from
+// text in keyflow's SQLite form or another common one; naive text is UTC.
+type timeValue struct {
+	t     time.Time
+	valid bool
+}
+
+var textTimeLayouts = []string{
+	sqliteTime,
+	time.RFC3339Nano,
+	"2006-01-02 15:04:05.999999999-07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+}
+
+func (v *timeValue) Scan(src any) error {
+	switch x := src.(type) {
+	case nil:
+		*v = timeValue{}
+		return nil
+	case time.Time:
+		*v = timeValue{t: x.UTC(), valid: true}
+		return nil
+	case []byte:
+		return v.parse(string(x))
+	case string:
+		return v.parse(x)
+	}
+	return fmt.Errorf("cannot scan %T into a time", src)
+}
+
+func (v *timeValue) parse(s string) error {
+	for _, layout := range textTimeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			*v = timeValue{t: t.UTC(), valid: true}
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot parse time %q", s)
+}

@@ -1,0 +1,53 @@
+package apikey
+
+import (
+	"context"
+	"time"
+)
+
+// Usage is a batch entry for Store.AddUsage: Uses more successful
+// verifications of key ID, the latest of them at LastUsed.
+type Usage struct {
+	ID       string
+	Uses     int64 // ≥ 0
+	LastUsed time.Time
+}
+
+// Store keeps key records. A Manager is the usual client; package
+// apikey/storetest checks that an implementation meets this contract.
+//
+// Implementations must be safe for concurrent use, must not retain or modify
+// the records and slices they are given, and must return records that share
+// no memory with their own state. Times must keep at least microsecond
+// precision. Every method takes the context first and returns an error
+// wrapping ctx.Err() when the context is done before the operation. Errors
+// other than the sentinels listed below mean a system failure; the Manager
+// reports them as ErrUnavailable and never authenticates on them.
+type Store interface {
+	// Insert adds r. It returns ErrDuplicate if a record with r.ID or
+	// r.Hash exists, and changes nothing then.
+	Insert(ctx context.Context, r Record) error
+
+	// ByHash returns the record with hash h, or ErrNotFound.
+	ByHash(ctx context.Context, h Hash) (Record, error)
+
+	// ListByUser returns the user's records, oldest first (by CreatedAt, then
+	// ID); an empty slice and no error when there are none.
+	ListByUser(ctx context.Context, userID string) ([]Record, error)
+
+	// Delete removes record id of userID and returns it as it was. It returns
+	// ErrNotFound if there is no such record or it belongs to another user,
+	// and then changes nothing.
+	Delete(ctx context.Context, userID, id string) (Record, error)
+
+	// SetActive sets the Active flag of record id of userID and returns the
+	// updated record; ErrNotFound as for Delete.
+	SetActive(ctx context.Context, userID, id string, active bool) (Record, error)
+
+	// AddUsage applies a batch of usage counts atomically: for each entry,
+	// TotalUses += Uses, and LastUsedAt = LastUsed if that is later (it never
+	// moves back). Entries whose ID does not exist are ignored. The batch
+	// holds at most one entry per ID. Concurrent calls (from several
+	// processes) must not lose increments.
+	AddUsage(ctx context.Context, batch []Usage) error
+}

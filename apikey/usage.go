@@ -1,0 +1,146 @@
+package apikey
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// usage counts successful verifications between flushes.
+//
+// A cached entry counts its own uses with atomics, so the hot path takes no
+// lock: the first use after a flush also puts the entry in the pending list
+// (dirty false → true). Flush takes the list, and for each entry clears dirty
+// *before* taking the count, so a use that the flush misses always finds
+// dirty false and puts the entry in the next list: no use is lost or counted
+// twice. Uses of entries that are not cached (cache disabled, or a fill that
+// raced an invalidation) are added to a map under a mutex instead.
+type usage struct {
+	mu      sync.Mutex
+	pending []*entry
+	spare   []*entry // the previous list's backing array, reused
+	loose   map[string]*Usage
+
+	flushMu sync.Mutex
+	carry   map[string]Usage // counts a failed flush kept; guarded by flushMu
+}
+
+func (u *usage) count(e *entry, now int64) {
+	// last before uses: a flush that takes this use also sees this time.
+	for {
+		old := e.last.Load()
+		if now <= old || e.last.CompareAndSwap(old, now) {
+			break
+		}
+	}
+	e.uses.Add(1)
+	if !e.dirty.Load() && e.dirty.CompareAndSwap(false, true) {
+		u.mu.Lock()
+		u.pending = append(u.pending, e)
+		u.mu.Unlock()
+	}
+}
+
+func (u *usage) countLoose(id string, now int64) {
+	t := time.Unix(0, now)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.loose == nil {
+		u.loose = make(map[string]*Usage)
+	}
+	c := u.loose[id]
+	if c == nil {
+		c = &Usage{ID: id}
+		u.loose[id] = c
+	}
+	c.Uses++
+	if t.After(c.LastUsed) {
+		c.LastUsed = t
+	}
+}
+
+func mergeUsage(batch map[string]Usage, id string, n int64, last time.Time) {
+	u := batch[id]
+	u.ID = id
+	u.Uses += n
+	if last.After(u.LastUsed) {
+		u.LastUsed = last
+	}
+	batch[id] = u
+}
+
+// Flush writes the usage counted since the last successful flush now, in one
+// Store.AddUsage call holding one entry per key, sorted by ID. If the store
+// fails, the counts are kept for the next flush, the failure is logged, and
+// the returned error wraps ErrUnavailable. Flushes are serialised; Flush is
+// safe for concurrent use and a no-op when usage tracking is off.
+func (m *Manager) Flush(ctx context.Context) error {
+	if !m.track {
+		return nil
+	}
+	u := &m.usage
+	u.flushMu.Lock()
+	defer u.flushMu.Unlock()
+
+	u.mu.Lock()
+	list, loose := u.pending, u.loose
+	u.pending, u.loose = u.spare[:0], nil
+	u.mu.Unlock()
+
+	batch := u.carry
+	if batch == nil {
+		batch = make(map[string]Usage)
+	}
+	for _, e := range list {
+		e.dirty.Store(false) // before Swap: see the type comment
+		n := e.uses.Swap(0)
+		if n == 0 {
+			// Its uses went out with an earlier flush, and with them its
+			// latest time: a use sets last before it adds to uses.
+			continue
+		}
+		mergeUsage(batch, e.principal.KeyID, n, time.Unix(0, e.last.Load()))
+	}
+	clear(list)
+	u.spare = list[:0]
+	for id, c := range loose {
+		mergeUsage(batch, id, c.Uses, c.LastUsed)
+	}
+	if len(batch) == 0 {
+		u.carry = nil
+		return nil
+	}
+
+	out := make([]Usage, 0, len(batch))
+	for _, b := range batch {
+		b.LastUsed = normTime(b.LastUsed)
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b Usage) int { return cmp.Compare(a.ID, b.ID) })
+	if err := m.store.AddUsage(ctx, out); err != nil {
+		u.carry = batch
+		m.log.Warn("apikey: usage flush failed; counts kept for the next flush",
+			"keys", len(out), "error", err)
+		return unavailable("flush usage", err)
+	}
+	u.carry = nil
+	return nil
+}
+
+func (m *Manager) flushLoop(every time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), max(every, minFlushWait))
+			_ = m.Flush(ctx) // logged by Flush; counts kept on failure
+			cancel()
+		}
+	}
+}
