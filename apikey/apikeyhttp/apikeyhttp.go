@@ -1,0 +1,296 @@
+// Package apikeyhttp serves Langflow's API-key management endpoints
+// (/api/v1/api_key/, reference §3.5) over an *apikey.Manager, as an
+// http.Handler a host mounts behind its own authentication:
+//
+//	auth, _ := middleware.New(middleware.Config{Verifier: keys})
+//	mux.Handle("/api/v1/api_key/", auth(http.StripPrefix("/api/v1/api_key", apikeyhttp.New(keys, middleware.UserID))))
+//
+// Relative to where it is mounted it serves:
+//
+//	GET    /      200 {"total_count": n, "user_id": "…", "api_keys": [ApiKeyRead…]} (masked keys)
+//	POST   /      {"name": "…"} → 200 UnmaskedApiKeyRead, the only time the key is shown
+//	DELETE /{id}  200 {"detail": "API Key deleted"}; 400 {"detail": "API Key not found"} for a
+//	              missing or another user's key; 422 for an id that is not a UUID
+//
+// Field names and codes are Langflow's. Beyond the baseline, POST also takes
+// newer Langflow's "expires_at" (ISO 8601; naive means UTC) and keyflow's
+// "scopes" (a list of strings; none means unrestricted), and both responses
+// carry "expires_at" (null: never) and, for a scoped key, "scopes".
+// Timestamps are UTC with second precision ("2026-01-02T15:04:05+00:00"), as
+// newer Langflow writes them. A key created without a name lists with name
+// null. Arguments the Manager refuses (an expiry in the past, a malformed
+// scope) answer 400 with its message, as Langflow answers 400 str(e).
+//
+// Every answer is JSON. No current user → 401 {"detail": "Not authenticated"};
+// a body over 1 MiB → 413; malformed JSON → 422; a store failure → 503 with no
+// internals (the cause goes to slog.Default()); a wrong method → 405 with an
+// Allow header; any other path → 404. Keys never reach a log.
+package apikeyhttp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/internal/ids"
+)
+
+// Messages answered by the handler; the first three are Langflow's.
+const (
+	MsgDeleted          = "API Key deleted"
+	MsgNotFound         = "API Key not found"
+	MsgNotAuthenticated = "Not authenticated"
+	MsgInvalidID        = "API key id must be a UUID"
+	MsgUnavailable      = "API key store unavailable"
+	MsgNotConfigured    = "API key management is not configured"
+)
+
+// UserFunc returns the ID of the request's current user; ok false makes the
+// handler answer 401 {"detail": "Not authenticated"}. middleware.UserID is
+// one, for handlers mounted behind keyflow's middleware.
+type UserFunc func(r *http.Request) (userID string, ok bool)
+
+// New returns the management handler for m's keys, acting for the user that
+// user reports. It is safe for concurrent use. If m or user is nil (a
+// programming error), every request is answered 500 and logged.
+func New(m *apikey.Manager, user UserFunc) http.Handler {
+	return &handler{m: m, user: user}
+}
+
+type handler struct {
+	m    *apikey.Manager
+	user UserFunc
+}
+
+// apiKeyRead is Langflow's ApiKeyRead (GET list), with the newer expires_at
+// and keyflow's scopes (omitted when unrestricted).
+type apiKeyRead struct {
+	Name       *string  `json:"name"`
+	LastUsedAt *isoTime `json:"last_used_at"`
+	TotalUses  int64    `json:"total_uses"`
+	IsActive   bool     `json:"is_active"`
+	ExpiresAt  *isoTime `json:"expires_at"`
+	ID         string   `json:"id"`
+	APIKey     string   `json:"api_key"`
+	UserID     string   `json:"user_id"`
+	CreatedAt  isoTime  `json:"created_at"`
+	Scopes     []string `json:"scopes,omitempty"`
+}
+
+// unmaskedAPIKeyRead is Langflow's UnmaskedApiKeyRead (POST): no created_at,
+// the plaintext key.
+type unmaskedAPIKeyRead struct {
+	Name       *string  `json:"name"`
+	LastUsedAt *isoTime `json:"last_used_at"`
+	TotalUses  int64    `json:"total_uses"`
+	IsActive   bool     `json:"is_active"`
+	ExpiresAt  *isoTime `json:"expires_at"`
+	ID         string   `json:"id"`
+	APIKey     string   `json:"api_key"`
+	UserID     string   `json:"user_id"`
+	Scopes     []string `json:"scopes,omitempty"`
+}
+
+type listResponse struct {
+	TotalCount int          `json:"total_count"`
+	UserID     string       `json:"user_id"`
+	APIKeys    []apiKeyRead `json:"api_keys"`
+}
+
+// createRequest is the part of Langflow's ApiKeyCreate that is used; other
+// fields (api_key, user_id, created_at, …) are ignored, as in Langflow.
+type createRequest struct {
+	Name      *string  `json:"name"`
+	ExpiresAt *isoTime `json:"expires_at"`
+	Scopes    []string `json:"scopes"`
+}
+
+// isoTime is a UTC timestamp in newer Langflow's form, second precision with
+// a +00:00 offset. On input it also accepts RFC 3339 with fractions and
+// Python's naive ISO form (taken as UTC).
+type isoTime time.Time
+
+const isoLayout = "2006-01-02T15:04:05+00:00"
+
+func (t isoTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Time(t).UTC().Format(isoLayout) + `"`), nil
+}
+
+func (t *isoTime) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("expires_at must be an ISO 8601 date-time string")
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
+		if v, err := time.Parse(layout, s); err == nil {
+			*t = isoTime(v.UTC())
+			return nil
+		}
+	}
+	return errors.New("expires_at must be an ISO 8601 date-time string")
+}
+
+func timePtr(t *time.Time) *isoTime {
+	if t == nil {
+		return nil
+	}
+	v := isoTime(*t)
+	return &v
+}
+
+// namePtr renders an empty name as null, as Langflow shows a key created
+// without one.
+func namePtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func scopes(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if path == "" {
+		path = "/"
+	}
+	switch {
+	case path == "/":
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			methodNotAllowed(w, "GET, POST")
+			return
+		}
+	case strings.Count(path, "/") == 1:
+		if r.Method != http.MethodDelete {
+			methodNotAllowed(w, "DELETE")
+			return
+		}
+	default:
+		httpjson.Detail(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if h.m == nil || h.user == nil {
+		slog.Default().ErrorContext(r.Context(), "keyflow/apikeyhttp: handler built with a nil Manager or UserFunc")
+		httpjson.Detail(w, http.StatusInternalServerError, MsgNotConfigured)
+		return
+	}
+	userID, ok := h.user(r)
+	if !ok || userID == "" {
+		httpjson.Detail(w, http.StatusUnauthorized, MsgNotAuthenticated)
+		return
+	}
+	switch {
+	case path != "/":
+		h.delete(w, r, userID, path[1:])
+	case r.Method == http.MethodGet:
+		h.list(w, r, userID)
+	default:
+		h.create(w, r, userID)
+	}
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	httpjson.Detail(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request, userID string) {
+	recs, err := h.m.List(r.Context(), userID)
+	if err != nil {
+		unavailable(w, r, "list", err)
+		return
+	}
+	out := listResponse{TotalCount: len(recs), UserID: userID, APIKeys: make([]apiKeyRead, 0, len(recs))}
+	for _, rec := range recs {
+		out.APIKeys = append(out.APIKeys, apiKeyRead{
+			Name:       namePtr(rec.Name),
+			LastUsedAt: timePtr(rec.LastUsedAt),
+			TotalUses:  rec.TotalUses,
+			IsActive:   rec.Active,
+			ExpiresAt:  timePtr(rec.ExpiresAt),
+			ID:         rec.ID,
+			APIKey:     rec.MaskedKey(),
+			UserID:     rec.UserID,
+			CreatedAt:  isoTime(rec.CreatedAt),
+			Scopes:     scopes(rec.Scopes),
+		})
+	}
+	httpjson.Write(w, http.StatusOK, out)
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request, userID string) {
+	var req *createRequest
+	if !httpjson.Decode(w, r, &req) {
+		return
+	}
+	if req == nil {
+		httpjson.Detail(w, http.StatusUnprocessableEntity, "Request body must be a JSON object")
+		return
+	}
+	name := ""
+	if req.Name != nil {
+		name = *req.Name
+	}
+	opts := apikey.CreateOptions{Scopes: req.Scopes}
+	if req.ExpiresAt != nil {
+		t := time.Time(*req.ExpiresAt)
+		opts.ExpiresAt = &t
+	}
+	key, rec, err := h.m.Create(r.Context(), userID, name, opts)
+	if err != nil {
+		if errors.Is(err, apikey.ErrUnavailable) {
+			unavailable(w, r, "create", err)
+			return
+		}
+		// A refusal of the input (Langflow: 400 str(e)); the apikey
+		// package's errors never contain a key.
+		httpjson.Detail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpjson.Write(w, http.StatusOK, unmaskedAPIKeyRead{
+		Name:       namePtr(rec.Name),
+		LastUsedAt: timePtr(rec.LastUsedAt),
+		TotalUses:  rec.TotalUses,
+		IsActive:   rec.Active,
+		ExpiresAt:  timePtr(rec.ExpiresAt),
+		ID:         rec.ID,
+		APIKey:     key,
+		UserID:     rec.UserID,
+		Scopes:     scopes(rec.Scopes),
+	})
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id string) {
+	if !ids.Valid(id) {
+		httpjson.Detail(w, http.StatusUnprocessableEntity, MsgInvalidID)
+		return
+	}
+	err := h.m.Delete(r.Context(), userID, strings.ToLower(id))
+	switch {
+	case err == nil:
+		httpjson.Detail(w, http.StatusOK, MsgDeleted)
+	case errors.Is(err, apikey.ErrNotFound):
+		httpjson.Detail(w, http.StatusBadRequest, MsgNotFound)
+	default:
+		unavailable(w, r, "delete", err)
+	}
+}
+
+// unavailable answers 503 without internals and logs the cause (the apikey
+// package's errors never contain a key).
+func unavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
+	slog.Default().ErrorContext(r.Context(), fmt.Sprintf("keyflow/apikeyhttp: %s failed; answering 503", op), "err", err)
+	httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)
+}

@@ -1,0 +1,122 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/middleware"
+)
+
+const fuzzKey = "sk-fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfu"
+
+// oneKey accepts fuzzKey only.
+type oneKey struct{}
+
+func (oneKey) Verify(_ context.Context, key string) (apikey.Principal, error) {
+	if key == fuzzKey {
+		return apikey.Principal{UserID: "u", KeyID: "k", KeyName: "fuzz", Scopes: []string{"s"}}, nil
+	}
+	return apikey.Principal{}, apikey.ErrInvalid
+}
+
+// oracleKey is an independent reading of §3.7's rule with the seed's '?'
+// typo: the first non-empty x-api-key query value (decoded with net/url, cut
+// at a raw '?'), else the header.
+func oracleKey(rawQuery, header string) string {
+	for _, seg := range strings.Split(rawQuery, "&") {
+		name, v, _ := strings.Cut(seg, "=")
+		n, err := url.QueryUnescape(name)
+		if err != nil || n != "x-api-key" {
+			continue
+		}
+		v, _, _ = strings.Cut(v, "?")
+		d, err := url.QueryUnescape(v)
+		if err != nil || d == "" {
+			continue
+		}
+		return d
+	}
+	return header
+}
+
+// FuzzMiddleware feeds arbitrary x-api-key headers and raw queries: the
+// middleware never panics, passes exactly when the key §3.7 selects is the
+// valid one, hands over the right principal, and leaves no parameter holding
+// the key in the URL the next handler sees.
+func FuzzMiddleware(f *testing.F) {
+	for _, s := range [][2]string{
+		{"", ""},
+		{fuzzKey, ""},
+		{"", "x-api-key=" + fuzzKey},
+		{"", "x-api-key=" + fuzzKey + "?stream=false"},
+		{fuzzKey, "x-api-key=wrong"},
+		{"wrong", "x-api-key=" + fuzzKey + "&x-api-key=wrong"},
+		{fuzzKey, "x-api-key=&stream=false"},
+		{"", "x%2dapi-key=sk%2Dfuzz" + fuzzKey[7:] + "&a=%zz"},
+		{"", "x-api-key=%"},
+		{"", "a=" + fuzzKey + "&x-api-key=" + fuzzKey + "??&&"},
+		{"\x00", "x-api-key=+" + fuzzKey},
+	} {
+		f.Add(s[0], s[1])
+	}
+	mw, err := middleware.New(middleware.Config{Verifier: oneKey{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, header, rawQuery string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.URL.RawQuery = rawQuery
+		r.RequestURI = "/?" + rawQuery
+		if header != "" {
+			r.Header["X-Api-Key"] = []string{header}
+		}
+		var called bool
+		var got middleware.Principal
+		var gotOK bool
+		var gotQuery, gotURI string
+		w := httptest.NewRecorder()
+		mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			called = true
+			got, gotOK = middleware.FromContext(r.Context())
+			gotQuery, gotURI = r.URL.RawQuery, r.RequestURI
+		})).ServeHTTP(w, r)
+
+		want := oracleKey(rawQuery, header) == fuzzKey
+		if called != want {
+			t.Fatalf("header %q query %q: passed=%v, want %v (status %d)", header, rawQuery, called, want, w.Code)
+		}
+		if !called {
+			if w.Code != http.StatusForbidden {
+				t.Fatalf("rejected with %d, want 403", w.Code)
+			}
+			return
+		}
+		if !gotOK || got.UserID != "u" || got.KeyID != "k" || got.Source != middleware.SourceDB {
+			t.Fatalf("wrong principal %+v (ok %v)", got, gotOK)
+		}
+		for _, seg := range strings.Split(gotQuery, "&") {
+			_, v, _ := strings.Cut(seg, "=")
+			v, _, _ = strings.Cut(v, "?")
+			if d, err := url.QueryUnescape(v); err == nil && d == fuzzKey {
+				t.Fatalf("key left in the downstream query %q", gotQuery)
+			}
+		}
+		wantURI := "/"
+		if gotQuery != "" {
+			wantURI += "?" + gotQuery
+		} else if gotQuery == rawQuery {
+			wantURI = "/?"
+		}
+		if gotURI != wantURI {
+			t.Fatalf("RequestURI %q does not match RawQuery %q", gotURI, gotQuery)
+		}
+		if r.URL.RawQuery != rawQuery || r.RequestURI != "/?"+rawQuery {
+			t.Fatal("the caller's request was modified")
+		}
+	})
+}

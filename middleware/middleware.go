@@ -1,0 +1,414 @@
+package middleware
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/httpjson"
+)
+
+// Langflow's messages (reference §3.7), answered verbatim by the default
+// error handler.
+const (
+	// MsgNoKey answers a request without a key when auto-login is off (403).
+	MsgNoKey = "An API key must be passed as query or header"
+	// MsgInvalidKey answers a wrong, unknown, revoked, expired or inactive
+	// key (403). One message for all, so a response reveals nothing.
+	MsgInvalidKey = "Invalid or missing API key"
+	// MsgAutoLoginNoKey answers a request without a key when
+	// LANGFLOW_AUTO_LOGIN is on and LANGFLOW_SKIP_AUTH_AUTO_LOGIN off (403).
+	MsgAutoLoginNoKey = "Since v1.5, LANGFLOW_AUTO_LOGIN requires a valid API key. " +
+		"Set LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true to skip this check. " +
+		"Please update your authentication method."
+	// MsgUnavailable answers a request that could not be verified because
+	// the key store failed (503). It names no cause; the log does.
+	MsgUnavailable = "Authentication service unavailable"
+	// AutoLoginWarning is logged (once per middleware) when a request is let
+	// through as the superuser by LANGFLOW_SKIP_AUTH_AUTO_LOGIN.
+	AutoLoginWarning = "In v2.0, LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed. Please update your authentication method."
+)
+
+var (
+	// ErrNoKey: the request carries no key (auto-login off). With auto-login
+	// on and skipping off, the error is ErrAutoLoginNoKey, which wraps it.
+	ErrNoKey = errors.New("middleware: no API key in the request")
+	// ErrAutoLoginNoKey: no key while LANGFLOW_AUTO_LOGIN is on and
+	// LANGFLOW_SKIP_AUTH_AUTO_LOGIN is off. errors.Is(err, ErrNoKey) holds too.
+	ErrAutoLoginNoKey = fmt.Errorf("middleware: LANGFLOW_AUTO_LOGIN requires an API key: %w", ErrNoKey)
+)
+
+// Verifier checks a presented key. *apikey.Manager implements it. Verify must
+// be safe for concurrent use; it reports a verdict on the key with
+// apikey.ErrInvalid, ErrExpired, ErrInactive (or ErrMissing, ErrNotFound), and
+// a failure to decide with apikey.ErrUnavailable. Any other error counts as
+// unavailability (503), so a broken verifier never lets anybody in.
+type Verifier interface {
+	Verify(ctx context.Context, key string) (apikey.Principal, error)
+}
+
+// Config configures New. Only Verifier is required; the zero value of every
+// other field is Langflow's behaviour with LANGFLOW_AUTO_LOGIN=false.
+type Config struct {
+	// Verifier checks keys (required); usually an *apikey.Manager.
+	Verifier Verifier
+	// Extractors are tried in order; the first that finds a key wins. nil:
+	// FromQuery("x-api-key"), FromHeader("x-api-key"): the query wins over
+	// the header, as in Langflow. Add FromBearer() to accept
+	// "Authorization: Bearer <key>".
+	Extractors []Extractor
+	// AutoLogin is LANGFLOW_AUTO_LOGIN. Langflow's default is true; ours is
+	// false unless set. With it on, a request without a key is answered 403
+	// MsgAutoLoginNoKey, unless SkipAuthAutoLogin is also on.
+	AutoLogin bool
+	// SkipAuthAutoLogin is LANGFLOW_SKIP_AUTH_AUTO_LOGIN: with AutoLogin, a
+	// request without a key acts as Superuser (Source SourceAutoLogin), and
+	// AutoLoginWarning is logged once.
+	SkipAuthAutoLogin bool
+	// Superuser is who auto-login and the env key act as. Its UserID is
+	// required when either is enabled; its Source is set by the middleware.
+	Superuser Principal
+	// EnvKey is LANGFLOW_API_KEY, used with LANGFLOW_API_KEY_SOURCE=env: a
+	// key equal to it (compared in constant time) acts as Superuser (Source
+	// SourceEnv); any other key falls back to Verifier, as in Langflow.
+	// Empty: disabled.
+	EnvKey string
+	// Optional attaches a principal when the request carries a valid key
+	// (or auto-login applies) and never rejects: a missing, invalid or
+	// unverifiable key lets the request through anonymously (OnFailure still
+	// sees presented keys that fail). For public routes with extras for
+	// callers who authenticate.
+	Optional bool
+	// Skip, when it returns true, passes the request to the next handler
+	// untouched: no key is read, no principal attached, nothing stripped.
+	// For health checks and other public routes.
+	Skip func(*http.Request) bool
+	// PassOptions lets OPTIONS requests through untouched (CORS preflights
+	// carry no key). nil: true.
+	PassOptions *bool
+	// ErrorHandler answers a rejected request; err is ErrNoKey,
+	// ErrAutoLoginNoKey or the Verifier's error (test it with errors.Is on
+	// the apikey sentinels). It is never given the key. nil:
+	// DefaultErrorHandler (Langflow's answers).
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// OnFailure, if set, is called for every failed authentication
+	// (before ErrorHandler, and in Optional mode too when a presented key
+	// fails), with the same err: a hook for rate limiting and audit. It
+	// runs on the request's goroutine and must be safe for concurrent use.
+	OnFailure func(r *http.Request, err error)
+	// Logger receives the cause of 503s (Error), rejected keys' reasons
+	// (Debug) and the auto-login warning (Warn); never a key. nil:
+	// slog.Default() at the time of logging.
+	Logger *slog.Logger
+}
+
+// ConfigFromEnv reads Langflow's settings with getenv (nil: os.Getenv):
+//
+//	LANGFLOW_AUTO_LOGIN            bool, default false (Langflow's default is true)
+//	LANGFLOW_SKIP_AUTH_AUTO_LOGIN  bool, default false
+//	LANGFLOW_API_KEY_SOURCE        "db" (default) or "env"
+//	LANGFLOW_API_KEY               the env key, used only when the source is "env"
+//
+// Booleans accept pydantic's spellings (1/0, true/false, t/f, yes/no, y/n,
+// on/off, any case); an empty value counts as unset. Any other value, or a
+// source other than db/env, is an error naming the variable, as Langflow's
+// settings validation refuses to start. As in Langflow, source "env" with an
+// empty LANGFLOW_API_KEY is not an error: every key then goes to the store.
+// Verifier and Superuser are left for the caller to set.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var cfg Config
+	var errs []error
+	var err error
+	if cfg.AutoLogin, err = envBool(getenv, "LANGFLOW_AUTO_LOGIN"); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.SkipAuthAutoLogin, err = envBool(getenv, "LANGFLOW_SKIP_AUTH_AUTO_LOGIN"); err != nil {
+		errs = append(errs, err)
+	}
+	switch src := getenv("LANGFLOW_API_KEY_SOURCE"); src {
+	case "", "db":
+	case "env":
+		cfg.EnvKey = getenv("LANGFLOW_API_KEY")
+	default:
+		errs = append(errs, fmt.Errorf("middleware: LANGFLOW_API_KEY_SOURCE must be \"db\" or \"env\", got %q", src))
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+func envBool(getenv func(string) string, name string) (bool, error) {
+	v := strings.TrimSpace(getenv(name))
+	switch strings.ToLower(v) {
+	case "":
+		return false, nil
+	case "1", "true", "t", "yes", "y", "on":
+		return true, nil
+	case "0", "false", "f", "no", "n", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("middleware: %s must be a boolean (true/false, 1/0, yes/no, on/off), got %q", name, v)
+}
+
+// auth is the validated, precomputed configuration shared by every handler
+// New's middleware wraps.
+type auth struct {
+	verifier     Verifier
+	extractors   []Extractor
+	autoLogin    bool
+	skipAuth     bool
+	autoLoginP   Principal
+	envP         Principal
+	envHash      [sha256.Size]byte
+	hasEnv       bool
+	optional     bool
+	skip         func(*http.Request) bool
+	passOptions  bool
+	errorHandler func(http.ResponseWriter, *http.Request, error)
+	onFailure    func(*http.Request, error)
+	logger       *slog.Logger
+	warnOnce     sync.Once
+}
+
+// New validates cfg and returns the authentication middleware, usable with
+// http.ServeMux, chi and anything else built on net/http. It is an error if
+// Verifier is nil, an Extractor is nil, or Superuser.UserID is empty while
+// auto-login skipping or an env key is enabled.
+//
+// For each request the middleware, in order: passes OPTIONS (unless
+// PassOptions is false) and Skip'd requests untouched; finds the key with the
+// Extractors; with no key, acts as Superuser (AutoLogin+SkipAuthAutoLogin) or
+// rejects with ErrAutoLoginNoKey / ErrNoKey; checks EnvKey, then Verifier;
+// on success calls next with a shallow copy of the request whose context
+// carries the Principal (FromContext) and whose URL (RawQuery and RequestURI)
+// no longer contains any query parameter holding the key, so downstream
+// access logs never see it. The caller's request is never modified.
+//
+// The returned middleware and the handlers it makes are safe for concurrent
+// use.
+func New(cfg Config) (func(http.Handler) http.Handler, error) {
+	if cfg.Verifier == nil {
+		return nil, errors.New("middleware: Config.Verifier is required")
+	}
+	a := &auth{
+		verifier:     cfg.Verifier,
+		extractors:   cfg.Extractors,
+		autoLogin:    cfg.AutoLogin,
+		skipAuth:     cfg.AutoLogin && cfg.SkipAuthAutoLogin,
+		optional:     cfg.Optional,
+		skip:         cfg.Skip,
+		passOptions:  cfg.PassOptions == nil || *cfg.PassOptions,
+		errorHandler: cfg.ErrorHandler,
+		onFailure:    cfg.OnFailure,
+		logger:       cfg.Logger,
+	}
+	if a.extractors == nil {
+		a.extractors = defaultExtractors()
+	} else {
+		a.extractors = append([]Extractor(nil), cfg.Extractors...)
+	}
+	for i, e := range a.extractors {
+		if e == nil {
+			return nil, fmt.Errorf("middleware: Config.Extractors[%d] is nil", i)
+		}
+	}
+	if a.errorHandler == nil {
+		a.errorHandler = DefaultErrorHandler
+	}
+	if a.skipAuth || cfg.EnvKey != "" {
+		if cfg.Superuser.UserID == "" {
+			return nil, errors.New("middleware: Config.Superuser.UserID is required with SkipAuthAutoLogin or EnvKey (Langflow: Missing first superuser credentials)")
+		}
+	}
+	su := cfg.Superuser
+	su.Scopes = append([]string(nil), su.Scopes...)
+	if len(su.Scopes) == 0 {
+		su.Scopes = nil
+	}
+	a.autoLoginP, a.envP = su, su
+	a.autoLoginP.Source, a.envP.Source = SourceAutoLogin, SourceEnv
+	if cfg.EnvKey != "" {
+		a.hasEnv = true
+		a.envHash = sha256.Sum256([]byte(cfg.EnvKey))
+	}
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			next = http.NotFoundHandler()
+		}
+		return &handler{a: a, next: next}
+	}, nil
+}
+
+type handler struct {
+	a    *auth
+	next http.Handler
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a := h.a
+	if a.passOptions && r.Method == http.MethodOptions || a.skip != nil && a.skip(r) {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	key, ok := a.extract(r)
+	if !ok {
+		switch {
+		case a.skipAuth:
+			a.warnOnce.Do(func() { a.log().WarnContext(r.Context(), AutoLoginWarning) })
+			h.serve(w, r, &principalCtx{Context: r.Context(), p: a.autoLoginP}, "")
+		case a.optional:
+			h.next.ServeHTTP(w, r)
+		case a.autoLogin:
+			a.reject(w, r, ErrAutoLoginNoKey)
+		default:
+			a.reject(w, r, ErrNoKey)
+		}
+		return
+	}
+	if a.hasEnv && a.isEnvKey(key) {
+		h.serve(w, r, &principalCtx{Context: r.Context(), p: a.envP}, key)
+		return
+	}
+	ap, err := a.verifier.Verify(r.Context(), key)
+	if err != nil {
+		a.logFailure(r, err)
+		if a.optional {
+			if a.onFailure != nil {
+				a.onFailure(r, err)
+			}
+			h.serve(w, r, nil, key)
+			return
+		}
+		a.reject(w, r, err)
+		return
+	}
+	h.serve(w, r, &principalCtx{
+		Context: r.Context(),
+		p:       Principal{UserID: ap.UserID, KeyID: ap.KeyID, KeyName: ap.KeyName, Scopes: ap.Scopes, Source: SourceDB},
+	}, key)
+}
+
+// serve calls next with a copy of r whose context is c (unchanged if c is
+// nil) and without the key in its URL. c holds the Principal itself, so the
+// context and the principal are one allocation.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, c *principalCtx, key string) {
+	var r2 *http.Request
+	if c != nil {
+		r2 = r.WithContext(c)
+	}
+	if key != "" && r.URL != nil && r.URL.RawQuery != "" {
+		if full, start, changed := stripKeyAfter(r.RequestURI, r.URL.RawQuery, key); changed {
+			if r2 == nil {
+				r2 = r.WithContext(r.Context())
+			}
+			u := *r.URL
+			u.RawQuery = full[start:]
+			if u.RawQuery == "" {
+				u.ForceQuery = false
+			}
+			r2.URL = &u
+			if r.RequestURI != "" {
+				r2.RequestURI = full
+			}
+			// A form parsed upstream holds the query's values: drop it so
+			// ParseForm rebuilds it from the stripped URL (PostForm, already
+			// read from the body, is kept).
+			r2.Form = nil
+		}
+	}
+	if r2 == nil {
+		r2 = r
+	}
+	h.next.ServeHTTP(w, r2)
+}
+
+func (a *auth) extract(r *http.Request) (string, bool) {
+	for _, e := range a.extractors {
+		if k, ok := e(r); ok && k != "" {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// isEnvKey compares SHA-256 digests in constant time, so neither the content
+// nor the length of LANGFLOW_API_KEY leaks through timing.
+func (a *auth) isEnvKey(key string) bool {
+	h := sha256.Sum256([]byte(key))
+	return subtle.ConstantTimeCompare(h[:], a.envHash[:]) == 1
+}
+
+func (a *auth) reject(w http.ResponseWriter, r *http.Request, err error) {
+	if a.onFailure != nil {
+		a.onFailure(r, err)
+	}
+	a.errorHandler(w, r, err)
+}
+
+func (a *auth) log() *slog.Logger {
+	if a.logger != nil {
+		return a.logger
+	}
+	return slog.Default()
+}
+
+// logFailure logs why a presented key failed: the store's cause at Error
+// level (it becomes a 503), a rejected key's reason at Debug. The key is never
+// logged; the apikey package's errors never contain it.
+func (a *auth) logFailure(r *http.Request, err error) {
+	ctx := r.Context()
+	if IsRejection(err) {
+		a.log().DebugContext(ctx, "keyflow: API key rejected", "method", r.Method, "path", r.URL.Path, "reason", err)
+		return
+	}
+	a.log().ErrorContext(ctx, "keyflow: API key verification failed; answering 503", "method", r.Method, "path", r.URL.Path, "err", err)
+}
+
+// IsRejection reports whether err is a verdict on the request's key (no key,
+// or a wrong, unknown, revoked, expired or inactive one: 403) rather than a
+// failure to decide (store unavailable: 503).
+func IsRejection(err error) bool {
+	if err == nil || errors.Is(err, apikey.ErrUnavailable) {
+		return false
+	}
+	return errors.Is(err, ErrNoKey) ||
+		errors.Is(err, apikey.ErrInvalid) ||
+		errors.Is(err, apikey.ErrExpired) ||
+		errors.Is(err, apikey.ErrInactive) ||
+		errors.Is(err, apikey.ErrMissing) ||
+		errors.Is(err, apikey.ErrNotFound)
+}
+
+// DefaultErrorHandler answers as Langflow does (reference §3.7), with a JSON
+// body {"detail": msg}:
+//
+//	ErrAutoLoginNoKey                              403 MsgAutoLoginNoKey
+//	ErrNoKey                                       403 MsgNoKey
+//	apikey.ErrInvalid, ErrExpired, ErrInactive, …  403 MsgInvalidKey (one answer for all)
+//	apikey.ErrUnavailable or any other error       503 MsgUnavailable (no internals)
+//
+// A custom Config.ErrorHandler can call it for the cases it does not change.
+func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrAutoLoginNoKey):
+		httpjson.Detail(w, http.StatusForbidden, MsgAutoLoginNoKey)
+	case errors.Is(err, ErrNoKey):
+		httpjson.Detail(w, http.StatusForbidden, MsgNoKey)
+	case IsRejection(err):
+		httpjson.Detail(w, http.StatusForbidden, MsgInvalidKey)
+	default:
+		httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)
+	}
+}

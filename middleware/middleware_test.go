@@ -1,0 +1,818 @@
+package middleware_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/middleware"
+)
+
+// flakyStore is a memory store that fails every call while fail is set, as a
+// database that went away would.
+type flakyStore struct {
+	*apikey.MemoryStore
+	fail atomic.Bool
+}
+
+var errDB = errors.New("dial tcp 10.0.0.7:5432: connection refused (internal detail)")
+
+func (s *flakyStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error) {
+	if s.fail.Load() {
+		return apikey.Record{}, errDB
+	}
+	return s.MemoryStore.ByHash(ctx, h)
+}
+
+func (s *flakyStore) ListByUser(ctx context.Context, userID string) ([]apikey.Record, error) {
+	if s.fail.Load() {
+		return nil, errDB
+	}
+	return s.MemoryStore.ListByUser(ctx, userID)
+}
+
+func (s *flakyStore) Insert(ctx context.Context, r apikey.Record) error {
+	if s.fail.Load() {
+		return errDB
+	}
+	return s.MemoryStore.Insert(ctx, r)
+}
+
+func (s *flakyStore) Delete(ctx context.Context, userID, id string) (apikey.Record, error) {
+	if s.fail.Load() {
+		return apikey.Record{}, errDB
+	}
+	return s.MemoryStore.Delete(ctx, userID, id)
+}
+
+// fixture is a real apikey.Manager over a flaky memory store with keys in
+// every state.
+type fixture struct {
+	m        *apikey.Manager
+	store    *flakyStore
+	valid    string // user-1, "primary"
+	other    string // user-2, "other"
+	scoped   string // user-1, scopes runs:read
+	expired  string
+	inactive string
+	revoked  string
+	validRec apikey.Record
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	store := &flakyStore{MemoryStore: apikey.NewMemoryStore()}
+	var clock atomic.Int64 // extra time, so a key can expire after creation
+	m, err := apikey.NewManager(apikey.Config{Store: store, Now: func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	f := &fixture{m: m, store: store}
+	f.valid, f.validRec, err = m.Create(ctx, "user-1", "primary", apikey.CreateOptions{})
+	require.NoError(t, err)
+	f.other, _, err = m.Create(ctx, "user-2", "other", apikey.CreateOptions{})
+	require.NoError(t, err)
+	f.scoped, _, err = m.Create(ctx, "user-1", "scoped", apikey.CreateOptions{Scopes: []string{"runs:read"}})
+	require.NoError(t, err)
+	soon := time.Now().Add(time.Minute)
+	f.expired, _, err = m.Create(ctx, "user-1", "expired", apikey.CreateOptions{ExpiresAt: &soon})
+	require.NoError(t, err)
+	clock.Store(int64(time.Hour))
+	var rec apikey.Record
+	f.inactive, rec, err = m.Create(ctx, "user-1", "inactive", apikey.CreateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, m.SetActive(ctx, "user-1", rec.ID, false))
+	f.revoked, rec, err = m.Create(ctx, "user-1", "revoked", apikey.CreateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, m.Delete(ctx, "user-1", rec.ID))
+	return f
+}
+
+// seen records what the downstream handler received.
+type seen struct {
+	called     bool
+	principal  middleware.Principal
+	ok         bool
+	rawQuery   string
+	requestURI string
+	stream     string
+}
+
+func recorder(s *seen) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.called = true
+		s.principal, s.ok = middleware.FromContext(r.Context())
+		s.rawQuery = r.URL.RawQuery
+		s.requestURI = r.RequestURI
+		s.stream = r.URL.Query().Get("stream")
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func debugLogger(buf *logBuf) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func detail(t *testing.T, body string) string {
+	t.Helper()
+	var d struct {
+		Detail string `json:"detail"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &d), body)
+	return d.Detail
+}
+
+const malformedKey = "not-a-key"
+
+// wellFormedUnknown has Langflow's shape (sk- + 43 base64url characters) but
+// belongs to nobody.
+const wellFormedUnknown = "sk-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// unknownKey returns a fresh well-formed key nobody owns, so no cache (the
+// Manager caches negative answers briefly) has seen it.
+func unknownKey() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return "sk-" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// TestMiddleware_Langflow37 covers reference §3.7: key sources, precedence,
+// and Langflow's status codes and messages.
+func TestMiddleware_Langflow37(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name     string
+		cfg      func(*middleware.Config)
+		method   string
+		target   string
+		header   map[string]string
+		failDB   bool
+		status   int
+		detail   string
+		user     string
+		keyName  string
+		source   middleware.Source
+		rawQuery string // what the downstream handler sees
+	}{
+		{name: "§3.7 no key, auto-login off: 403", target: "/run", status: 403, detail: middleware.MsgNoKey},
+		{name: "§3.7 header key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", keyName: "primary", source: middleware.SourceDB},
+		{name: "§3.7 header name is case-insensitive", target: "/run", header: map[string]string{"X-API-KEY": f.valid}, status: 200, user: "user-1"},
+		{name: "§3.7 query key", target: "/run?x-api-key=" + f.valid, status: 200, user: "user-1"},
+		{name: "§3.7 query wins over header (valid query, wrong header)", target: "/run?x-api-key=" + f.other, header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2"},
+		{name: "§3.7 query wins over header (wrong query, valid header)", target: "/run?x-api-key=" + wellFormedUnknown, header: map[string]string{"x-api-key": f.valid}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "§3.7 empty query value falls back to the header", target: "/run?x-api-key=&stream=false", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "x-api-key=&stream=false"},
+		{name: "query parameter name is exact", target: "/run?X-API-KEY=" + f.valid, status: 403, detail: middleware.MsgNoKey},
+		{name: "percent-encoded query key", target: "/run?x%2Dapi%2Dkey=" + url.QueryEscape(f.valid) + "&a=1", status: 200, user: "user-1", rawQuery: "a=1"},
+		{name: "§3.7 unknown key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "§3.7 malformed key: 403", target: "/run", header: map[string]string{"x-api-key": malformedKey}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "§3.5 revoked (deleted) key: 403", target: "/run", header: map[string]string{"x-api-key": f.revoked}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "expired key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.expired}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "inactive key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.inactive}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "store down: 503 without internals", target: "/run", header: map[string]string{"x-api-key": unknownKey()}, failDB: true, status: 503, detail: middleware.MsgUnavailable},
+		{name: "bearer is not a source by default", target: "/run", header: map[string]string{"Authorization": "Bearer " + f.valid}, status: 403, detail: middleware.MsgNoKey},
+		{name: "opt-in bearer", target: "/run", header: map[string]string{"Authorization": "bearer  " + f.valid + " "}, status: 200, user: "user-1",
+			cfg: func(c *middleware.Config) {
+				c.Extractors = []middleware.Extractor{middleware.FromQuery("x-api-key"), middleware.FromHeader("x-api-key"), middleware.FromBearer()}
+			}},
+		{name: "opt-in bearer, other scheme ignored", target: "/run", header: map[string]string{"Authorization": "Basic " + f.valid}, status: 403, detail: middleware.MsgNoKey,
+			cfg: func(c *middleware.Config) { c.Extractors = []middleware.Extractor{middleware.FromBearer()} }},
+		{name: "header-only extractors ignore the query", target: "/run?x-api-key=" + f.valid, status: 403, detail: middleware.MsgNoKey,
+			cfg: func(c *middleware.Config) { c.Extractors = []middleware.Extractor{middleware.FromHeader("x-api-key")} }},
+		{name: "OPTIONS passes by default", method: http.MethodOptions, target: "/run", status: 200},
+		{name: "OPTIONS checked when PassOptions is false", method: http.MethodOptions, target: "/run", status: 403, detail: middleware.MsgNoKey,
+			cfg: func(c *middleware.Config) { c.PassOptions = new(bool) }},
+		{name: "skip function passes untouched", target: "/health?x-api-key=" + wellFormedUnknown, status: 200, rawQuery: "x-api-key=" + wellFormedUnknown,
+			cfg: func(c *middleware.Config) { c.Skip = func(r *http.Request) bool { return r.URL.Path == "/health" } }},
+		{name: "skip function does not apply elsewhere", target: "/run", status: 403, detail: middleware.MsgNoKey,
+			cfg: func(c *middleware.Config) { c.Skip = func(r *http.Request) bool { return r.URL.Path == "/health" } }},
+		{name: "optional: no key passes anonymously", target: "/public", status: 200,
+			cfg: func(c *middleware.Config) { c.Optional = true }},
+		{name: "optional: wrong key passes anonymously, key stripped", target: "/public?x-api-key=" + wellFormedUnknown + "&q=1", status: 200, rawQuery: "q=1",
+			cfg: func(c *middleware.Config) { c.Optional = true }},
+		{name: "optional: store down passes anonymously", target: "/public", header: map[string]string{"x-api-key": unknownKey()}, failDB: true, status: 200,
+			cfg: func(c *middleware.Config) { c.Optional = true }},
+		{name: "optional: valid key attaches the principal", target: "/public", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
+			cfg: func(c *middleware.Config) { c.Optional = true }},
+		{name: "§3.7 auto-login without skip, no key: 403 AUTO_LOGIN_ERROR", target: "/run", status: 403, detail: middleware.MsgAutoLoginNoKey,
+			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
+		{name: "§3.7 auto-login without skip, valid key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
+			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
+		{name: "§3.7 auto-login without skip, wrong key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
+		{name: "§3.7 auto-login with skip, no key: superuser", target: "/run", status: 200, user: "su", source: middleware.SourceAutoLogin,
+			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
+		{name: "§3.7 auto-login with skip, a key is still checked", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
+		{name: "skip auto-login alone does nothing", target: "/run", status: 403, detail: middleware.MsgNoKey,
+			cfg: func(c *middleware.Config) { c.SkipAuthAutoLogin = true }},
+		{name: "§3.7 env key: superuser", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, status: 200, user: "su", source: middleware.SourceEnv,
+			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
+		{name: "§3.7 env key in the query is stripped", target: "/run?x-api-key=my-env-key&stream=false", status: 200, user: "su", source: middleware.SourceEnv, rawQuery: "stream=false",
+			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
+		{name: "§3.7 env source falls back to the store", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", source: middleware.SourceDB,
+			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
+		{name: "§3.7 env compare is exact (no trim, case-sensitive)", target: "/run", header: map[string]string{"x-api-key": "MY-ENV-KEY"}, status: 403, detail: middleware.MsgInvalidKey,
+			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
+		{name: "env key works while the store is down", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, failDB: true, status: 200, user: "su", source: middleware.SourceEnv,
+			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs logBuf
+			cfg := middleware.Config{Verifier: f.m, Superuser: middleware.Principal{UserID: "su"}, Logger: debugLogger(&logs)}
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			mw, err := middleware.New(cfg)
+			require.NoError(t, err)
+			var s seen
+			method := tt.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			r := httptest.NewRequest(method, tt.target, nil)
+			for k, v := range tt.header {
+				r.Header.Set(k, v)
+			}
+			f.store.fail.Store(tt.failDB)
+			defer f.store.fail.Store(false)
+			w := httptest.NewRecorder()
+			mw(recorder(&s)).ServeHTTP(w, r)
+
+			assert.Equal(t, tt.status, w.Code, w.Body.String())
+			if tt.status != http.StatusOK {
+				assert.False(t, s.called, "downstream handler must not run")
+				assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+				assert.Equal(t, tt.detail, detail(t, w.Body.String()))
+				assert.NotContains(t, w.Body.String(), "10.0.0.7")
+			} else {
+				require.True(t, s.called)
+				assert.Equal(t, tt.user != "", s.ok)
+				assert.Equal(t, tt.user, s.principal.UserID)
+				assert.Equal(t, tt.rawQuery, s.rawQuery)
+				if tt.keyName != "" {
+					assert.Equal(t, tt.keyName, s.principal.KeyName)
+				}
+				if tt.source != "" {
+					assert.Equal(t, tt.source, s.principal.Source)
+				}
+			}
+			if tt.failDB {
+				if tt.status == 503 || cfg.Optional {
+					assert.Contains(t, logs.String(), "connection refused", "the cause goes to the log")
+				}
+			}
+			for _, k := range []string{f.valid, f.other, f.expired, f.inactive, f.revoked, wellFormedUnknown, "my-env-key"} {
+				assert.NotContains(t, logs.String(), k, "a key reached the log")
+			}
+		})
+	}
+}
+
+// TestMiddleware_SeedCurl runs the seed's two curl commands (reference §3.7,
+// seed "Use the API key") against a real server, with API_KEY replaced by a
+// real key: the header form, and the query form with its '?' typed for '&'.
+func TestMiddleware_SeedCurl(t *testing.T) {
+	f := newFixture(t)
+	mw, err := middleware.New(middleware.Config{Verifier: f.m})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	type got struct {
+		flowID, stream, rawQuery, requestURI, user, body string
+	}
+	ch := make(chan got, 1)
+	mux.Handle("POST /api/v1/run/{flow_id}", mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := middleware.FromContext(r.Context())
+		b, _ := io.ReadAll(r.Body)
+		ch <- got{r.PathValue("flow_id"), r.URL.Query().Get("stream"), r.URL.RawQuery, r.RequestURI, p.UserID, string(b)}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"outputs":[]}`)
+	})))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	curl := []struct {
+		name   string
+		url    string
+		header map[string]string
+	}{
+		{"header x-api-key", "http://localhost:7860/api/v1/run/FLOW_ID?stream=false", map[string]string{"Content-Type": "application/json", "x-api-key": "API_KEY"}},
+		{"query x-api-key with ? for &", "http://localhost:7860/api/v1/run/FLOW_ID?x-api-key=API_KEY?stream=false", map[string]string{"Content-Type": "application/json"}},
+	}
+	for _, c := range curl {
+		t.Run(c.name, func(t *testing.T) {
+			target := strings.Replace(strings.Replace(c.url, "http://localhost:7860", srv.URL, 1), "API_KEY", f.valid, 1)
+			req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(`{"inputs": {"text":""}, "tweaks": {}}`))
+			require.NoError(t, err)
+			for k, v := range c.header {
+				req.Header.Set(k, strings.Replace(v, "API_KEY", f.valid, 1))
+			}
+			resp, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, 200, resp.StatusCode, string(body))
+			g := <-ch
+			assert.Equal(t, "FLOW_ID", g.flowID)
+			assert.Equal(t, "false", g.stream, "the downstream handler still sees stream=false")
+			assert.Equal(t, "stream=false", g.rawQuery)
+			assert.Equal(t, "/api/v1/run/FLOW_ID?stream=false", g.requestURI, "the key never reaches RequestURI")
+			assert.Equal(t, "user-1", g.user)
+			assert.Equal(t, `{"inputs": {"text":""}, "tweaks": {}}`, g.body)
+		})
+	}
+
+	// The same two commands run by curl itself, argument for argument (plus
+	// -sS and -w to read the status), when curl is installed.
+	t.Run("curl", func(t *testing.T) {
+		if _, err := exec.LookPath("curl"); err != nil {
+			t.Skip("curl is not installed")
+		}
+		for _, c := range curl {
+			target := strings.Replace(strings.Replace(c.url, "http://localhost:7860", srv.URL, 1), "API_KEY", f.valid, 1)
+			args := []string{"-sS", "-w", "\n%{http_code}", "-X", "POST", target, "-H", "Content-Type: application/json"}
+			if v, ok := c.header["x-api-key"]; ok {
+				args = append(args, "-H", "x-api-key: "+strings.Replace(v, "API_KEY", f.valid, 1))
+			}
+			args = append(args, "-d", `{"inputs": {"text":""}, "tweaks": {}}`)
+			out, err := exec.Command("curl", args...).CombinedOutput()
+			require.NoError(t, err, string(out))
+			require.True(t, strings.HasSuffix(string(out), "\n200"), string(out))
+			g := <-ch
+			assert.Equal(t, "false", g.stream)
+			assert.Equal(t, "/api/v1/run/FLOW_ID?stream=false", g.requestURI)
+			assert.Equal(t, "user-1", g.user)
+		}
+	})
+
+	t.Run("literal API_KEY placeholder is refused", func(t *testing.T) {
+		resp, err := srv.Client().Post(srv.URL+"/api/v1/run/FLOW_ID?x-api-key=API_KEY?stream=false", "application/json", strings.NewReader(`{}`))
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, 403, resp.StatusCode)
+		assert.JSONEq(t, `{"detail":"Invalid or missing API key"}`, string(body))
+	})
+}
+
+// TestMiddleware_KeyStripped checks that the key never reaches the URL the
+// next handler sees, and that the caller's request is left as it was.
+func TestMiddleware_KeyStripped(t *testing.T) {
+	f := newFixture(t)
+	mw, err := middleware.New(middleware.Config{Verifier: f.m})
+	require.NoError(t, err)
+	k := f.valid
+	tests := []struct {
+		name, target, rawQuery, requestURI string
+	}{
+		{"only the key", "/run?x-api-key=" + k, "", "/run"},
+		{"key first", "/run?x-api-key=" + k + "&stream=false", "stream=false", "/run?stream=false"},
+		{"key last", "/run?stream=false&x-api-key=" + k, "stream=false", "/run?stream=false"},
+		{"key in the middle", "/run?a=1&x-api-key=" + k + "&b=2", "a=1&b=2", "/run?a=1&b=2"},
+		{"seed typo", "/run?x-api-key=" + k + "?stream=false", "stream=false", "/run?stream=false"},
+		{"seed typo with more", "/run?x-api-key=" + k + "?stream=false&tweaks=1", "stream=false&tweaks=1", "/run?stream=false&tweaks=1"},
+		{"typo after other params", "/run?a=1&x-api-key=" + k + "?stream=false", "a=1&stream=false", "/run?a=1&stream=false"},
+		{"repeated key", "/run?x-api-key=" + k + "&x-api-key=" + k, "", "/run"},
+		{"key under another name too", "/run?x-api-key=" + k + "&token=" + k, "", "/run"},
+		{"encoded key", "/run?x-api-key=" + strings.ReplaceAll(k, "-", "%2D") + "&z=%20", "z=%20", "/run?z=%20"},
+		{"header key, no query", "/run", "", "/run"},
+		{"header key, query kept byte for byte", "/run?stream=false&b=%41", "stream=false&b=%41", "/run?stream=false&b=%41"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, tt.target, nil)
+			r.Header.Set("x-api-key", k)
+			origURL, origRaw, origURI := r.URL, r.URL.RawQuery, r.RequestURI
+			var s seen
+			w := httptest.NewRecorder()
+			mw(recorder(&s)).ServeHTTP(w, r)
+			require.Equal(t, 200, w.Code)
+			assert.Equal(t, tt.rawQuery, s.rawQuery)
+			assert.Equal(t, tt.requestURI, s.requestURI)
+			assert.NotContains(t, s.rawQuery, k)
+			assert.NotContains(t, s.requestURI, k)
+			assert.Same(t, origURL, r.URL, "caller's request untouched")
+			assert.Equal(t, origRaw, r.URL.RawQuery)
+			assert.Equal(t, origURI, r.RequestURI)
+			_, hasPrincipal := middleware.FromContext(r.Context())
+			assert.False(t, hasPrincipal, "caller's context untouched")
+		})
+	}
+}
+
+// TestMiddleware_KeyStrippedFromParsedForm: a form parsed before the
+// middleware does not carry the key downstream either.
+func TestMiddleware_KeyStrippedFromParsedForm(t *testing.T) {
+	f := newFixture(t)
+	mw, err := middleware.New(middleware.Config{Verifier: f.m})
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/run?x-api-key="+f.valid+"&stream=false", strings.NewReader("a=1"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	require.NoError(t, r.ParseForm())
+	var form url.Values
+	w := httptest.NewRecorder()
+	mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, r.ParseForm())
+		form = r.Form
+	})).ServeHTTP(w, r)
+	require.Equal(t, 200, w.Code)
+	assert.Equal(t, url.Values{"a": {"1"}, "stream": {"false"}}, form)
+	assert.Equal(t, f.valid, r.Form.Get("x-api-key"), "caller's form untouched")
+}
+
+// TestMiddleware_RevokedImmediately: §3.5 DELETE is the revocation; the next
+// request with that key is refused at once, even on a warm cache.
+func TestMiddleware_RevokedImmediately(t *testing.T) {
+	ctx := context.Background()
+	m, err := apikey.NewManager(apikey.Config{})
+	require.NoError(t, err)
+	defer m.Close()
+	key, rec, err := m.Create(ctx, "user-1", "k", apikey.CreateOptions{})
+	require.NoError(t, err)
+	mw, err := middleware.New(middleware.Config{Verifier: m})
+	require.NoError(t, err)
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	do := func() int {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("x-api-key", key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	require.Equal(t, 200, do())
+	require.Equal(t, 200, do()) // cache warm
+	require.NoError(t, m.Delete(ctx, "user-1", rec.ID))
+	assert.Equal(t, 403, do())
+}
+
+// TestMiddleware_ErrorReasons: a custom ErrorHandler and OnFailure read the
+// reason with errors.Is; the key is never in err.
+func TestMiddleware_ErrorReasons(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name   string
+		key    string
+		auto   bool
+		failDB bool
+		want   error
+	}{
+		{"no key", "", false, false, middleware.ErrNoKey},
+		{"no key, auto-login", "", true, false, middleware.ErrAutoLoginNoKey},
+		{"unknown", wellFormedUnknown, false, false, apikey.ErrInvalid},
+		{"malformed", malformedKey, false, false, apikey.ErrInvalid},
+		{"revoked", f.revoked, false, false, apikey.ErrInvalid},
+		{"expired", f.expired, false, false, apikey.ErrExpired},
+		{"inactive", f.inactive, false, false, apikey.ErrInactive},
+		{"store down", unknownKey(), false, true, apikey.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var handled, failed error
+			mw, err := middleware.New(middleware.Config{
+				Verifier:  f.m,
+				AutoLogin: tt.auto,
+				ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+					handled = err
+					w.WriteHeader(http.StatusTeapot)
+				},
+				OnFailure: func(r *http.Request, err error) { failed = err },
+			})
+			require.NoError(t, err)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tt.key != "" {
+				r.Header.Set("x-api-key", tt.key)
+			}
+			f.store.fail.Store(tt.failDB)
+			defer f.store.fail.Store(false)
+			w := httptest.NewRecorder()
+			mw(http.NotFoundHandler()).ServeHTTP(w, r)
+			assert.Equal(t, http.StatusTeapot, w.Code)
+			require.Error(t, handled)
+			assert.ErrorIs(t, handled, tt.want)
+			assert.Equal(t, handled, failed, "OnFailure sees the same reason")
+			assert.Equal(t, !tt.failDB, middleware.IsRejection(handled))
+			if tt.key != "" {
+				assert.NotContains(t, handled.Error(), tt.key)
+			}
+		})
+	}
+}
+
+func TestMiddleware_AutoLoginWarnsOnce(t *testing.T) {
+	f := newFixture(t)
+	var logs logBuf
+	mw, err := middleware.New(middleware.Config{
+		Verifier: f.m, AutoLogin: true, SkipAuthAutoLogin: true,
+		Superuser: middleware.Principal{UserID: "su", KeyName: "langflow", Scopes: []string{}},
+		Logger:    debugLogger(&logs),
+	})
+	require.NoError(t, err)
+	var s seen
+	h := mw(recorder(&s))
+	for range 3 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		require.Equal(t, 200, w.Code)
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed"))
+	assert.Contains(t, logs.String(), "level=WARN")
+	assert.Equal(t, middleware.Principal{UserID: "su", KeyName: "langflow", Source: middleware.SourceAutoLogin}, s.principal)
+}
+
+func TestNew_Validates(t *testing.T) {
+	m, err := apikey.NewManager(apikey.Config{})
+	require.NoError(t, err)
+	defer m.Close()
+	tests := []struct {
+		name string
+		cfg  middleware.Config
+		err  string
+	}{
+		{"no verifier", middleware.Config{}, "Verifier is required"},
+		{"nil extractor", middleware.Config{Verifier: m, Extractors: []middleware.Extractor{nil}}, "Extractors[0] is nil"},
+		{"skip auto-login without superuser", middleware.Config{Verifier: m, AutoLogin: true, SkipAuthAutoLogin: true}, "Superuser.UserID is required"},
+		{"env key without superuser", middleware.Config{Verifier: m, EnvKey: "k"}, "Superuser.UserID is required"},
+		{"auto-login without skip needs no superuser", middleware.Config{Verifier: m, AutoLogin: true}, ""},
+		{"minimal", middleware.Config{Verifier: m}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mw, err := middleware.New(tt.cfg)
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.err)
+				assert.Nil(t, mw)
+				return
+			}
+			require.NoError(t, err)
+			require.NotNil(t, mw)
+		})
+	}
+	t.Run("env key never in the error", func(t *testing.T) {
+		_, err := middleware.New(middleware.Config{Verifier: m, EnvKey: "secret-env-key"})
+		require.Error(t, err)
+		assert.NotContains(t, err.Error(), "secret-env-key")
+	})
+	t.Run("nil next: 403 without a key, 404 after auth", func(t *testing.T) {
+		key, _, err := m.Create(context.Background(), "u", "k", apikey.CreateOptions{})
+		require.NoError(t, err)
+		mw, err := middleware.New(middleware.Config{Verifier: m})
+		require.NoError(t, err)
+		w := httptest.NewRecorder()
+		mw(nil).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.Equal(t, 403, w.Code)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("x-api-key", key)
+		w = httptest.NewRecorder()
+		mw(nil).ServeHTTP(w, r)
+		assert.Equal(t, 404, w.Code)
+	})
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want middleware.Config
+		err  []string
+	}{
+		{"unset: our defaults", nil, middleware.Config{}, nil},
+		{"auto-login with skip", map[string]string{"LANGFLOW_AUTO_LOGIN": "true", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN": "1"}, middleware.Config{AutoLogin: true, SkipAuthAutoLogin: true}, nil},
+		{"pydantic spellings", map[string]string{"LANGFLOW_AUTO_LOGIN": " Yes ", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN": "OFF"}, middleware.Config{AutoLogin: true}, nil},
+		{"false spelled out", map[string]string{"LANGFLOW_AUTO_LOGIN": "False"}, middleware.Config{}, nil},
+		{"source db ignores LANGFLOW_API_KEY", map[string]string{"LANGFLOW_API_KEY_SOURCE": "db", "LANGFLOW_API_KEY": "k"}, middleware.Config{}, nil},
+		{"source env", map[string]string{"LANGFLOW_API_KEY_SOURCE": "env", "LANGFLOW_API_KEY": " k "}, middleware.Config{EnvKey: " k "}, nil},
+		{"source env without a key (Langflow: store only)", map[string]string{"LANGFLOW_API_KEY_SOURCE": "env"}, middleware.Config{}, nil},
+		{"bad bool", map[string]string{"LANGFLOW_AUTO_LOGIN": "maybe"}, middleware.Config{}, []string{"LANGFLOW_AUTO_LOGIN must be a boolean", `"maybe"`}},
+		{"bad source (case-sensitive like the Literal)", map[string]string{"LANGFLOW_API_KEY_SOURCE": "ENV"}, middleware.Config{}, []string{`LANGFLOW_API_KEY_SOURCE must be "db" or "env", got "ENV"`}},
+		{"all errors at once", map[string]string{"LANGFLOW_SKIP_AUTH_AUTO_LOGIN": "2", "LANGFLOW_API_KEY_SOURCE": "vault"}, middleware.Config{}, []string{"LANGFLOW_SKIP_AUTH_AUTO_LOGIN", "vault"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := middleware.ConfigFromEnv(func(k string) string { return tt.env[k] })
+			if tt.err != nil {
+				require.Error(t, err)
+				for _, e := range tt.err {
+					assert.Contains(t, err.Error(), e)
+				}
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want.AutoLogin, cfg.AutoLogin)
+			assert.Equal(t, tt.want.SkipAuthAutoLogin, cfg.SkipAuthAutoLogin)
+			assert.Equal(t, tt.want.EnvKey, cfg.EnvKey)
+			assert.Nil(t, cfg.Verifier)
+		})
+	}
+	t.Run("nil getenv reads the process environment", func(t *testing.T) {
+		t.Setenv("LANGFLOW_AUTO_LOGIN", "on")
+		cfg, err := middleware.ConfigFromEnv(nil)
+		require.NoError(t, err)
+		assert.True(t, cfg.AutoLogin)
+	})
+}
+
+// TestRequireScope: a key with scopes reaches only routes requiring one of
+// them; a key without scopes (and the env key, and auto-login) everything.
+func TestRequireScope(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name   string
+		method string
+		key    string
+		scope  string
+		status int
+		detail string
+	}{
+		{"scoped key, granted scope", "GET", f.scoped, "runs:read", 200, ""},
+		{"scoped key, other scope", "GET", f.scoped, "runs:write", 403, `API key lacks the required scope "runs:write"`},
+		{"unrestricted key", "GET", f.valid, "runs:write", 200, ""},
+		{"env key is unrestricted", "GET", "env-key", "runs:write", 200, ""},
+		{"no principal (optional route)", "GET", "", "runs:read", 403, middleware.MsgInvalidKey},
+		{"OPTIONS without principal passes", "OPTIONS", "", "runs:read", 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mw, err := middleware.New(middleware.Config{Verifier: f.m, Optional: true, EnvKey: "env-key", Superuser: middleware.Principal{UserID: "su"}})
+			require.NoError(t, err)
+			var s seen
+			h := mw(middleware.RequireScope(tt.scope)(recorder(&s)))
+			r := httptest.NewRequest(tt.method, "/", nil)
+			if tt.key != "" {
+				r.Header.Set("x-api-key", tt.key)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			assert.Equal(t, tt.status, w.Code)
+			assert.Equal(t, tt.status == 200, s.called)
+			if tt.detail != "" {
+				assert.Equal(t, tt.detail, detail(t, w.Body.String()))
+			}
+		})
+	}
+	t.Run("HasScope", func(t *testing.T) {
+		assert.True(t, middleware.Principal{}.HasScope("x"))
+		assert.True(t, middleware.Principal{Scopes: []string{"a", "x"}}.HasScope("x"))
+		assert.False(t, middleware.Principal{Scopes: []string{"a"}}.HasScope("x"))
+	})
+}
+
+// TestTestHelpers: WithPrincipal and NewContext attach a principal without a
+// key, so a host's handlers can be tested alone.
+func TestTestHelpers(t *testing.T) {
+	p := middleware.Principal{UserID: "u1", KeyID: "k1", KeyName: "ci", Scopes: []string{"a"}, Source: middleware.SourceDB}
+	r := middleware.WithPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), p)
+	got, ok := middleware.FromContext(r.Context())
+	require.True(t, ok)
+	assert.Equal(t, p, got)
+	uid, ok := middleware.UserID(r)
+	assert.True(t, ok)
+	assert.Equal(t, "u1", uid)
+
+	_, ok = middleware.FromContext(context.Background())
+	assert.False(t, ok)
+	_, ok = middleware.UserID(httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.False(t, ok)
+	_, ok = middleware.UserID(middleware.WithPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), middleware.Principal{}))
+	assert.False(t, ok, "an empty user ID is no user")
+
+	//lint:ignore SA1012 a nil context is tolerated on purpose
+	ctx := middleware.NewContext(nil, p)
+	got, ok = middleware.FromContext(ctx)
+	assert.True(t, ok)
+	assert.Equal(t, "u1", got.UserID)
+
+	// The context still behaves as its parent: values, cancellation, deadline.
+	type k struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), k{}, "v"))
+	ctx = middleware.NewContext(parent, p)
+	child, cancelChild := context.WithTimeout(ctx, time.Hour)
+	defer cancelChild()
+	assert.Equal(t, "v", child.Value(k{}))
+	cancel()
+	<-child.Done()
+	assert.ErrorIs(t, child.Err(), context.Canceled)
+	assert.Contains(t, middleware.NewContext(context.Background(), p).(interface{ String() string }).String(), "middleware.Principal")
+
+	// An inner NewContext shadows the outer principal.
+	inner := middleware.NewContext(middleware.NewContext(context.Background(), p), middleware.Principal{UserID: "u2"})
+	got, _ = middleware.FromContext(inner)
+	assert.Equal(t, "u2", got.UserID)
+}
+
+// TestRouters: the middleware works with Go 1.22 ServeMux patterns and chi.
+func TestRouters(t *testing.T) {
+	f := newFixture(t)
+	mw, err := middleware.New(middleware.Config{Verifier: f.m})
+	require.NoError(t, err)
+	whoami := func(param func(*http.Request) string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, _ := middleware.FromContext(r.Context())
+			_, _ = io.WriteString(w, p.UserID+" "+param(r)+" "+r.URL.RawQuery)
+		})
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /flows/{id}", mw(whoami(func(r *http.Request) string { return r.PathValue("id") })))
+	cr := chi.NewRouter()
+	cr.Use(mw)
+	cr.Get("/flows/{id}", whoami(func(r *http.Request) string { return chi.URLParam(r, "id") }).ServeHTTP)
+
+	for name, h := range map[string]http.Handler{"ServeMux": mux, "chi": cr} {
+		t.Run(name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/flows/42?x-api-key="+f.valid+"&v=1", nil))
+			assert.Equal(t, 200, w.Code)
+			assert.Equal(t, "user-1 42 v=1", w.Body.String())
+			w = httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/flows/42", nil))
+			assert.Equal(t, 403, w.Code)
+		})
+	}
+}
+
+// TestMessages_Langflow37 pins the default answers to §3.7's literal texts.
+func TestMessages_Langflow37(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		body   string
+	}{
+		{middleware.ErrNoKey, 403, `{"detail":"An API key must be passed as query or header"}`},
+		{middleware.ErrAutoLoginNoKey, 403, `{"detail":"Since v1.5, LANGFLOW_AUTO_LOGIN requires a valid API key. Set LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true to skip this check. Please update your authentication method."}`},
+		{apikey.ErrInvalid, 403, `{"detail":"Invalid or missing API key"}`},
+		{apikey.ErrExpired, 403, `{"detail":"Invalid or missing API key"}`},
+		{apikey.ErrInactive, 403, `{"detail":"Invalid or missing API key"}`},
+		{apikey.ErrUnavailable, 503, `{"detail":"Authentication service unavailable"}`},
+		{errors.New("some verifier's own error"), 503, `{"detail":"Authentication service unavailable"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			w := httptest.NewRecorder()
+			middleware.DefaultErrorHandler(w, httptest.NewRequest(http.MethodGet, "/", nil), tt.err)
+			assert.Equal(t, tt.status, w.Code)
+			assert.JSONEq(t, tt.body, w.Body.String())
+		})
+	}
+	assert.Equal(t, "In v2.0, LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed. Please update your authentication method.", middleware.AutoLoginWarning)
+}
+
+type brokenVerifier struct{}
+
+func (brokenVerifier) Verify(context.Context, string) (apikey.Principal, error) {
+	return apikey.Principal{}, errors.New("redis: i/o timeout on 10.0.0.9")
+}
+
+// TestMiddleware_UnknownVerifierError: an error that is no verdict on the key
+// fails closed (503), with the cause in the log and not in the response.
+func TestMiddleware_UnknownVerifierError(t *testing.T) {
+	var logs logBuf
+	mw, err := middleware.New(middleware.Config{Verifier: brokenVerifier{}, Logger: debugLogger(&logs)})
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("x-api-key", "sk-some-key")
+	w := httptest.NewRecorder()
+	var s seen
+	mw(recorder(&s)).ServeHTTP(w, r)
+	assert.False(t, s.called)
+	assert.Equal(t, 503, w.Code)
+	assert.NotContains(t, w.Body.String(), "10.0.0.9")
+	assert.Contains(t, logs.String(), "level=ERROR")
+	assert.Contains(t, logs.String(), "10.0.0.9")
+	assert.NotContains(t, logs.String(), "sk-some-key")
+}
