@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+)
+
+func TestRouterScopes(t *testing.T) {
+	keys, err := apikey.NewManager(apikey.Config{Store: apikey.NewMemoryStore()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = keys.Close() })
+	ctx := context.Background()
+	create := func(scopes ...string) string {
+		key, _, err := keys.Create(ctx, "alice", "k", apikey.CreateOptions{Scopes: scopes})
+		require.NoError(t, err)
+		return key
+	}
+	reader, writer, unrestricted := create("items:read"), create("items:write"), create()
+
+	r, err := newRouter(keys)
+	require.NoError(t, err)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name, method, path, key, body string
+		wantCode                      int
+		wantBody                      string
+	}{
+		{"health is public", "GET", "/health", "", "", 200, "ok\n"},
+		{"no key", "GET", "/items", "", "", 403, `{"detail":"An API key must be passed as query or header"}` + "\n"},
+		{"reader lists", "GET", "/items", reader, "", 200, "[]\n"},
+		{"reader cannot add", "POST", "/items", reader, `{"name":"x"}`, 403, `{"detail":"API key lacks the required scope \"items:write\""}` + "\n"},
+		{"writer adds", "POST", "/items", writer, `{"name":"pen"}`, 201, `{"name":"pen"}` + "\n"},
+		{"writer cannot list", "GET", "/items", writer, "", 403, `{"detail":"API key lacks the required scope \"items:read\""}` + "\n"},
+		{"unrestricted key lists", "GET", "/items", unrestricted, "", 200, `["pen"]` + "\n"},
+		{"unrestricted key adds", "POST", "/items", unrestricted, `{"name":"cup"}`, 201, `{"name":"cup"}` + "\n"},
+		{"bad body", "POST", "/items", writer, `{}`, 422, `{"detail":"body must be {\"name\": \"...\"}"}` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			require.NoError(t, err)
+			if tt.key != "" {
+				req.Header.Set("x-api-key", tt.key)
+			}
+			res, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantCode, res.StatusCode)
+			assert.Equal(t, tt.wantBody, string(body))
+		})
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/variables"
+)
+
+// config is everything the server and the CLI read from flags and the
+// environment. Flags win over environment variables, which win over defaults.
+type config struct {
+	ConfigDir   string
+	DatabaseURL string // "" until resolved; then sqlite:… or postgres://…
+	Host        string
+	Port        int
+	LogLevel    slog.Level
+
+	Auth                 middleware.Config // AutoLogin, SkipAuthAutoLogin, EnvKey
+	DisableUsageTracking bool              // LANGFLOW_DISABLE_TRACK_APIKEY_USAGE
+	FallbackToEnv        bool              // LANGFLOW_FALLBACK_TO_ENV_VAR
+	StoreEnvVariables    bool              // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
+
+	Getenv func(string) string // the environment with the server's defaults applied
+}
+
+// commonFlags are the flags every subcommand takes.
+type commonFlags struct {
+	configDir, databaseURL, envFile, logLevel string
+	defaultLevel                              string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
+}
+
+// newFlagSet returns the subcommand's flag set with the common flags. The
+// server logs at info by default, the CLI subcommands only warnings.
+func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *commonFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &commonFlags{defaultLevel: "warn"}
+	if name == "run" {
+		c.defaultLevel = "info"
+	}
+	fs.StringVar(&c.configDir, "config-dir", "", "directory for secret_key and the SQLite database (env LANGFLOW_CONFIG_DIR; default: user cache dir + /keyflow)")
+	fs.StringVar(&c.databaseURL, "database-url", "", "sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
+	fs.StringVar(&c.envFile, "env-file", "", "load this .env file first; its values override the process environment, as `langflow run --env-file` does")
+	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (env LANGFLOW_LOG_LEVEL; default info for run, warn otherwise)")
+	return fs, c
+}
+
+// serverDefaults are the values the reference server assumes for unset
+// variables where they differ from the library's zero values: Langflow's own
+// defaults.
+var serverDefaults = map[string]string{
+	"LANGFLOW_AUTO_LOGIN":                  "true",
+	"LANGFLOW_FALLBACK_TO_ENV_VAR":         "true",
+	"LANGFLOW_STORE_ENVIRONMENT_VARIABLES": "true",
+	"LANGFLOW_HOST":                        "127.0.0.1",
+	"LANGFLOW_PORT":                        "7860",
+}
+
+// loadConfig loads the .env file (if any), then resolves every setting.
+// host and port are the run subcommand's flags when given on the command
+// line (nil otherwise).
+func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
+	if c.envFile != "" {
+		if err := variables.LoadDotEnv(c.envFile); err != nil {
+			return config{}, fmt.Errorf("--env-file: %w", err)
+		}
+	}
+	getenv := func(name string) string {
+		if v := os.Getenv(name); v != "" {
+			return v
+		}
+		return serverDefaults[name]
+	}
+	cfg := config{Getenv: getenv}
+	var errs []error
+
+	dir := c.configDir
+	if dir == "" {
+		d, err := secrets.DefaultConfigDir(os.Getenv)
+		if err != nil {
+			return config{}, fmt.Errorf("config dir: %w (set --config-dir or LANGFLOW_CONFIG_DIR)", err)
+		}
+		dir = d
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return config{}, fmt.Errorf("config dir: %w", err)
+	}
+	cfg.ConfigDir = abs
+
+	cfg.DatabaseURL = c.databaseURL
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = os.Getenv("LANGFLOW_DATABASE_URL")
+	}
+
+	cfg.Host = getenv("LANGFLOW_HOST")
+	if host != nil {
+		cfg.Host = *host
+	}
+	if cfg.Port, err = strconv.Atoi(getenv("LANGFLOW_PORT")); err != nil || cfg.Port < 0 || cfg.Port > 65535 {
+		errs = append(errs, fmt.Errorf("LANGFLOW_PORT must be a port number, got %q", getenv("LANGFLOW_PORT")))
+	}
+	if port != nil {
+		if *port < 0 || *port > 65535 {
+			errs = append(errs, fmt.Errorf("--port must be 0…65535, got %d", *port))
+		}
+		cfg.Port = *port
+	}
+
+	level := c.logLevel
+	if level == "" {
+		level = os.Getenv("LANGFLOW_LOG_LEVEL")
+	}
+	if level == "" {
+		level = c.defaultLevel
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("log level must be debug, info, warn or error, got %q", level))
+	}
+
+	if cfg.Auth, err = middleware.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{
+		{"LANGFLOW_DISABLE_TRACK_APIKEY_USAGE", &cfg.DisableUsageTracking},
+		{"LANGFLOW_FALLBACK_TO_ENV_VAR", &cfg.FallbackToEnv},
+		{"LANGFLOW_STORE_ENVIRONMENT_VARIABLES", &cfg.StoreEnvVariables},
+	} {
+		if *b.dst, err = parseBool(b.name, getenv(b.name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// parseBool accepts pydantic's spellings, as Langflow's settings do.
+func parseBool(name, v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "f", "no", "n", "off":
+		return false, nil
+	case "1", "true", "t", "yes", "y", "on":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s must be a boolean (true/false), got %q", name, v)
+}
+
+// database is a resolved --database-url.
+type database struct {
+	driver string // "sqlite" or "pgx"
+	dsn    string
+	// postgres reports whether the SQL dialect is PostgreSQL.
+	postgres bool
+	// display is the URL without a password, for logs.
+	display string
+}
+
+// parseDatabaseURL understands Langflow's forms: "" (an SQLite file in the
+// config dir), sqlite:///relative.db, sqlite:////absolute.db (SQLAlchemy's),
+// and postgres:// or postgresql:// (also postgresql+psycopg://).
+func parseDatabaseURL(raw, configDir string) (database, error) {
+	if raw == "" {
+		raw = "sqlite:///" + filepath.Join(configDir, "keyflow.db")
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return database{}, fmt.Errorf("database URL %q: want sqlite:///path or postgres://…", redactURL(raw))
+	}
+	scheme, _, _ = strings.Cut(strings.ToLower(scheme), "+") // postgresql+psycopg → postgresql
+	switch scheme {
+	case "sqlite":
+		path := strings.TrimPrefix(rest, "/") // sqlite:///a.db → a.db; sqlite:////abs → /abs
+		path, _, _ = strings.Cut(path, "?")
+		if path == "" || path == ":memory:" {
+			return database{}, errors.New("database URL: an SQLite URL needs a file path (sqlite:///path/to.db)")
+		}
+		dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		return database{driver: "sqlite", dsn: dsn, display: "sqlite:///" + path}, nil
+	case "postgres", "postgresql":
+		dsn := "postgres://" + rest
+		return database{driver: "pgx", dsn: dsn, postgres: true, display: redactURL(dsn)}, nil
+	}
+	return database{}, fmt.Errorf("database URL: unsupported scheme %q (want sqlite or postgres)", scheme)
+}
+
+// redactURL hides a password in a URL for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,341 @@
+// Command server is keyflow's reference server: a Langflow-shaped API with
+// per-user API keys, Fernet-encrypted global variables and a small web UI,
+// on an embedded SQLite database (or PostgreSQL), plus Langflow's CLI.
+//
+//	go run ./examples/server                 # serve on http://127.0.0.1:7860
+//	go run ./examples/server api-key         # a key for the superuser, in a box
+//	echo -n secret | go run ./examples/server encrypt
+//	go run ./examples/server decrypt < token.txt
+//	go run ./examples/server rotate-secret   # re-encrypt under a new master secret
+//
+// Every subcommand takes --config-dir, --database-url, --env-file and
+// --log-level, and creates the database, its schema and the superuser
+// "langflow" when they are missing, so the CLI and a running server share one
+// database from the first command on. Logs go to stderr.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
+	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/variables"
+	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: server [run|api-key|encrypt|decrypt|rotate-secret] [flags]
+
+  run            serve the API and the web UI (default)
+  api-key        create an API key (for the superuser, or --username NAME)
+  encrypt        stdin → one Fernet token under the master secret
+  decrypt        one Fernet token on stdin → the plaintext
+  rotate-secret  re-encrypt stored Credential variables under a new master secret
+
+Run "server <subcommand> -h" for its flags.
+`
+
+// realMain runs one subcommand and returns the process exit code.
+func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(args, stderr)
+	case "api-key":
+		err = cmdAPIKey(args, stdout, stderr)
+	case "encrypt":
+		err = cmdEncrypt(args, stdin, stdout, stderr)
+	case "decrypt":
+		err = cmdDecrypt(args, stdin, stdout, stderr)
+	case "rotate-secret":
+		err = cmdRotateSecret(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "server: unknown subcommand %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errFlagParse):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "server %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+// errFlagParse: the flag package has already said what was wrong.
+var errFlagParse = errors.New("bad flags")
+
+// app is what every subcommand opens: the database, keyflow's services on
+// it, and the superuser.
+type app struct {
+	cfg       config
+	log       *slog.Logger
+	db        *sql.DB
+	store     *store
+	keyring   *secrets.Keyring
+	varStore  *varsql.Store
+	keys      *apikey.Manager
+	vars      *variables.Service
+	resolver  *variables.Resolver
+	superuser user
+}
+
+// openApp creates the config dir, loads (or generates) the master secret,
+// opens the database, creates every schema, and creates the superuser when
+// it is missing. Close it.
+func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
+		return nil, fmt.Errorf("config dir: %w", err)
+	}
+	keyring, err := secrets.Load(secrets.LoadOptions{
+		ConfigDir: cfg.ConfigDir,
+		Previous:  pendingSecret(cfg.ConfigDir),
+		Getenv:    cfg.Getenv,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("master secret: %w", err)
+	}
+	dbc, err := parseDatabaseURL(cfg.DatabaseURL, cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open(dbc.driver, dbc.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dbc.display, err)
+	}
+	a := &app{cfg: cfg, log: log, db: db, keyring: keyring}
+	if err := a.open(ctx, dbc); err != nil {
+		if a.keys != nil {
+			_ = a.keys.Close()
+		}
+		_ = db.Close()
+		return nil, err
+	}
+	log.Debug("database ready", "url", dbc.display)
+	return a, nil
+}
+
+// open connects and builds the stores and services on a.db.
+func (a *app) open(ctx context.Context, dbc database) error {
+	if err := a.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("connect to %s: %w", dbc.display, err)
+	}
+	keyDialect, varDialect := keysql.SQLite, varsql.SQLite
+	if dbc.postgres {
+		keyDialect, varDialect = keysql.Postgres, varsql.Postgres
+	}
+	var err error
+	if a.store, err = newStore(ctx, a.db, dbc.postgres); err != nil {
+		return err
+	}
+	keyStore, err := keysql.New(ctx, a.db, keysql.Options{Dialect: keyDialect})
+	if err != nil {
+		return fmt.Errorf("api key store: %w", err)
+	}
+	if a.varStore, err = varsql.New(ctx, a.db, varsql.Options{Dialect: varDialect}); err != nil {
+		return fmt.Errorf("variable store: %w", err)
+	}
+	if a.keys, err = apikey.NewManager(apikey.Config{
+		Store:                keyStore,
+		DisableUsageTracking: a.cfg.DisableUsageTracking,
+		Logger:               a.log,
+	}); err != nil {
+		return err
+	}
+	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: a.varStore, Keyring: a.keyring, Logger: a.log}); err != nil {
+		return err
+	}
+	fallback := a.cfg.FallbackToEnv
+	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, FallbackToEnv: &fallback}); err != nil {
+		return err
+	}
+	a.superuser, err = a.ensureUser(ctx, superuserName, true)
+	return err
+}
+
+// ensureUser returns the named user, creating it when missing; a new user
+// gets the environment's variables imported at once.
+func (a *app) ensureUser(ctx context.Context, username string, superuser bool) (user, error) {
+	u, created, err := a.store.ensureUser(ctx, username, superuser)
+	if err != nil {
+		return user{}, err
+	}
+	if created {
+		a.log.Info("created user", "username", u.Username, "superuser", u.IsSuperuser)
+		if err := a.importEnv(ctx, u); err != nil {
+			return user{}, err
+		}
+	}
+	return u, nil
+}
+
+// importEnv copies the provider keys found in the environment (and .env) into
+// u's Credential variables, unless LANGFLOW_STORE_ENVIRONMENT_VARIABLES=false.
+func (a *app) importEnv(ctx context.Context, u user) error {
+	if !a.cfg.StoreEnvVariables {
+		return nil
+	}
+	rep, err := a.vars.ImportEnv(ctx, u.ID, variables.EnvImportOptions{})
+	if err != nil {
+		return fmt.Errorf("import environment variables for %s: %w", u.Username, err)
+	}
+	a.log.Debug("imported environment variables", "username", u.Username, "report", fmt.Sprintf("%+v", rep))
+	return nil
+}
+
+// Close flushes pending API-key usage and closes the database.
+func (a *app) Close() error {
+	return errors.Join(a.keys.Close(), a.db.Close())
+}
+
+// newLogger writes text logs to stderr.
+func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// setup resolves the configuration and opens the app: the common start of
+// every subcommand. host and port are nil except for run.
+func setup(ctx context.Context, c *commonFlags, host *string, port *int, stderr io.Writer) (*app, error) {
+	cfg, err := loadConfig(c, host, port)
+	if err != nil {
+		return nil, err
+	}
+	return openApp(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs, common := newFlagSet("run", stderr)
+	host := fs.String("host", "127.0.0.1", "address to listen on (env LANGFLOW_HOST)")
+	port := fs.Int("port", 7860, "port to listen on, 0 for any free port (env LANGFLOW_PORT)")
+	if err := fs.Parse(args); err != nil {
+		return errFlagParse
+	}
+	// Flags given on the command line win over the environment.
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if !explicit["host"] {
+		host = nil
+	}
+	if !explicit["port"] {
+		port = nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C ends the process at once
+	}()
+
+	a, err := setup(ctx, common, host, port, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := a.Close(); err != nil {
+			a.log.Error("shutdown", "err", err)
+		}
+	}()
+	return a.serve(ctx)
+}
+
+// serve imports the environment for every user, makes sure the demo flow
+// exists, and serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down
+// gracefully. The caller's Close flushes the usage counters.
+func (a *app) serve(ctx context.Context) error {
+	users, err := a.store.users(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if err := a.importEnv(ctx, u); err != nil {
+			return err
+		}
+	}
+	echo, err := a.ensureEchoFlow(ctx)
+	if err != nil {
+		return err
+	}
+	a.log.Info("demo flow", "name", echo.Name, "id", echo.ID)
+
+	h, err := a.handler()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.Host, strconv.Itoa(a.cfg.Port)))
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(a.cfg.Host); a.cfg.Auth.AutoLogin && (ip == nil || !ip.IsLoopback()) {
+		a.log.Warn("LANGFLOW_AUTO_LOGIN is on and the server listens beyond loopback: anyone who can open the web UI manages the superuser's keys and variables")
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("keyflow listening on http://" + ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// ensureEchoFlow gives the superuser the demo flow "Echo", whose field
+// api_key is bound to the global variable OPENAI_API_KEY.
+func (a *app) ensureEchoFlow(ctx context.Context) (flow, error) {
+	flows, err := a.store.flowsByUser(ctx, a.superuser.ID)
+	if err != nil {
+		return flow{}, err
+	}
+	for _, f := range flows {
+		if f.Name == "Echo" {
+			return f, nil
+		}
+	}
+	return a.store.createFlow(ctx, a.superuser.ID, "Echo", map[string]flowField{
+		"api_key": {Variable: "OPENAI_API_KEY"},
+	})
+}
