@@ -4,10 +4,13 @@
 package httpjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxBody is the largest request body the handlers read (1 MiB).
@@ -29,12 +32,21 @@ func Detail(w http.ResponseWriter, status int, msg string) {
 
 // Decode reads one JSON value of at most MaxBody bytes from r's body into v.
 // On failure it has already answered: 413 for a body over the limit, 422 for
-// malformed JSON or a wrong field type (the message names the position or
-// field, never the body's content), and it reports false.
+// malformed JSON, invalid UTF-8 (which encoding/json would silently replace
+// with U+FFFD, storing something other than what the client sent) or a wrong
+// field type (the message names the position or field, never the body's
+// content), and it reports false.
 func Decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, MaxBody)
-	dec := json.NewDecoder(body)
-	err := dec.Decode(v)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err == nil && !utf8.Valid(data) {
+		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: not valid UTF-8")
+		return false
+	}
+	var dec *json.Decoder
+	if err == nil {
+		dec = json.NewDecoder(bytes.NewReader(data))
+		err = dec.Decode(v)
+	}
 	if err == nil && dec.More() {
 		err = errors.New("unexpected data after the JSON value")
 	}
