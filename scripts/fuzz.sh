@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target of the module (every `func FuzzXxx` in a
+# _test.go file), one at a time, for FUZZTIME each (default 10s), and stops at
+# the first failure. A failing input is saved by Go under the package's
+# testdata/fuzz/<Target>/ directory: commit it, fix the bug, and it stays a
+# regression test of the normal `go test` run.
+#
+#   scripts/fuzz.sh                         # 10 s per target (CI)
+#   FUZZTIME=5m scripts/fuzz.sh             # longer, on demand
+#   FUZZTIME=1m scripts/fuzz.sh FuzzDecrypt # only the targets named (regexp alternatives ok)
+#   FUZZPARALLEL=1 scripts/fuzz.sh          # one fuzzing worker (shared machines)
+#   scripts/fuzz.sh -list                   # print "package target" pairs and exit
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+FUZZTIME="${FUZZTIME:-10s}"
+
+# "dir target" for every fuzz target, sorted, from the _test.go sources.
+targets() {
+	grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . |
+		grep -v '/testdata/' |
+		sed -E 's#^\./(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\($#\1 \2#' |
+		sort -u
+}
+
+if [[ "${1:-}" == "-list" ]]; then
+	targets
+	exit 0
+fi
+filter="${1:-}"
+
+parallel=()
+if [[ -n "${FUZZPARALLEL:-}" ]]; then
+	parallel=(-parallel "$FUZZPARALLEL")
+fi
+
+n=0
+while read -r dir name; do
+	if [[ -n "$filter" ]] && ! [[ "$name" =~ ^($filter)$ ]]; then
+		continue
+	fi
+	n=$((n + 1))
+	echo "=== fuzz ./$dir $name ($FUZZTIME)"
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "${parallel[@]}" "./$dir"; then
+		echo "FAIL: fuzz target $name in ./$dir (the failing input is under ./$dir/testdata/fuzz/$name/)" >&2
+		exit 1
+	fi
+done < <(targets)
+
+if [[ "$n" -eq 0 ]]; then
+	echo "no fuzz target matched ${filter:-anything}" >&2
+	exit 1
+fi
+echo "ok: $n fuzz targets, $FUZZTIME each"
