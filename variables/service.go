@@ -27,7 +27,8 @@ type ServiceConfig struct {
 // with Langflow's messages, encryption of Credential values, hidden internal
 // variables, and the environment import. It is safe for concurrent use.
 type Service struct {
-	store   Store
+	store   Store // the caller's store behind unavailableStore
+	inner   Store
 	keyring *secrets.Keyring
 	now     func() time.Time
 	log     *slog.Logger
@@ -45,10 +46,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Keyring == nil {
 		return nil, errNoKeyring
 	}
-	s := &Service{store: cfg.Store, keyring: cfg.Keyring, now: cfg.Now, log: cfg.Logger}
-	if s.store == nil {
-		s.store = NewMemoryStore()
+	s := &Service{inner: cfg.Store, keyring: cfg.Keyring, now: cfg.Now, log: cfg.Logger}
+	if s.inner == nil {
+		s.inner = NewMemoryStore()
 	}
+	s.store = unavailableStore{s.inner}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -59,7 +61,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 }
 
 // Store returns the Store the Service works on.
-func (s *Service) Store() Store { return s.store }
+func (s *Service) Store() Store { return s.inner }
 
 // timestamp is now in UTC, truncated to microseconds so that it survives
 // every SQL store unchanged.

@@ -364,3 +364,17 @@ func TestStoreFailures(t *testing.T) {
 	_, err = s.List(ctx, "u1")
 	assert.ErrorIs(t, err, errBroken)
 }
+
+func TestStoreFailureIsUnavailable(t *testing.T) {
+	svc := newService(t, failingStore{variables.NewMemoryStore()})
+	_, err := svc.Create(context.Background(), "u1", variables.CreateInput{Name: "A", Value: "v"})
+	assert.ErrorIs(t, err, variables.ErrUnavailable)
+	assert.ErrorIs(t, err, errBroken, "the cause is kept for the log")
+	_, err = svc.List(context.Background(), "u1")
+	assert.ErrorIs(t, err, variables.ErrUnavailable)
+
+	ok := newService(t, nil)
+	_, err = ok.Get(context.Background(), "u1", "8f14e45f-ceea-467f-9ed4-6f1a2c3b4d5e")
+	assert.ErrorIs(t, err, variables.ErrNotFound, "an outcome is not a failure")
+	assert.NotErrorIs(t, err, variables.ErrUnavailable)
+}

@@ -69,6 +69,11 @@ var (
 	ErrDuplicate = errors.New("variables: variable already exists")
 	// ErrConflict: Store.Update found the row changed since it was read.
 	ErrConflict = errors.New("variables: variable changed concurrently")
+	// ErrUnavailable: the store failed (any error other than ErrNotFound,
+	// ErrDuplicate and ErrConflict). The Service and Resolver return an
+	// error that wraps both ErrUnavailable and the store's cause; HTTP
+	// handlers answer it with 503.
+	ErrUnavailable = errors.New("variables: store unavailable")
 )
 
 // Validation errors: inputs the Service refuses. Each is a *ValidationError

@@ -12,8 +12,9 @@
 // "default_fields"}, and "value" is null for Credential variables. Errors are
 // {"detail": "..."}: 400 with Langflow's validation messages, 401 "Not
 // authenticated" when the UserFunc finds no user, 404 "Variable not found",
-// 405, 413 for bodies over 1 MiB, 422 for malformed JSON or ids, 500 for
-// store failures (the cause is logged with slog, never sent). Unlike
+// 405, 413 for bodies over 1 MiB, 422 for malformed JSON or ids, 503 when
+// the store is unavailable (fail closed), 500 for a stored value that does
+// not decrypt (the cause is logged with slog, never sent). Unlike
 // Langflow, DELETE of a missing variable answers 404, not 500.
 package variableshttp
 
@@ -231,8 +232,9 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id stri
 }
 
 // fail answers err: validation errors 400 with their message, not-found 404,
-// anything else 500 with a fixed message (the cause, which names no value,
-// is logged).
+// store unavailable 503 (fail closed), anything else (a value that does not
+// decrypt) 500; both with a fixed message, the cause (which names no value)
+// logged.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *variables.ValidationError
 	switch {
@@ -240,6 +242,9 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpjson.Detail(w, http.StatusBadRequest, ve.Message)
 	case errors.Is(err, variables.ErrNotFound):
 		httpjson.Detail(w, http.StatusNotFound, "Variable not found")
+	case errors.Is(err, variables.ErrUnavailable):
+		slog.ErrorContext(r.Context(), "variableshttp: store unavailable", "method", r.Method, "error", err)
+		httpjson.Detail(w, http.StatusServiceUnavailable, "Variable store unavailable")
 	default:
 		slog.ErrorContext(r.Context(), "variableshttp: request failed", "method", r.Method, "error", err)
 		httpjson.Detail(w, http.StatusInternalServerError, "Internal server error")

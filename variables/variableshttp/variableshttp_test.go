@@ -285,18 +285,20 @@ func TestRoutingAndAuth(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, rec.Code)
 }
 
-// brokenStore fails every read, to check 500s say nothing about the cause.
+// brokenStore fails every read, to check store failures say nothing about
+// the cause.
 type brokenStore struct{ variables.Store }
 
 func (brokenStore) ListByUser(context.Context, string) ([]variables.Variable, error) {
 	return nil, errors.New("connection refused: postgres://admin:pw@db")
 }
 
-func TestStoreFailureIs500(t *testing.T) {
+func TestStoreFailureIs503(t *testing.T) {
 	s := newServer(t, brokenStore{variables.NewMemoryStore()})
 	r := s.do(http.MethodGet, "/api/v1/variables/", "u1", nil)
-	assert.Equal(t, http.StatusInternalServerError, r.code)
-	assert.Equal(t, "Internal server error", r.detail(t))
+	assert.Equal(t, http.StatusServiceUnavailable, r.code)
+	assert.Equal(t, "Variable store unavailable", r.detail(t))
+	assert.NotContains(t, string(r.body), "postgres")
 }
 
 // FuzzHandlerBodies sends arbitrary bodies to POST and PATCH: the answer is
