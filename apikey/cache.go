@@ -218,3 +218,18 @@ func (c *cache) invalidate(h *Hash) {
 	s.gen.Add(1)
 	s.mu.Unlock()
 }
+
+// clear drops every entry and bumps every shard generation, so that no
+// verification under way caches what it read before.
+func (c *cache) clear() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for j := range s.slots {
+			s.slots[j].Store(nil)
+		}
+		s.n = 0
+		s.gen.Add(1)
+		s.mu.Unlock()
+	}
+}

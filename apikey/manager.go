@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,10 +34,11 @@ type Config struct {
 	CacheSize int
 
 	// CacheTTL is how long a verified key is trusted without reading the
-	// store again. It bounds how late this Manager sees a change made by
-	// another process sharing the store, unless that process's change is
-	// passed to Invalidate. Changes made through this Manager are seen at
-	// once. 0: 5 s. Negative: verified keys are not cached.
+	// store again. Without Changes, it bounds how late this Manager sees a
+	// change made by another process sharing the store (unless that change
+	// is passed to Invalidate); with Changes, ChangesMaxLag does. Changes
+	// made through this Manager are seen at once. 0: 5 s. Negative: verified
+	// keys are not cached.
 	CacheTTL time.Duration
 
 	// NegativeCacheTTL is how long an unknown key is remembered as unknown,
@@ -57,9 +60,37 @@ type Config struct {
 	// internal millisecond clock on the verification path.
 	Now func() time.Time
 
-	// Logger receives failed usage flushes. nil: slog.Default(). Keys are
+	// Logger receives failed usage flushes, dropped usage counts and the
+	// change feed's failures and recoveries. nil: slog.Default(). Keys are
 	// never logged.
 	Logger *slog.Logger
+
+	// Changes, when set, is polled every ChangesPollInterval for keys that
+	// other processes sharing the store changed, and each is dropped from
+	// the cache (Invalidate), so that a key revoked, disabled or created
+	// anywhere is seen here within ChangesMaxLag. nil: no feed; changes made
+	// elsewhere are then seen when cached entries expire (CacheTTL,
+	// NegativeCacheTTL). Ignored when the cache is off.
+	Changes ChangeFeed
+
+	// ChangesMaxLag is the bound on how late this Manager applies a change
+	// made by another process, when Changes is set: a cached result is used
+	// only while the feed's last successful poll began less than
+	// ChangesMaxLag ago. If the feed fails for longer (for example while the
+	// database is unreachable), the cache is dropped and every verification
+	// reads the store (and fails with ErrUnavailable while it is down), until
+	// the feed works again. 0: 1 s.
+	ChangesMaxLag time.Duration
+
+	// ChangesPollInterval is how often Changes is polled. 0: a fifth of
+	// ChangesMaxLag (200 ms). It must be shorter than ChangesMaxLag.
+	ChangesPollInterval time.Duration
+
+	// MaxPendingUsage bounds how many keys' usage counts are kept in memory
+	// while the store cannot take them (failed flushes). When a failed flush
+	// leaves more, the counts of the excess keys are dropped and an error is
+	// logged with their number. 0: 100 000. Negative: no bound.
+	MaxPendingUsage int
 }
 
 // CreateOptions are the optional properties of a new key.
@@ -80,6 +111,7 @@ const (
 	DefaultCacheTTL         = 5 * time.Second
 	DefaultNegativeCacheTTL = time.Second
 	DefaultFlushInterval    = 10 * time.Second
+	DefaultMaxPendingUsage  = 100000
 )
 
 const (
@@ -100,28 +132,39 @@ type Manager struct {
 	clock  coarseClock
 	log    *slog.Logger
 
-	cache  *cache // nil: no cache
-	posTTL int64  // nanoseconds; ≤ 0: positives not cached
-	negTTL int64  // nanoseconds; ≤ 0: negatives not cached
+	cache  *cache       // nil: no cache
+	trust  atomic.Int64 // cached entries are served while nowNano() < trust (the change feed)
+	posTTL int64        // nanoseconds; ≤ 0: positives not cached
+	negTTL int64        // nanoseconds; ≤ 0: negatives not cached
 
-	track bool
-	usage usage
+	track      bool
+	usage      usage
+	maxPending int // ≤ 0: unbounded
 
-	stop      chan struct{} // closed by Close; nil without a flusher
-	done      chan struct{}
+	feed ChangeFeed // nil: none
+
+	stop      chan struct{} // closed by Close
+	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
 // NewManager returns a Manager for cfg, and starts its usage flusher unless
-// usage tracking is disabled or cfg.FlushInterval is negative.
+// usage tracking is disabled or cfg.FlushInterval is negative, and its change
+// feed poller when cfg.Changes is set (and the cache is on).
 func NewManager(cfg Config) (*Manager, error) {
 	m := &Manager{
-		store:  cfg.Store,
-		format: cfg.Format,
-		nowFn:  cfg.Now,
-		log:    cfg.Logger,
-		track:  !cfg.DisableUsageTracking,
+		store:      cfg.Store,
+		format:     cfg.Format,
+		nowFn:      cfg.Now,
+		log:        cfg.Logger,
+		track:      !cfg.DisableUsageTracking,
+		maxPending: cfg.MaxPendingUsage,
+		stop:       make(chan struct{}),
 	}
+	if m.maxPending == 0 {
+		m.maxPending = DefaultMaxPendingUsage
+	}
+	m.trust.Store(math.MaxInt64)
 	if m.store == nil {
 		m.store = NewMemoryStore()
 	}
@@ -167,13 +210,30 @@ func NewManager(cfg Config) (*Manager, error) {
 		m.cache = newCache(size)
 	}
 
+	maxLag, poll := cfg.ChangesMaxLag, cfg.ChangesPollInterval
+	if maxLag == 0 {
+		maxLag = DefaultChangesMaxLag
+	}
+	if poll == 0 {
+		poll = maxLag / 5
+	}
+	if cfg.Changes != nil && (maxLag < 0 || poll <= 0 || poll >= maxLag) {
+		return nil, errors.New("apikey: Config.ChangesPollInterval must be positive and shorter than Config.ChangesMaxLag")
+	}
+
 	every := cfg.FlushInterval
 	if every == 0 {
 		every = DefaultFlushInterval
 	}
 	if m.track && every > 0 {
-		m.stop, m.done = make(chan struct{}), make(chan struct{})
+		m.wg.Add(1)
 		go m.flushLoop(every)
+	}
+	if cfg.Changes != nil && m.cache != nil {
+		m.feed = cfg.Changes
+		m.trust.Store(0) // nothing cached is trusted before the first poll
+		m.wg.Add(1)
+		go m.feedLoop(poll, maxLag)
 	}
 	return m, nil
 }
@@ -358,7 +418,7 @@ func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
 	var gen uint64
 	if m.cache != nil {
 		var e *entry
-		if e, gen = m.cache.get(&h, now); e != nil {
+		if e, gen = m.cache.get(&h, now); e != nil && now < m.trust.Load() {
 			return m.admit(e, now, true)
 		}
 	}
@@ -464,7 +524,7 @@ func asInvalid(err error) error {
 // key reads the store, and makes sure that no verification already under way
 // caches what it read before. Call it when a record changed outside this
 // Manager: another process deleted, disabled, enabled or imported the key
-// (for example from a PostgreSQL LISTEN/NOTIFY feed). The Manager calls it
+// (Config.Changes does this from a ChangeFeed). The Manager calls it
 // itself for its own changes.
 //
 // It is cheap (one shard lock, no I/O, no allocation), safe for concurrent
@@ -496,17 +556,16 @@ func (m *Manager) nowNano() int64 {
 // microseconds, the precision of every store.
 func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// Close stops the background flusher and writes pending usage counters,
-// returning the flush's error. The final flush has no deadline of its own (it
-// uses context.Background); to bound it, call Flush with a deadline first.
+// Close stops the background flusher and the change feed poller, and writes
+// pending usage counters, returning the flush's error. The final flush has no
+// deadline of its own (it uses context.Background); to bound it, call Flush
+// with a deadline first.
 // Verify still works after Close, but its counts are written only by explicit
 // Flush calls. Close may be called more than once; each call flushes.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
-		if m.stop != nil {
-			close(m.stop)
-			<-m.done
-		}
+		close(m.stop)
+		m.wg.Wait()
 		m.clock.close()
 	})
 	return m.Flush(context.Background())

@@ -51,3 +51,16 @@ type Store interface {
 	// processes) must not lose increments.
 	AddUsage(ctx context.Context, batch []Usage) error
 }
+
+// IdempotentUsage is an optional capability of a Store: AddUsage applied at
+// most once per batch. A Manager whose store has it sends every batch of
+// usage counts with a new ID, and resends a batch that failed unchanged and
+// under the same ID, so that a batch whose commit succeeded but whose reply
+// was lost (a connection cut at the wrong moment) is not counted twice.
+// Package apikey/sqlstore implements it.
+type IdempotentUsage interface {
+	// AddUsageOnce is AddUsage, unless a batch with this batchID was
+	// applied before: then it changes nothing and returns nil. Applying the
+	// batch and recording batchID happen atomically. batchID is a UUID.
+	AddUsageOnce(ctx context.Context, batchID string, batch []Usage) error
+}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/keyflow-dev/keyflow/internal/ids"
 )
 
 // usage counts successful verifications between flushes.
@@ -25,6 +27,8 @@ type usage struct {
 
 	flushMu sync.Mutex
 	carry   map[string]Usage // counts a failed flush kept; guarded by flushMu
+	doubt   []Usage          // a batch sent with AddUsageOnce that failed; guarded by flushMu
+	doubtID string
 }
 
 func (u *usage) count(e *entry, now int64) {
@@ -72,10 +76,14 @@ func mergeUsage(batch map[string]Usage, id string, n int64, last time.Time) {
 }
 
 // Flush writes the usage counted since the last successful flush now, in one
-// Store.AddUsage call holding one entry per key, sorted by ID. If the store
-// fails, the counts are kept for the next flush, the failure is logged, and
-// the returned error wraps ErrUnavailable. Flushes are serialised; Flush is
-// safe for concurrent use and a no-op when usage tracking is off.
+// Store.AddUsage call holding one entry per key, sorted by ID (with an
+// IdempotentUsage store: one AddUsageOnce call under a new batch ID, preceded
+// by the resending of a batch whose earlier attempt failed). If the store
+// fails, the counts are kept for the next flush (within
+// Config.MaxPendingUsage keys; the excess is dropped and logged as an error),
+// the failure is logged, and the returned error wraps ErrUnavailable. Flushes
+// are serialised; Flush is safe for concurrent use and a no-op when usage
+// tracking is off.
 func (m *Manager) Flush(ctx context.Context) error {
 	if !m.track {
 		return nil
@@ -108,6 +116,15 @@ func (m *Manager) Flush(ctx context.Context) error {
 	for id, c := range loose {
 		mergeUsage(batch, id, c.Uses, c.LastUsed)
 	}
+	once, _ := m.store.(IdempotentUsage)
+	if once != nil && u.doubt != nil {
+		// A batch whose outcome is unknown goes first, unchanged and under
+		// its ID, so that it is applied exactly once.
+		if err := once.AddUsageOnce(ctx, u.doubtID, u.doubt); err != nil {
+			return m.keepUsage(batch, err)
+		}
+		u.doubt, u.doubtID = nil, ""
+	}
 	if len(batch) == 0 {
 		u.carry = nil
 		return nil
@@ -119,18 +136,50 @@ func (m *Manager) Flush(ctx context.Context) error {
 		out = append(out, b)
 	}
 	slices.SortFunc(out, func(a, b Usage) int { return cmp.Compare(a.ID, b.ID) })
-	if err := m.store.AddUsage(ctx, out); err != nil {
-		u.carry = batch
-		m.log.Warn("apikey: usage flush failed; counts kept for the next flush",
-			"keys", len(out), "error", err)
-		return unavailable("flush usage", err)
+	if once != nil {
+		id := ids.New()
+		if err := once.AddUsageOnce(ctx, id, out); err != nil {
+			// It may have been applied (a lost reply): resend it as it is.
+			u.doubt, u.doubtID = out, id
+			return m.keepUsage(nil, err)
+		}
+	} else if err := m.store.AddUsage(ctx, out); err != nil {
+		return m.keepUsage(batch, err)
 	}
 	u.carry = nil
 	return nil
 }
 
+// keepUsage keeps batch (counts never sent, or sent and surely not applied)
+// for the next flush after a failed one, within m.maxPending keys in all
+// (with the batch in doubt): beyond, the counts of the keys used least
+// recently are dropped and an error is logged. The caller holds flushMu.
+func (m *Manager) keepUsage(batch map[string]Usage, err error) error {
+	u := &m.usage
+	u.carry = batch
+	m.log.Warn("apikey: usage flush failed; counts kept for the next flush",
+		"keys", len(batch)+len(u.doubt), "error", err)
+	if room := m.maxPending - len(u.doubt); m.maxPending > 0 && len(batch) > max(room, 0) {
+		room = max(room, 0)
+		keep := make([]Usage, 0, len(batch))
+		for _, b := range batch {
+			keep = append(keep, b)
+		}
+		// Keep the keys used most recently; drop the rest, loudly.
+		slices.SortFunc(keep, func(a, b Usage) int { return b.LastUsed.Compare(a.LastUsed) })
+		var uses int64
+		for _, d := range keep[room:] {
+			uses += d.Uses
+			delete(batch, d.ID)
+		}
+		m.log.Error("apikey: usage counts dropped: too many keys waiting for the store",
+			"keys", len(keep)-room, "uses", uses, "bound", m.maxPending)
+	}
+	return unavailable("flush usage", err)
+}
+
 func (m *Manager) flushLoop(every time.Duration) {
-	defer close(m.done)
+	defer m.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -14,6 +14,17 @@
 // keyflow's keys in a Langflow database, pick another Options.Table (New
 // refuses to take over an existing table it did not create).
 //
+// Schema version 2 serves several processes sharing the database. Triggers
+// on the key table write the hash of every key inserted, deleted or changed
+// (other than its usage counters) to "<table>_changes", in the transaction
+// of the change, and [Store.Changes] reads that log: the Store is an
+// apikey.ChangeFeed, to be set as apikey.Config.Changes (see changes.go for
+// how the cursor stays exact when transactions commit out of order, and how
+// the log is pruned). "<table>_changes_hz" holds pruning horizons, and
+// "<table>_usage_batches" the IDs of applied usage batches, which make
+// AddUsageOnce (apikey.IdempotentUsage) exact when a COMMIT's reply is lost.
+// On PostgreSQL this needs version 13 or later (xid8, pg_current_snapshot).
+//
 // Times are stored with microsecond precision: TIMESTAMPTZ on PostgreSQL,
 // fixed-width UTC text ("2006-01-02T15:04:05.000000Z", which sorts in time
 // order) on SQLite.
@@ -30,6 +41,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
@@ -52,7 +64,14 @@ type Options struct {
 	// starting with a letter or underscore, at most 48 characters.
 	// "": "apikey".
 	Table string
+	// ChangeRetention is how long rows of the change log are kept before
+	// Changes prunes them. A cursor older than half of it is answered with
+	// apikey.ErrChangesLost. 0: 10 minutes.
+	ChangeRetention time.Duration
 }
+
+// DefaultChangeRetention is the default Options.ChangeRetention.
+const DefaultChangeRetention = 10 * time.Minute
 
 // Store is an apikey.Store on a *sql.DB. It is safe for concurrent use.
 type Store struct {
@@ -60,12 +79,20 @@ type Store struct {
 	dialect Dialect
 	q       queries
 	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
+
+	retention time.Duration
+	lastPrune atomic.Int64 // Unix nanoseconds of the last prune
 }
 
-var _ apikey.Store = (*Store)(nil)
+var (
+	_ apikey.Store           = (*Store)(nil)
+	_ apikey.ChangeFeed      = (*Store)(nil)
+	_ apikey.IdempotentUsage = (*Store)(nil)
+)
 
 type queries struct {
-	insert, byHash, list, deleteRet, setActive, addUsage, probe string
+	insert, byHash, list, deleteRet, setActive, addUsage, probe, batch, pruneBatches string
+	changes, position, prune                                                         []string
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
@@ -88,7 +115,13 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if !tableName.MatchString(table) {
 		return nil, fmt.Errorf("sqlstore: table name %q is not a plain SQL identifier", table)
 	}
-	s := &Store{db: db, dialect: opts.Dialect}
+	s := &Store{db: db, dialect: opts.Dialect, retention: opts.ChangeRetention}
+	if s.retention == 0 {
+		s.retention = DefaultChangeRetention
+	}
+	if s.retention < time.Second {
+		return nil, errors.New("sqlstore: Options.ChangeRetention must be at least a second")
+	}
 	s.q = queries{
 		insert:    "INSERT INTO " + table + " (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		byHash:    "SELECT " + columns + " FROM " + table + " WHERE api_key_hash = ?",
@@ -99,10 +132,13 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 		// SQLite's max() is NULL when an argument is NULL.
 		addUsage: "UPDATE " + table + " SET total_uses = total_uses + ?, " +
 			"last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END WHERE id = ?",
-		probe: "SELECT " + columns + " FROM " + table + " WHERE 1 = 0",
+		probe:        "SELECT " + columns + " FROM " + table + " WHERE 1 = 0",
+		batch:        "INSERT INTO " + table + "_usage_batches (id, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+		pruneBatches: "DELETE FROM " + table + "_usage_batches WHERE applied_at < ?",
 	}
+	s.q.changes, s.q.position, s.q.prune = changeQueries(s.dialect, table)
 	if s.dialect == Postgres {
-		for _, q := range []*string{&s.q.insert, &s.q.byHash, &s.q.list, &s.q.deleteRet, &s.q.setActive, &s.q.addUsage, &s.q.probe} {
+		for _, q := range []*string{&s.q.insert, &s.q.byHash, &s.q.list, &s.q.deleteRet, &s.q.setActive, &s.q.addUsage, &s.q.probe, &s.q.batch, &s.q.pruneBatches} {
 			*q = numberPlaceholders(*q)
 		}
 	}
@@ -164,7 +200,7 @@ func migrations(d Dialect, table string) [][]string {
 			"scopes " + text + ")",
 		"CREATE UNIQUE INDEX " + table + "_api_key_hash_key ON " + table + " (api_key_hash)",
 		"CREATE INDEX " + table + "_user_id_idx ON " + table + " (user_id, created_at)",
-	}}
+	}, changeLogSchema(d, table)}
 }
 
 func (s *Store) migrate(ctx context.Context, table string) error {
@@ -305,6 +341,21 @@ func (s *Store) oneRow(row *sql.Row, op string) (apikey.Record, error) {
 // entry (total_uses = total_uses + n; last_used_at only forward), in ID order
 // so that concurrent batches from several processes cannot deadlock.
 func (s *Store) AddUsage(ctx context.Context, batch []apikey.Usage) error {
+	return s.addUsage(ctx, "", batch)
+}
+
+// AddUsageOnce implements apikey.IdempotentUsage: AddUsage, and in the same
+// transaction a row in "<table>_usage_batches" recording batchID; a batch
+// whose ID is recorded already changes nothing. The rows are pruned after a
+// day by PruneChanges.
+func (s *Store) AddUsageOnce(ctx context.Context, batchID string, batch []apikey.Usage) error {
+	if batchID == "" {
+		return errors.New("sqlstore: add usage: empty batch ID")
+	}
+	return s.addUsage(ctx, batchID, batch)
+}
+
+func (s *Store) addUsage(ctx context.Context, batchID string, batch []apikey.Usage) error {
 	if len(batch) == 0 {
 		return ctx.Err()
 	}
@@ -315,6 +366,17 @@ func (s *Store) AddUsage(ctx context.Context, batch []apikey.Usage) error {
 		return fmt.Errorf("sqlstore: add usage: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if batchID != "" {
+		res, err := tx.ExecContext(ctx, s.q.batch, batchID, s.timeArg(time.Now()))
+		if err != nil {
+			return fmt.Errorf("sqlstore: add usage: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlstore: add usage: %w", err)
+		} else if n == 0 {
+			return nil // applied before
+		}
+	}
 	stmt, err := tx.PrepareContext(ctx, s.q.addUsage)
 	if err != nil {
 		return fmt.Errorf("sqlstore: add usage: %w", err)

@@ -36,6 +36,18 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+func TestChangeFeedConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			storetest.RunChangeFeed(t, func(t *testing.T) storetest.FeedStore {
+				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Options{Dialect: d.dialect})
+				require.NoError(t, err)
+				return s
+			})
+		})
+	}
+}
+
 func TestNewOptions(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.SQLite(t)
@@ -80,7 +92,7 @@ func TestMigrateTwice(t *testing.T) {
 			assert.Equal(t, rec.ID, got.ID)
 			var version int
 			require.NoError(t, db.QueryRowContext(ctx, "SELECT MAX(version) FROM keys_migrations").Scan(&version))
-			assert.Equal(t, 1, version)
+			assert.Equal(t, 2, version)
 		})
 	}
 }

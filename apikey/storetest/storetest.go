@@ -8,6 +8,9 @@
 //		})
 //	}
 //
+// A store that is also an apikey.ChangeFeed (for several processes sharing
+// it) runs RunChangeFeed as well.
+//
 // It imports only the standard library and package apikey.
 package storetest
 

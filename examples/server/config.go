@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -31,13 +33,18 @@ type config struct {
 	FallbackToEnv        bool              // LANGFLOW_FALLBACK_TO_ENV_VAR
 	StoreEnvVariables    bool              // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
 
+	// ChangeMaxLag bounds how late this instance sees API keys created,
+	// revoked or disabled by other instances sharing the database (the
+	// change feed of apikey/sqlstore); 0 turns the feed off.
+	ChangeMaxLag time.Duration
+
 	Getenv func(string) string // the environment with the server's defaults applied
 }
 
 // commonFlags are the flags every subcommand takes.
 type commonFlags struct {
-	configDir, databaseURL, envFile, logLevel string
-	defaultLevel                              string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
+	configDir, databaseURL, envFile, logLevel, changeMaxLag string
+	defaultLevel                                            string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
 }
 
 // newFlagSet returns the subcommand's flag set with the common flags. The
@@ -52,6 +59,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *commonFlags) {
 	fs.StringVar(&c.configDir, "config-dir", "", "directory for secret_key and the SQLite database (env LANGFLOW_CONFIG_DIR; default: user cache dir + /keyflow)")
 	fs.StringVar(&c.databaseURL, "database-url", "", "sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
 	fs.StringVar(&c.envFile, "env-file", "", "load this .env file first; its values override the process environment, as `langflow run --env-file` does")
+	fs.StringVar(&c.changeMaxLag, "change-max-lag", "", "how late an instance may see API keys revoked, disabled or created by other instances on the same database, e.g. 1s; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (env LANGFLOW_LOG_LEVEL; default info for run, warn otherwise)")
 	return fs, c
 }
@@ -127,6 +135,19 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("log level must be debug, info, warn or error, got %q", level))
+	}
+
+	lag := c.changeMaxLag
+	if lag == "" {
+		lag = os.Getenv("KEYFLOW_CHANGE_MAX_LAG")
+	}
+	cfg.ChangeMaxLag = apikey.DefaultChangesMaxLag
+	if lag != "" {
+		if d, err := time.ParseDuration(lag); err == nil && d >= 0 && (d == 0 || d >= 50*time.Millisecond) {
+			cfg.ChangeMaxLag = d
+		} else {
+			errs = append(errs, fmt.Errorf("change max lag must be 0 or a duration of at least 50ms, got %q", lag))
+		}
 	}
 
 	if cfg.Auth, err = middleware.ConfigFromEnv(getenv); err != nil {

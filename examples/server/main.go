@@ -132,6 +132,15 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dbc.display, err)
 	}
+	if dbc.postgres {
+		// database/sql keeps only 2 idle connections by default, so a busy
+		// server would reconnect to PostgreSQL all the time (tens of
+		// milliseconds each). Keep them, and bound them so that several
+		// instances fit in PostgreSQL's max_connections (100 by default).
+		db.SetMaxOpenConns(maxPostgresConns)
+		db.SetMaxIdleConns(maxPostgresConns)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+	}
 	a := &app{cfg: cfg, log: log, db: db, keyring: keyring}
 	if err := a.open(ctx, dbc); err != nil {
 		if a.keys != nil {
@@ -144,6 +153,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
+// maxPostgresConns bounds each instance's PostgreSQL connections.
+const maxPostgresConns = 16
+
 // open connects and builds the stores and services on a.db.
 func (a *app) open(ctx context.Context, dbc database) error {
 	if err := a.db.PingContext(ctx); err != nil {
@@ -153,7 +165,14 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if dbc.postgres {
 		keyDialect, varDialect = keysql.Postgres, varsql.Postgres
 	}
-	var err error
+	// Several instances may start together on one fresh PostgreSQL
+	// database: create the schemas (and the superuser) one instance at a
+	// time.
+	unlock, err := startupLock(ctx, a.db, dbc.postgres)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if a.store, err = newStore(ctx, a.db, dbc.postgres); err != nil {
 		return err
 	}
@@ -164,11 +183,18 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.varStore, err = varsql.New(ctx, a.db, varsql.Options{Dialect: varDialect}); err != nil {
 		return fmt.Errorf("variable store: %w", err)
 	}
-	if a.keys, err = apikey.NewManager(apikey.Config{
+	keyCfg := apikey.Config{
 		Store:                keyStore,
 		DisableUsageTracking: a.cfg.DisableUsageTracking,
 		Logger:               a.log,
-	}); err != nil {
+	}
+	if a.cfg.ChangeMaxLag > 0 {
+		// Keys revoked, disabled or created by other instances on this
+		// database are seen within ChangeMaxLag (the change log that
+		// keysql's triggers write).
+		keyCfg.Changes, keyCfg.ChangesMaxLag = keyStore, a.cfg.ChangeMaxLag
+	}
+	if a.keys, err = apikey.NewManager(keyCfg); err != nil {
 		return err
 	}
 	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: a.varStore, Keyring: a.keyring, Logger: a.log}); err != nil {
@@ -180,6 +206,33 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	}
 	a.superuser, err = a.ensureUser(ctx, superuserName, true)
 	return err
+}
+
+// startupLockSQL takes the PostgreSQL advisory lock that serialises the
+// start-up of instances sharing a database schema (schema creation, the
+// superuser, the demo flow); instances on other schemas do not wait.
+const startupLockSQL = "SELECT pg_advisory_lock(hashtext('keyflow-startup:' || current_schema()))"
+
+// startupLock takes the start-up lock on PostgreSQL (a session lock held on
+// one connection of db, which the other statements do not use) and returns
+// its release. On SQLite, where writers are serialised anyway, it does
+// nothing.
+func startupLock(ctx context.Context, db *sql.DB, postgres bool) (func(), error) {
+	if !postgres {
+		return func() {}, nil
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start-up lock: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, startupLockSQL); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("start-up lock: %w", err)
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(hashtext('keyflow-startup:' || current_schema()))")
+		_ = conn.Close()
+	}, nil
 }
 
 // ensureUser returns the named user, creating it when missing; a new user
@@ -280,7 +333,12 @@ func (a *app) serve(ctx context.Context) error {
 			return err
 		}
 	}
+	unlock, err := startupLock(ctx, a.db, a.store.postgres) // one demo flow, however many instances start
+	if err != nil {
+		return err
+	}
 	echo, err := a.ensureEchoFlow(ctx)
+	unlock()
 	if err != nil {
 		return err
 	}

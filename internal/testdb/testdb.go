@@ -67,6 +67,15 @@ func PostgresDSN(t testing.TB) string {
 // the test ends, so tests and packages may run in parallel on one database.
 func Postgres(t testing.TB) *sql.DB {
 	t.Helper()
+	db, _ := PostgresSchema(t)
+	return db
+}
+
+// PostgresSchema is Postgres, and also returns the name of the test's schema,
+// so that OpenPostgresSchema can open more pools on it (one per simulated
+// server instance).
+func PostgresSchema(t testing.TB) (*sql.DB, string) {
+	t.Helper()
 	dsn := PostgresDSN(t)
 	schema := "t_" + strings.ReplaceAll(randomSuffix(), "-", "")
 	admin, err := sql.Open("pgx", dsn)
@@ -87,7 +96,7 @@ func Postgres(t testing.TB) *sql.DB {
 		_, _ = admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
 		_ = admin.Close()
 	})
-	return db
+	return db, schema
 }
 
 // OpenPostgresSchema opens dsn with search_path set to schema on every

@@ -1,0 +1,406 @@
+// Command loadtest drives one or more keyflow reference servers with
+// authenticated requests and reports throughput and latency.
+//
+//	go run ./examples/loadtest -url http://127.0.0.1:7861,http://127.0.0.1:7862 \
+//	    -keys-file keys.txt -c 32 -d 10s -unknown 0.1
+//
+// Requests go round-robin to the target URLs, each with one key in the
+// x-api-key header: a key from -keys/-keys-file, or, for a share -unknown of
+// the requests, a fresh well-formed key that no server knows. It shows a
+// progress bar on stderr while it runs, then prints a latency histogram
+// (text bars), p50/p90/p99/max, the request rate, and the count of each
+// status code. Requests with a known key should get 2xx, the others 401 or
+// 403; anything else is counted as unexpected.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// config is the validated command line.
+type config struct {
+	urls        []string
+	keys        []string
+	concurrency int
+	duration    time.Duration
+	requests    int64 // > 0: stop after this many requests instead
+	unknown     float64
+	path        string
+	method      string
+	header      string
+	timeout     time.Duration
+	progress    bool
+}
+
+// parseFlags reads and validates the command line.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	urls := fs.String("url", "", "target base URLs, comma-separated, used round-robin (required)")
+	keys := fs.String("keys", "", "API keys, comma-separated")
+	keysFile := fs.String("keys-file", "", "file with one API key per line (blank lines and # comments ignored)")
+	fs.IntVar(&c.concurrency, "c", 16, "concurrent requests")
+	fs.DurationVar(&c.duration, "d", 10*time.Second, "how long to run (ignored with -n)")
+	fs.Int64Var(&c.requests, "n", 0, "number of requests (0: run for -d)")
+	fs.Float64Var(&c.unknown, "unknown", 0, "share of requests (0…1) sent with an unknown key")
+	fs.StringVar(&c.path, "path", "/api/v1/flows/", "request path, appended to each URL")
+	fs.StringVar(&c.method, "method", http.MethodGet, "HTTP method")
+	fs.StringVar(&c.header, "header", "x-api-key", "header that carries the key")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "timeout of one request")
+	fs.BoolVar(&c.progress, "progress", true, "show a progress bar on stderr")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var errs []error
+	for u := range strings.SplitSeq(*urls, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u == "" {
+			continue
+		}
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Errorf("-url %q: want http:// or https://", u))
+		}
+		c.urls = append(c.urls, u)
+	}
+	if len(c.urls) == 0 {
+		errs = append(errs, errors.New("-url is required"))
+	}
+	for k := range strings.SplitSeq(*keys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.keys = append(c.keys, k)
+		}
+	}
+	if *keysFile != "" {
+		fromFile, err := readKeys(*keysFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.keys = append(c.keys, fromFile...)
+	}
+	switch {
+	case c.unknown < 0 || c.unknown > 1:
+		errs = append(errs, fmt.Errorf("-unknown must be within 0…1, got %v", c.unknown))
+	case len(c.keys) == 0 && c.unknown < 1:
+		errs = append(errs, errors.New("no keys: give -keys or -keys-file (or -unknown 1)"))
+	}
+	if c.concurrency < 1 {
+		errs = append(errs, fmt.Errorf("-c must be at least 1, got %d", c.concurrency))
+	}
+	if c.requests < 0 {
+		errs = append(errs, fmt.Errorf("-n must not be negative, got %d", c.requests))
+	}
+	if c.requests == 0 && c.duration <= 0 {
+		errs = append(errs, errors.New("-d must be positive (or give -n)"))
+	}
+	if c.timeout <= 0 {
+		errs = append(errs, errors.New("-timeout must be positive"))
+	}
+	if !strings.HasPrefix(c.path, "/") {
+		errs = append(errs, fmt.Errorf("-path must start with /, got %q", c.path))
+	}
+	if c.header == "" {
+		errs = append(errs, errors.New("-header must not be empty"))
+	}
+	return c, errors.Join(errs...)
+}
+
+func readKeys(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("-keys-file: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	var keys []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			keys = append(keys, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("-keys-file: %w", err)
+	}
+	return keys, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return 2
+	}
+	res, err := load(context.Background(), cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return 1
+	}
+	res.print(stdout)
+	if res.unexpected > 0 {
+		return 1
+	}
+	return 0
+}
+
+// result is what a run measured.
+type result struct {
+	elapsed    time.Duration
+	latencies  []time.Duration
+	status     map[int]int64 // by status code; 0: transport error
+	unexpected int64         // known key not 2xx, or unknown key not 401/403
+}
+
+func load(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: cfg.concurrency, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}
+	client := &http.Client{Transport: tr, Timeout: cfg.timeout}
+	defer tr.CloseIdleConnections()
+
+	if cfg.requests == 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
+		defer cancel()
+	}
+	var (
+		issued, done atomic.Int64
+		mu           sync.Mutex
+		res          = &result{status: map[int]int64{}}
+		wg           sync.WaitGroup
+	)
+	stopBar := startProgress(cfg, &done, stderr)
+	start := time.Now()
+	for w := range cfg.concurrency {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 4096)
+			status := map[int]int64{}
+			var unexpected int64
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			for ctx.Err() == nil {
+				n := issued.Add(1)
+				if cfg.requests > 0 && n > cfg.requests {
+					break
+				}
+				key, known := cfg.pickKey(rng)
+				url := cfg.urls[int(n)%len(cfg.urls)] + cfg.path
+				t0 := time.Now()
+				code := doRequest(ctx, client, cfg, url, key)
+				if code == 0 && ctx.Err() != nil {
+					break // cut off by the end of the run
+				}
+				lat = append(lat, time.Since(t0))
+				status[code]++
+				if !expected(code, known) {
+					unexpected++
+				}
+				done.Add(1)
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			for c, k := range status {
+				res.status[c] += k
+			}
+			res.unexpected += unexpected
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	stopBar()
+	if len(res.latencies) == 0 {
+		return nil, errors.New("no request completed")
+	}
+	return res, nil
+}
+
+// pickKey returns a known key, or an unknown one for a share cfg.unknown of
+// the calls.
+func (cfg config) pickKey(rng *rand.Rand) (string, bool) {
+	if len(cfg.keys) == 0 || rng.Float64() < cfg.unknown {
+		k, err := apikey.Langflow.Generate()
+		if err != nil {
+			return "sk-unknown", false
+		}
+		return k, false
+	}
+	return cfg.keys[rng.IntN(len(cfg.keys))], true
+}
+
+func expected(code int, known bool) bool {
+	if known {
+		return code >= 200 && code < 300
+	}
+	return code == http.StatusUnauthorized || code == http.StatusForbidden
+}
+
+// doRequest sends one request and returns its status code, 0 on a transport
+// error. The body is drained so that the connection is reused.
+func doRequest(ctx context.Context, client *http.Client, cfg config, url, key string) int {
+	req, err := http.NewRequestWithContext(ctx, cfg.method, url, nil)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set(cfg.header, key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// startProgress shows a progress bar (requests done of -n, or milliseconds
+// elapsed of -d) until the returned function is called.
+func startProgress(cfg config, done *atomic.Int64, w io.Writer) func() {
+	if !cfg.progress {
+		return func() {}
+	}
+	max, desc := cfg.requests, "requests"
+	if max == 0 {
+		max, desc = cfg.duration.Milliseconds(), "ms"
+	}
+	bar := progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("loadtest ("+desc+")"),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				_ = bar.Finish()
+				return
+			case <-t.C:
+				if cfg.requests > 0 {
+					_ = bar.Set64(done.Load())
+				} else {
+					_ = bar.Set64(min(time.Since(start), cfg.duration).Milliseconds())
+				}
+				bar.Describe(fmt.Sprintf("loadtest (%s) %.0f req/s", desc, float64(done.Load())/time.Since(start).Seconds()))
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}
+
+// percentile returns the p-quantile (0…1) of sorted, nearest-rank.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// bucket is one histogram bar: latencies in [lo, hi).
+type bucket struct {
+	lo, hi time.Duration
+	n      int64
+}
+
+// histogram sorts lat and counts it in buckets whose bounds double from
+// 50 µs (the last bucket is open-ended), dropping empty buckets at both ends.
+func histogram(lat []time.Duration) []bucket {
+	if len(lat) == 0 {
+		return nil
+	}
+	slices.Sort(lat)
+	var bs []bucket
+	lo := time.Duration(0)
+	hi := 50 * time.Microsecond
+	i := 0
+	for i < len(lat) {
+		b := bucket{lo: lo, hi: hi}
+		for i < len(lat) && lat[i] < hi {
+			b.n++
+			i++
+		}
+		bs = append(bs, b)
+		lo, hi = hi, hi*2
+		if hi > time.Minute {
+			bs = append(bs, bucket{lo: lo, hi: 0, n: int64(len(lat) - i)})
+			break
+		}
+	}
+	first := slices.IndexFunc(bs, func(b bucket) bool { return b.n > 0 })
+	return bs[first:]
+}
+
+// bars renders buckets as text bars of at most width characters.
+func bars(bs []bucket, total int64, width int) string {
+	var most int64
+	for _, b := range bs {
+		most = max(most, b.n)
+	}
+	var sb strings.Builder
+	for _, b := range bs {
+		hi := "∞"
+		if b.hi > 0 {
+			hi = b.hi.String()
+		}
+		n := 0
+		if most > 0 {
+			n = int((b.n*int64(width) + most - 1) / most)
+		}
+		fmt.Fprintf(&sb, "%9s – %-9s %8d %5.1f%% %s\n", b.lo, hi, b.n, 100*float64(b.n)/float64(max(total, 1)), strings.Repeat("█", n))
+	}
+	return sb.String()
+}
+
+func (r *result) print(w io.Writer) {
+	lat := r.latencies
+	hist := histogram(lat) // sorts lat
+	total := int64(len(lat))
+	fmt.Fprintf(w, "%d requests in %v: %.0f req/s\n\n", total, r.elapsed.Round(time.Millisecond), float64(total)/r.elapsed.Seconds())
+	fmt.Fprint(w, "latency histogram\n", bars(hist, total, 40), "\n")
+	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+	fmt.Fprintf(w, "p50 %v  p90 %v  p99 %v  max %v\n", us(percentile(lat, 0.50)), us(percentile(lat, 0.90)), us(percentile(lat, 0.99)), us(lat[len(lat)-1]))
+	codes := make([]int, 0, len(r.status))
+	for c := range r.status {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	fmt.Fprint(w, "status:")
+	for _, c := range codes {
+		name := fmt.Sprint(c)
+		if c == 0 {
+			name = "error"
+		}
+		fmt.Fprintf(w, " %s×%d", name, r.status[c])
+	}
+	fmt.Fprintf(w, "\nunexpected: %d\n", r.unexpected)
+}

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/variables"
+)
+
+// Several instances of the server on one PostgreSQL database, in this
+// process: each has its own config dir, pool, caches and change feed, and
+// all share LANGFLOW_SECRET_KEY, as the README's "Running several instances"
+// asks.
+
+const sharedSecret = "multi-instance-test-secret-0123456789"
+
+// sharedDatabase returns the --database-url of a fresh PostgreSQL schema.
+func sharedDatabase(t *testing.T) string {
+	t.Helper()
+	_, schema := testdb.PostgresSchema(t)
+	dsn := testdb.PostgresDSN(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema
+}
+
+func instanceConfig(t *testing.T, dbURL string) config {
+	return config{
+		ConfigDir:    t.TempDir(),
+		DatabaseURL:  dbURL,
+		Host:         "127.0.0.1",
+		Auth:         middleware.Config{AutoLogin: false},
+		ChangeMaxLag: time.Second,
+		Getenv: func(name string) string {
+			if name == "LANGFLOW_SECRET_KEY" {
+				return sharedSecret
+			}
+			return ""
+		},
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startInstance(t *testing.T, dbURL string) (*app, *httptest.Server) {
+	t.Helper()
+	a, err := openApp(context.Background(), instanceConfig(t, dbURL), quietLog())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	h, err := a.handler()
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return a, srv
+}
+
+// TestInstancesStartTogether: instances starting at once on a fresh database
+// create every schema (the server's tables, API keys, variables) and the
+// superuser exactly once, without errors.
+func TestInstancesStartTogether(t *testing.T) {
+	dbURL := sharedDatabase(t)
+	const n = 4
+	apps := make([]*app, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			apps[i], errs[i] = openApp(context.Background(), instanceConfig(t, dbURL), quietLog())
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "instance %d", i)
+		t.Cleanup(func() { _ = apps[i].Close() })
+	}
+	users, err := apps[0].store.users(context.Background())
+	require.NoError(t, err)
+	require.Len(t, users, 1)
+	for _, a := range apps {
+		assert.Equal(t, users[0].ID, a.superuser.ID)
+	}
+}
+
+func get(t *testing.T, srv *httptest.Server, method, path, key string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("x-api-key", key)
+	res, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	return res.StatusCode
+}
+
+// TestInstancesShareKeysAndVariables: a key created on A works on B at once
+// and, revoked or disabled on A, is refused by B within 1 s (measured over
+// 100 revocations); a stored
+// variable created, changed or deleted on A is what B's resolver gives at
+// once, because the resolver reads the store on every run (no cache).
+func TestInstancesShareKeysAndVariables(t *testing.T) {
+	ctx := context.Background()
+	dbURL := sharedDatabase(t)
+	a, srvA := startInstance(t, dbURL)
+	b, srvB := startInstance(t, dbURL)
+
+	key, rec, err := a.keys.Create(ctx, a.superuser.ID, "shared", apikey.CreateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, get(t, srvB, "GET", "/api/v1/flows/", key), "created on A, valid on B at once")
+	assert.Equal(t, http.StatusOK, get(t, srvB, "GET", "/api/v1/flows/", key), "cached on B")
+
+	require.Equal(t, http.StatusOK, get(t, srvA, "DELETE", "/api/v1/api_key/"+rec.ID, key))
+	require.Eventually(t, func() bool {
+		return get(t, srvB, "GET", "/api/v1/flows/", key) == http.StatusForbidden
+	}, time.Second, 2*time.Millisecond, "revoked through A's API, refused by B within 1 s")
+
+	// The bound over 100 revocations through A's API (half deleted, half
+	// disabled), each watched on B, in 10 streams at random moments.
+	const n = 100
+	keys := make([]string, n)
+	ids := make([]string, n)
+	for i := range n {
+		k, r, err := a.keys.Create(ctx, a.superuser.ID, "k", apikey.CreateOptions{})
+		require.NoError(t, err)
+		keys[i], ids[i] = k, r.ID
+	}
+	time.Sleep(300 * time.Millisecond) // B's feed reports the creations (dropping nothing cached yet)
+	for _, k := range keys {
+		require.Equal(t, http.StatusOK, get(t, srvB, "GET", "/api/v1/flows/", k))
+	}
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for g := range 10 {
+		wg.Go(func() {
+			for i := g; i < n; i += 10 {
+				time.Sleep(rand.N(250 * time.Millisecond))
+				start := time.Now()
+				if i%2 == 0 {
+					assert.Equal(t, http.StatusOK, get(t, srvA, "DELETE", "/api/v1/api_key/"+ids[i], keys[i]))
+				} else {
+					assert.NoError(t, a.keys.SetActive(ctx, a.superuser.ID, ids[i], false))
+				}
+				for time.Since(start) < 2*time.Second && get(t, srvB, "GET", "/api/v1/flows/", keys[i]) == http.StatusOK {
+					time.Sleep(time.Millisecond)
+				}
+				lat[i] = time.Since(start)
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	t.Logf("100 revocations on A refused by B over HTTP: p50 %v, p99 %v, max %v",
+		lat[n/2].Round(time.Millisecond), lat[n*99/100].Round(time.Millisecond), lat[n-1].Round(time.Millisecond))
+	assert.Less(t, lat[n-1], time.Second)
+
+	// Variables: B's resolver reads the store on every run.
+	field := []variables.Field{{Name: "api_key", Variable: "SHARED_TOKEN"}}
+	resolveOnB := func() variables.Resolution {
+		res, err := b.resolver.Resolve(ctx, b.superuser.ID, field, nil)
+		require.NoError(t, err)
+		return res[0]
+	}
+	assert.Equal(t, variables.SourceNone, resolveOnB().Source)
+	v, err := a.vars.Create(ctx, a.superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "one", Type: variables.Credential})
+	require.NoError(t, err)
+	r := resolveOnB()
+	assert.Equal(t, variables.SourceStored, r.Source)
+	assert.Equal(t, "one", r.Value, "decrypted on B with the shared secret")
+	two := "two"
+	_, err = a.vars.Update(ctx, a.superuser.ID, v.ID, variables.Patch{Value: &two})
+	require.NoError(t, err)
+	assert.Equal(t, "two", resolveOnB().Value)
+	require.NoError(t, a.vars.Delete(ctx, a.superuser.ID, v.ID))
+	assert.Equal(t, variables.SourceNone, resolveOnB().Source)
+
+	// And through B's HTTP API: the flow A created runs on B.
+	key2, _, err := a.keys.Create(ctx, a.superuser.ID, "runner", apikey.CreateOptions{})
+	require.NoError(t, err)
+	f, err := a.store.createFlow(ctx, a.superuser.ID, "Shared", map[string]flowField{"api_key": {Variable: "SHARED_TOKEN"}})
+	require.NoError(t, err)
+	_, err = a.vars.Create(ctx, a.superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "three", Type: variables.Credential})
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", srvB.URL+"/api/v1/run/"+f.ID, strings.NewReader(`{"inputs": {"text": "hi"}}`))
+	require.NoError(t, err)
+	req.Header.Set("x-api-key", key2)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := srvB.Client().Do(req)
+	require.NoError(t, err)
+	defer func() { _ = res.Body.Close() }()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var out struct {
+		Fields map[string]struct{ Source string } `json:"fields"`
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
+	assert.Equal(t, "stored", out.Fields["api_key"].Source)
+}
+
+// cutProxy forwards TCP connections to PostgreSQL until cut: then it closes
+// every connection and refuses new ones until restored, so the database is
+// down for the instance behind it and for nobody else.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &cutProxy{ln: ln}
+	t.Cleanup(func() { _ = ln.Close(); p.cut() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			var out net.Conn
+			if !down {
+				out, err = net.Dial("tcp", target)
+			}
+			if down || err != nil {
+				_ = in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// TestInstanceDatabaseOutage: instance B loses PostgreSQL for 2 s while A
+// keeps it. B answers 503 for keys it has not cached at once, and for every
+// key once the 1 s bound has passed — never 200 for a key it could not check
+// — keeps running, recovers by itself, and writes the usage it counted
+// meanwhile when the database is back.
+func TestInstanceDatabaseOutage(t *testing.T) {
+	ctx := context.Background()
+	dbURL := sharedDatabase(t)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	proxy := newCutProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+	q := viaProxy.Query()
+	q.Set("connect_timeout", "2")
+	viaProxy.RawQuery = q.Encode()
+
+	a, _ := startInstance(t, dbURL)
+	bApp, err := openApp(ctx, instanceConfig(t, viaProxy.String()), quietLog())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = bApp.Close() })
+	h, err := bApp.handler()
+	require.NoError(t, err)
+	srvB := httptest.NewServer(h)
+	t.Cleanup(srvB.Close)
+
+	key, rec, err := a.keys.Create(ctx, a.superuser.ID, "k", apikey.CreateOptions{})
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond) // B's feed has seen the creation
+	ok := 0
+	check := func(k string) int {
+		code := get(t, srvB, "GET", "/api/v1/flows/", k)
+		// 500: authenticated (a use), then the handler's own query failed.
+		if (code == http.StatusOK || code == http.StatusInternalServerError) && k == key {
+			ok++
+		}
+		return code
+	}
+	require.Equal(t, http.StatusOK, check(key))
+
+	proxy.cut()
+	cutAt := time.Now()
+	newKey, _, err := a.keys.Create(ctx, a.superuser.ID, "new", apikey.CreateOptions{})
+	require.NoError(t, err)
+	unknown, err := apikey.Langflow.Generate()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, check(newKey), "not cached: 503")
+	assert.Equal(t, http.StatusServiceUnavailable, check(unknown), "unknown, unchecked: 503, not 403")
+	for time.Since(cutAt) < 900*time.Millisecond {
+		code := check(key)
+		require.Contains(t, []int{http.StatusOK, http.StatusInternalServerError, http.StatusServiceUnavailable}, code)
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Until(cutAt.Add(1100 * time.Millisecond)))
+	for range 5 {
+		assert.Equal(t, http.StatusServiceUnavailable, check(key), "past the bound: cached keys are not trusted")
+	}
+	time.Sleep(time.Until(cutAt.Add(2 * time.Second)))
+	proxy.restore()
+
+	require.Eventually(t, func() bool {
+		return check(key) == http.StatusOK && check(newKey) == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond, "B recovers by itself")
+	assert.Equal(t, http.StatusForbidden, check(unknown))
+	require.NoError(t, bApp.Close()) // flushes B's counts
+	require.NoError(t, a.keys.Flush(ctx))
+	recs, err := a.keys.List(ctx, a.superuser.ID)
+	require.NoError(t, err)
+	for _, r := range recs {
+		if r.ID == rec.ID {
+			assert.Equal(t, int64(ok), r.TotalUses, "every use on B was counted")
+		}
+	}
+	t.Logf("B authenticated the key %d times, all counted", ok)
+}
+
+// TestChangeMaxLagSetting: --change-max-lag over KEYFLOW_CHANGE_MAX_LAG over
+// the default (1 s); 0 turns the feed off.
+func TestChangeMaxLagSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag, env string
+		want            time.Duration
+		wantErr         bool
+	}{
+		{"default", "", "", time.Second, false},
+		{"environment", "", "500ms", 500 * time.Millisecond, false},
+		{"flag over environment", "2s", "500ms", 2 * time.Second, false},
+		{"off", "0", "", 0, false},
+		{"too short", "10ms", "", 0, true},
+		{"negative", "-1s", "", 0, true},
+		{"not a duration", "", "soon", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KEYFLOW_CHANGE_MAX_LAG", tc.env)
+			cfg, err := loadConfig(&commonFlags{configDir: t.TempDir(), defaultLevel: "info", changeMaxLag: tc.flag}, nil, nil)
+			if tc.wantErr {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "change max lag")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.ChangeMaxLag)
+		})
+	}
+}
