@@ -219,6 +219,26 @@ func (c *cache) invalidate(h *Hash) {
 	s.mu.Unlock()
 }
 
+// invalidateKeyID drops the positive entry of key id, wherever its hash puts
+// it, and bumps every shard generation. It scans the whole cache, so it is
+// for the rare case where the hash is unknown: a revocation whose outcome
+// the store did not report.
+func (c *cache) invalidateKeyID(id string) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for j := 0; j < len(s.slots); {
+			if e := s.slots[j].Load(); e != nil && e.err == nil && e.principal.KeyID == id {
+				s.deleteAt(j) // may move a later entry into j: look at j again
+				continue
+			}
+			j++
+		}
+		s.gen.Add(1)
+		s.mu.Unlock()
+	}
+}
+
 // clear drops every entry and bumps every shard generation, so that no
 // verification under way caches what it read before.
 func (c *cache) clear() {

@@ -3,6 +3,7 @@ package apikey
 import (
 	"context"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -172,5 +173,34 @@ func TestCacheTableModel(t *testing.T) {
 		}
 		require.Equal(t, occupied, s.n, "step %d", step)
 		require.LessOrEqual(t, s.n, c.per, "step %d", step)
+	}
+}
+
+// invalidateKeyID finds an entry by key ID wherever it sits, including in a
+// probe run that backward-shift deletion rearranges under the scan, and
+// leaves the others.
+func TestCacheInvalidateKeyID(t *testing.T) {
+	c := newCache(16) // one shard of 32 slots
+	require.Len(t, c.shards, 1)
+	// Six entries with one home slot make one probe run: A A B A C A.
+	var ents []*entry
+	for i, id := range []string{"A", "A", "B", "A", "C", "A"} {
+		var h Hash
+		h[0] = 5 // the home slot
+		h[8] = byte(i)
+		e := &entry{h: h, until: math.MaxInt64, active: true, principal: Principal{KeyID: id}}
+		require.True(t, c.put(e, c.shards[0].gen.Load(), 0))
+		ents = append(ents, e)
+	}
+	gen := c.shards[0].gen.Load()
+	c.invalidateKeyID("A")
+	assert.Greater(t, c.shards[0].gen.Load(), gen, "fills under way must not cache what they read")
+	for _, e := range ents {
+		got, _ := c.get(&e.h, 0)
+		if e.principal.KeyID == "A" {
+			assert.Nil(t, got, "entry %x of the invalidated key", e.h[8])
+		} else {
+			assert.Same(t, e, got, "entry %x must stay", e.h[8])
+		}
 	}
 }

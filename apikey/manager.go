@@ -363,11 +363,13 @@ func (m *Manager) List(ctx context.Context, userID string) ([]Record, error) {
 // Delete revokes key id of userID by deleting its record. It returns
 // ErrNotFound if there is no such key or it belongs to another user (the two
 // look the same), and ErrUnavailable if the store fails. Once Delete returns
-// nil, no Verify on this Manager accepts the key.
+// nil, no Verify on this Manager accepts the key. When it returns an error
+// the key's cached verdict is dropped too, so that a deletion whose reply
+// was lost is not undone by the cache.
 func (m *Manager) Delete(ctx context.Context, userID, id string) error {
 	rec, err := m.store.Delete(ctx, userID, id)
 	if err != nil {
-		return m.mutationError("delete", err)
+		return m.mutationError("delete", id, err)
 	}
 	m.Invalidate(rec.Hash)
 	return nil
@@ -379,13 +381,20 @@ func (m *Manager) Delete(ctx context.Context, userID, id string) error {
 func (m *Manager) SetActive(ctx context.Context, userID, id string, active bool) error {
 	rec, err := m.store.SetActive(ctx, userID, id, active)
 	if err != nil {
-		return m.mutationError("set active", err)
+		return m.mutationError("set active", id, err)
 	}
 	m.Invalidate(rec.Hash)
 	return nil
 }
 
-func (m *Manager) mutationError(op string, err error) error {
+// mutationError maps a failed Delete or SetActive. The store may have made
+// the change and lost the reply (a timeout after commit), and a retry then
+// finds nothing; either way the key's cached verdict can no longer be
+// trusted, so it is dropped (found by key ID: the hash is unknown here).
+func (m *Manager) mutationError(op, id string, err error) error {
+	if m.cache != nil {
+		m.cache.invalidateKeyID(id)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return ErrNotFound
 	}
