@@ -24,51 +24,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/faultstore"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
-// flakyStore is a memory store that fails every call while fail is set, as a
-// database that went away would.
-type flakyStore struct {
-	*apikey.MemoryStore
-	fail atomic.Bool
-}
-
+// errDB is what the store fails with while the database is "down"; no
+// answer may show it.
 var errDB = errors.New("dial tcp 10.0.0.7:5432: connection refused (internal detail)")
 
-func (s *flakyStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error) {
-	if s.fail.Load() {
-		return apikey.Record{}, errDB
-	}
-	return s.MemoryStore.ByHash(ctx, h)
-}
-
-func (s *flakyStore) ListByUser(ctx context.Context, userID string) ([]apikey.Record, error) {
-	if s.fail.Load() {
-		return nil, errDB
-	}
-	return s.MemoryStore.ListByUser(ctx, userID)
-}
-
-func (s *flakyStore) Insert(ctx context.Context, r apikey.Record) error {
-	if s.fail.Load() {
-		return errDB
-	}
-	return s.MemoryStore.Insert(ctx, r)
-}
-
-func (s *flakyStore) Delete(ctx context.Context, userID, id string) (apikey.Record, error) {
-	if s.fail.Load() {
-		return apikey.Record{}, errDB
-	}
-	return s.MemoryStore.Delete(ctx, userID, id)
-}
-
-// fixture is a real apikey.Manager over a flaky memory store with keys in
+// fixture is a real apikey.Manager over a memory store that can fail, with keys in
 // every state.
 type fixture struct {
 	m        *apikey.Manager
-	store    *flakyStore
+	inj      *faultstore.Injector
 	valid    string // user-1, "primary"
 	other    string // user-2, "other"
 	scoped   string // user-1, scopes runs:read
@@ -81,12 +49,13 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store := &flakyStore{MemoryStore: apikey.NewMemoryStore()}
+	inj := faultstore.New(1)
+	store := faultstore.Keys(apikey.NewMemoryStore(), inj)
 	var clock atomic.Int64 // extra time, so a key can expire after creation
 	m, err := apikey.NewManager(apikey.Config{Store: store, Now: func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = m.Close() })
-	f := &fixture{m: m, store: store}
+	f := &fixture{m: m, inj: inj}
 	f.valid, f.validRec, err = m.Create(ctx, "user-1", "primary", apikey.CreateOptions{})
 	require.NoError(t, err)
 	f.other, _, err = m.Create(ctx, "user-2", "other", apikey.CreateOptions{})
@@ -270,8 +239,10 @@ func TestMiddleware_Langflow37(t *testing.T) {
 			for k, v := range tt.header {
 				r.Header.Set(k, v)
 			}
-			f.store.fail.Store(tt.failDB)
-			defer f.store.fail.Store(false)
+			if tt.failDB {
+				f.inj.FailAll(errDB)
+				defer f.inj.Reset()
+			}
 			w := httptest.NewRecorder()
 			mw(recorder(&s)).ServeHTTP(w, r)
 
@@ -518,8 +489,10 @@ func TestMiddleware_ErrorReasons(t *testing.T) {
 			if tt.key != "" {
 				r.Header.Set("x-api-key", tt.key)
 			}
-			f.store.fail.Store(tt.failDB)
-			defer f.store.fail.Store(false)
+			if tt.failDB {
+				f.inj.FailAll(errDB)
+				defer f.inj.Reset()
+			}
 			w := httptest.NewRecorder()
 			mw(http.NotFoundHandler()).ServeHTTP(w, r)
 			assert.Equal(t, http.StatusTeapot, w.Code)

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,63 +18,34 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
+	"github.com/keyflow-dev/keyflow/internal/faultstore"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
-type flakyStore struct {
-	*apikey.MemoryStore
-	fail atomic.Bool
-}
-
+// errDB is what the store fails with while the database is "down"; no
+// answer may show it.
 var errDB = errors.New("pq: password authentication failed for user admin at 10.0.0.7")
 
-func (s *flakyStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error) {
-	if s.fail.Load() {
-		return apikey.Record{}, errDB
-	}
-	return s.MemoryStore.ByHash(ctx, h)
-}
-
-func (s *flakyStore) ListByUser(ctx context.Context, userID string) ([]apikey.Record, error) {
-	if s.fail.Load() {
-		return nil, errDB
-	}
-	return s.MemoryStore.ListByUser(ctx, userID)
-}
-
-func (s *flakyStore) Insert(ctx context.Context, r apikey.Record) error {
-	if s.fail.Load() {
-		return errDB
-	}
-	return s.MemoryStore.Insert(ctx, r)
-}
-
-func (s *flakyStore) Delete(ctx context.Context, userID, id string) (apikey.Record, error) {
-	if s.fail.Load() {
-		return apikey.Record{}, errDB
-	}
-	return s.MemoryStore.Delete(ctx, userID, id)
-}
-
 type env struct {
-	m     *apikey.Manager
-	store *flakyStore
-	h     http.Handler // the handler alone, user from the X-User test header
-	srv   http.Handler // mounted as a host would, behind the middleware
-	key1  string       // user-1's key
-	rec1  apikey.Record
-	key2  string // user-2's key
-	rec2  apikey.Record
+	m    *apikey.Manager
+	inj  *faultstore.Injector
+	h    http.Handler // the handler alone, user from the X-User test header
+	srv  http.Handler // mounted as a host would, behind the middleware
+	key1 string       // user-1's key
+	rec1 apikey.Record
+	key2 string // user-2's key
+	rec2 apikey.Record
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	store := &flakyStore{MemoryStore: apikey.NewMemoryStore()}
+	inj := faultstore.New(1)
+	store := faultstore.Keys(apikey.NewMemoryStore(), inj)
 	m, err := apikey.NewManager(apikey.Config{Store: store})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = m.Close() })
-	e := &env{m: m, store: store}
+	e := &env{m: m, inj: inj}
 	ctx := context.Background()
 	e.key1, e.rec1, err = m.Create(ctx, "user-1", "first", apikey.CreateOptions{})
 	require.NoError(t, err)
@@ -288,8 +258,10 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.store.fail.Store(tt.failDB)
-			defer e.store.fail.Store(false)
+			if tt.failDB {
+				e.inj.FailAll(errDB)
+				defer e.inj.Reset()
+			}
 			hdr := []string{}
 			if tt.user != "" {
 				hdr = append(hdr, "X-User", tt.user)

@@ -88,6 +88,12 @@ func (i *Injector) SetDecide(f func(op string) error) {
 	i.decide = f
 }
 
+// FailAll makes every call fail with an error wrapping err (and
+// ErrInjected) until Reset, as a database that went away would.
+func (i *Injector) FailAll(err error) {
+	i.SetDecide(func(string) error { return err })
+}
+
 // SetFailAfter chooses when an injected failure happens: false (the default)
 // before the wrapped call, which then does not run; true after it ran, so a
 // write has taken effect although the caller sees an error.
