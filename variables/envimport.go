@@ -7,8 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-
-	"github.com/joho/godotenv"
 )
 
 // Environment settings read by EnvSettingsFromEnv, ImportEnv and NewResolver
@@ -293,33 +291,4 @@ func (s *Service) importOne(ctx context.Context, userID, name, value string, fie
 			return 0, fmt.Errorf("variables: import %q: %w", name, err)
 		}
 	}
-}
-
-// LoadDotEnv loads KEY=VALUE lines from .env files into the process
-// environment with github.com/joho/godotenv, like `langflow run --env-file`
-// (which calls load_dotenv(path, override=True)): a value in a file
-// overrides a variable already set in the process environment, and when
-// several paths are given, later files override earlier ones. With no
-// paths it loads ".env" in the working directory. A missing or malformed file
-// is an error naming the path; values are never included.
-func LoadDotEnv(paths ...string) error {
-	if len(paths) == 0 {
-		paths = []string{".env"}
-	}
-	for _, p := range paths {
-		if err := godotenv.Overload(p); err != nil {
-			return fmt.Errorf("variables: load %s: %w", p, dotenvErr(err))
-		}
-	}
-	return nil
-}
-
-// dotenvErr keeps the kind of a godotenv failure without its text, which may
-// quote a line of the file (and so a secret).
-func dotenvErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return errors.New("malformed file")
 }

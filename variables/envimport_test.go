@@ -2,8 +2,6 @@ package variables_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -246,33 +244,6 @@ func TestImportEnvFailures(t *testing.T) {
 	cancel()
 	_, err = newService(t, nil).ImportEnv(cctx, "u1", variables.EnvImportOptions{Names: []string{"A"}, Getenv: envMap{"A": "a"}.Lookup})
 	assert.ErrorIs(t, err, context.Canceled)
-}
-
-// TestLoadDotEnv documents the override semantics: the file wins over the
-// process environment (Langflow's load_dotenv(override=True)), later files
-// win over earlier ones, errors name the path and never a value.
-func TestLoadDotEnv(t *testing.T) {
-	dir := t.TempDir()
-	first := filepath.Join(dir, "first.env")
-	second := filepath.Join(dir, "second.env")
-	bad := filepath.Join(dir, "bad.env")
-	require.NoError(t, os.WriteFile(first, []byte("KF_TEST_A=from-first\nKF_TEST_B=from-first\n"), 0o600))
-	require.NoError(t, os.WriteFile(second, []byte("KF_TEST_B=from-second\n"), 0o600))
-	require.NoError(t, os.WriteFile(bad, []byte("KF_TEST_C=ok\nthis is not valid s3cr3t-line\n"), 0o600))
-	t.Setenv("KF_TEST_A", "from-process")
-	t.Setenv("KF_TEST_B", "from-process")
-	t.Setenv("KF_TEST_C", "") // restored after the test
-
-	require.NoError(t, variables.LoadDotEnv(first, second))
-	assert.Equal(t, "from-first", os.Getenv("KF_TEST_A"), "the file overrides the process environment")
-	assert.Equal(t, "from-second", os.Getenv("KF_TEST_B"), "later files override earlier ones")
-
-	err := variables.LoadDotEnv(filepath.Join(dir, "missing.env"))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "missing.env")
-	err = variables.LoadDotEnv(bad)
-	require.Error(t, err)
-	assert.NotContains(t, err.Error(), "s3cr3t")
 }
 
 // editBeforeUpdate makes a user edit land between the import's read and its

@@ -16,7 +16,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
-	"github.com/keyflow-dev/keyflow/variables"
+	"github.com/keyflow-dev/keyflow/variables/dotenv"
 )
 
 // config is everything the server and the CLI read from flags and the
@@ -80,7 +80,7 @@ var serverDefaults = map[string]string{
 // line (nil otherwise).
 func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 	if c.envFile != "" {
-		if err := variables.LoadDotEnv(c.envFile); err != nil {
+		if err := dotenv.Load(c.envFile); err != nil {
 			return config{}, fmt.Errorf("--env-file: %w", err)
 		}
 	}
