@@ -28,6 +28,9 @@ import (
 // The management endpoints accept an API key or, in auto-login mode, the web
 // UI's session cookie (see ui.go). Every POST/PATCH/DELETE that a browser
 // marks as cross-origin is refused with 403 (http.CrossOriginProtection).
+// When the database fails, the flows and run handlers answer 503
+// {"detail": msgStoreUnavailable} and log the cause (fail closed), as the
+// key middleware and variableshttp do for their own store failures.
 func (a *app) handler() (http.Handler, error) {
 	mwCfg := a.cfg.Auth
 	mwCfg.Verifier = a.keys
@@ -92,7 +95,7 @@ func (a *app) listFlows(w http.ResponseWriter, r *http.Request) {
 	userID, _ := middleware.UserID(r)
 	flows, err := a.store.flowsByUser(r.Context(), userID)
 	if err != nil {
-		a.internalError(w, r, err)
+		a.storeUnavailable(w, r, "list flows", err)
 		return
 	}
 	out := make([]flowJSON, len(flows))
@@ -141,7 +144,7 @@ func (a *app) createFlow(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := a.store.createFlow(r.Context(), userID, in.Name, in.Fields)
 	if err != nil {
-		a.internalError(w, r, err)
+		a.storeUnavailable(w, r, "create flow", err)
 		return
 	}
 	httpjson.Write(w, http.StatusCreated, toFlowJSON(f))
@@ -180,7 +183,7 @@ func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.internalError(w, r, err)
+		a.storeUnavailable(w, r, "read flow", err)
 		return
 	}
 	if f.UserID != userID { // superusers are not exempt (§3.7)
@@ -190,11 +193,14 @@ func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
 
 	res, err := a.resolver.Resolve(ctx, userID, flowFields(f, in.Tweaks), variables.OverridesFromRequest(r))
 	var verr *variables.ValidationError
-	if errors.As(err, &verr) {
+	switch {
+	case errors.As(err, &verr):
 		httpjson.Detail(w, http.StatusBadRequest, verr.Message)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, variables.ErrUnavailable):
+		a.storeUnavailable(w, r, "resolve variables", err)
+		return
+	case err != nil: // e.g. a Credential that no secret decrypts
 		a.internalError(w, r, err)
 		return
 	}
@@ -226,7 +232,22 @@ func flowFields(f flow, tweaks map[string]string) []variables.Field {
 	return fields
 }
 
-// internalError logs the cause and answers 500 without it.
+// msgStoreUnavailable answers a request whose own database work failed.
+// It is fixed: the cause (which may name hosts, tables, SQL) is only logged.
+const msgStoreUnavailable = "Database unavailable, try again later"
+
+// storeUnavailable answers a store failure with 503 and msgStoreUnavailable
+// (fail closed, DESIGN.md), and logs op and the cause. Store errors name
+// tables, IDs and SQL states, never a key, a secret or a variable's value;
+// the path is logged without its query string (where a key may be).
+func (a *app) storeUnavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
+	a.log.ErrorContext(r.Context(), "database unavailable", "op", op, "method", r.Method, "path", r.URL.Path, "err", err)
+	httpjson.Detail(w, http.StatusServiceUnavailable, msgStoreUnavailable)
+}
+
+// internalError logs the cause and answers 500 without it: for errors that
+// are not store failures, such as a stored Credential that does not decrypt
+// under the configured secrets.
 func (a *app) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	httpjson.Detail(w, http.StatusInternalServerError, "Internal server error")

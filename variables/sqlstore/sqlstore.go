@@ -17,9 +17,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"strconv"
 	"strings"
@@ -131,12 +133,90 @@ func (s *Store) Close() error { return s.list.Close() }
 // Migrate creates the table and its indexes when they are missing, and
 // checks that an existing table has this Store's columns (a table of the same
 // name from another program, such as Langflow's own "variable" table, is an
-// error: choose another Options.Table). New calls it; it is idempotent and
-// safe to run from several instances at once.
+// error, and is left untouched: choose another Options.Table). New calls it.
+//
+// It is idempotent and safe to run from several pools or processes at once
+// (instances starting together on a fresh database): it runs in one
+// transaction, which on PostgreSQL first takes a transaction-scoped advisory
+// lock keyed on the table name (concurrent CREATE ... IF NOT EXISTS would
+// otherwise race in PostgreSQL's catalog), and on SQLite starts with BEGIN
+// IMMEDIATE, so that it waits for the other migrations within the
+// connection's busy timeout (which SQLite pools shared by several writers
+// need anyway).
 func (s *Store) Migrate(ctx context.Context) error {
+	if s.dialect == Postgres {
+		return s.migratePostgres(ctx)
+	}
+	return s.migrateSQLite(ctx)
+}
+
+func (s *Store) migratePostgres(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("keyflow/variables/sqlstore:" + s.table))
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+		return fmt.Errorf("sqlstore: migrate: lock: %w", err)
+	}
+	if err := s.migrateIn(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// migrateSQLite runs the migration in a BEGIN IMMEDIATE transaction on one
+// connection, whatever transaction mode the DSN asks for: it takes the
+// write lock first (waiting up to the busy timeout), where a deferred
+// transaction that reads the schema before writing could fail with
+// SQLITE_BUSY at once while another pool migrates.
+func (s *Store) migrateSQLite(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	defer func() { _ = conn.Close() }()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		discardIfInTx(conn)
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	if err := s.migrateIn(ctx, conn); err != nil {
+		discardIfInTx(conn)
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		discardIfInTx(conn)
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// discardIfInTx rolls back conn's transaction after a failure; if that
+// fails (there may be no transaction, or the connection may be broken),
+// the connection is discarded rather than returned to the pool possibly
+// inside a transaction that holds SQLite's write lock.
+func discardIfInTx(conn *sql.Conn) {
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// execQuerier is what migrateIn needs of a *sql.Tx or *sql.Conn.
+type execQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// migrateIn creates the table, checks its columns, then creates the index,
+// so that another program's table of the same name is not modified.
+func (s *Store) migrateIn(ctx context.Context, ex execQuerier) error {
 	table := s.table
-	stmts := []string{
-		"CREATE TABLE IF NOT EXISTS " + table + ` (
+	create := "CREATE TABLE IF NOT EXISTS " + table + ` (
 	id TEXT NOT NULL PRIMARY KEY,
 	user_id TEXT NOT NULL,
 	name TEXT NOT NULL,
@@ -146,30 +226,23 @@ func (s *Store) Migrate(ctx context.Context) error {
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT,
 	origin TEXT NOT NULL DEFAULT 'user'
-)`,
-		"CREATE UNIQUE INDEX IF NOT EXISTS " + table + "_user_name ON " + table + " (user_id, name)",
-	}
-	var err error
-	for attempt := 0; attempt < 2; attempt++ { // a concurrent CREATE may fail once on PostgreSQL
-		err = nil
-		for _, q := range stmts {
-			if _, err = s.db.ExecContext(ctx, q); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
+)`
+	if _, err := ex.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("sqlstore: migrate: %w", err)
 	}
 	probe := "SELECT id, user_id, name, value, type, default_fields, created_at, updated_at, origin FROM " + table + " WHERE 1 = 0"
-	rows, err := s.db.QueryContext(ctx, probe)
+	rows, err := ex.QueryContext(ctx, probe)
 	if err != nil {
 		return fmt.Errorf("sqlstore: table %s exists with another schema (use Options.Table): %w", table, err)
 	}
-	return rows.Close()
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	index := "CREATE UNIQUE INDEX IF NOT EXISTS " + table + "_user_name ON " + table + " (user_id, name)"
+	if _, err := ex.ExecContext(ctx, index); err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	return nil
 }
 
 func micros(t time.Time) any {
