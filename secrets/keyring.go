@@ -12,8 +12,8 @@ var (
 	// it is not a Fernet token, it was made with another secret, or it was
 	// altered. The message names no secret and no plaintext.
 	ErrInvalidToken = errors.New("secrets: invalid token")
-	// ErrEmptySecret is returned for an empty secret (NewKeyring) or an
-	// empty secret file (Load, ReadSecretFile).
+	// ErrEmptySecret is returned for an empty secret (NewKeyring,
+	// WriteSecretFile) or an empty secret file (Load, ReadSecretFile).
 	ErrEmptySecret = errors.New("secrets: empty secret")
 	// ErrNoKeyring is returned by the methods of a nil or zero Keyring;
 	// make one with NewKeyring or Load.
@@ -124,7 +124,8 @@ func (k *Keyring) Encrypt(plaintext string) (string, error) {
 // primary secret first, then legacy derivations, then previous secrets — and
 // returns the plaintext. As Langflow, it checks no TTL: a token never
 // expires. Anything that does not open (including "", plaintext and
-// tokens made with another secret) is ErrInvalidToken; use IsEncrypted first
+// tokens made with another secret) is ErrInvalidToken (ErrNoKeyring on a
+// Keyring not made by NewKeyring); use IsEncrypted first
 // for Langflow's "not gAAAAA means plaintext" rule. A token under the i-th key
 // costs i-1 extra HMACs.
 func (k *Keyring) Decrypt(token string) (string, error) {
@@ -138,11 +139,8 @@ func (k *Keyring) Decrypt(token string) (string, error) {
 // Rotate re-encrypts token under the primary secret with a fresh IV,
 // keeping its timestamp (pyca's MultiFernet.rotate). A token already under
 // the primary key is re-encrypted too. It returns ErrInvalidToken when no key
-// opens the token.
+// opens the token, and ErrNoKeyring on a Keyring not made by NewKeyring.
 func (k *Keyring) Rotate(token string) (string, error) {
-	if k == nil || len(k.keys) == 0 {
-		return "", ErrNoKeyring
-	}
 	msg, ts, _, err := k.open(token, 0, time.Time{})
 	if err != nil {
 		return "", err
@@ -153,9 +151,9 @@ func (k *Keyring) Rotate(token string) (string, error) {
 // open decodes token and tries every key. It returns the plaintext, the
 // token's timestamp and the index of the key that opened it. ttl > 0 also
 // checks the token's age at now (the spec vectors need it; the public API
-// never sets it).
+// never sets it). A nil or zero Keyring is ErrNoKeyring.
 func (k *Keyring) open(token string, ttl time.Duration, now time.Time) (msg []byte, ts uint64, key int, err error) {
-	if k == nil {
+	if k == nil || len(k.keys) == 0 {
 		return nil, 0, -1, ErrNoKeyring
 	}
 	tok := decodeToken(token)

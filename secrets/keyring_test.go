@@ -216,10 +216,14 @@ func TestZeroKeyringDoesNotPanic(t *testing.T) {
 	for _, k := range []*Keyring{nil, {}} {
 		_, err := k.Encrypt("x")
 		assert.ErrorIs(t, err, ErrNoKeyring)
-		_, err = k.Decrypt("gAAAAA")
-		assert.Error(t, err)
-		_, err = k.Rotate("gAAAAA")
-		assert.ErrorIs(t, err, ErrNoKeyring)
+		tok, err := mustKeyring(t, testSecretA).Encrypt("x")
+		require.NoError(t, err)
+		for _, in := range []string{"gAAAAA", tok} {
+			_, err = k.Decrypt(in)
+			assert.ErrorIs(t, err, ErrNoKeyring, "Decrypt reports the misuse, not a bad token")
+			_, err = k.Rotate(in)
+			assert.ErrorIs(t, err, ErrNoKeyring)
+		}
 		assert.NotEmpty(t, k.String())
 		assert.Equal(t, Derivation(""), k.Derivation())
 	}

@@ -209,42 +209,37 @@ func TestReencryptCounts(t *testing.T) {
 // and a new run (from scratch or from LastID) finishes the job.
 func TestReencryptInterruptedAnywhere(t *testing.T) {
 	f := newRotationFixture(t)
+	faults := []struct {
+		call  string
+		calls int // how many such calls a run makes
+		fail  func(s *memStore, n int)
+	}{
+		{"swap", 12, func(s *memStore, n int) { s.failSwap = n }},
+		{"list", 6, func(s *memStore, n int) { s.failList = n }}, // 17 values in batches of 4: 5 lists + 1 empty
+	}
 	for _, resumeFromLastID := range []bool{false, true} {
-		for failSwap := 1; failSwap <= 12; failSwap++ {
-			t.Run(fmt.Sprintf("swap %d/resume from LastID %v", failSwap, resumeFromLastID), func(t *testing.T) {
-				s := f.store()
-				s.failSwap = failSwap
-				rep, err := Reencrypt(context.Background(), f.both, s, ReencryptOptions{BatchSize: 4})
-				require.ErrorIs(t, err, errInjected)
-				assert.Equal(t, failSwap-1, rep.Rotated, "swaps done before the failure are counted")
-				f.assertAllOpen(t, f.both, s.snapshot())
+		for _, fault := range faults {
+			for n := 1; n <= fault.calls; n++ {
+				t.Run(fmt.Sprintf("%s %d/resume from LastID %v", fault.call, n, resumeFromLastID), func(t *testing.T) {
+					s := f.store()
+					fault.fail(s, n)
+					rep, err := Reencrypt(context.Background(), f.both, s, ReencryptOptions{BatchSize: 4})
+					require.ErrorIs(t, err, errInjected)
+					if fault.call == "swap" {
+						assert.Equal(t, n-1, rep.Rotated, "swaps done before the failure are counted")
+					}
+					f.assertAllOpen(t, f.both, s.snapshot())
 
-				opts := ReencryptOptions{BatchSize: 4}
-				if resumeFromLastID {
-					opts.After = rep.LastID
-				}
-				rep2, err := Reencrypt(context.Background(), f.both, s, opts)
-				require.NoError(t, err)
-				assert.Equal(t, 12, rep.Rotated+rep2.Rotated, "every value rotated exactly once")
-				f.assertAllOpen(t, f.newKR, s.snapshot())
-			})
-		}
-		for failList := 1; failList <= 6; failList++ { // 17 values in batches of 4: 5 lists + 1 empty
-			t.Run(fmt.Sprintf("list %d/resume from LastID %v", failList, resumeFromLastID), func(t *testing.T) {
-				s := f.store()
-				s.failList = failList
-				rep, err := Reencrypt(context.Background(), f.both, s, ReencryptOptions{BatchSize: 4})
-				require.ErrorIs(t, err, errInjected)
-				f.assertAllOpen(t, f.both, s.snapshot())
-				opts := ReencryptOptions{BatchSize: 4}
-				if resumeFromLastID {
-					opts.After = rep.LastID
-				}
-				rep2, err := Reencrypt(context.Background(), f.both, s, opts)
-				require.NoError(t, err)
-				assert.Equal(t, 12, rep.Rotated+rep2.Rotated)
-				f.assertAllOpen(t, f.newKR, s.snapshot())
-			})
+					opts := ReencryptOptions{BatchSize: 4}
+					if resumeFromLastID {
+						opts.After = rep.LastID
+					}
+					rep2, err := Reencrypt(context.Background(), f.both, s, opts)
+					require.NoError(t, err)
+					assert.Equal(t, 12, rep.Rotated+rep2.Rotated, "every value rotated exactly once")
+					f.assertAllOpen(t, f.newKR, s.snapshot())
+				})
+			}
 		}
 	}
 }

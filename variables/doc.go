@@ -35,6 +35,19 @@
 //   - Service.Delete of a missing variable returns ErrNotFound, which the HTTP
 //     handlers answer with 404; Langflow answers 500.
 //
+// # Errors
+//
+// Outcomes a caller handles are sentinels matched with errors.Is:
+// ErrNotFound, ErrDuplicate, ErrConflict, the *ValidationError values (whose
+// messages are Langflow's texts, safe to show), ErrNoUser, ErrInvalidSetting.
+// A store failure comes back
+// wrapping both ErrUnavailable and its cause, so a server can answer 503
+// (fail closed) and log the cause.
+//
 // No Credential value, decrypted or not, is ever written to a log or put in
 // an error message; variable names may be.
+//
+// The package depends on the standard library and keyflow only; to load a
+// .env file into the environment first (langflow run --env-file), use
+// variables/dotenv.
 package variables

@@ -89,10 +89,7 @@ func EnvSettingsFromEnv(getenv func(string) string) (EnvSettings, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	return envSettings(func(k string) (string, bool) { v := getenv(k); return v, v != "" })
-}
-
-func envSettings(lookup func(string) (string, bool)) (EnvSettings, error) {
+	lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
 	var st EnvSettings
 	var err error
 	if st.StoreEnvironmentVariables, err = boolSetting(lookup, EnvStoreEnvironmentVariables); err != nil {

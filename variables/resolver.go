@@ -117,10 +117,11 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 //     reported as SourceStored; SourceNone if none does.
 //
 // The store is read at most once per call, whatever the number of fields.
-// Errors: ErrNoUser when userID is "" and the store is needed, a Credential variable bound to a field named "session_id"
-// (ErrCredentialSessionID, with Langflow's message), a Credential that does
-// not decrypt (wrapping secrets.ErrInvalidToken), a store failure. Errors name
-// variables, never values.
+// Errors: ErrNoUser when userID is "" and the store is needed; a Credential
+// variable bound to a field named "session_id" (ErrCredentialSessionID, with
+// Langflow's message); a Credential that does not decrypt (wrapping
+// secrets.ErrInvalidToken); a store failure (wrapping ErrUnavailable). Errors
+// name variables, never values. Nothing is logged.
 func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, overrides map[string]string) ([]Resolution, error) {
 	out := make([]Resolution, len(fields))
 	needStore := false
@@ -264,6 +265,8 @@ func OverridesFromRequest(r *http.Request) map[string]string {
 		if out == nil {
 			out = map[string]string{}
 		}
+		// Lower, then upper, as Python's .lower().upper(): for a few runes
+		// (e.g. the Kelvin sign) this differs from ToUpper alone.
 		out[strings.ToUpper(strings.ToLower(k[len(overridePrefix):]))] = v
 	}
 	return out

@@ -26,6 +26,13 @@ type ServiceConfig struct {
 // Service applies Langflow's rules to a Store: validation in Langflow's order
 // with Langflow's messages, encryption of Credential values, hidden internal
 // variables, and the environment import. It is safe for concurrent use.
+//
+// Every method that reads or writes the store returns, for a store failure
+// (including a done ctx), an error that wraps both ErrUnavailable and the
+// cause; ErrNotFound, ErrNameExists and the validation errors are outcomes,
+// never wrapped in ErrUnavailable. It logs only through ServiceConfig.Logger:
+// at debug level a Generic value that does not decrypt, at warn level each
+// failure of ImportEnv, naming variables, never values.
 type Service struct {
 	store   Store // the caller's store behind unavailableStore
 	inner   Store
@@ -60,7 +67,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	return s, nil
 }
 
-// Store returns the Store the Service works on.
+// Store returns the Store the Service works on. Calls made on it directly
+// bypass the Service's rules, and their failures are not wrapped in
+// ErrUnavailable.
 func (s *Service) Store() Store { return s.inner }
 
 // timestamp is now in UTC, truncated to microseconds so that it survives
@@ -237,7 +246,9 @@ func (s *Service) Value(ctx context.Context, userID, name string) (string, error
 // (Langflow leaves the plaintext), Credential → Generic decrypts it. A new
 // Name is checked with ValidateName and must be free (ErrNameExists); a new
 // Type must be valid (ErrInvalidType). The variable becomes OriginUser, so the
-// environment import never overwrites it again.
+// environment import never overwrites it again. A row changed by someone else
+// between read and write is read again and the patch reapplied; after
+// repeated changes the error wraps ErrConflict.
 func (s *Service) Update(ctx context.Context, userID, id string, p Patch) (Variable, error) {
 	if !ids.Valid(id) {
 		return Variable{}, ErrNotFound

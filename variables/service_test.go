@@ -355,26 +355,67 @@ func (failingStore) ListByUser(context.Context, string) ([]variables.Variable, e
 	return nil, errBroken
 }
 
-func TestStoreFailures(t *testing.T) {
-	ctx := context.Background()
-	s := newService(t, failingStore{variables.NewMemoryStore()})
-	_, err := s.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "top secret"})
-	require.ErrorIs(t, err, errBroken)
-	assert.NotContains(t, err.Error(), "top secret")
-	_, err = s.List(ctx, "u1")
-	assert.ErrorIs(t, err, errBroken)
-}
-
+// TestStoreFailureIsUnavailable: a store failure wraps ErrUnavailable and
+// the cause, and carries no value; an outcome (not found) is not a failure.
 func TestStoreFailureIsUnavailable(t *testing.T) {
+	ctx := context.Background()
 	svc := newService(t, failingStore{variables.NewMemoryStore()})
-	_, err := svc.Create(context.Background(), "u1", variables.CreateInput{Name: "A", Value: "v"})
+	_, err := svc.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "top secret"})
 	assert.ErrorIs(t, err, variables.ErrUnavailable)
 	assert.ErrorIs(t, err, errBroken, "the cause is kept for the log")
-	_, err = svc.List(context.Background(), "u1")
+	assert.NotContains(t, err.Error(), "top secret")
+	_, err = svc.List(ctx, "u1")
 	assert.ErrorIs(t, err, variables.ErrUnavailable)
+	assert.ErrorIs(t, err, errBroken)
 
 	ok := newService(t, nil)
-	_, err = ok.Get(context.Background(), "u1", "8f14e45f-ceea-467f-9ed4-6f1a2c3b4d5e")
+	_, err = ok.Get(ctx, "u1", "8f14e45f-ceea-467f-9ed4-6f1a2c3b4d5e")
 	assert.ErrorIs(t, err, variables.ErrNotFound, "an outcome is not a failure")
 	assert.NotErrorIs(t, err, variables.ErrUnavailable)
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = ok.Value(cctx, "u1", "K")
+	assert.ErrorIs(t, err, variables.ErrUnavailable, "a done context is a failure, not an outcome")
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// renameBeforeUpdate makes another request's rename land between Update's
+// read and its write.
+type renameBeforeUpdate struct {
+	variables.Store
+	rename func()
+	done   bool
+}
+
+func (r *renameBeforeUpdate) Update(ctx context.Context, prev, next variables.Variable) error {
+	if !r.done {
+		r.done = true
+		r.rename()
+	}
+	return r.Store.Update(ctx, prev, next)
+}
+
+// TestConcurrentPatchesDoNotLoseEachOther: two PATCHes of different fields
+// of one variable, the second read before the first wrote, both take effect
+// (as in Langflow, whose ORM writes only the fields a request sets). Without
+// a check beyond value and origin, the second wrote the old name back.
+func TestConcurrentPatchesDoNotLoseEachOther(t *testing.T) {
+	ctx := context.Background()
+	mem := variables.NewMemoryStore()
+	other := newService(t, mem)
+	v, err := other.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "v", Type: variables.Generic})
+	require.NoError(t, err)
+	racing := &renameBeforeUpdate{Store: mem, rename: func() {
+		_, err := other.Update(ctx, "u1", v.ID, variables.Patch{Name: ptr("RENAMED")})
+		require.NoError(t, err)
+	}}
+	s := newService(t, racing)
+	got, err := s.Update(ctx, "u1", v.ID, variables.Patch{DefaultFields: &[]string{"api_key"}})
+	require.NoError(t, err)
+	assert.Equal(t, "RENAMED", got.Name)
+	stored, err := mem.Get(ctx, "u1", v.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "RENAMED", stored.Name, "the concurrent rename is kept")
+	assert.Equal(t, []string{"api_key"}, stored.DefaultFields)
 }

@@ -14,7 +14,9 @@ import (
 // (UserID, Name) unique, keep timestamps to at least microsecond precision,
 // and return copies (a caller may modify what it gets). Every method scopes
 // rows to the user it is given: another user's variable is ErrNotFound.
-// Errors other than the sentinels named below are store failures.
+// Every method honours ctx: once it is done, a call fails with an error that
+// wraps ctx.Err() and changes nothing. Errors other than the sentinels named
+// below are store failures (the Service reports them as ErrUnavailable).
 //
 // A Store is also a secrets.CiphertextStore, so secrets.Reencrypt can rotate
 // the master secret over it: ListCiphertexts lists every stored value that is
@@ -38,11 +40,12 @@ type Store interface {
 	ListByUser(ctx context.Context, userID string) ([]Variable, error)
 	// Update writes next's Name, Value, Type, DefaultFields, UpdatedAt and
 	// Origin over the row (next.UserID, next.ID), provided the row still
-	// holds prev's Value and Origin (optimistic concurrency: the caller read
-	// prev, and a concurrent edit or rotation makes the update fail with
-	// ErrConflict). ErrNotFound if the row is gone; ErrDuplicate if the new
-	// name is taken by another of the user's variables. ID, UserID and
-	// CreatedAt never change.
+	// holds prev's Value, Origin and UpdatedAt (optimistic concurrency: the
+	// caller read prev, and a concurrent edit, which sets UpdatedAt, or
+	// rotation, which changes Value, makes the update fail with ErrConflict).
+	// ErrNotFound if the row is gone; ErrDuplicate if the new name is taken
+	// by another of the user's variables. ID, UserID and CreatedAt never
+	// change.
 	Update(ctx context.Context, prev, next Variable) error
 	// Delete removes the user's variable with this ID, or returns
 	// ErrNotFound.
@@ -166,7 +169,7 @@ func (m *MemoryStore) Update(ctx context.Context, prev, next Variable) error {
 	if !ok {
 		return ErrNotFound
 	}
-	if v.Value != prev.Value || v.Origin != prev.Origin {
+	if v.Value != prev.Value || v.Origin != prev.Origin || !v.UpdatedAt.Equal(prev.UpdatedAt) {
 		return ErrConflict
 	}
 	if next.Name != v.Name {

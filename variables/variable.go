@@ -109,6 +109,7 @@ type ValidationError struct {
 	kind    *ValidationError // the sentinel this error is an instance of, if not itself
 }
 
+// Error returns Message.
 func (e *ValidationError) Error() string { return e.Message }
 
 // Is makes an instance match its sentinel, and ErrNameExists match

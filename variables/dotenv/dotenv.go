@@ -20,7 +20,8 @@ import (
 // process environment, and when several paths are given, later files
 // override earlier ones. With no paths it loads ".env" in the working
 // directory. A missing or malformed file is an error naming the path; values
-// are never included, and nothing is logged.
+// are never included, and nothing is logged. Files are loaded one at a time:
+// those before a failing one stay loaded, the failing one sets nothing.
 func Load(paths ...string) error {
 	if len(paths) == 0 {
 		paths = []string{".env"}

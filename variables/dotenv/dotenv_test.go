@@ -36,6 +36,7 @@ func TestLoad(t *testing.T) {
 	err = dotenv.Load(bad)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "s3cr3t")
+	assert.Empty(t, os.Getenv("KF_TEST_C"), "a malformed file sets nothing, not even its valid lines")
 }
 
 func TestLoadDefaultsToDotEnvInWorkingDir(t *testing.T) {

@@ -34,6 +34,7 @@ import (
 // Dialect selects the SQL the Store speaks.
 type Dialect int
 
+// The dialects; the zero Dialect is invalid, so New cannot guess.
 const (
 	SQLite   Dialect = iota + 1 // SQLite 3.24 or later (e.g. modernc.org/sqlite)
 	Postgres                    // PostgreSQL 11 or later (e.g. pgx's stdlib driver)
@@ -45,7 +46,9 @@ type Options struct {
 	Table   string // default "variable"; letters, digits and underscores
 }
 
-// Store is a variables.Store on a *sql.DB.
+// Store is a variables.Store on a *sql.DB. It is safe for concurrent use and
+// logs nothing; its own error texts name IDs, never values. Close
+// releases its prepared statement when the Store is no longer needed.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
@@ -80,15 +83,22 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	s := &Store{db: db, dialect: opts.Dialect, table: opts.Table}
 	t := opts.Table
 	cols := "id, user_id, name, value, type, default_fields, created_at, updated_at, origin"
+	// IDs compare in byte order, as Go strings and SQLite's default BINARY
+	// collation do, whatever PostgreSQL's collation; Update compares prev's
+	// updated_at, which may be NULL, NULL-safely.
+	id, sameUpdatedAt := "id", "updated_at IS ?"
+	if s.dialect == Postgres {
+		id, sameUpdatedAt = `id COLLATE "C"`, "updated_at IS NOT DISTINCT FROM ?"
+	}
 	s.q = queries{
 		insert:    "INSERT INTO " + t + " (" + cols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		get:       "SELECT " + cols + " FROM " + t + " WHERE user_id = ? AND id = ?",
 		getByName: "SELECT " + cols + " FROM " + t + " WHERE user_id = ? AND name = ?",
-		list:      "SELECT " + cols + " FROM " + t + " WHERE user_id = ? ORDER BY created_at, id",
+		list:      "SELECT " + cols + " FROM " + t + " WHERE user_id = ? ORDER BY created_at, " + id,
 		update: "UPDATE " + t + " SET name = ?, value = ?, type = ?, default_fields = ?, updated_at = ?, origin = ?" +
-			" WHERE user_id = ? AND id = ? AND value = ? AND origin = ?",
+			" WHERE user_id = ? AND id = ? AND value = ? AND origin = ? AND " + sameUpdatedAt,
 		del:        "DELETE FROM " + t + " WHERE user_id = ? AND id = ?",
-		listTokens: "SELECT id, value FROM " + t + " WHERE id > ? AND substr(value, 1, 6) = 'gAAAAA' ORDER BY id LIMIT ?",
+		listTokens: "SELECT id, value FROM " + t + " WHERE " + id + " > ? AND substr(value, 1, 6) = 'gAAAAA' ORDER BY " + id + " LIMIT ?",
 		swap:       "UPDATE " + t + " SET value = ? WHERE id = ? AND value = ?",
 	}
 	if s.dialect == Postgres {
@@ -96,9 +106,6 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 		for _, p := range []*string{&q.insert, &q.get, &q.getByName, &q.list, &q.update, &q.del, &q.listTokens, &q.swap} {
 			*p = dollar(*p)
 		}
-		// Byte order, so that ids sort as Go strings do whatever the collation.
-		q.listTokens = strings.Replace(q.listTokens, "WHERE id > $1", `WHERE id > $1 COLLATE "C"`, 1)
-		q.listTokens = strings.Replace(q.listTokens, "ORDER BY id", `ORDER BY id COLLATE "C"`, 1)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		return nil, err
@@ -370,7 +377,7 @@ func (s *Store) Update(ctx context.Context, prev, next variables.Variable) error
 		return fmt.Errorf("sqlstore: update: %w", err)
 	}
 	res, err := s.db.ExecContext(ctx, s.q.update, next.Name, next.Value, string(next.Type), fields,
-		micros(next.UpdatedAt), string(next.Origin), next.UserID, next.ID, prev.Value, string(prev.Origin))
+		micros(next.UpdatedAt), string(next.Origin), next.UserID, next.ID, prev.Value, string(prev.Origin), micros(prev.UpdatedAt))
 	if err != nil {
 		if isUniqueViolation(err) {
 			return variables.ErrDuplicate

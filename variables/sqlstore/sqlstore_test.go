@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,8 +53,8 @@ func TestNewOptions(t *testing.T) {
 		{"nil db", nil, sqlstore.Options{Dialect: sqlstore.SQLite}, false},
 		{"bad table", db, sqlstore.Options{Dialect: sqlstore.SQLite, Table: "x; DROP TABLE y"}, false},
 		{"custom table", db, sqlstore.Options{Dialect: sqlstore.SQLite, Table: "kf_variable"}, true},
-		{"default table twice (idempotent)", db, sqlstore.Options{Dialect: sqlstore.SQLite}, true},
-		{"default table again", db, sqlstore.Options{Dialect: sqlstore.SQLite}, true},
+		{"default table", db, sqlstore.Options{Dialect: sqlstore.SQLite}, true},
+		{"default table again (idempotent)", db, sqlstore.Options{Dialect: sqlstore.SQLite}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := sqlstore.New(ctx, tc.db, tc.opts)
@@ -153,4 +154,38 @@ func TestForeignTable(t *testing.T) {
 	s, err := sqlstore.New(context.Background(), db, sqlstore.Options{Dialect: sqlstore.SQLite, Table: "keyflow_variable"})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
+}
+
+// TestPostgresOrderIgnoresCollation: ListByUser breaks CreatedAt ties by ID
+// in byte order, as SQLite and the memory store do, even where PostgreSQL's
+// collation (here ICU's root locale, like a database created with en_US)
+// sorts "a" before "B".
+func TestPostgresOrderIgnoresCollation(t *testing.T) {
+	db := testdb.Postgres(t)
+	ctx := context.Background()
+	var icu bool
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu')`).Scan(&icu))
+	if !icu {
+		t.Skip("this PostgreSQL has no ICU collations")
+	}
+	_, err := db.ExecContext(ctx, `CREATE TABLE variable (id TEXT COLLATE "und-x-icu" NOT NULL PRIMARY KEY,
+		user_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, type TEXT NOT NULL,
+		default_fields TEXT NOT NULL DEFAULT '[]', created_at BIGINT NOT NULL, updated_at BIGINT,
+		origin TEXT NOT NULL DEFAULT 'user')`)
+	require.NoError(t, err)
+	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	require.NoError(t, err)
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, id := range []string{"a-lower", "B-upper"} {
+		require.NoError(t, s.Create(ctx, variables.Variable{ID: id, UserID: "u", Name: id, Value: "gAAAAA" + id,
+			Type: variables.Credential, DefaultFields: []string{}, CreatedAt: created, Origin: variables.OriginUser}))
+	}
+	list, err := s.ListByUser(ctx, "u")
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	assert.Equal(t, []string{"B-upper", "a-lower"}, []string{list[0].ID, list[1].ID})
+	tokens, err := s.ListCiphertexts(ctx, "", 0)
+	require.NoError(t, err)
+	require.Len(t, tokens, 2)
+	assert.Equal(t, []string{"B-upper", "a-lower"}, []string{tokens[0].ID, tokens[1].ID})
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) variables.Store) {
 		{"SwapCiphertext", testSwap},
 		{"ConcurrentCreateSameName", testConcurrentCreate},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"CancelledContext", testCancelledContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -242,9 +244,20 @@ func testUpdateConflict(t *testing.T, s variables.Store) {
 	staleOrigin.Name = "B"
 	assert.ErrorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
 
+	touched := imported // same value and origin, updated meanwhile
+	touched.DefaultFields = []string{"f"}
+	touched.UpdatedAt = base.Add(time.Minute)
+	require.NoError(t, s.Update(ctx, imported, touched))
+	staleUpdatedAt := imported
+	staleUpdatedAt.Name = "C"
+	assert.ErrorIs(t, s.Update(ctx, imported, staleUpdatedAt), variables.ErrConflict, "updated since prev was read")
+	again := touched
+	again.UpdatedAt = base.Add(2 * time.Minute)
+	require.NoError(t, s.Update(ctx, touched, again), "a set UpdatedAt matches itself")
+
 	got, err := s.Get(ctx, "u1", prev.ID)
 	require.NoError(t, err)
-	assertSame(t, imported, got)
+	assertSame(t, again, got)
 }
 
 func testUpdateRenameDuplicate(t *testing.T, s variables.Store) {
@@ -288,7 +301,7 @@ func testListCiphertexts(t *testing.T, s variables.Store) {
 		}
 		mustCreate(t, s, v)
 	}
-	slices.SortFunc(want, func(a, b secrets.Ciphertext) int { return compare(a.ID, b.ID) })
+	slices.SortFunc(want, func(a, b secrets.Ciphertext) int { return strings.Compare(a.ID, b.ID) })
 
 	all, err := s.ListCiphertexts(ctx, "", 100)
 	require.NoError(t, err)
@@ -307,16 +320,6 @@ func testListCiphertexts(t *testing.T, s variables.Store) {
 		after = page[len(page)-1].ID
 	}
 	assert.Equal(t, want, paged, "pages of 2 must add up to the whole list")
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func testSwap(t *testing.T, s variables.Store) {
@@ -387,4 +390,39 @@ func testConcurrentUpdates(t *testing.T, s variables.Store) {
 		}
 	}
 	assert.Equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
+}
+
+// testCancelledContext: with ctx already cancelled, every method fails with
+// an error that matches context.Canceled and changes nothing, although each
+// call would succeed otherwise.
+func testCancelledContext(t *testing.T, s variables.Store) {
+	v := mustCreate(t, s, newVar("u1", "A", 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	next := v
+	next.Name = "B"
+	calls := map[string]func() error{
+		"Create":     func() error { return s.Create(ctx, newVar("u1", "C", 1)) },
+		"Get":        func() error { _, err := s.Get(ctx, "u1", v.ID); return err },
+		"GetByName":  func() error { _, err := s.GetByName(ctx, "u1", "A"); return err },
+		"ListByUser": func() error { _, err := s.ListByUser(ctx, "u1"); return err },
+		"Update":     func() error { return s.Update(ctx, v, next) },
+		"Delete":     func() error { return s.Delete(ctx, "u1", v.ID) },
+		"ListCiphertexts": func() error {
+			_, err := s.ListCiphertexts(ctx, "", 10)
+			return err
+		},
+		"SwapCiphertext": func() error {
+			_, err := s.SwapCiphertext(ctx, v.ID, "value-A", "gAAAAAnew")
+			return err
+		},
+	}
+	for name, call := range calls {
+		assert.ErrorIs(t, call(), context.Canceled, name)
+	}
+	list, err := s.ListByUser(context.Background(), "u1")
+	require.NoError(t, err)
+	require.Len(t, list, 1, "nothing created or deleted")
+	assert.Equal(t, "A", list[0].Name)
+	assert.Equal(t, "value-A", list[0].Value)
 }

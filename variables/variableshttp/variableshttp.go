@@ -30,7 +30,8 @@ import (
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
-// UserFunc tells the handler the current user; ok false answers 401.
+// UserFunc tells the handler the current user; ok false, or an empty user
+// ID, answers 401.
 type UserFunc func(*http.Request) (string, bool)
 
 type handler struct {
@@ -39,7 +40,8 @@ type handler struct {
 }
 
 // New returns the handler. It is safe for concurrent use. A nil user function
-// answers every request with 401.
+// answers every request with 401. Failures it answers with 500 or 503 are
+// logged with slog's default logger, naming variables, never values.
 func New(s *variables.Service, user UserFunc) http.Handler {
 	return &handler{svc: s, user: user}
 }
@@ -103,7 +105,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.user != nil {
 		userID, ok = h.user(r)
 	}
-	if !ok {
+	if !ok || userID == "" { // fail closed: "" is nobody, not a shared account
 		httpjson.Detail(w, http.StatusUnauthorized, "Not authenticated")
 		return
 	}

@@ -46,8 +46,9 @@ func newServer(t testing.TB, store variables.Store) *server {
 }
 
 type response struct {
-	code int
-	body []byte
+	code   int
+	body   []byte
+	header http.Header
 }
 
 func (r response) json(t testing.TB) any {
@@ -73,7 +74,7 @@ func (s *server) do(method, path, user string, body io.Reader) response {
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	s.h.ServeHTTP(rec, req)
-	return response{rec.Code, rec.Body.Bytes()}
+	return response{rec.Code, rec.Body.Bytes(), rec.Header()}
 }
 
 func (s *server) create(user, body string) response {
@@ -260,29 +261,43 @@ func TestRoutingAndAuth(t *testing.T) {
 	for _, tc := range []struct {
 		method, path, user string
 		code               int
-		allow              string
+		allow, detail      string
 	}{
-		{http.MethodGet, "/api/v1/variables/", "", 401, ""},
-		{http.MethodPost, "/api/v1/variables/", "", 401, ""},
-		{http.MethodDelete, "/api/v1/variables/" + id, "", 401, ""},
-		{http.MethodPut, "/api/v1/variables/", "u1", 405, "GET, POST"},
-		{http.MethodGet, "/api/v1/variables/" + id, "u1", 405, "PATCH, DELETE"},
-		{http.MethodDelete, "/api/v1/variables/" + id + "/", "u1", 404, ""},
-		{http.MethodDelete, "/api/v1/variables/" + id + "/extra", "u1", 404, ""},
+		{http.MethodGet, "/api/v1/variables/", "", 401, "", "Not authenticated"},
+		{http.MethodPost, "/api/v1/variables/", "", 401, "", "Not authenticated"},
+		{http.MethodDelete, "/api/v1/variables/" + id, "", 401, "", "Not authenticated"},
+		{http.MethodPut, "/api/v1/variables/", "u1", 405, "GET, POST", "Method Not Allowed"},
+		{http.MethodGet, "/api/v1/variables/" + id, "u1", 405, "PATCH, DELETE", "Method Not Allowed"},
+		// A trailing slash reaches the variable (FastAPI would redirect).
+		{http.MethodDelete, "/api/v1/variables/" + id + "/", "u1", 404, "", "Variable not found"},
+		{http.MethodDelete, "/api/v1/variables/" + id + "/extra", "u1", 404, "", "Not Found"},
 	} {
 		t.Run(tc.method+" "+tc.path+" "+tc.user, func(t *testing.T) {
 			r := s.do(tc.method, tc.path, tc.user, nil)
 			assert.Equal(t, tc.code, r.code, string(r.body))
-			if tc.code == 401 {
-				assert.Equal(t, "Not authenticated", r.detail(t))
-			}
+			assert.Equal(t, tc.detail, r.detail(t))
+			assert.Equal(t, tc.allow, r.header.Get("Allow"))
 		})
 	}
-	// A nil UserFunc answers 401.
-	h := variableshttp.New(s.svc, nil)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+	// A nil UserFunc answers 401, and so does one that reports an empty
+	// user ID as authenticated (as apikeyhttp): "" is nobody, and must not
+	// become an account every such request shares.
+	for name, user := range map[string]variableshttp.UserFunc{
+		"nil UserFunc":  nil,
+		"empty user ID": func(*http.Request) (string, bool) { return "", true },
+	} {
+		h := variableshttp.New(s.svc, user)
+		for _, req := range []*http.Request{
+			httptest.NewRequest(http.MethodGet, "/", nil),
+			httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"name":"K","value":"v"}`)),
+		} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			assert.Equal(t, http.StatusUnauthorized, rec.Code, "%s: %s", name, req.Method)
+		}
+	}
+	_, err := s.svc.Value(context.Background(), "", "K")
+	assert.ErrorIs(t, err, variables.ErrNotFound, "nothing was stored for the empty user")
 }
 
 // brokenStore fails every read, to check store failures say nothing about
