@@ -56,9 +56,6 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 	defer m.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
-	base, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
-	go func() { <-m.stop; cancelBase() }() // Close does not wait for a slow poll
 	var (
 		cursor    string
 		failing   bool
@@ -70,7 +67,8 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 	for {
 		start := time.Now()
 		startNano := m.nowNano()
-		ctx, cancel := context.WithTimeout(base, max(maxLag, time.Second))
+		// Derived from m.done: Close does not wait for a slow poll.
+		ctx, cancel := context.WithTimeout(m.done, max(maxLag, time.Second))
 		changed, next, err := m.feed.Changes(ctx, cursor)
 		cancel()
 		lost := errors.Is(err, ErrChangesLost) && next != ""
@@ -93,7 +91,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 				m.log.Info("apikey: change feed recovered", "down_for", time.Since(failSince).Round(time.Millisecond), "failed_polls", failures)
 			}
 			failing, failures, dropped = false, 0, false
-		case base.Err() != nil:
+		case m.done.Err() != nil:
 			return // closed while polling
 		default:
 			failures++
@@ -113,7 +111,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 			}
 		}
 		select {
-		case <-m.stop:
+		case <-m.done.Done():
 			return
 		case <-t.C:
 		}

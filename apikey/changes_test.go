@@ -22,6 +22,7 @@ type fakeFeed struct {
 	fail    bool
 	lost    bool
 	polls   int
+	lostAt  int // the poll that answered ErrChangesLost
 }
 
 func (f *fakeFeed) Changes(ctx context.Context, cursor string) ([]apikey.Hash, string, error) {
@@ -32,7 +33,7 @@ func (f *fakeFeed) Changes(ctx context.Context, cursor string) ([]apikey.Hash, s
 	case f.fail:
 		return nil, "", errInjected
 	case f.lost:
-		f.lost = false
+		f.lost, f.lostAt = false, f.polls
 		return nil, "fresh", apikey.ErrChangesLost
 	}
 	out := f.pending
@@ -110,14 +111,16 @@ func TestChangeFeed(t *testing.T) {
 	feed.set(func(f *fakeFeed) { f.fail = false })
 	require.Eventually(t, func() bool { verifyCached(); return verifyCached() == 0 }, time.Second, 5*time.Millisecond)
 
-	// A lost feed drops the cache.
+	// A lost feed drops the cache. The Manager handles a poll's answer
+	// before it polls again, so once the poll after the lost one has begun,
+	// the cache has been dropped.
+	verifyCached()
 	feed.set(func(f *fakeFeed) { f.lost = true })
 	require.Eventually(t, func() bool {
 		feed.mu.Lock()
 		defer feed.mu.Unlock()
-		return !feed.lost
+		return feed.lostAt > 0 && feed.polls > feed.lostAt
 	}, time.Second, 2*time.Millisecond)
-	time.Sleep(30 * time.Millisecond)
 	assert.Equal(t, int64(1), verifyCached(), "the cache was dropped")
 }
 

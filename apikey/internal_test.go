@@ -2,7 +2,10 @@ package apikey
 
 import (
 	"context"
+	"errors"
 	"hash/crc32"
+	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"sync/atomic"
@@ -109,6 +112,7 @@ func TestCoarseClockStopsWhenIdle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the idle timeout")
 	}
+	t.Parallel() // its own clock; waits about two seconds, so overlap them
 	var c coarseClock
 	c.Now()
 	assert.Eventually(t, func() bool { return !c.running.Load() }, 5*time.Second, 10*time.Millisecond)
@@ -203,4 +207,44 @@ func TestCacheInvalidateKeyID(t *testing.T) {
 			assert.Same(t, e, got, "entry %x must stay", e.h[8])
 		}
 	}
+}
+
+// downFeed is a ChangeFeed that always fails.
+type downFeed struct{}
+
+func (downFeed) Changes(context.Context, string) ([]Hash, string, error) {
+	return nil, "", errors.New("feed down")
+}
+
+// TestUntrustedCacheNotFilled: while the change feed is down (here: it never
+// worked, so nothing cached is trusted), a verification reads the store and
+// caches nothing, since no cached result would be served. Before, each one
+// put a new entry (an allocation and a shard lock) and queued it for the
+// usage flush: with every request a miss, one pending entry per request.
+// Uses are still all counted.
+func TestUntrustedCacheNotFilled(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore()
+	m, err := NewManager(Config{
+		Store: store, Changes: downFeed{}, FlushInterval: -1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	key, rec, err := m.Create(ctx, "u", "k", CreateOptions{})
+	require.NoError(t, err)
+	const n = 50
+	for range n {
+		_, err := m.Verify(ctx, key)
+		require.NoError(t, err)
+	}
+	assert.Zero(t, cacheLen(m.cache), "nothing cached while nothing cached is trusted")
+	m.usage.mu.Lock()
+	pending := len(m.usage.pending)
+	m.usage.mu.Unlock()
+	assert.Zero(t, pending, "no entries queued for the flush")
+	require.NoError(t, m.Flush(ctx))
+	got, err := store.ByHash(ctx, rec.Hash)
+	require.NoError(t, err)
+	assert.EqualValues(t, n, got.TotalUses)
 }

@@ -143,7 +143,10 @@ type Manager struct {
 
 	feed ChangeFeed // nil: none
 
-	stop      chan struct{} // closed by Close
+	// done ends at Close (stop): it stops the background goroutines and
+	// cancels a change-feed poll under way.
+	done      context.Context
+	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -159,7 +162,6 @@ func NewManager(cfg Config) (*Manager, error) {
 		log:        cfg.Logger,
 		track:      !cfg.DisableUsageTracking,
 		maxPending: cfg.MaxPendingUsage,
-		stop:       make(chan struct{}),
 	}
 	if m.maxPending == 0 {
 		m.maxPending = DefaultMaxPendingUsage
@@ -221,6 +223,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("apikey: Config.ChangesPollInterval must be positive and shorter than Config.ChangesMaxLag")
 	}
 
+	m.done, m.stop = context.WithCancel(context.Background())
 	every := cfg.FlushInterval
 	if every == 0 {
 		every = DefaultFlushInterval
@@ -435,7 +438,8 @@ func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
 }
 
 // lookup is Verify's cache miss: read the store, cache the result unless the
-// shard was invalidated since gen, and judge it.
+// shard was invalidated since gen (or cached results are not trusted now, see
+// Config.ChangesMaxLag: it would not be served), and judge it.
 func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (Principal, error) {
 	rec, err := m.store.ByHash(ctx, *h)
 	var (
@@ -453,7 +457,7 @@ func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (P
 		return Principal{}, unavailable("verify", err)
 	}
 	shared := false
-	if m.cache != nil && ttl > 0 {
+	if m.cache != nil && ttl > 0 && now < m.trust.Load() {
 		e.until = now + ttl
 		shared = m.cache.put(e, gen, now)
 	}
@@ -573,7 +577,7 @@ func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond)
 // Flush calls. Close may be called more than once; each call flushes.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
-		close(m.stop)
+		m.stop()
 		m.wg.Wait()
 		m.clock.close()
 	})

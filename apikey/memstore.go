@@ -100,8 +100,8 @@ func (s *MemoryStore) Delete(ctx context.Context, userID, id string) (Record, er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.byID[id]
-	if !ok || r.UserID != userID {
+	r := s.own(userID, id)
+	if r == nil {
 		return Record{}, ErrNotFound
 	}
 	delete(s.byID, id)
@@ -121,12 +121,21 @@ func (s *MemoryStore) SetActive(ctx context.Context, userID, id string, active b
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.byID[id]
-	if !ok || r.UserID != userID {
+	r := s.own(userID, id)
+	if r == nil {
 		return Record{}, ErrNotFound
 	}
 	r.Active = active
 	return r.clone(), nil
+}
+
+// own returns record id if userID owns it, else nil: another user's key
+// looks like no key. The caller holds s.mu.
+func (s *MemoryStore) own(userID, id string) *Record {
+	if r := s.byID[id]; r != nil && r.UserID == userID {
+		return r
+	}
+	return nil
 }
 
 // AddUsage implements Store.

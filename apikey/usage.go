@@ -184,7 +184,7 @@ func (m *Manager) flushLoop(every time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case <-m.stop:
+		case <-m.done.Done():
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), max(every, minFlushWait))

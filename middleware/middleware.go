@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -171,7 +170,7 @@ type auth struct {
 	skipAuth     bool
 	autoLoginP   Principal
 	envP         Principal
-	envHash      [sha256.Size]byte
+	envHash      apikey.Hash
 	hasEnv       bool
 	optional     bool
 	skip         func(*http.Request) bool
@@ -241,7 +240,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 	a.autoLoginP.Source, a.envP.Source = SourceAutoLogin, SourceEnv
 	if cfg.EnvKey != "" {
 		a.hasEnv = true
-		a.envHash = sha256.Sum256([]byte(cfg.EnvKey))
+		a.envHash = apikey.HashKey(cfg.EnvKey)
 	}
 	return func(next http.Handler) http.Handler {
 		if next == nil {
@@ -344,9 +343,11 @@ func (a *auth) extract(r *http.Request) (string, bool) {
 }
 
 // isEnvKey compares SHA-256 digests in constant time, so neither the content
-// nor the length of LANGFLOW_API_KEY leaks through timing.
+// nor the length of LANGFLOW_API_KEY leaks through timing. apikey.HashKey
+// hashes without copying the key (sha256.Sum256([]byte(key)) would allocate
+// for every key longer than 32 bytes, on every request).
 func (a *auth) isEnvKey(key string) bool {
-	h := sha256.Sum256([]byte(key))
+	h := apikey.HashKey(key)
 	return subtle.ConstantTimeCompare(h[:], a.envHash[:]) == 1
 }
 
@@ -369,11 +370,15 @@ func (a *auth) log() *slog.Logger {
 // logged; the apikey package's errors never contain it.
 func (a *auth) logFailure(r *http.Request, err error) {
 	ctx := r.Context()
+	path := ""
+	if r.URL != nil { // a hand-built request may have none
+		path = r.URL.Path
+	}
 	if IsRejection(err) {
-		a.log().DebugContext(ctx, "keyflow: API key rejected", "method", r.Method, "path", r.URL.Path, "reason", err)
+		a.log().DebugContext(ctx, "keyflow: API key rejected", "method", r.Method, "path", path, "reason", err)
 		return
 	}
-	a.log().ErrorContext(ctx, "keyflow: API key verification failed; answering 503", "method", r.Method, "path", r.URL.Path, "err", err)
+	a.log().ErrorContext(ctx, "keyflow: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
 }
 
 // IsRejection reports whether err is a verdict on the request's key (no key,

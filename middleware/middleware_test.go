@@ -789,3 +789,41 @@ func TestMiddleware_UnknownVerifierError(t *testing.T) {
 	assert.Contains(t, logs.String(), "10.0.0.9")
 	assert.NotContains(t, logs.String(), "sk-some-key")
 }
+
+// TestMiddleware_EnvKeyCostsNoAllocation: with LANGFLOW_API_KEY_SOURCE=env,
+// every presented key is first compared with the env key; that comparison
+// must not add an allocation to a request with a store key (the header
+// path's two: the context and the request copy).
+func TestMiddleware_EnvKeyCostsNoAllocation(t *testing.T) {
+	f := newFixture(t)
+	mw, err := middleware.New(middleware.Config{Verifier: f.m, EnvKey: "an-env-key-longer-than-thirty-two-bytes", Superuser: middleware.Principal{UserID: "su"}})
+	require.NoError(t, err)
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/run/flow", nil)
+	r.Header.Set("x-api-key", f.valid)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r) // warm the cache
+	allocs := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) })
+	assert.Equal(t, 2.0, allocs)
+}
+
+// TestMiddleware_RequestWithoutURL: a hand-built request without a URL (as
+// a host's own code or a test may make) is answered, never a panic.
+func TestMiddleware_RequestWithoutURL(t *testing.T) {
+	f := newFixture(t)
+	mw, err := middleware.New(middleware.Config{Verifier: f.m, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	require.NoError(t, err)
+	var s seen
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.called = true }))
+	for _, key := range []string{f.valid, malformedKey} {
+		r := &http.Request{Method: http.MethodGet, Header: http.Header{"X-Api-Key": {key}}}
+		w := httptest.NewRecorder()
+		require.NotPanics(t, func() { h.ServeHTTP(w, r.WithContext(context.Background())) })
+		if key == f.valid {
+			assert.Equal(t, http.StatusOK, w.Code)
+		} else {
+			assert.Equal(t, http.StatusForbidden, w.Code)
+		}
+	}
+	assert.True(t, s.called)
+}

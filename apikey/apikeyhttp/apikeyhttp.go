@@ -68,23 +68,9 @@ type handler struct {
 	user UserFunc
 }
 
-// apiKeyRead is Langflow's ApiKeyRead (GET list), with the newer expires_at
-// and keyflow's scopes (omitted when unrestricted).
-type apiKeyRead struct {
-	Name       *string  `json:"name"`
-	LastUsedAt *isoTime `json:"last_used_at"`
-	TotalUses  int64    `json:"total_uses"`
-	IsActive   bool     `json:"is_active"`
-	ExpiresAt  *isoTime `json:"expires_at"`
-	ID         string   `json:"id"`
-	APIKey     string   `json:"api_key"`
-	UserID     string   `json:"user_id"`
-	CreatedAt  isoTime  `json:"created_at"`
-	Scopes     []string `json:"scopes,omitempty"`
-}
-
-// unmaskedAPIKeyRead is Langflow's UnmaskedApiKeyRead (POST): no created_at,
-// the plaintext key.
+// unmaskedAPIKeyRead is Langflow's UnmaskedApiKeyRead (POST), with the newer
+// expires_at and keyflow's scopes (omitted when unrestricted): no
+// created_at, and the plaintext key.
 type unmaskedAPIKeyRead struct {
 	Name       *string  `json:"name"`
 	LastUsedAt *isoTime `json:"last_used_at"`
@@ -95,6 +81,29 @@ type unmaskedAPIKeyRead struct {
 	APIKey     string   `json:"api_key"`
 	UserID     string   `json:"user_id"`
 	Scopes     []string `json:"scopes,omitempty"`
+}
+
+// apiKeyRead is Langflow's ApiKeyRead (GET list): the same fields, with the
+// key masked, and created_at.
+type apiKeyRead struct {
+	unmaskedAPIKeyRead
+	CreatedAt isoTime `json:"created_at"`
+}
+
+// keyRead renders rec with key as its api_key: the plaintext (POST) or the
+// mask (GET).
+func keyRead(rec apikey.Record, key string) unmaskedAPIKeyRead {
+	return unmaskedAPIKeyRead{
+		Name:       namePtr(rec.Name),
+		LastUsedAt: timePtr(rec.LastUsedAt),
+		TotalUses:  rec.TotalUses,
+		IsActive:   rec.Active,
+		ExpiresAt:  timePtr(rec.ExpiresAt),
+		ID:         rec.ID,
+		APIKey:     key,
+		UserID:     rec.UserID,
+		Scopes:     rec.Scopes, // omitempty: none for an unrestricted key
+	}
 }
 
 type listResponse struct {
@@ -153,13 +162,6 @@ func namePtr(s string) *string {
 	return &s
 }
 
-func scopes(s []string) []string {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if path == "" {
@@ -213,18 +215,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, userID string) {
 	}
 	out := listResponse{TotalCount: len(recs), UserID: userID, APIKeys: make([]apiKeyRead, 0, len(recs))}
 	for _, rec := range recs {
-		out.APIKeys = append(out.APIKeys, apiKeyRead{
-			Name:       namePtr(rec.Name),
-			LastUsedAt: timePtr(rec.LastUsedAt),
-			TotalUses:  rec.TotalUses,
-			IsActive:   rec.Active,
-			ExpiresAt:  timePtr(rec.ExpiresAt),
-			ID:         rec.ID,
-			APIKey:     rec.MaskedKey(),
-			UserID:     rec.UserID,
-			CreatedAt:  isoTime(rec.CreatedAt),
-			Scopes:     scopes(rec.Scopes),
-		})
+		out.APIKeys = append(out.APIKeys, apiKeyRead{keyRead(rec, rec.MaskedKey()), isoTime(rec.CreatedAt)})
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }
@@ -259,17 +250,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, userID string) 
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	httpjson.Write(w, http.StatusOK, unmaskedAPIKeyRead{
-		Name:       namePtr(rec.Name),
-		LastUsedAt: timePtr(rec.LastUsedAt),
-		TotalUses:  rec.TotalUses,
-		IsActive:   rec.Active,
-		ExpiresAt:  timePtr(rec.ExpiresAt),
-		ID:         rec.ID,
-		APIKey:     key,
-		UserID:     rec.UserID,
-		Scopes:     scopes(rec.Scopes),
-	})
+	httpjson.Write(w, http.StatusOK, keyRead(rec, key))
 }
 
 func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id string) {

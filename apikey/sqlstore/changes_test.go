@@ -112,6 +112,7 @@ func TestChangesOutOfOrderCommit(t *testing.T) {
 func TestChangesLost(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
+			t.Parallel() // each waits out the retention twice: overlap the waits
 			ctx := context.Background()
 			db := d.open(t)
 			s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect, ChangeRetention: time.Second})

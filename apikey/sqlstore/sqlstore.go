@@ -65,8 +65,10 @@ type Options struct {
 	// "": "apikey".
 	Table string
 	// ChangeRetention is how long rows of the change log are kept before
-	// Changes prunes them. A cursor older than half of it is answered with
-	// apikey.ErrChangesLost. 0: 10 minutes.
+	// Changes prunes them. A cursor the log can no longer answer for is
+	// answered with apikey.ErrChangesLost: on PostgreSQL one older than half
+	// of it, on SQLite one past which rows were pruned. At least a second;
+	// 0: 10 minutes.
 	ChangeRetention time.Duration
 }
 
