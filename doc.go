@@ -14,7 +14,8 @@
 //   - global variables (Credential and Generic), imported from the
 //     environment and resolved with the precedence flow value > request
 //     override > stored variable > environment (package variables, stores in
-//     variables/sqlstore, handlers in variables/variableshttp).
+//     variables/sqlstore, handlers in variables/variableshttp, .env files
+//     in variables/dotenv).
 //
 // Every store is pluggable: memory stores serve tests and single processes,
 // the SQL stores work on a *sql.DB for SQLite or PostgreSQL with the driver the

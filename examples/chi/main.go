@@ -23,7 +23,7 @@ import (
 )
 
 func main() {
-	keys, err := apikey.NewManager(apikey.Config{Store: apikey.NewMemoryStore()})
+	keys, err := apikey.NewManager(apikey.Config{}) // an in-memory store
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -13,14 +13,13 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	"os"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
 func main() {
-	keys, err := apikey.NewManager(apikey.Config{Store: apikey.NewMemoryStore()})
+	keys, err := apikey.NewManager(apikey.Config{}) // an in-memory store
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -32,7 +31,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Fprintf(os.Stdout, "API key for demo-user (shown once): %s\n", key)
+	fmt.Printf("API key for demo-user (shown once): %s\n", key)
 
 	h, err := newHandler(keys)
 	if err != nil {

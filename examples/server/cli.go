@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -86,33 +84,39 @@ func apiKeyBox(key string, copied bool, goos string) string {
 // maxStdin bounds what encrypt and decrypt read.
 const maxStdin = 16 << 20
 
-func readStdin(stdin io.Reader) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(stdin, maxStdin+1))
+// setupWithStdin is the start of encrypt and decrypt: it parses the flags,
+// opens the app and reads stdin (at most maxStdin bytes).
+func setupWithStdin(name string, args []string, stdin io.Reader, stderr io.Writer) (*app, string, error) {
+	fs, common := newFlagSet(name, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, "", errFlagParse
+	}
+	a, err := setup(context.Background(), common, nil, nil, stderr)
 	if err != nil {
-		return "", fmt.Errorf("read stdin: %w", err)
+		return nil, "", err
 	}
-	if len(b) > maxStdin {
-		return "", fmt.Errorf("stdin is larger than %d bytes", maxStdin)
+	b, err := io.ReadAll(io.LimitReader(stdin, maxStdin+1))
+	switch {
+	case err != nil:
+		err = fmt.Errorf("read stdin: %w", err)
+	case len(b) > maxStdin:
+		err = fmt.Errorf("stdin is larger than %d bytes", maxStdin)
 	}
-	return string(b), nil
+	if err != nil {
+		_ = a.Close()
+		return nil, "", err
+	}
+	return a, string(b), nil
 }
 
 // cmdEncrypt writes one Fernet token for stdin (without one trailing
 // newline, so `echo value | server encrypt` encrypts "value").
 func cmdEncrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs, common := newFlagSet("encrypt", stderr)
-	if err := fs.Parse(args); err != nil {
-		return errFlagParse
-	}
-	a, err := setup(context.Background(), common, nil, nil, stderr)
+	a, in, err := setupWithStdin("encrypt", args, stdin, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	in, err := readStdin(stdin)
-	if err != nil {
-		return err
-	}
 	in = strings.TrimSuffix(strings.TrimSuffix(in, "\n"), "\r")
 	token, err := a.keyring.Encrypt(in)
 	if err != nil {
@@ -124,19 +128,11 @@ func cmdEncrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 
 // cmdDecrypt writes the plaintext (and a newline) of the one token on stdin.
 func cmdDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs, common := newFlagSet("decrypt", stderr)
-	if err := fs.Parse(args); err != nil {
-		return errFlagParse
-	}
-	a, err := setup(context.Background(), common, nil, nil, stderr)
+	a, in, err := setupWithStdin("decrypt", args, stdin, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	in, err := readStdin(stdin)
-	if err != nil {
-		return err
-	}
 	token := strings.TrimSpace(in)
 	if token == "" {
 		return errors.New("no token on stdin")
@@ -176,6 +172,10 @@ func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
+	if *batch < 1 {
+		fmt.Fprintf(stderr, "invalid value %d for flag -batch-size: want at least 1\n", *batch)
+		return errFlagParse
+	}
 	cfg, err := loadConfig(common, nil, nil)
 	if err != nil {
 		return err
@@ -197,9 +197,7 @@ func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	case pending != "":
 		next = pending
 	default:
-		if next, err = generateSecret(); err != nil {
-			return err
-		}
+		next = secrets.GenerateSecret()
 	}
 	old = append(old, splitSecrets(os.Getenv("KEYFLOW_PREVIOUS_SECRET_KEYS"))...)
 
@@ -303,16 +301,6 @@ func splitSecrets(v string) []string {
 		}
 	}
 	return out
-}
-
-// generateSecret returns 32 random bytes in unpadded base64url, like
-// Python's secrets.token_urlsafe(32), Langflow's generated secret.
-func generateSecret() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // readSecretFile returns the file's content verbatim (Langflow's format: no

@@ -60,7 +60,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *commonFlags) {
 	fs.StringVar(&c.databaseURL, "database-url", "", "sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
 	fs.StringVar(&c.envFile, "env-file", "", "load this .env file first; its values override the process environment, as `langflow run --env-file` does")
 	fs.StringVar(&c.changeMaxLag, "change-max-lag", "", "how late an instance may see API keys revoked, disabled or created by other instances on the same database, e.g. 1s; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
-	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (env LANGFLOW_LOG_LEVEL; default info for run, warn otherwise)")
+	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warning, error or critical (env LANGFLOW_LOG_LEVEL; default info for run, warning otherwise)")
 	return fs, c
 }
 
@@ -133,8 +133,8 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 	if level == "" {
 		level = c.defaultLevel
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("log level must be debug, info, warn or error, got %q", level))
+	if cfg.LogLevel, err = parseLevel(level); err != nil {
+		errs = append(errs, err)
 	}
 
 	lag := c.changeMaxLag
@@ -168,6 +168,22 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// parseLevel accepts slog's level names and Langflow's (warning, and
+// critical, which logs errors only: keyflow has no level above error).
+func parseLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(v) {
+	case "warning":
+		return slog.LevelWarn, nil
+	case "critical":
+		return slog.LevelError, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return 0, fmt.Errorf("log level must be debug, info, warning, error or critical, got %q", v)
+	}
+	return l, nil
+}
+
 // parseBool accepts pydantic's spellings, as Langflow's settings do.
 func parseBool(name, v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
@@ -198,7 +214,8 @@ func parseDatabaseURL(raw, configDir string) (database, error) {
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return database{}, fmt.Errorf("database URL %q: want sqlite:///path or postgres://…", redactURL(raw))
+		// Not echoed: without "://" a password cannot be told apart.
+		return database{}, errors.New("database URL: want sqlite:///path or postgres://…")
 	}
 	scheme, _, _ = strings.Cut(strings.ToLower(scheme), "+") // postgresql+psycopg → postgresql
 	switch scheme {

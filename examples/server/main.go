@@ -8,10 +8,10 @@
 //	go run ./examples/server decrypt < token.txt
 //	go run ./examples/server rotate-secret   # re-encrypt under a new master secret
 //
-// Every subcommand takes --config-dir, --database-url, --env-file and
-// --log-level, and creates the database, its schema and the superuser
-// "langflow" when they are missing, so the CLI and a running server share one
-// database from the first command on. Logs go to stderr.
+// Every subcommand takes --config-dir, --database-url, --env-file,
+// --log-level and --change-max-lag, and creates the database, its schema and
+// the superuser "langflow" when they are missing, so the CLI and a running
+// server share one database from the first command on. Logs go to stderr.
 package main
 
 import (
@@ -265,8 +265,22 @@ func (a *app) importEnv(ctx context.Context, u user) error {
 	return nil
 }
 
-// Close flushes pending API-key usage and closes the database.
+// shutdownFlushTimeout bounds the usage flush in Close, so that a database
+// that stopped answering cannot keep the process from stopping.
+var shutdownFlushTimeout = 10 * time.Second
+
+// Close flushes pending API-key usage (for at most shutdownFlushTimeout),
+// stops the Manager and closes the database.
 func (a *app) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownFlushTimeout)
+	defer cancel()
+	if err := a.keys.Flush(ctx); err != nil {
+		// Close the database first, so that the Manager's own final flush
+		// (which has no deadline) fails at once instead of waiting again.
+		dbErr := a.db.Close()
+		_ = a.keys.Close()
+		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr)
+	}
 	return errors.Join(a.keys.Close(), a.db.Close())
 }
 
@@ -312,17 +326,13 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := a.Close(); err != nil {
-			a.log.Error("shutdown", "err", err)
-		}
-	}()
-	return a.serve(ctx)
+	// Close writes the usage counters; if it cannot, the exit code says so.
+	return errors.Join(a.serve(ctx), a.Close())
 }
 
 // serve imports the environment for every user, makes sure the demo flow
 // exists, and serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down
-// gracefully. The caller's Close flushes the usage counters.
+// gracefully. The caller's Close then writes the usage counters.
 func (a *app) serve(ctx context.Context) error {
 	users, err := a.store.users(ctx)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,12 +89,15 @@ func TestParseDatabaseURL(t *testing.T) {
 		{"mysql://db/lf", "", "", false, `unsupported scheme "mysql"`},
 		{"sqlite://", "", "", false, "needs a file path"},
 		{"just-a-path.db", "", "", false, "want sqlite:///path"},
+		{"u:pw@db:5432/lf", "", "", false, "want sqlite:///path"}, // scheme forgotten
+		{"mysql://u:pw@db/lf", "", "", false, `unsupported scheme "mysql"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
 			db, err := parseDatabaseURL(tt.raw, "/cfg")
 			if tt.wantErr != "" {
 				assert.ErrorContains(t, err, tt.wantErr)
+				assert.NotContains(t, err.Error(), "pw", "no password in the error")
 				return
 			}
 			require.NoError(t, err)
@@ -160,6 +164,20 @@ func TestLoadConfig(t *testing.T) {
 		assert.Equal(t, "sqlite:///x.db", cfg.DatabaseURL)
 	})
 
+	t.Run("Langflow's log levels", func(t *testing.T) {
+		// Langflow's .env.example sets LANGFLOW_LOG_LEVEL=critical; its
+		// levels are debug, info, warning, error and critical, any case.
+		for level, want := range map[string]slog.Level{
+			"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "warning": slog.LevelWarn, "WARN": slog.LevelWarn,
+			"error": slog.LevelError, "critical": slog.LevelError, "CRITICAL": slog.LevelError,
+		} {
+			t.Setenv("LANGFLOW_LOG_LEVEL", level)
+			cfg, err := loadConfig(&commonFlags{configDir: "/x", defaultLevel: "info"}, nil, nil)
+			require.NoError(t, err, level)
+			assert.Equal(t, want, cfg.LogLevel, level)
+		}
+	})
+
 	t.Run("invalid values", func(t *testing.T) {
 		t.Setenv("LANGFLOW_AUTO_LOGIN", "maybe")
 		t.Setenv("LANGFLOW_API_KEY_SOURCE", "file")
@@ -190,6 +208,17 @@ func TestSecretHelpers(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	assert.Len(t, entries, 1, "no temporary file left behind")
 	assert.Equal(t, "", readSecretFile(path+".missing"))
+}
+
+// TestRotateSecretBadBatchSize: a bad flag is refused before anything is
+// written, not after a new secret has been saved to secret_key.new.
+func TestRotateSecretBadBatchSize(t *testing.T) {
+	t.Setenv("LANGFLOW_SECRET_KEY", "")
+	dir := filepath.Join(t.TempDir(), "cfg")
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 2, realMain([]string{"rotate-secret", "--config-dir", dir, "--batch-size", "-1"}, nil, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "-batch-size")
+	assert.NoDirExists(t, dir, "nothing created")
 }
 
 func TestPlaceholders(t *testing.T) {

@@ -227,10 +227,19 @@ type cutProxy struct {
 	conns []net.Conn
 }
 
-func newCutProxy(t *testing.T, target string) *cutProxy {
+// newCutProxy starts a proxy to the PostgreSQL server of dbURL and returns
+// it with the URL that connects through it (with a 2 s connect timeout).
+func newCutProxy(t *testing.T, dbURL string) (*cutProxy, string) {
 	t.Helper()
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	target := u.Host
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	u.Host = ln.Addr().String()
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
 	p := &cutProxy{ln: ln}
 	t.Cleanup(func() { _ = ln.Close(); p.cut() })
 	go func() {
@@ -257,7 +266,7 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
 		}
 	}()
-	return p
+	return p, u.String()
 }
 
 func (p *cutProxy) cut() {
@@ -284,17 +293,10 @@ func (p *cutProxy) restore() {
 func TestInstanceDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	dbURL := sharedDatabase(t)
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	proxy := newCutProxy(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = proxy.ln.Addr().String()
-	q := viaProxy.Query()
-	q.Set("connect_timeout", "2")
-	viaProxy.RawQuery = q.Encode()
+	proxy, viaProxy := newCutProxy(t, dbURL)
 
 	a, _ := startInstance(t, dbURL)
-	bApp, err := openApp(ctx, instanceConfig(t, viaProxy.String()), quietLog())
+	bApp, err := openApp(ctx, instanceConfig(t, viaProxy), quietLog())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bApp.Close() })
 	h, err := bApp.handler()

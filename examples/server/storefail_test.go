@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -63,15 +62,8 @@ var storeFailBackends = []storeFailBackend{
 		return a, func() { require.NoError(t, a.db.Close()) }
 	}},
 	{"Postgres", func(t *testing.T, log *slog.Logger) (*app, func()) {
-		u, err := url.Parse(sharedDatabase(t))
-		require.NoError(t, err)
-		proxy := newCutProxy(t, u.Host)
-		viaProxy := *u
-		viaProxy.Host = proxy.ln.Addr().String()
-		q := viaProxy.Query()
-		q.Set("connect_timeout", "2")
-		viaProxy.RawQuery = q.Encode()
-		cfg := instanceConfig(t, viaProxy.String())
+		proxy, viaProxy := newCutProxy(t, sharedDatabase(t))
+		cfg := instanceConfig(t, viaProxy)
 		// No change feed: a cached key stays trusted for the cache's TTL
 		// (5 s), rather than ChangeMaxLag, whatever the machine's speed.
 		cfg.ChangeMaxLag = 0

@@ -47,8 +47,12 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		dec = json.NewDecoder(bytes.NewReader(data))
 		err = dec.Decode(v)
 	}
-	if err == nil && dec.More() {
-		err = errors.New("unexpected data after the JSON value")
+	if err == nil {
+		// Only white space may follow the value. (dec.More would let a
+		// stray "]" or "}" through.)
+		if _, next := dec.Token(); next != io.EOF {
+			err = errors.New("unexpected data after the JSON value")
+		}
 	}
 	if err == nil {
 		return true

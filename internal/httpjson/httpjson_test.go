@@ -26,6 +26,9 @@ func TestDecode(t *testing.T) {
 		{"syntax", `{name}`, false, 422, "Malformed JSON body"},
 		{"type", `{"name": 3}`, false, 422, "Invalid type for field 'name'"},
 		{"trailing", `{"name":"x"} {}`, false, 422, "unexpected data"},
+		{"trailing bracket", `{"name":"x"}]`, false, 422, "Malformed JSON body"},
+		{"trailing brace", `{"name":"x"}}`, false, 422, "Malformed JSON body"},
+		{"trailing space", "{\"name\":\"x\"} \n", true, 0, ""},
 		{"invalid utf-8", "{\"name\":\"a\xff\"}", false, 422, "not valid UTF-8"},
 		{"too big", `{"name":"` + strings.Repeat("a", MaxBody) + `"}`, false, 413, "Request body too large"},
 	}

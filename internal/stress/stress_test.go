@@ -5,7 +5,7 @@
 // secrets.Reencrypt. Invariants are checked during the run and at the end.
 //
 //	go test -race ./internal/stress/                                  # 10 s (+ 5 s per SQL database)
-//	KEYFLOW_STRESS_DURATION=2s go test -race ./internal/stress/       # shorter (CI)
+//	KEYFLOW_STRESS_DURATION=2s go test -race ./internal/stress/       # shorter (or -short)
 //	go test -race ./internal/stress/ -stress.duration=1m              # longer
 package stress
 
