@@ -39,6 +39,8 @@ if [[ -n "${FUZZPARALLEL:-}" ]]; then
 	parallel=(-parallel "$FUZZPARALLEL")
 fi
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 n=0
 while read -r dir name; do
 	if [[ -n "$filter" ]] && ! [[ "$name" =~ ^($filter)$ ]]; then
@@ -46,7 +48,15 @@ while read -r dir name; do
 	fi
 	n=$((n + 1))
 	echo "=== fuzz ./$dir $name ($FUZZTIME)"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZETIME" "${parallel[@]}" "./$dir"; then
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZETIME" "${parallel[@]}" "./$dir" 2>&1 | tee "$log"; then
+		# Go 1.26's fuzz coordinator can report a bare "context deadline
+		# exceeded" when -fuzztime expires while a worker is mid-call
+		# (go.dev/issue/75804, fixed in Go 1.27). That is no finding: a real
+		# one always writes its input. Anything else fails the run.
+		if grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$log"; then
+			echo "note: $name stopped with Go's fuzztime shutdown race (go.dev/issue/75804), no failing input: not a finding"
+			continue
+		fi
 		echo "FAIL: fuzz target $name in ./$dir (the failing input is under ./$dir/testdata/fuzz/$name/)" >&2
 		exit 1
 	fi
