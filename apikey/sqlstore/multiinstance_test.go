@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/url"
 	"slices"
 	"sync"
@@ -256,66 +255,6 @@ func TestMultiInstanceUsageCounts(t *testing.T) {
 	assert.Equal(t, int64(3*4*3000), total)
 }
 
-// cutProxy forwards TCP connections to PostgreSQL until cut: then it closes
-// every connection and refuses new ones (the database is "down" for the
-// instances behind it, and for nobody else) until restored.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &cutProxy{ln: ln, target: target}
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				_ = in.Close()
-				continue
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
-			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cutProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
 // TestMultiInstanceOutage: under load on two instances, (1) every session of
 // this test is killed with pg_terminate_backend, repeatedly; (2) PostgreSQL
 // becomes unreachable for instance B for 2 s (longer than the 1 s bound)
@@ -327,12 +266,12 @@ func TestMultiInstanceOutage(t *testing.T) {
 	ctx := context.Background()
 	u, err := url.Parse(testdb.PostgresDSN(t))
 	require.NoError(t, err)
-	proxy := newCutProxy(t, u.Host)
+	proxy := testdb.NewProxy(t, u.Host)
 	cfg := longCache
 	cfg.FlushInterval = 100 * time.Millisecond
 	c := newCluster(t, 2, cfg, func(i int) string {
 		if i == 1 {
-			return proxy.ln.Addr().String()
+			return proxy.Addr()
 		}
 		return u.Host
 	})
@@ -412,7 +351,7 @@ func TestMultiInstanceOutage(t *testing.T) {
 
 	// (2) B loses the database for 2 s; meanwhile A revokes a key B cached.
 	time.Sleep(300 * time.Millisecond)
-	proxy.cut()
+	proxy.Cut()
 	cutAt := time.Now()
 	require.NoError(t, a.Delete(ctx, "user", revoked.ID))
 	revokedGone.Store(true)
@@ -428,7 +367,7 @@ func TestMultiInstanceOutage(t *testing.T) {
 	_, err = b.Verify(ctx, newKey)
 	require.ErrorIs(t, err, apikey.ErrUnavailable)
 	time.Sleep(time.Until(cutAt.Add(2 * time.Second)))
-	proxy.restore()
+	proxy.Restore()
 
 	d, ok := waitFor(10*time.Second, func() bool {
 		_, err1 := b.Verify(ctx, keys[0])

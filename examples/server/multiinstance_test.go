@@ -6,10 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -217,74 +215,6 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 	assert.Equal(t, "stored", out.Fields["api_key"].Source)
 }
 
-// cutProxy forwards TCP connections to PostgreSQL until cut: then it closes
-// every connection and refuses new ones until restored, so the database is
-// down for the instance behind it and for nobody else.
-type cutProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-// newCutProxy starts a proxy to the PostgreSQL server of dbURL and returns
-// it with the URL that connects through it (with a 2 s connect timeout).
-func newCutProxy(t *testing.T, dbURL string) (*cutProxy, string) {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	target := u.Host
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	u.Host = ln.Addr().String()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	p := &cutProxy{ln: ln}
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			var out net.Conn
-			if !down {
-				out, err = net.Dial("tcp", target)
-			}
-			if down || err != nil {
-				_ = in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
-			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
-		}
-	}()
-	return p, u.String()
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cutProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
 // TestInstanceDatabaseOutage: instance B loses PostgreSQL for 2 s while A
 // keeps it. B answers 503 for keys it has not cached at once, and for every
 // key once the 1 s bound has passed — never 200 for a key it could not check
@@ -293,7 +223,7 @@ func (p *cutProxy) restore() {
 func TestInstanceDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	dbURL := sharedDatabase(t)
-	proxy, viaProxy := newCutProxy(t, dbURL)
+	proxy, viaProxy := testdb.ProxyURL(t, dbURL)
 
 	a, _ := startInstance(t, dbURL)
 	bApp, err := openApp(ctx, instanceConfig(t, viaProxy), quietLog())
@@ -330,7 +260,7 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, check(key))
 
-	proxy.cut()
+	proxy.Cut()
 	cutAt := time.Now()
 	newKey, _, err := a.keys.Create(ctx, a.superuser.ID, "new", apikey.CreateOptions{})
 	require.NoError(t, err)
@@ -348,7 +278,7 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, check(key), "past the bound: cached keys are not trusted")
 	}
 	time.Sleep(time.Until(cutAt.Add(2 * time.Second)))
-	proxy.restore()
+	proxy.Restore()
 
 	require.Eventually(t, func() bool {
 		return check(key) == http.StatusOK && check(newKey) == http.StatusOK

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/testdb"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -62,7 +63,7 @@ var storeFailBackends = []storeFailBackend{
 		return a, func() { require.NoError(t, a.db.Close()) }
 	}},
 	{"Postgres", func(t *testing.T, log *slog.Logger) (*app, func()) {
-		proxy, viaProxy := newCutProxy(t, sharedDatabase(t))
+		proxy, viaProxy := testdb.ProxyURL(t, sharedDatabase(t))
 		cfg := instanceConfig(t, viaProxy)
 		// No change feed: a cached key stays trusted for the cache's TTL
 		// (5 s), rather than ChangeMaxLag, whatever the machine's speed.
@@ -70,7 +71,7 @@ var storeFailBackends = []storeFailBackend{
 		a, err := openApp(context.Background(), cfg, log)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = a.Close() })
-		return a, proxy.cut
+		return a, proxy.Cut
 	}},
 }
 
