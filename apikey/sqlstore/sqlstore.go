@@ -36,15 +36,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 )
 
 // Dialect names the SQL dialect of the database.
@@ -141,7 +140,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	s.q.changes, s.q.position, s.q.prune = changeQueries(s.dialect, table)
 	if s.dialect == Postgres {
 		for _, q := range []*string{&s.q.insert, &s.q.byHash, &s.q.list, &s.q.deleteRet, &s.q.setActive, &s.q.addUsage, &s.q.probe, &s.q.batch, &s.q.pruneBatches} {
-			*q = numberPlaceholders(*q)
+			*q = sqlutil.Dollar(*q)
 		}
 	}
 	if err := s.migrate(ctx, table); err != nil {
@@ -161,21 +160,6 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
-}
-
-// numberPlaceholders rewrites ? to $1, $2, … (the queries hold no other ?).
-func numberPlaceholders(q string) string {
-	var b strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // migrations[i] brings the schema from version i to i+1.
@@ -213,9 +197,7 @@ func (s *Store) migrate(ctx context.Context, table string) error {
 	defer func() { _ = tx.Rollback() }()
 	if s.dialect == Postgres {
 		// Serialise concurrent migrations of this table by several processes.
-		h := fnv.New64a()
-		_, _ = h.Write([]byte("keyflow/apikey/sqlstore:" + table))
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+		if err := sqlutil.LockMigrations(ctx, tx, "keyflow/apikey/sqlstore:"+table); err != nil {
 			return fmt.Errorf("sqlstore: migrate: lock: %w", err)
 		}
 	}
@@ -233,7 +215,7 @@ func (s *Store) migrate(ctx context.Context, table string) error {
 	}
 	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
 	if s.dialect == Postgres {
-		insertVersion = numberPlaceholders(insertVersion)
+		insertVersion = sqlutil.Dollar(insertVersion)
 	}
 	for v := int(current.Int64); v < len(steps); v++ {
 		for _, stmt := range steps[v] {

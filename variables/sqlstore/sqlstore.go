@@ -21,12 +21,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -104,7 +103,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if s.dialect == Postgres {
 		q := &s.q
 		for _, p := range []*string{&q.insert, &q.get, &q.getByName, &q.list, &q.update, &q.del, &q.listTokens, &q.swap} {
-			*p = dollar(*p)
+			*p = sqlutil.Dollar(*p)
 		}
 	}
 	if err := s.Migrate(ctx); err != nil {
@@ -115,22 +114,6 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
 	}
 	return s, nil
-}
-
-// dollar rewrites ? placeholders to $1, $2, ... (no query here has a literal
-// question mark).
-func dollar(q string) string {
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(q[i])
-	}
-	return b.String()
 }
 
 // Close releases the Store's prepared statements; it does not close the
@@ -163,9 +146,7 @@ func (s *Store) migratePostgres(ctx context.Context) error {
 		return fmt.Errorf("sqlstore: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("keyflow/variables/sqlstore:" + s.table))
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+	if err := sqlutil.LockMigrations(ctx, tx, "keyflow/variables/sqlstore:"+s.table); err != nil {
 		return fmt.Errorf("sqlstore: migrate: lock: %w", err)
 	}
 	if err := s.migrateIn(ctx, tx); err != nil {
