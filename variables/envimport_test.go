@@ -246,22 +246,6 @@ func TestImportEnvFailures(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
-// editBeforeUpdate makes a user edit land between the import's read and its
-// write, as a PATCH racing with the startup import would.
-type editBeforeUpdate struct {
-	variables.Store
-	edit func()
-	done bool
-}
-
-func (e *editBeforeUpdate) Update(ctx context.Context, prev, next variables.Variable) error {
-	if !e.done {
-		e.done = true
-		e.edit()
-	}
-	return e.Store.Update(ctx, prev, next)
-}
-
 func TestImportEnvDoesNotOverwriteConcurrentEdit(t *testing.T) {
 	ctx := context.Background()
 	mem := variables.NewMemoryStore()
@@ -271,7 +255,7 @@ func TestImportEnvDoesNotOverwriteConcurrentEdit(t *testing.T) {
 	row, err := mem.GetByName(ctx, "u1", "K")
 	require.NoError(t, err)
 
-	racing := &editBeforeUpdate{Store: mem, edit: func() {
+	racing := &beforeUpdate{Store: mem, hook: func() { // a PATCH racing with the startup import
 		_, err := first.Update(ctx, "u1", row.ID, variables.Patch{Value: ptr("user value")})
 		require.NoError(t, err)
 	}}

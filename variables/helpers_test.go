@@ -74,3 +74,19 @@ func (c *countingStore) GetByName(ctx context.Context, userID, name string) (var
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// beforeUpdate runs hook once, between the caller's read and its first
+// Update, so that another writer's change lands in that window.
+type beforeUpdate struct {
+	variables.Store
+	hook func()
+	done bool
+}
+
+func (b *beforeUpdate) Update(ctx context.Context, prev, next variables.Variable) error {
+	if !b.done {
+		b.done = true
+		b.hook()
+	}
+	return b.Store.Update(ctx, prev, next)
+}

@@ -380,22 +380,6 @@ func TestStoreFailureIsUnavailable(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
-// renameBeforeUpdate makes another request's rename land between Update's
-// read and its write.
-type renameBeforeUpdate struct {
-	variables.Store
-	rename func()
-	done   bool
-}
-
-func (r *renameBeforeUpdate) Update(ctx context.Context, prev, next variables.Variable) error {
-	if !r.done {
-		r.done = true
-		r.rename()
-	}
-	return r.Store.Update(ctx, prev, next)
-}
-
 // TestConcurrentPatchesDoNotLoseEachOther: two PATCHes of different fields
 // of one variable, the second read before the first wrote, both take effect
 // (as in Langflow, whose ORM writes only the fields a request sets). Without
@@ -406,7 +390,7 @@ func TestConcurrentPatchesDoNotLoseEachOther(t *testing.T) {
 	other := newService(t, mem)
 	v, err := other.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "v", Type: variables.Generic})
 	require.NoError(t, err)
-	racing := &renameBeforeUpdate{Store: mem, rename: func() {
+	racing := &beforeUpdate{Store: mem, hook: func() { // another request's rename
 		_, err := other.Update(ctx, "u1", v.ID, variables.Patch{Name: ptr("RENAMED")})
 		require.NoError(t, err)
 	}}
