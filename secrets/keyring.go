@@ -168,12 +168,13 @@ func (k *Keyring) open(token string, ttl time.Duration, now time.Time) (msg []by
 		if !fk.verify(tok) {
 			continue
 		}
-		msg, ok := fk.decrypt(tok)
-		if !ok {
-			// The MAC matched, so this is the key; the padding is bad.
-			return nil, 0, -1, ErrInvalidToken
+		// Two keys may share a signing half and differ in the encryption
+		// half (a previous secret one character away from the primary),
+		// so bad padding under one key moves on to the next, as pyca's
+		// MultiFernet does.
+		if msg, ok := fk.decrypt(tok); ok {
+			return msg, ts, i, nil
 		}
-		return msg, ts, i, nil
 	}
 	return nil, 0, -1, ErrInvalidToken
 }

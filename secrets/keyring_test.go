@@ -133,6 +133,28 @@ func TestDecryptTriesPrimaryThenPrevious(t *testing.T) {
 	assert.Equal(t, "new", got)
 }
 
+// Two secrets whose keys share the signing half: a token under the second
+// verifies under the first and fails its padding there, and must still open
+// under the second (pyca's MultiFernet moves on after any InvalidToken).
+func TestDecryptMovesOnWhenOnlyTheSigningHalfMatches(t *testing.T) {
+	primary := strings.Repeat("0", 43)
+	previous := strings.Repeat("0", 42) + "7"
+	p, q := mustKeyring(t, primary), mustKeyring(t, previous)
+	require.Equal(t, p.keys[0].raw[:16], q.keys[0].raw[:16], "the vector needs a shared signing key")
+	require.NotEqual(t, p.keys[0].raw, q.keys[0].raw)
+
+	tok, err := q.Encrypt("old")
+	require.NoError(t, err)
+	got, err := mustKeyring(t, primary, previous).Decrypt(tok)
+	require.NoError(t, err)
+	assert.Equal(t, "old", got)
+	rotated, err := mustKeyring(t, primary, previous).Rotate(tok)
+	require.NoError(t, err)
+	got, err = p.Decrypt(rotated)
+	require.NoError(t, err)
+	assert.Equal(t, "old", got)
+}
+
 func TestDuplicateKeysAreDropped(t *testing.T) {
 	assert.Len(t, mustKeyring(t, testSecretA, testSecretA, testSecretA+"=").keys, 1,
 		"the secret with and without padding is one key")
