@@ -110,9 +110,7 @@ func decodeToken(s string) []byte {
 	if len(s) < tokenEncoding.EncodedLen(minTokenLen) {
 		return nil
 	}
-	// Spare capacity after the token: macSize bytes for verify, then room
-	// for decrypt's plaintext, so opening a token allocates once.
-	tok := make([]byte, 2*tokenEncoding.DecodedLen(len(s))+macSize)
+	tok := make([]byte, tokenEncoding.DecodedLen(len(s))+macSize) // spare room for verify
 	n, err := tokenEncoding.Decode(tok, []byte(s))
 	if err != nil {
 		return nil
@@ -139,19 +137,11 @@ func checkTTL(ts uint64, ttl time.Duration, now time.Time) bool {
 	return !now.After(t.Add(ttl)) && !t.After(now.Add(maxClockSkew))
 }
 
-// decrypt decrypts a decoded token whose MAC k has verified and removes the
-// PKCS #7 padding. ok is false when the padding is malformed. tok itself is
-// left as it was, so another key that shares k's signing half can still try
-// it; the plaintext goes into tok's spare capacity when there is room.
+// decrypt decrypts a decoded token whose MAC k has verified, in place, and
+// removes the PKCS #7 padding. ok is false when the padding is malformed.
 func (k *fernetKey) decrypt(tok []byte) (msg []byte, ok bool) {
-	ct := tok[payOffset : len(tok)-macSize]
-	p := tok[len(tok):cap(tok)]
-	if len(p) >= macSize+len(ct) {
-		p = p[macSize : macSize+len(ct)] // after verify's scratch
-	} else {
-		p = make([]byte, len(ct))
-	}
-	cipher.NewCBCDecrypter(k.block, tok[ivOffset:payOffset]).CryptBlocks(p, ct)
+	p := tok[payOffset : len(tok)-macSize]
+	cipher.NewCBCDecrypter(k.block, tok[ivOffset:payOffset]).CryptBlocks(p, p)
 	c := int(p[len(p)-1]) // len(p) >= aes.BlockSize, checked by decodeToken
 	if c == 0 || c > aes.BlockSize {
 		return nil, false

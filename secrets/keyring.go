@@ -18,6 +18,12 @@ var (
 	// ErrNoKeyring is returned by the methods of a nil or zero Keyring;
 	// make one with NewKeyring or Load.
 	ErrNoKeyring = errors.New("secrets: keyring not initialised (use NewKeyring or Load)")
+	// ErrAmbiguousSecrets is returned by NewKeyring (and Load) when two of
+	// its secrets derive different keys with the same signing half, as two
+	// base64 keys that differ only in their last characters do. A token
+	// under one then passes the other's MAC check, so no keyring can tell
+	// which key made it; choose a new secret (GenerateSecret).
+	ErrAmbiguousSecrets = errors.New("secrets: two secrets share a signing key, so their tokens cannot be told apart; choose a new secret")
 )
 
 // Keyring encrypts with the Fernet key derived from its primary secret and
@@ -43,7 +49,8 @@ type Keyring struct {
 // is read as a base64 key as Langflow reads it, or, when no Langflow version
 // could use it (a 64-character hex string, a passphrase), derived with
 // HKDF-SHA256 — data encrypted under such a secret opens in keyflow only.
-// See Derivation. An empty secret, primary or previous, is ErrEmptySecret.
+// See Derivation. An empty secret, primary or previous, is ErrEmptySecret;
+// secrets whose keys share a signing half are ErrAmbiguousSecrets.
 // Errors never contain a secret.
 func NewKeyring(secret string, previous ...string) (*Keyring, error) {
 	if secret == "" {
@@ -79,6 +86,9 @@ next:
 		for _, have := range k.keys {
 			if have.raw == d.key {
 				continue next
+			}
+			if [16]byte(have.raw[:16]) == [16]byte(d.key[:16]) {
+				return "", ErrAmbiguousSecrets
 			}
 		}
 		fk, err := newFernetKey(d.key)
@@ -168,13 +178,12 @@ func (k *Keyring) open(token string, ttl time.Duration, now time.Time) (msg []by
 		if !fk.verify(tok) {
 			continue
 		}
-		// Two keys may share a signing half and differ in the encryption
-		// half (a previous secret one character away from the primary),
-		// so bad padding under one key moves on to the next, as pyca's
-		// MultiFernet does.
-		if msg, ok := fk.decrypt(tok); ok {
-			return msg, ts, i, nil
+		msg, ok := fk.decrypt(tok)
+		if !ok {
+			// The MAC matched, so this is the key; the padding is bad.
+			return nil, 0, -1, ErrInvalidToken
 		}
+		return msg, ts, i, nil
 	}
 	return nil, 0, -1, ErrInvalidToken
 }
