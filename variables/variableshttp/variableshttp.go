@@ -12,10 +12,11 @@
 // "default_fields"}, and "value" is null for Credential variables. Errors are
 // {"detail": "..."}: 400 with Langflow's validation messages, 401 "Not
 // authenticated" when the UserFunc finds no user, 404 "Variable not found",
-// 405, 413 for bodies over 1 MiB, 422 for malformed JSON or ids, 503 when
-// the store is unavailable (fail closed), 500 for a stored value that does
-// not decrypt (the cause is logged with slog, never sent). Unlike
-// Langflow, DELETE of a missing variable answers 404, not 500.
+// 405, 409 for a PATCH that lost to concurrent writes five times running,
+// 413 for bodies over 1 MiB, 422 for malformed JSON or ids, 503 when the
+// store is unavailable (fail closed), 500 for a stored value that does not
+// decrypt (the cause is logged with slog, never sent). Unlike Langflow,
+// DELETE of a missing variable answers 404, not 500.
 package variableshttp
 
 import (
@@ -234,9 +235,10 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id stri
 }
 
 // fail answers err: validation errors 400 with their message, not-found 404,
-// store unavailable 503 (fail closed), anything else (a value that does not
-// decrypt) 500; both with a fixed message, the cause (which names no value)
-// logged.
+// an update that kept losing to concurrent writes 409 (Langflow, which writes
+// without a compare-and-swap, has no such answer), store unavailable 503
+// (fail closed), anything else (a value that does not decrypt) 500; the last
+// two with a fixed message, the cause (which names no value) logged.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *variables.ValidationError
 	switch {
@@ -244,6 +246,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpjson.Detail(w, http.StatusBadRequest, ve.Message)
 	case errors.Is(err, variables.ErrNotFound):
 		httpjson.Detail(w, http.StatusNotFound, "Variable not found")
+	case errors.Is(err, variables.ErrConflict):
+		httpjson.Detail(w, http.StatusConflict, "Variable changed by another request; try again")
 	case errors.Is(err, variables.ErrUnavailable):
 		slog.ErrorContext(r.Context(), "variableshttp: store unavailable", "method", r.Method, "error", err)
 		httpjson.Detail(w, http.StatusServiceUnavailable, "Variable store unavailable")

@@ -316,6 +316,25 @@ func TestStoreFailureIs503(t *testing.T) {
 	assert.NotContains(t, string(r.body), "postgres")
 }
 
+// contendedStore loses every compare-and-swap, as if another writer changed
+// the row each time between the service's read and its write.
+type contendedStore struct{ variables.Store }
+
+func (contendedStore) Update(context.Context, variables.Variable, variables.Variable) error {
+	return variables.ErrConflict
+}
+
+func TestUpdateLosingEveryRaceIs409(t *testing.T) {
+	s := newServer(t, contendedStore{variables.NewMemoryStore()})
+	id := s.createdID("u1", `{"name":"K","value":"v1"}`)
+	r := s.do(http.MethodPatch, "/api/v1/variables/"+id, "u1", strings.NewReader(`{"value":"v2"}`))
+	assert.Equal(t, http.StatusConflict, r.code)
+	assert.Equal(t, "Variable changed by another request; try again", r.detail(t))
+	v, err := s.svc.Value(context.Background(), "u1", "K")
+	require.NoError(t, err)
+	assert.Equal(t, "v1", v, "nothing was written")
+}
+
 // FuzzHandlerBodies sends arbitrary bodies to POST and PATCH: the answer is
 // always JSON with an expected status, never a 500, and a Credential value is
 // never echoed.
