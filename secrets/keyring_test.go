@@ -143,15 +143,15 @@ func TestSecretsSharingASigningKeyAreRefused(t *testing.T) {
 	require.Equal(t, p.keys[0].raw[:16], q.keys[0].raw[:16], "the vector needs a shared signing key")
 	require.NotEqual(t, p.keys[0].raw, q.keys[0].raw)
 
-	for _, secrets := range [][]string{
+	for _, set := range [][]string{
 		{primary, previous},
 		{previous, primary},
 		{testSecretA, primary, previous},
 		{"000000     0000000000000000000000000000000000000", "0000]000000000\x7f000000000000000000000000000007"}, // lenient base64: the same two keys
 	} {
-		_, err := NewKeyring(secrets[0], secrets[1:]...)
+		_, err := NewKeyring(set[0], set[1:]...)
 		require.ErrorIs(t, err, ErrAmbiguousSecrets)
-		for _, s := range secrets {
+		for _, s := range set {
 			assert.NotContains(t, err.Error(), s)
 		}
 	}
