@@ -95,7 +95,8 @@ type Patch struct {
 // Create stores a new variable for the user, checking in Langflow's order
 // (§4.2): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
 // ErrInvalidName, ErrInvalidType and ErrInvalidValue, then ErrNameExists.
-// A Credential value is encrypted; a Generic value is stored as given. The
+// A Credential value is encrypted; a Generic value is stored as given, unless
+// it is a token the keyring opens (ErrEncryptedGenericValue). The
 // returned Variable holds the stored value (a token for Credential) with
 // Origin OriginUser and a zero UpdatedAt.
 func (s *Service) Create(ctx context.Context, userID string, in CreateInput) (Variable, error) {
@@ -147,11 +148,16 @@ func (s *Service) create(ctx context.Context, userID string, in CreateInput, ori
 	return v, nil
 }
 
-// seal turns a plaintext into the stored form for typ.
+// seal turns a plaintext into the stored form for typ. A Generic value that
+// is a token the keyring opens is refused (ErrEncryptedGenericValue): open
+// would decrypt it for every listing.
 func (s *Service) seal(typ Type, plaintext string) (string, error) {
 	if typ != Credential {
 		if err := validateStoredText(plaintext); err != nil {
 			return "", err
+		}
+		if secrets.IsEncrypted(plaintext) && s.opens(plaintext) == nil {
+			return "", ErrEncryptedGenericValue
 		}
 		return plaintext, nil
 	}
@@ -242,8 +248,10 @@ func (s *Service) Value(ctx context.Context, userID, name string) (string, error
 // Update applies p to the user's variable with this ID and returns it as
 // stored. ErrNotFound if there is none (or id is not a UUID). A new Value is
 // encrypted when the resulting type is Credential. Changing the type without
-// a new value converts the stored value: Generic → Credential encrypts it
-// (Langflow leaves the plaintext), Credential → Generic decrypts it. A new
+// a new value: Generic → Credential encrypts the stored value (Langflow
+// leaves the plaintext); Credential → Generic is refused with
+// ErrCredentialToGeneric, since Generic values are shown and a decrypted
+// Credential must never be (Langflow decrypts it). A new
 // Name is checked with ValidateName and must be free (ErrNameExists); a new
 // Type must be valid (ErrInvalidType). The variable becomes OriginUser, so the
 // environment import never overwrites it again. A row changed by someone else
@@ -320,15 +328,9 @@ func (s *Service) apply(cur Variable, p Patch) (Variable, error) {
 			next.Value = v
 		}
 	case next.Type != Credential && cur.Type == Credential:
-		// Credential → Generic: store the plaintext, as Generic values are.
-		plain, err := s.open(&cur)
-		if err != nil {
-			return Variable{}, err
-		}
-		if err := validateStoredText(plain); err != nil {
-			return Variable{}, err
-		}
-		next.Value = plain
+		// Credential → Generic would store, and then list, the decrypted
+		// value: only a new value may come with the change.
+		return Variable{}, ErrCredentialToGeneric
 	}
 	next.UpdatedAt = s.timestamp()
 	next.Origin = OriginUser

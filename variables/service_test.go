@@ -277,10 +277,6 @@ func TestTypeChange(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "was generic", got)
 
-	back, err := s.Update(ctx, "u1", g.ID, variables.Patch{Type: ptr(variables.Generic)})
-	require.NoError(t, err)
-	assert.Equal(t, "was generic", back.Value, "Credential → Generic stores the plaintext")
-
 	// Type and value together: the new value follows the new type.
 	c2, err := s.Update(ctx, "u1", g.ID, variables.Patch{Type: ptr(variables.Credential), Value: ptr("new")})
 	require.NoError(t, err)
@@ -288,6 +284,63 @@ func TestTypeChange(t *testing.T) {
 	got, err = s.Value(ctx, "u1", "G")
 	require.NoError(t, err)
 	assert.Equal(t, "new", got)
+
+	back, err := s.Update(ctx, "u1", g.ID, variables.Patch{Type: ptr(variables.Generic), Value: ptr("public now")})
+	require.NoError(t, err)
+	assert.Equal(t, "public now", back.Value, "Credential → Generic with a new value stores it as given")
+}
+
+// TestCredentialNeverBecomesVisible: a Credential cannot be made Generic
+// without a new value (its decrypted value would then be listed), alone or
+// with other changes, and nothing is changed by the refused update; a
+// Generic value cannot be a token the keyring opens (the listing would
+// decrypt a copied Credential ciphertext).
+func TestCredentialNeverBecomesVisible(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, nil)
+	c, err := s.Create(ctx, "u1", variables.CreateInput{Name: "C", Value: "credential-plaintext"})
+	require.NoError(t, err)
+	for name, p := range map[string]variables.Patch{
+		"type alone":         {Type: ptr(variables.Generic)},
+		"type and name":      {Type: ptr(variables.Generic), Name: ptr("C2")},
+		"type and fields":    {Type: ptr(variables.Generic), DefaultFields: &[]string{"f"}},
+		"type in upper case": {Type: ptr(variables.Type("Generic"))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Update(ctx, "u1", c.ID, p)
+			require.ErrorIs(t, err, variables.ErrCredentialToGeneric)
+			assert.NotContains(t, err.Error(), "credential-plaintext")
+			got, err := s.Get(ctx, "u1", c.ID)
+			require.NoError(t, err)
+			assert.Equal(t, c, got, "a refused update changes nothing")
+		})
+	}
+	list, err := s.List(ctx, "u1")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Empty(t, list[0].Value)
+
+	// The token of the Credential, copied into a Generic value.
+	_, err = s.Create(ctx, "u1", variables.CreateInput{Name: "COPY", Value: c.Value, Type: variables.Generic})
+	require.ErrorIs(t, err, variables.ErrEncryptedGenericValue)
+	g, err := s.Create(ctx, "u1", variables.CreateInput{Name: "G", Value: "plain", Type: variables.Generic})
+	require.NoError(t, err)
+	_, err = s.Update(ctx, "u1", g.ID, variables.Patch{Value: &c.Value})
+	require.ErrorIs(t, err, variables.ErrEncryptedGenericValue)
+	_, err = s.Update(ctx, "u1", c.ID, variables.Patch{Type: ptr(variables.Generic), Value: &c.Value})
+	require.ErrorIs(t, err, variables.ErrEncryptedGenericValue)
+	list, err = s.List(ctx, "u1")
+	require.NoError(t, err)
+	for _, v := range list {
+		assert.NotEqual(t, "credential-plaintext", v.Value, v.Name)
+	}
+	// A token under another secret is only text to this Service.
+	otherKeys, err := secrets.NewKeyring("another secret, another keyring, 1234567890")
+	require.NoError(t, err)
+	foreign, err := otherKeys.Encrypt("x")
+	require.NoError(t, err)
+	_, err = s.Create(ctx, "u1", variables.CreateInput{Name: "FOREIGN", Value: foreign, Type: variables.Generic})
+	require.NoError(t, err)
 }
 
 // TestUpdateMarksUserOrigin: an edit makes an imported row the user's.

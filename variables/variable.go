@@ -100,6 +100,17 @@ var (
 	// field. The error returned carries Langflow's message, which names the
 	// variable, and matches this value with errors.Is.
 	ErrCredentialSessionID = &ValidationError{Message: "Credential variables cannot be used in a Session ID field"}
+	// ErrCredentialToGeneric: an update would turn a Credential into a
+	// Generic variable without giving a new value. Generic values are listed
+	// in clear, so keeping the old value would reveal the decrypted
+	// Credential (keyflow's check; Langflow decrypts and shows it).
+	ErrCredentialToGeneric = &ValidationError{Message: "A Credential variable can become Generic only with a new value: its current value is never shown"}
+	// ErrEncryptedGenericValue: a new Generic value is a Fernet token that
+	// opens with the Service's keyring. Generic values are shown decrypted
+	// (for Langflow's legacy encrypted Generic rows), so storing such a token
+	// would turn the API into a decryption oracle for anyone holding a copy
+	// of a Credential's ciphertext (keyflow's check).
+	ErrEncryptedGenericValue = &ValidationError{Message: "A Generic variable's value cannot be a token encrypted with this server's secret"}
 )
 
 // ValidationError is an input the Service refused. Message is safe to show to

@@ -236,6 +236,29 @@ func TestPatch(t *testing.T) {
 	assert.Equal(t, "two", v, "the Generic → Credential change kept the value, now encrypted")
 }
 
+// TestCredentialToGeneric: PATCH {"type":"Generic"} on a Credential without
+// a new value is refused (its decrypted value would be answered and listed);
+// with a value it is allowed and answers the new value only.
+func TestCredentialToGeneric(t *testing.T) {
+	s := newServer(t, nil)
+	id := s.createdID("u1", `{"name":"C","value":"credential-plaintext"}`)
+	path := "/api/v1/variables/" + id
+	for _, body := range []string{`{"type":"Generic"}`, `{"type":"Generic","name":"C2"}`, `{"type":"Generic","default_fields":["f"]}`} {
+		r := s.do(http.MethodPatch, path, "u1", strings.NewReader(body))
+		assert.Equal(t, http.StatusBadRequest, r.code, body)
+		assert.Equal(t, variables.ErrCredentialToGeneric.Message, r.detail(t))
+		assert.NotContains(t, string(r.body), "credential-plaintext")
+	}
+	r := s.do(http.MethodGet, "/api/v1/variables/", "u1", nil)
+	require.Equal(t, http.StatusOK, r.code)
+	assert.NotContains(t, string(r.body), "credential-plaintext")
+	assert.Contains(t, string(r.body), `"type":"Credential"`)
+
+	r = s.do(http.MethodPatch, path, "u1", strings.NewReader(`{"type":"Generic","value":"now public"}`))
+	require.Equal(t, http.StatusOK, r.code, string(r.body))
+	assert.JSONEq(t, `{"id":"`+id+`","name":"C","type":"Generic","value":"now public","default_fields":[]}`, string(r.body))
+}
+
 // TestDelete ports the delete cases (§4.2, §5), with 404 instead of
 // Langflow's 500 for a missing variable.
 func TestDelete(t *testing.T) {
