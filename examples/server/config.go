@@ -27,6 +27,9 @@ type config struct {
 	Host        string
 	Port        int
 	LogLevel    slog.Level
+	// AllowedHosts are the host names the server answers besides loopback
+	// and Host (KEYFLOW_ALLOWED_HOSTS, --allowed-hosts; see hosts.go).
+	AllowedHosts []string
 
 	Auth                 middleware.Config // AutoLogin, SkipAuthAutoLogin, EnvKey
 	DisableUsageTracking bool              // LANGFLOW_DISABLE_TRACK_APIKEY_USAGE
@@ -124,6 +127,10 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 			errs = append(errs, fmt.Errorf("--port must be 0…65535, got %d", *port))
 		}
 		cfg.Port = *port
+	}
+
+	if cfg.AllowedHosts, err = parseAllowedHosts("KEYFLOW_ALLOWED_HOSTS", os.Getenv("KEYFLOW_ALLOWED_HOSTS")); err != nil {
+		errs = append(errs, err)
 	}
 
 	level := c.logLevel

@@ -129,7 +129,14 @@ type server struct {
 
 func (e *e2e) start(env ...string) *server {
 	e.t.Helper()
+	return e.startArgs(nil, env...)
+}
+
+// startArgs starts `server run` with extra flags.
+func (e *e2e) startArgs(flags []string, env ...string) *server {
+	e.t.Helper()
 	args := append([]string{"run", "--port", "0", "--env-file", filepath.Join(e.dir, ".env")}, e.common()...)
+	args = append(args, flags...)
 	cmd := exec.Command(e.bin, args...)
 	cmd.Env = e.env(env...)
 	stderr, err := cmd.StderrPipe()

@@ -128,6 +128,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareSQLiteFile(dbc, log); err != nil { // dbfiles.go: 0600
+		return nil, err
+	}
 	db, err := sql.Open(dbc.driver, dbc.dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dbc.display, err)
@@ -303,6 +306,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs, common := newFlagSet("run", stderr)
 	host := fs.String("host", "127.0.0.1", "address to listen on (env LANGFLOW_HOST)")
 	port := fs.Int("port", 7860, "port to listen on, 0 for any free port (env LANGFLOW_PORT)")
+	allowedHosts := fs.String("allowed-hosts", "", "host names the server answers besides loopback and --host, comma-separated: name, .domain (with subdomains) or * (env KEYFLOW_ALLOWED_HOSTS; enforced while LANGFLOW_AUTO_LOGIN is on, or when set)")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
@@ -322,9 +326,16 @@ func cmdRun(args []string, stderr io.Writer) error {
 		stop() // a second Ctrl-C ends the process at once
 	}()
 
+	hosts, err := parseAllowedHosts("--allowed-hosts", *allowedHosts)
+	if err != nil {
+		return err
+	}
 	a, err := setup(ctx, common, host, port, stderr)
 	if err != nil {
 		return err
+	}
+	if explicit["allowed-hosts"] {
+		a.cfg.AllowedHosts = hosts
 	}
 	// Close writes the usage counters; if it cannot, the exit code says so.
 	return errors.Join(a.serve(ctx), a.Close())

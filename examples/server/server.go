@@ -51,13 +51,15 @@ func (a *app) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.Handle("/api/v1/api_key/", manage(http.StripPrefix("/api/v1/api_key",
-		apikeyhttp.New(a.keys, middleware.UserID))))
-	mux.Handle("/api/v1/variables/", manage(http.StripPrefix("/api/v1/variables",
-		variableshttp.New(a.vars, middleware.UserID))))
-	mux.Handle("GET /api/v1/flows/{$}", manage(http.HandlerFunc(a.listFlows)))
-	mux.Handle("POST /api/v1/flows/{$}", manage(http.HandlerFunc(a.createFlow)))
-	mux.Handle("POST /api/v1/run/{flow_id}", requireKey(http.HandlerFunc(a.runFlow)))
+	// Each route requires its scope (scopes.go); keys without scopes, the
+	// UI session and LANGFLOW_API_KEY have them all.
+	mux.Handle("/api/v1/api_key/", manage(requireScope(scopeKeys, checkKeyCreate(http.StripPrefix("/api/v1/api_key",
+		apikeyhttp.New(a.keys, middleware.UserID))))))
+	mux.Handle("/api/v1/variables/", manage(variablesScopes(http.StripPrefix("/api/v1/variables",
+		variableshttp.New(a.vars, middleware.UserID)))))
+	mux.Handle("GET /api/v1/flows/{$}", manage(requireScope(scopeFlows, http.HandlerFunc(a.listFlows))))
+	mux.Handle("POST /api/v1/flows/{$}", manage(requireScope(scopeFlows, http.HandlerFunc(a.createFlow))))
+	mux.Handle("POST /api/v1/run/{flow_id}", requireKey(requireScope(scopeRun, http.HandlerFunc(a.runFlow))))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusNotFound, "Not Found")
 	})
@@ -67,7 +69,7 @@ func (a *app) handler() (http.Handler, error) {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusForbidden, "Cross-origin request refused")
 	}))
-	return cop.Handler(mux), nil
+	return a.harden(cop.Handler(mux)), nil // hardening.go: Host check, nosniff, no key in redirects
 }
 
 // flowJSON is a flow as the API shows it. Literal field values are never
@@ -116,31 +118,11 @@ func (a *app) createFlow(w http.ResponseWriter, r *http.Request) {
 	if !httpjson.Decode(w, r, &in) {
 		return
 	}
-	if in.Name == "" {
-		httpjson.Detail(w, http.StatusBadRequest, "Flow name cannot be empty")
-		return
-	}
 	// Names go to TEXT columns (PostgreSQL refuses NUL) and back to every
-	// client: the same rule as variable names, without echoing the input.
-	if variables.ValidateName(in.Name) != nil {
-		httpjson.Detail(w, http.StatusBadRequest, "Flow name must be valid UTF-8 without control characters, at most 255 bytes")
+	// client: checked without echoing the input (flowcheck.go).
+	if msg := checkFlow(in.Name, in.Fields); msg != "" {
+		httpjson.Detail(w, http.StatusBadRequest, msg)
 		return
-	}
-	for name, f := range in.Fields {
-		switch {
-		case name == "":
-			httpjson.Detail(w, http.StatusBadRequest, "Field names cannot be empty")
-			return
-		case variables.ValidateName(name) != nil:
-			httpjson.Detail(w, http.StatusBadRequest, "Field names must be valid UTF-8 without control characters, at most 255 bytes")
-			return
-		case f.Variable != "" && variables.ValidateName(f.Variable) != nil:
-			httpjson.Detail(w, http.StatusBadRequest, "Field '"+name+"': invalid variable name")
-			return
-		case f.Variable != "" && f.Value != "":
-			httpjson.Detail(w, http.StatusBadRequest, "Field '"+name+"': set either a variable or a value, not both")
-			return
-		}
 	}
 	f, err := a.store.createFlow(r.Context(), userID, in.Name, in.Fields)
 	if err != nil {
