@@ -10,7 +10,7 @@ import (
 // Limits of a flow, so that a request cannot store more than a flow needs
 // (the body itself is capped at 1 MiB).
 const (
-	maxFlowFields     = 256       // fields per flow
+	maxFlowFields     = 256      // fields per flow
 	maxFieldValueSize = 64 << 10 // bytes of one literal value
 )
 
