@@ -29,9 +29,8 @@ func (a *app) harden(h http.Handler) http.Handler {
 
 // msgNoRedirectWithKey answers a request that would be redirected while its
 // URL carries an API key.
-const msgNoRedirectWithKey = "Not Found: this URL is not canonical (check its trailing slash, " +
-	"\"//\", \"/./\" and \"/../\"); no redirect is sent for a URL that carries an API key, " +
-	"so that the key is not repeated in the answer"
+const msgNoRedirectWithKey = "Not Found: this URL is not canonical (check its trailing slash and any //, /./ or /../); " +
+	"no redirect is sent for a URL that carries an API key, so that the key is not repeated in the answer"
 
 // noKeyRedirects keeps a key sent in the URL out of every answer: net/http
 // redirects a path that is not canonical (/api/v1/api_key → …/api_key/,

@@ -140,11 +140,6 @@ func sessionFrom(res *http.Response) *http.Cookie {
 	return nil
 }
 
-func keyCount(t *testing.T, s *server, key string) int {
-	t.Helper()
-	return counts(t, s, key)[0]
-}
-
 // Issue 13, item 1: the auto-login cookie is only issued to allowed hosts,
 // and a rebound page cannot use it (or anything else) to act as the
 // superuser.
