@@ -64,8 +64,9 @@ func queryMentionsKey(rawQuery string) bool {
 	return strings.Contains(strings.ToLower(q), "x-api-key") || strings.Contains(strings.ToLower(rawQuery), "x-api-key")
 }
 
-// redirectGuard turns a 3xx answer into msgNoRedirectWithKey and drops the
-// body written after it (net/http's redirect page repeats the URL).
+// redirectGuard turns a redirect (a 3xx answer other than 304 Not Modified)
+// into msgNoRedirectWithKey and drops the body written after it (net/http's
+// redirect page repeats the URL).
 type redirectGuard struct {
 	http.ResponseWriter
 	state int // 0: nothing written; 1: passing through; 2: redirect replaced
@@ -78,7 +79,7 @@ func (g *redirectGuard) WriteHeader(code int) {
 		}
 		return
 	}
-	if code >= 300 && code < 400 {
+	if code >= 300 && code < 400 && code != http.StatusNotModified {
 		g.state = 2
 		h := g.Header()
 		h.Del("Location")

@@ -235,6 +235,13 @@ func TestRedirectGuard(t *testing.T) {
 	w = httptest.NewRecorder()
 	redirect.ServeHTTP(w, httptest.NewRequest("GET", "/a?b=1", nil))
 	assert.Equal(t, 301, w.Code, "no key: the redirect stays")
+
+	notModified := noKeyRedirects(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotModified)
+	}))
+	w = httptest.NewRecorder()
+	notModified.ServeHTTP(w, httptest.NewRequest("GET", "/static/app.css?x-api-key=k", nil))
+	assert.Equal(t, http.StatusNotModified, w.Code, "304 is not a redirect")
 }
 
 func TestNoDirectoryListing(t *testing.T) {
