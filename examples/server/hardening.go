@@ -19,7 +19,12 @@ import (
 func (a *app) harden(h http.Handler) http.Handler {
 	h = noKeyRedirects(h)
 	if a.cfg.hostCheckEnabled() {
-		h = a.hostCheck(newHostPolicy(a.cfg.Host, a.cfg.AllowedHosts), h)
+		p := newHostPolicy(a.cfg.Host, a.cfg.AllowedHosts)
+		if p.any && a.cfg.Auth.AutoLogin {
+			a.log.Warn("KEYFLOW_ALLOWED_HOSTS=* turns the host check off while LANGFLOW_AUTO_LOGIN is on: " +
+				"a web page that rebinds its DNS name to this server can act as the superuser, unless a proxy in front checks the Host header")
+		}
+		h = a.hostCheck(p, h)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -20,8 +20,9 @@ import (
 // on, or whenever a list of allowed hosts is configured, the server answers
 // only requests whose Host is
 //
-//   - a loopback name: localhost and *.localhost (browsers resolve them to
-//     loopback themselves, so no DNS answer can rebind them);
+//   - the loopback name localhost (resolved by the system and by browsers
+//     themselves, never by a DNS answer an attacker controls; *.localhost is
+//     not allowed, as some clients do ask DNS for it);
 //   - a loopback address: 127.0.0.0/8, [::1] (also IPv4-mapped);
 //   - the --host (LANGFLOW_HOST) value the server listens on;
 //   - a name of KEYFLOW_ALLOWED_HOSTS or --allowed-hosts: comma-separated
@@ -36,8 +37,8 @@ import (
 // msgHostNotAllowed answers a request whose Host is not allowed. It does not
 // repeat the Host header.
 const msgHostNotAllowed = "Misdirected request: this server does not answer to that host name " +
-	"(while LANGFLOW_AUTO_LOGIN is on it answers only loopback names and addresses and its --host; " +
-	"add other names with KEYFLOW_ALLOWED_HOSTS or --allowed-hosts)"
+	"(it answers localhost, loopback addresses, its --host and the names in KEYFLOW_ALLOWED_HOSTS " +
+	"or --allowed-hosts; add the name there to use it)"
 
 // hostPolicy is the set of allowed Host names. The zero value allows only
 // loopback names and addresses.
@@ -125,7 +126,7 @@ func (p hostPolicy) allows(hostHeader string) bool {
 	if a, err := netip.ParseAddr(h); err == nil && a.IsLoopback() {
 		return true
 	}
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") || p.exact[h] {
+	if h == "localhost" || p.exact[h] {
 		return true
 	}
 	for _, s := range p.suffixes {

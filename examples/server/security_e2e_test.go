@@ -169,7 +169,7 @@ func secRebinding(t *testing.T, s *server) {
 
 	for _, host := range []string{
 		"attacker.example", attacker, "ATTACKER.example.:" + port, "localhost.attacker.example:" + port,
-		"127.0.0.1.nip.io:" + port, "[::2]:" + port, "0.0.0.0:" + port, "10.0.0.1:" + port,
+		"127.0.0.1.nip.io:" + port, "app.localhost:" + port, "[::2]:" + port, "0.0.0.0:" + port, "10.0.0.1:" + port,
 	} {
 		res := hostReq(t, s, "GET", "/api/v1/api_key/", host, "", "Cookie", sessionCookie+"="+session.Value)
 		assert.Equal(t, http.StatusMisdirectedRequest, res.StatusCode, host)
@@ -177,7 +177,7 @@ func secRebinding(t *testing.T, s *server) {
 		assert.Equal(t, http.StatusMisdirectedRequest, res.StatusCode, host)
 		assert.Nil(t, sessionFrom(res), host)
 	}
-	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST.:" + port, "app.localhost:" + port, "[::1]:" + port, "127.1.2.3:" + port, "127.0.0.1"} {
+	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST.:" + port, "[::1]:" + port, "127.1.2.3:" + port, "127.0.0.1"} {
 		res := hostReq(t, s, "GET", "/api/v1/api_key/", host, "", "Cookie", sessionCookie+"="+session.Value)
 		assert.Equal(t, http.StatusOK, res.StatusCode, host)
 	}

@@ -34,7 +34,7 @@ func TestHostPolicy(t *testing.T) {
 		{"[::ffff:127.0.0.1]:7860", true, true, true},
 		{"localhost:7860", true, true, true},
 		{"LocalHost.:7860", true, true, true},
-		{"app.localhost:7860", true, true, true},
+		{"app.localhost:7860", false, false, true},
 		{"attacker.example:7860", false, false, true},
 		{"attacker.example", false, false, true},
 		{"localhost.attacker.example", false, false, true},
