@@ -27,10 +27,14 @@ func (a *app) harden(h http.Handler) http.Handler {
 		h = a.hostCheck(p, h)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header()["X-Content-Type-Options"] = nosniff // Set would allocate the slice each time
 		h.ServeHTTP(w, r)
 	})
 }
+
+// nosniff is shared by every response's header map; net/http only reads it
+// (a handler that Adds to this header gets a new slice, as cap is 1).
+var nosniff = []string{"nosniff"}
 
 // msgNoRedirectWithKey answers a request that would be redirected while its
 // URL carries an API key.

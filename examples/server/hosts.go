@@ -41,11 +41,12 @@ const msgHostNotAllowed = "Misdirected request: this server does not answer to t
 	"or --allowed-hosts; add the name there to use it)"
 
 // hostPolicy is the set of allowed Host names. The zero value allows only
-// loopback names and addresses.
+// localhost and loopback addresses. Checking a Host allocates nothing.
 type hostPolicy struct {
 	any      bool
-	exact    map[string]bool // normalized names and addresses
-	suffixes []string        // ".example.com": the domain and its subdomains
+	names    map[string]bool     // lower-case names without trailing dot
+	addrs    map[netip.Addr]bool // unmapped, without zone
+	suffixes []string            // ".example.com": the domain and its subdomains
 }
 
 // parseAllowedHosts reads a comma-separated list of allowed hosts from
@@ -59,59 +60,69 @@ func parseAllowedHosts(source, v string) ([]string, error) {
 		if entry == "" {
 			continue
 		}
-		if strings.ContainsAny(entry, "/@ \t\\?#") || entry != "*" && normalizeHost(strings.TrimPrefix(entry, ".")) == "" {
-			return nil, fmt.Errorf("%s: %q is not a host name or address (want e.g. keyflow.example.com, .example.com, 192.0.2.7 or *)", source, entry)
+		if entry != "*" {
+			name, _, ok := splitHost(strings.TrimPrefix(entry, "."))
+			if !ok || name == "" || strings.ContainsAny(entry, "/@ \t\\?#") {
+				return nil, fmt.Errorf("%s: %q is not a host name or address (want e.g. keyflow.example.com, .example.com, 192.0.2.7 or *)", source, entry)
+			}
 		}
 		out = append(out, entry)
 	}
 	return out, nil
 }
 
-// newHostPolicy allows loopback, listenHost (the --host value) and the
-// allowed entries (from parseAllowedHosts).
+// newHostPolicy allows localhost, loopback addresses, listenHost (the --host
+// value) and the allowed entries (from parseAllowedHosts).
 func newHostPolicy(listenHost string, allowed []string) hostPolicy {
-	p := hostPolicy{exact: map[string]bool{}}
-	if h := normalizeHost(listenHost); h != "" {
-		p.exact[h] = true
+	p := hostPolicy{names: map[string]bool{}, addrs: map[netip.Addr]bool{}}
+	add := func(host string) {
+		name, addr, ok := splitHost(host)
+		switch {
+		case !ok:
+		case addr.IsValid():
+			p.addrs[addr] = true
+		case name != "":
+			p.names[strings.ToLower(name)] = true
+		}
 	}
+	add(listenHost)
 	for _, e := range allowed {
 		switch {
 		case e == "*":
 			p.any = true
 		case strings.HasPrefix(e, "."):
-			if h := normalizeHost(e[1:]); h != "" {
-				p.suffixes = append(p.suffixes, "."+h)
+			if name, addr, ok := splitHost(e[1:]); ok && !addr.IsValid() && name != "" {
+				p.suffixes = append(p.suffixes, "."+strings.ToLower(name))
 			}
 		default:
-			if h := normalizeHost(e); h != "" {
-				p.exact[h] = true
-			}
+			add(e)
 		}
 	}
 	return p
 }
 
-// normalizeHost returns a Host header's host name or address, lower case,
-// without its port, brackets and trailing dot; "" if there is none.
-func normalizeHost(host string) string {
+// splitHost takes a Host header (or a configured entry) apart: the name
+// without its port, brackets and trailing dot, and the address when it is
+// one (IPv4-mapped IPv6 unmapped, zone dropped). ok is false for a malformed
+// bracket. The name keeps its case.
+func splitHost(host string) (name string, addr netip.Addr, ok bool) {
 	if strings.HasPrefix(host, "[") {
 		end := strings.IndexByte(host, ']')
 		if end < 0 {
-			return ""
+			return "", netip.Addr{}, false
 		}
-		rest := host[end+1:]
-		if rest != "" && !strings.HasPrefix(rest, ":") {
-			return ""
+		if rest := host[end+1:]; rest != "" && rest[0] != ':' {
+			return "", netip.Addr{}, false
 		}
 		host = host[1:end]
 	} else if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host, ':') == i {
 		host = host[:i] // name:port; a bare IPv6 address (several colons) stays whole
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = strings.TrimSuffix(host, ".")
 	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Unmap().WithZone("").String()
+		return host, a.Unmap().WithZone(""), true
 	}
-	return host
+	return host, netip.Addr{}, true
 }
 
 // allows reports whether the server answers a request with this Host header.
@@ -119,18 +130,32 @@ func (p hostPolicy) allows(hostHeader string) bool {
 	if p.any {
 		return true
 	}
-	h := normalizeHost(hostHeader)
-	if h == "" {
+	name, addr, ok := splitHost(hostHeader)
+	switch {
+	case !ok || name == "":
 		return false
-	}
-	if a, err := netip.ParseAddr(h); err == nil && a.IsLoopback() {
+	case addr.IsValid():
+		return addr.IsLoopback() || p.addrs[addr]
+	case strings.EqualFold(name, "localhost"):
 		return true
 	}
-	if h == "localhost" || p.exact[h] {
+	if hasUpper(name) {
+		name = strings.ToLower(name) // allocates; browsers send lower case
+	}
+	if p.names[name] {
 		return true
 	}
 	for _, s := range p.suffixes {
-		if h == s[1:] || strings.HasSuffix(h, s) {
+		if name == s[1:] || strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
 			return true
 		}
 	}
