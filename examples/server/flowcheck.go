@@ -17,9 +17,9 @@ const (
 // Answers of checkFlow (400). None repeats a name or a value.
 const (
 	msgFlowNameEmpty   = "Flow name cannot be empty"
-	msgFlowNameInvalid = "Flow name must be valid UTF-8 of at most 255 bytes without control, invisible or look-alike space characters, and must not begin or end with a space"
+	msgFlowNameInvalid = "Flow name must be valid UTF-8 of at most 255 bytes without control or invisible characters"
 	msgFieldNameEmpty  = "Field names cannot be empty"
-	msgFieldName       = "Field names must be valid UTF-8 of at most 255 bytes without control, invisible or look-alike space characters, and must not begin or end with a space"
+	msgFieldName       = "Field names must be valid UTF-8 of at most 255 bytes without control or invisible characters"
 )
 
 var msgTooManyFields = fmt.Sprintf("A flow can have at most %d fields", maxFlowFields)

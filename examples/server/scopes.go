@@ -33,7 +33,7 @@ var serverScopes = []string{scopeRun, scopeFlows, scopeVariablesRead, scopeVaria
 const (
 	msgUnknownScope   = "Unknown scope: this server's scopes are run, flows, variables:read, variables:write and keys"
 	msgScopesNotOwned = "A key with scopes can create only keys whose scopes are among its own (and not a key without scopes)"
-	msgInvalidKeyName = "API key name must be valid UTF-8 of at most 255 bytes without control, invisible or look-alike space characters, and must not begin or end with a space"
+	msgInvalidKeyName = "API key name must be valid UTF-8 of at most 255 bytes without control or invisible characters"
 )
 
 // requireScope lets through a principal that may use scope.
@@ -87,7 +87,7 @@ func checkKeyCreate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r) // the handler's own answer (422)
 			return
 		}
-		if body.Name != nil && *body.Name != "" && names.Check(*body.Name) != nil {
+		if body.Name != nil && names.Check(*body.Name) != nil {
 			httpjson.Detail(w, http.StatusBadRequest, msgInvalidKeyName)
 			return
 		}

@@ -324,7 +324,7 @@ func secScopes(t *testing.T, s *server, key string) {
 // bounded; nothing is stored (and on PostgreSQL a NUL is a 4xx, not a 503).
 func secNames(t *testing.T, s *server, key string) {
 	before := counts(t, s, key)
-	bad := []string{`a\u0000b`, `a\u001bb`, `OPENAI_API_KEY\u200b`, `\u202eYEK`, `\ud800`, ` padded `}
+	bad := []string{`a\u0000b`, `a\u001bb`, `OPENAI_API_KEY\u200b`, `\u202eYEK`, `\ud800`, `a\u2028b`, `KEY\ufe0f`}
 	for _, name := range bad {
 		code, body := s.do("POST", "/api/v1/api_key/", `{"name":"`+name+`"}`, "x-api-key", key)
 		assert.True(t, code >= 400 && code < 500, "key name %s: %d %s", name, code, body)
