@@ -36,15 +36,17 @@ const (
 	msgInvalidKeyName = "API key name must be valid UTF-8 of at most 255 bytes without control or invisible characters"
 )
 
-// requireScope lets through a principal that may use scope.
-func requireScope(scope string, h http.Handler) http.Handler {
-	return middleware.RequireScope(scope)(h)
+// scope is the middleware that lets through a principal that may use name.
+// Every authenticated route of the server is registered with one (or with
+// variablesScope), so that a key with scopes reaches no route by default.
+func scope(name string) func(http.Handler) http.Handler {
+	return middleware.RequireScope(name)
 }
 
-// variablesScopes requires variables:read for GET and HEAD and
+// variablesScope requires variables:read for GET and HEAD and
 // variables:write for every other method.
-func variablesScopes(h http.Handler) http.Handler {
-	read, write := requireScope(scopeVariablesRead, h), requireScope(scopeVariablesWrite, h)
+func variablesScope(h http.Handler) http.Handler {
+	read, write := scope(scopeVariablesRead)(h), scope(scopeVariablesWrite)(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			read.ServeHTTP(w, r)

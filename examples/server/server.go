@@ -45,21 +45,25 @@ func (a *app) handler() (http.Handler, error) {
 		return nil, err
 	}
 	// Management endpoints: the UI session (auto-login) or an API key.
-	manage := func(h http.Handler) http.Handler { return ui.session(h, requireKey(h)) }
+	// Every one names the scope a key needs for it (scopes.go).
+	manage := func(scope func(http.Handler) http.Handler, h http.Handler) http.Handler {
+		h = scope(h)
+		return ui.session(h, requireKey(h))
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	// Each route requires its scope (scopes.go); keys without scopes, the
-	// UI session and LANGFLOW_API_KEY have them all.
-	mux.Handle("/api/v1/api_key/", manage(requireScope(scopeKeys, checkKeyCreate(http.StripPrefix("/api/v1/api_key",
-		apikeyhttp.New(a.keys, middleware.UserID))))))
-	mux.Handle("/api/v1/variables/", manage(variablesScopes(http.StripPrefix("/api/v1/variables",
-		variableshttp.New(a.vars, middleware.UserID)))))
-	mux.Handle("GET /api/v1/flows/{$}", manage(requireScope(scopeFlows, http.HandlerFunc(a.listFlows))))
-	mux.Handle("POST /api/v1/flows/{$}", manage(requireScope(scopeFlows, http.HandlerFunc(a.createFlow))))
-	mux.Handle("POST /api/v1/run/{flow_id}", requireKey(requireScope(scopeRun, http.HandlerFunc(a.runFlow))))
+	// Keys without scopes, the UI session and LANGFLOW_API_KEY have every
+	// scope.
+	mux.Handle("/api/v1/api_key/", manage(scope(scopeKeys), checkKeyCreate(http.StripPrefix("/api/v1/api_key",
+		apikeyhttp.New(a.keys, middleware.UserID)))))
+	mux.Handle("/api/v1/variables/", manage(variablesScope, http.StripPrefix("/api/v1/variables",
+		variableshttp.New(a.vars, middleware.UserID))))
+	mux.Handle("GET /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.listFlows)))
+	mux.Handle("POST /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.createFlow)))
+	mux.Handle("POST /api/v1/run/{flow_id}", requireKey(scope(scopeRun)(http.HandlerFunc(a.runFlow))))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusNotFound, "Not Found")
 	})
