@@ -17,8 +17,9 @@ import (
 //   - LANGFLOW_AUTO_LOGIN=true (the default, as in Langflow): serving the page
 //     sets an HttpOnly, SameSite=Strict session cookie holding a signed value
 //     that expires after an hour and is renewed while in use (sessions.go),
-//     sent only to host names the server answers (hosts.go). The management endpoints (/api/v1/api_key/,
-//     /api/v1/variables/, /api/v1/flows/) accept that cookie as the superuser,
+//     sent only to host names the server answers (hosts.go). The management
+//     endpoints (/api/v1/api_key/, /api/v1/variables/, /api/v1/flows/)
+//     accept that cookie as the superuser,
 //     as Langflow's UI logs in automatically with a JWT cookie. /api/v1/run
 //     does not: it needs an API key, unless LANGFLOW_SKIP_AUTH_AUTO_LOGIN is
 //     also set (Langflow ≥ 1.5).
