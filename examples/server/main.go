@@ -57,15 +57,19 @@ type command struct {
 // the first is the default.
 func subcommands() []command {
 	return []command{
-		{"run", "serve the API and the web UI (the default subcommand)",
-			func(args []string, _ io.Reader, _, stderr io.Writer) error { return cmdRun(args, stderr) }},
-		{"api-key", "create an API key for the superuser (or --username NAME) and print it once",
-			func(args []string, _ io.Reader, stdout, stderr io.Writer) error { return cmdAPIKey(args, stdout, stderr) }},
+		{"run", "serve the API and the web UI (the default subcommand)", noStdin(func(args []string, _, stderr io.Writer) error {
+			return cmdRun(args, stderr)
+		})},
+		{"api-key", "create an API key for the superuser (or --username NAME) and print it once", noStdin(cmdAPIKey)},
 		{"encrypt", "read a value on stdin, print one Fernet token under the master secret", cmdEncrypt},
 		{"decrypt", "read one Fernet token on stdin, print the value", cmdDecrypt},
-		{"rotate-secret", "re-encrypt stored Credential variables under a new master secret",
-			func(args []string, _ io.Reader, stdout, stderr io.Writer) error { return cmdRotateSecret(args, stdout, stderr) }},
+		{"rotate-secret", "re-encrypt stored Credential variables under a new master secret", noStdin(cmdRotateSecret)},
 	}
+}
+
+// noStdin adapts a subcommand that reads no stdin to command.run.
+func noStdin(f func(args []string, stdout, stderr io.Writer) error) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func(args []string, _ io.Reader, stdout, stderr io.Writer) error { return f(args, stdout, stderr) }
 }
 
 // findCommand returns the subcommand called name.
