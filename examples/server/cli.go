@@ -24,7 +24,7 @@ import (
 // (or with --quiet) as the key alone on one line, for scripts.
 // Unlike Langflow it does not delete one of the user's existing keys first,
 // and it works with LANGFLOW_AUTO_LOGIN off: whoever can run it can already
-// read the database.
+// read the database (docs/langflow-compatibility.md#command-line).
 func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
 	fs, common := newFlagSet("api-key", stderr)
 	username := fs.String("username", superuserName, "the `NAME` of the user the key belongs to; the user is created when missing")

@@ -190,7 +190,7 @@ async function loadVariables() {
 // API's rules: a Credential's value is never shown, only replaced (left
 // empty, it is kept); a Generic's value is shown and edited; changing the
 // type is allowed, but a Credential made Generic needs a new value, so that
-// the secret is never revealed here.
+// the secret is never revealed here (docs/langflow-compatibility.md#settings-ui).
 let editing = null;
 
 function openVariableDialog(v) {
