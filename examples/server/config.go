@@ -292,11 +292,16 @@ func parseDatabaseURL(raw, configDir string) (database, error) {
 	return database{}, fmt.Errorf("database URL: unsupported scheme %q (want sqlite or postgres)", scheme)
 }
 
-// redactURL hides a password in a URL for logs and errors.
+// redactURL hides a password in a URL for logs and errors: the user info's,
+// and a password query parameter (which pgx also reads).
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

@@ -129,6 +129,9 @@ func TestAPIKeyCommand(t *testing.T) {
 			"go run ./examples/server api-key --config-dir '/tmp/my dir'", ""},
 		{"PostgreSQL, password hidden", config{ConfigDir: def, DatabaseURL: "postgres://u:pw@db/lf"}, redactURL("postgres://u:pw@db/lf"),
 			"go run ./examples/server api-key --database-url postgres://u:xxxxx@db/lf", ":pw@"},
+		{"PostgreSQL, password parameter hidden", config{ConfigDir: def, DatabaseURL: "postgres://db/lf?password=pw&sslmode=disable"},
+			redactURL("postgres://db/lf?password=pw&sslmode=disable"),
+			"go run ./examples/server api-key --database-url 'postgres://db/lf?password=xxxxx&sslmode=disable'", "=pw"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +155,7 @@ func defaultConfigDir() (string, error) {
 }
 
 func TestProgName(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, "go run ./examples/server", progName("/tmp/go-build1234/b001/exe/server"))
 	assert.Equal(t, "./keyflow-server", progName("./keyflow-server"))
 }
@@ -159,6 +163,7 @@ func TestProgName(t *testing.T) {
 // -h, --help and help list every subcommand with one line each, on stdout;
 // a subcommand's -h lists its flags as --name VALUE with their help.
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
