@@ -174,7 +174,7 @@ async function loadVariables() {
   variables = await api("GET", "/api/v1/variables/");
   $("vars-body").replaceChildren(...variables.map((v) => el("tr", { "data-name": v.name, "data-id": v.id, class: "editable" },
     el("td", { class: "check" }, el("input", { type: "checkbox", value: v.id, "aria-label": "Select " + v.name })),
-    el("td", {}, el("button", { type: "button", class: "link name mono", "data-edit": v.id, title: "Edit " + v.name, text: v.name })),
+    el("td", {}, el("button", { type: "button", class: "link name mono", title: "Edit " + v.name, text: v.name })),
     el("td", { "data-label": "Type" }, el("span", { class: v.type === "Credential" ? "badge cred" : "badge", text: v.type })),
     v.type === "Credential" || v.value === null
       ? el("td", { class: "hidden-value", "data-label": "Value", title: "Credential values are never shown", text: "••••••••" })
