@@ -260,7 +260,10 @@ $("var-form").addEventListener("submit", async (ev) => {
 });
 
 $("var-dialog").addEventListener("close", () => {
-  $("var-form").reset();  // also on Cancel and Escape
+  // The close event comes a task after close(): if the dialog was opened
+  // again meanwhile (another variable clicked at once), leave it alone.
+  if ($("var-dialog").open) return;
+  $("var-form").reset();  // also on Cancel and Escape: the value leaves the page
   editing = null;
 });
 
