@@ -283,7 +283,9 @@ func TestREADMENoKeyAnswer(t *testing.T) {
 	require.NoError(t, err)
 
 	res := httptest.NewRecorder()
-	h.ServeHTTP(res, httptest.NewRequest("POST", "/api/v1/run/"+echo.ID+"?stream=false", strings.NewReader(seedBody)))
+	req := httptest.NewRequest("POST", "/api/v1/run/"+echo.ID+"?stream=false", strings.NewReader(seedBody))
+	req.Host = "localhost:7860" // as the READMEs' curl sends it (auto-login answers only local names)
+	h.ServeHTTP(res, req)
 	require.Equal(t, http.StatusForbidden, res.Code)
 	var body struct{ Detail string }
 	require.NoError(t, json.Unmarshal(res.Body.Bytes(), &body))
