@@ -173,7 +173,8 @@ func TestSessionRenewal(t *testing.T) {
 	u := &ui{app: &app{superuser: user{ID: "su"}}, sessions: s}
 	var got string
 	h := u.session(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, _ = middleware.UserID(r)
+		p, _ := middleware.FromContext(r.Context())
+		got = p.UserID
 	}), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
 	value := s.issue()
 	send := func() *httptest.ResponseRecorder {
