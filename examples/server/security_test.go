@@ -293,3 +293,21 @@ type discardWriter struct{ h http.Header }
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// FuzzHostPolicy: any Host header is answered without a panic, and the
+// default policy allows only localhost and loopback addresses.
+func FuzzHostPolicy(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:7860", "[::1]:1", "localhost.", "attacker.example:7860", "[", "[::1]x", ":", "LOCALHOST:", "[::ffff:127.0.0.1]"} {
+		f.Add(s)
+	}
+	def := newHostPolicy("127.0.0.1", nil)
+	f.Fuzz(func(t *testing.T, host string) {
+		if !def.allows(host) {
+			return
+		}
+		name, addr, ok := splitHost(host)
+		if !ok || !(addr.IsLoopback() || strings.EqualFold(name, "localhost")) {
+			t.Fatalf("allowed %q", host)
+		}
+	})
+}
