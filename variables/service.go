@@ -95,10 +95,12 @@ type Patch struct {
 // Create stores a new variable for the user, checking in Langflow's order
 // (§4.2): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
 // ErrInvalidName, ErrInvalidType and ErrInvalidValue, then ErrNameExists.
-// A Credential value is encrypted; a Generic value is stored as given, unless
-// it is a token the keyring opens (ErrEncryptedGenericValue). The
+// A Credential value is encrypted; a Generic value is stored as given. The
 // returned Variable holds the stored value (a token for Credential) with
 // Origin OriginUser and a zero UpdatedAt.
+//
+// A Generic value that is a token the keyring opens is refused
+// (ErrEncryptedGenericValue): listings would decrypt it.
 func (s *Service) Create(ctx context.Context, userID string, in CreateInput) (Variable, error) {
 	return s.create(ctx, userID, in, OriginUser)
 }
