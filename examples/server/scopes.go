@@ -43,6 +43,30 @@ func scope(name string) func(http.Handler) http.Handler {
 	return middleware.RequireScope(name)
 }
 
+// msgScopedKeyRefused answers a key with scopes on a route no scope names.
+const msgScopedKeyRefused = "This route needs an API key without scopes"
+
+// unscoped stands for a scope on routes that no scope names (such as user
+// administration): only a principal without scopes passes (a key created
+// without scopes, the UI session, LANGFLOW_API_KEY); a key with scopes gets
+// 403 msgScopedKeyRefused. Like middleware.RequireScope, it lets OPTIONS
+// through without a principal and refuses a request without one.
+func unscoped(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := middleware.FromContext(r.Context())
+		switch {
+		case !ok && r.Method == http.MethodOptions:
+			h.ServeHTTP(w, r)
+		case !ok:
+			httpjson.Detail(w, http.StatusForbidden, middleware.MsgInvalidKey)
+		case len(p.Scopes) > 0:
+			httpjson.Detail(w, http.StatusForbidden, msgScopedKeyRefused)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
 // variablesScope requires variables:read for GET and HEAD and
 // variables:write for every other method.
 func variablesScope(h http.Handler) http.Handler {

@@ -311,3 +311,27 @@ func FuzzHostPolicy(f *testing.F) {
 		}
 	})
 }
+
+// unscoped is for routes no scope names: keys with scopes never pass.
+func TestUnscoped(t *testing.T) {
+	t.Parallel()
+	h := unscoped(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	for _, tc := range []struct {
+		name string
+		p    *middleware.Principal
+		want int
+	}{
+		{"no principal", nil, http.StatusForbidden},
+		{"unrestricted key", &middleware.Principal{UserID: "u"}, http.StatusTeapot},
+		{"scoped key", &middleware.Principal{UserID: "u", Scopes: []string{"keys"}}, http.StatusForbidden},
+		{"auto-login", &middleware.Principal{UserID: "su", Source: middleware.SourceAutoLogin}, http.StatusTeapot},
+	} {
+		r := httptest.NewRequest("GET", "/api/v1/users/", nil)
+		if tc.p != nil {
+			r = middleware.WithPrincipal(r, *tc.p)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		assert.Equal(t, tc.want, w.Code, tc.name)
+	}
+}
