@@ -24,7 +24,7 @@ import (
 // read the database.
 func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
 	fs, common := newFlagSet("api-key", stderr)
-	username := fs.String("username", superuserName, "the user the key belongs to; created when missing")
+	username := fs.String("username", "", "the user the key belongs to, created when missing (default: the superuser, LANGFLOW_SUPERUSER)")
 	name := fs.String("name", "CLI", "the key's name")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
@@ -37,7 +37,7 @@ func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
 	defer a.Close()
 
 	u := a.superuser
-	if *username != superuserName {
+	if *username != "" && *username != u.Username {
 		if u, err = a.ensureUser(ctx, *username, false); err != nil {
 			return err
 		}

@@ -4,14 +4,16 @@
 //
 //	go run ./examples/server                 # serve on http://127.0.0.1:7860
 //	go run ./examples/server api-key         # a key for the superuser, in a box
+//	go run ./examples/server superuser --username admin --password '…'
 //	echo -n secret | go run ./examples/server encrypt
 //	go run ./examples/server decrypt < token.txt
 //	go run ./examples/server rotate-secret   # re-encrypt under a new master secret
 //
 // Every subcommand takes --config-dir, --database-url, --env-file,
 // --log-level and --change-max-lag, and creates the database, its schema and
-// the superuser "langflow" when they are missing, so the CLI and a running
-// server share one database from the first command on. Logs go to stderr.
+// the superuser (LANGFLOW_SUPERUSER, default "langflow") when they are
+// missing, so the CLI and a running server share one database from the
+// first command on. Logs go to stderr.
 package main
 
 import (
@@ -44,10 +46,11 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = `usage: server [run|api-key|encrypt|decrypt|rotate-secret] [flags]
+const usage = `usage: server [run|api-key|superuser|encrypt|decrypt|rotate-secret] [flags]
 
   run            serve the API and the web UI (default)
   api-key        create an API key (for the superuser, or --username NAME)
+  superuser      create a superuser, or reset one's password (--username, --password)
   encrypt        stdin → one Fernet token under the master secret
   decrypt        one Fernet token on stdin → the plaintext
   rotate-secret  re-encrypt stored Credential variables under a new master secret
@@ -67,6 +70,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdRun(args, stderr)
 	case "api-key":
 		err = cmdAPIKey(args, stdout, stderr)
+	case "superuser":
+		err = cmdSuperuser(args, stdin, stdout, stderr)
 	case "encrypt":
 		err = cmdEncrypt(args, stdin, stdout, stderr)
 	case "decrypt":
@@ -107,6 +112,7 @@ type app struct {
 	vars      *variables.Service
 	resolver  *variables.Resolver
 	superuser user
+	throttle  *loginThrottle
 }
 
 // openApp creates the config dir, loads (or generates) the master secret,
@@ -141,7 +147,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		db.SetMaxIdleConns(maxPostgresConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	a := &app{cfg: cfg, log: log, db: db, keyring: keyring}
+	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, throttle: newLoginThrottle()}
 	if err := a.open(ctx, dbc); err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
@@ -176,6 +182,9 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.store, err = newStore(ctx, a.db, dbc.postgres); err != nil {
 		return err
 	}
+	if err := a.store.migrateUsers(ctx); err != nil {
+		return err
+	}
 	keyStore, err := keysql.New(ctx, a.db, keysql.Options{Dialect: keyDialect})
 	if err != nil {
 		return fmt.Errorf("api key store: %w", err)
@@ -204,7 +213,7 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, FallbackToEnv: &fallback}); err != nil {
 		return err
 	}
-	a.superuser, err = a.ensureUser(ctx, superuserName, true)
+	a.superuser, err = a.setupSuperuser(ctx)
 	return err
 }
 
@@ -353,6 +362,7 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("demo flow", "name", echo.Name, "id", echo.ID)
+	a.warnIfNoLogin(ctx)
 
 	h, err := a.handler()
 	if err != nil {
@@ -391,8 +401,9 @@ func (a *app) serve(ctx context.Context) error {
 	return nil
 }
 
-// ensureEchoFlow gives the superuser the demo flow "Echo", whose field
-// api_key is bound to the global variable OPENAI_API_KEY.
+// ensureEchoFlow gives the superuser the demo flow "Echo" (endpoint name
+// "echo"), whose field api_key is bound to the global variable
+// OPENAI_API_KEY.
 func (a *app) ensureEchoFlow(ctx context.Context) (flow, error) {
 	flows, err := a.store.flowsByUser(ctx, a.superuser.ID)
 	if err != nil {
@@ -403,7 +414,7 @@ func (a *app) ensureEchoFlow(ctx context.Context) (flow, error) {
 			return f, nil
 		}
 	}
-	return a.store.createFlow(ctx, a.superuser.ID, "Echo", map[string]flowField{
+	return a.store.createNamedFlow(ctx, a.superuser.ID, "Echo", "echo", map[string]flowField{
 		"api_key": {Variable: "OPENAI_API_KEY"},
 	})
 }

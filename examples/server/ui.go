@@ -68,7 +68,7 @@ func (u *ui) routes(mux *http.ServeMux) {
 // cookie as the superuser (auto-login), calling next directly; every other
 // request goes to keyed, the API-key middleware.
 func (u *ui) session(next, keyed http.Handler) http.Handler {
-	su := middleware.Principal{UserID: u.app.superuser.ID, KeyName: superuserName, Source: middleware.SourceAutoLogin}
+	su := middleware.Principal{UserID: u.app.superuser.ID, KeyName: u.app.superuser.Username, Source: middleware.SourceAutoLogin}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u.token != "" && r.Header.Get("x-api-key") == "" && !r.URL.Query().Has("x-api-key") {
 			if c, err := r.Cookie(sessionCookie); err == nil &&
@@ -96,7 +96,7 @@ func (u *ui) index(w http.ResponseWriter, r *http.Request) {
 	err := u.page.Execute(w, struct {
 		AutoLogin bool
 		Superuser string
-	}{u.token != "", superuserName})
+	}{u.token != "", u.app.superuser.Username})
 	if err != nil {
 		u.app.log.Error("render UI", "err", err)
 	}
