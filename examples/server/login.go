@@ -390,11 +390,11 @@ func bearerToken(r *http.Request) (string, bool) {
 
 // tokenAuth serves a request that carries a login token (an Authorization
 // bearer header, or the access_token_lf cookie when the request carries no
-// API key) as the token's user, answering 401 with Langflow's messages for
-// a token that is unknown, revoked or expired, or whose user is gone or
-// inactive. Any other request goes to next unchanged. As in Langflow, a
-// bearer token is tried before an API key.
-func (a *app) tokenAuth(next http.Handler) http.Handler {
+// API key) to next as the token's user, answering 401 with Langflow's
+// messages for a token that is unknown, revoked or expired, or whose user is
+// gone or inactive. Any other request goes to other unchanged. As in
+// Langflow, a bearer token is tried before an API key.
+func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearerToken(r)
 		if !ok && r.Header.Get(middleware.APIKeyName) == "" && !r.URL.Query().Has(middleware.APIKeyName) {
@@ -403,7 +403,7 @@ func (a *app) tokenAuth(next http.Handler) http.Handler {
 			}
 		}
 		if !ok {
-			next.ServeHTTP(w, r)
+			other.ServeHTTP(w, r)
 			return
 		}
 		ctx := r.Context()

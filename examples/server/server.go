@@ -47,7 +47,7 @@ func (a *app) handler() (http.Handler, error) {
 	}
 	// Management endpoints: a login token, the UI session (auto-login) or
 	// an API key.
-	manage := func(h http.Handler) http.Handler { return a.tokenAuth(ui.session(h, requireKey(h))) }
+	manage := func(h http.Handler) http.Handler { return a.tokenAuth(h, ui.session(h, requireKey(h))) }
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
