@@ -436,8 +436,9 @@ func (e *e2e) workflows() {
 		assert.JSONEq(t, `[]`, body)
 		code, _ = s.do("POST", "/api/v1/run/00000000-0000-4000-8000-000000000000", seedBody, "x-api-key", alice)
 		assert.Equal(t, 404, code)
-		code, _ = s.do("POST", "/api/v1/run/not-a-uuid", seedBody, "x-api-key", alice)
-		assert.Equal(t, 422, code)
+		code, body = s.do("POST", "/api/v1/run/not-a-uuid", seedBody, "x-api-key", alice)
+		assert.Equal(t, 404, code, "not a UUID: an unknown endpoint name, as in Langflow")
+		assert.Equal(t, detail("Flow identifier not-a-uuid not found"), body)
 		code, _ = s.do("POST", "/api/v1/run/"+echo.ID, `{"inputs":`, "x-api-key", cliKey)
 		assert.Equal(t, 422, code)
 

@@ -267,7 +267,7 @@ func TestUsers(t *testing.T) {
 			if !newActive {
 				assert.Equal(t, 400, res.StatusCode)
 				assert.JSONEq(t, `{"detail":"`+msgWaitingForApprove+`"}`, body)
-				res, body = loginForm(t, srv, "dave", "wrong")
+				res, _ = loginForm(t, srv, "dave", "wrong")
 				assert.Equal(t, 401, res.StatusCode, "the state of a user is told only with the right password")
 				return
 			}

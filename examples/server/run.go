@@ -377,9 +377,9 @@ func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
 		a.streamRun(w, r, userID, run, tweaks)
 		return
 	}
-	resp, status, msg := a.executeRun(r, userID, run, tweaks)
-	if status != http.StatusOK {
-		httpjson.Detail(w, status, msg)
+	resp, rerr := a.executeRun(r, userID, run, tweaks)
+	if rerr != nil {
+		a.answerRunError(w, r, rerr)
 		return
 	}
 	httpjson.Write(w, http.StatusOK, resp)
@@ -464,27 +464,43 @@ type resultData struct {
 	UsedFrozenResult     bool             `json:"used_frozen_result"`
 }
 
-// executeRun resolves the fields and builds the response; on failure it
-// returns the status and message to answer (and has logged the cause).
-func (a *app) executeRun(r *http.Request, userID string, run flowRun, tweaks []tweakEntry) (runResponse, int, string) {
-	ctx := r.Context()
-	res, err := a.resolver.Resolve(ctx, userID, resolverFields(applyTweaks(run.flow, tweaks)), variables.OverridesFromRequest(r))
+// runError is a run that could not resolve its fields: the status and
+// message to answer, and the cause (logged, never answered).
+type runError struct {
+	status int
+	msg    string
+	cause  error
+}
+
+// executeRun resolves the fields and builds the response.
+func (a *app) executeRun(r *http.Request, userID string, run flowRun, tweaks []tweakEntry) (runResponse, *runError) {
+	res, err := a.resolver.Resolve(r.Context(), userID, resolverFields(applyTweaks(run.flow, tweaks)), variables.OverridesFromRequest(r))
 	var verr *variables.ValidationError
 	switch {
 	case errors.As(err, &verr):
-		return runResponse{}, http.StatusBadRequest, verr.Message
+		return runResponse{}, &runError{http.StatusBadRequest, verr.Message, nil}
 	case errors.Is(err, variables.ErrUnavailable):
-		a.log.ErrorContext(ctx, "database unavailable", "op", "resolve variables", "method", r.Method, "path", r.URL.Path, "err", err)
-		return runResponse{}, http.StatusServiceUnavailable, msgStoreUnavailable
+		return runResponse{}, &runError{http.StatusServiceUnavailable, msgStoreUnavailable, err}
 	case err != nil: // e.g. a Credential that no secret decrypts
-		a.log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		return runResponse{}, http.StatusInternalServerError, "Internal server error"
+		return runResponse{}, &runError{http.StatusInternalServerError, "Internal server error", err}
 	}
 	fields := make(map[string]fieldResult, len(res))
 	for _, rr := range res {
 		fields[rr.Field] = fieldResult{Variable: rr.Variable, Source: rr.Source}
 	}
-	return run.response(fields), http.StatusOK, ""
+	return run.response(fields), nil
+}
+
+// answerRunError writes a run error as JSON, logging its cause.
+func (a *app) answerRunError(w http.ResponseWriter, r *http.Request, e *runError) {
+	switch e.status {
+	case http.StatusServiceUnavailable:
+		a.storeUnavailable(w, r, "resolve variables", e.cause)
+	case http.StatusInternalServerError:
+		a.internalError(w, r, e.cause)
+	default:
+		httpjson.Detail(w, e.status, e.msg)
+	}
 }
 
 // message is the component's output message (Langflow's Message, the
@@ -579,9 +595,12 @@ func (a *app) streamRun(w http.ResponseWriter, r *http.Request, userID string, r
 		in["sender"], in["sender_name"] = "User", "User"
 		send("add_message", in)
 	}
-	resp, status, msg := a.executeRun(r, userID, run, tweaks)
-	if status != http.StatusOK {
-		send("error", map[string]string{"error": msg})
+	resp, rerr := a.executeRun(r, userID, run, tweaks)
+	if rerr != nil {
+		if rerr.cause != nil {
+			a.log.ErrorContext(r.Context(), "run failed", "method", r.Method, "path", r.URL.Path, "err", rerr.cause)
+		}
+		send("error", map[string]string{"error": rerr.msg})
 		return
 	}
 	send("add_message", run.message())
