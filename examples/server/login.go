@@ -390,16 +390,19 @@ func bearerToken(r *http.Request) (string, bool) {
 
 // tokenAuth serves a request that carries a login token (an Authorization
 // bearer header, or the access_token_lf cookie when the request carries no
-// API key) to next as the token's user, answering 401 with Langflow's
-// messages for a token that is unknown, revoked or expired, or whose user is
-// gone or inactive. Any other request goes to other unchanged. As in
-// Langflow, a bearer token is tried before an API key.
+// API key) to next as the token's user. A bearer token that is unknown,
+// revoked or expired, or whose user is gone or inactive, answers 401 with
+// Langflow's messages; such a cookie is ignored instead (a stale cookie must
+// not hide the web UI's session or an API key), so the request goes to
+// other, as does any request without a token. As in Langflow, a bearer token
+// is tried before an API key.
 func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearerToken(r)
+		fromCookie := false
 		if !ok && r.Header.Get(middleware.APIKeyName) == "" && !r.URL.Query().Has(middleware.APIKeyName) {
 			if c, err := r.Cookie(accessCookie); err == nil && c.Value != "" {
-				token, ok = c.Value, true
+				token, ok, fromCookie = c.Value, true, true
 			}
 		}
 		if !ok {
@@ -426,6 +429,10 @@ func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 				a.storeUnavailable(w, r, "check token", err)
 				return
 			}
+		}
+		if msg != "" && fromCookie {
+			other.ServeHTTP(w, r)
+			return
 		}
 		if msg != "" {
 			w.Header().Set("WWW-Authenticate", "Bearer")

@@ -217,6 +217,9 @@ func TestLoginTokens(t *testing.T) {
 	assert.Equal(t, 401, res.StatusCode, "a logged-out token is refused at once")
 	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+tok2.AccessToken)
 	assert.Equal(t, 200, res.StatusCode, "another session stays")
+	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Cookie", accessCookie+"="+tok.AccessToken)
+	assert.Equal(t, 403, res.StatusCode, "a stale cookie is ignored: the request has no credentials")
+	assert.JSONEq(t, `{"detail":"An API key must be passed as query or header"}`, body)
 
 	// Deactivating a user revokes its tokens.
 	res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"carol","password":"carol-password"}`),

@@ -12,8 +12,9 @@ class APIError extends Error {
 }
 
 // With auto-login off, the login cookies (HttpOnly, set by POST
-// /api/v1/login) authenticate every call; an expired access token is renewed
-// once with the refresh cookie.
+// /api/v1/login) authenticate every call; a refused call (the access cookie
+// expired, or was revoked) is retried once after renewing the tokens with
+// the refresh cookie.
 async function api(method, path, body, retried = false) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -21,7 +22,7 @@ async function api(method, path, body, retried = false) {
     method, headers, credentials: "same-origin", cache: "no-store",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (res.status === 401 && !autoLogin && !retried) {
+  if ((res.status === 401 || res.status === 403) && !autoLogin && !retried) {
     const r = await fetch("/api/v1/refresh", { method: "POST", credentials: "same-origin" });
     if (r.ok) return api(method, path, body, true);
   }
