@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/variables"
 )
 
 // postJSON sends a JSON POST with an API key and returns the status and body.
@@ -296,4 +297,34 @@ func FuzzParseTweaks(f *testing.F) {
 			_ = applyTweaks(fl, tw)
 		}
 	})
+}
+
+// TestRunErrors: a run whose fields cannot resolve answers 400 with the
+// resolver's message, and in a stream an error event instead of end.
+func TestRunErrors(t *testing.T) {
+	t.Parallel()
+	a, srv, _ := startApp(t, false)
+	ctx := context.Background()
+	key, _, err := a.keys.Create(ctx, a.superuser.ID, "run", apikey.CreateOptions{})
+	require.NoError(t, err)
+	_, err = a.vars.Create(ctx, a.superuser.ID, variables.CreateInput{Name: "SECRET_SESSION", Value: "credential-value", Type: variables.Credential})
+	require.NoError(t, err)
+	f, err := a.store.createNamedFlow(ctx, a.superuser.ID, "Bad", "bad", map[string]flowField{"session_id": {Variable: "SECRET_SESSION"}})
+	require.NoError(t, err)
+
+	code, body := postJSON(t, srv.URL+"/api/v1/run/"+f.ID, key, `{"input_value":"x"}`)
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	assert.NotContains(t, body, "credential-value")
+
+	code, body = postJSON(t, srv.URL+"/api/v1/run/bad?stream=true", key, `{"input_value":"x"}`)
+	require.Equal(t, http.StatusOK, code, "a stream has begun before the run fails")
+	assert.NotContains(t, body, "credential-value")
+	events := strings.Split(strings.TrimSpace(body), "\n\n")
+	var last struct {
+		Event string            `json:"event"`
+		Data  map[string]string `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(events[len(events)-1]), &last))
+	assert.Equal(t, "error", last.Event)
+	assert.NotEmpty(t, last.Data["error"])
 }
