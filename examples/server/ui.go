@@ -24,9 +24,10 @@ import (
 //     as Langflow's UI logs in automatically with a JWT cookie. /api/v1/run
 //     does not: it needs an API key, unless LANGFLOW_SKIP_AUTH_AUTO_LOGIN is
 //     also set (Langflow ≥ 1.5).
-//   - LANGFLOW_AUTO_LOGIN=false: no cookie. The page asks for an API key,
-//     keeps it in sessionStorage (gone when the tab closes) and sends it as
-//     x-api-key, acting as the key's user.
+//   - LANGFLOW_AUTO_LOGIN=false: no session cookie. The page asks for a
+//     username and password and logs in with POST /api/v1/login (login.go);
+//     the HttpOnly login cookies then authenticate its calls, and Log out
+//     revokes them.
 //
 // A request that carries an API key is always authenticated by the key.
 // Cross-origin POST/PATCH/DELETE are refused (http.CrossOriginProtection), and
