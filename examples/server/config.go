@@ -16,6 +16,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables/dotenv"
 )
 
@@ -225,8 +226,7 @@ func parseDatabaseURL(raw, configDir string) (database, error) {
 		if path == "" || path == ":memory:" {
 			return database{}, errors.New("database URL: an SQLite URL needs a file path (sqlite:///path/to.db)")
 		}
-		dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-		return database{driver: "sqlite", dsn: dsn, display: "sqlite:///" + path}, nil
+		return database{driver: sqlitedb.Driver, dsn: sqlitedb.DSN(path), display: "sqlite:///" + path}, nil
 	case "postgres", "postgresql":
 		dsn := "postgres://" + rest
 		return database{driver: "pgx", dsn: dsn, postgres: true, display: redactURL(dsn)}, nil
