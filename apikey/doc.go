@@ -1,5 +1,6 @@
 // Package apikey issues, stores and verifies per-user API keys the way
-// Langflow does (reference §3), and stores them better than Langflow does.
+// Langflow does, and stores them better than Langflow does (see
+// docs/langflow-compatibility.md#api-keys).
 //
 // A key is shown once, when it is created; the store keeps only its SHA-256
 // hash (Langflow's api_key_hash, hex in storage, [Hash] in memory), an

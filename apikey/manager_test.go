@@ -106,7 +106,7 @@ func TestVerifyOutcomes(t *testing.T) {
 	}
 }
 
-// TestExpiry uses an injected clock. Like Langflow (reference §3.3,
+// TestExpiry uses an injected clock. Like Langflow (docs/langflow-compatibility.md#api-key-storage,
 // `now(UTC) > expires_at`), a key is still valid at its expiry instant.
 func TestExpiry(t *testing.T) {
 	clock := newFakeClock()

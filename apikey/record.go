@@ -25,7 +25,8 @@ type Record struct {
 	Scopes     []string   // nil/empty: unrestricted
 }
 
-// MaskedKey returns the key as Langflow's list shows it (reference §3.4): the
+// MaskedKey returns the key as Langflow's list shows it
+// (docs/langflow-compatibility.md#api-key-storage): the
 // 8-character display prefix followed by one "*" for every other character,
 // e.g. "sk-7htLx" and 38 "*" for a 46-character key.
 func (r Record) MaskedKey() string {

@@ -16,7 +16,7 @@ import (
 
 // TestUsageExactUnderConcurrency: 10 000 concurrent verifications of a few
 // keys give exactly 10 000 uses, written in one AddUsage call with one entry
-// per key (reference §3.6, without a write per request).
+// per key (docs/langflow-compatibility.md#usage-counters, without a write per request).
 func TestUsageExactUnderConcurrency(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -172,7 +172,7 @@ func TestUsageBackgroundFlush(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond)
 }
 
-// TestUsageDisabled: LANGFLOW_DISABLE_TRACK_APIKEY_USAGE (reference §3.6).
+// TestUsageDisabled: LANGFLOW_DISABLE_TRACK_APIKEY_USAGE (docs/langflow-compatibility.md#usage-counters).
 func TestUsageDisabled(t *testing.T) {
 	store := newFaultyStore()
 	m := newManager(t, apikey.Config{Store: store, DisableUsageTracking: true})

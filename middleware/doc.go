@@ -1,5 +1,6 @@
 // Package middleware authenticates net/http requests with keyflow API keys,
-// answering exactly as Langflow's API does (reference §3.7), and hands the
+// answering exactly as Langflow's API does (see
+// docs/langflow-compatibility.md#authentication-errors), and hands the
 // next handler the caller as a Principal in the request context.
 //
 // New validates a Config and returns a func(http.Handler) http.Handler, so it

@@ -69,7 +69,7 @@ func Example_serveMux() {
 	mux.Handle("/api/", auth(api))
 
 	show(mux, httptest.NewRequest("GET", "/health", nil))
-	// The seed's own example, with a '?' typed for '&'.
+	// Langflow documentation's own example, with a '?' typed for '&'.
 	show(mux, httptest.NewRequest("POST", "/api/v1/run/FLOW_ID?x-api-key="+key+"?stream=false", nil))
 	// Output:
 	// 200 ok

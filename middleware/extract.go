@@ -158,7 +158,7 @@ func unhex(c byte) (byte, bool) {
 
 // keyParam reports whether the query segment seg carries key as its value
 // (cut at a raw '?'), and returns what follows that '?' (the parameters of
-// the seed's typo), which the caller keeps.
+// the typo in Langflow's documented curl command), which the caller keeps.
 func keyParam(seg, key string) (rest string, ok bool) {
 	_, v, _ := strings.Cut(seg, "=")
 	v, rest, _ = strings.Cut(v, "?")

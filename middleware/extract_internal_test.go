@@ -30,7 +30,8 @@ func TestUnescapedEqual(t *testing.T) {
 	}
 }
 
-// TestQueryParam: §3.7's query source plus the seed's '?' typo.
+// TestQueryParam: Langflow's query source (docs/langflow-compatibility.md#key-sources) plus the '?'
+// typo of Langflow's documented curl command.
 func TestQueryParam(t *testing.T) {
 	tests := []struct {
 		raw, key string

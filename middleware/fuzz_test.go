@@ -24,7 +24,7 @@ func (oneKey) Verify(_ context.Context, key string) (apikey.Principal, error) {
 	return apikey.Principal{}, apikey.ErrInvalid
 }
 
-// oracleKey is an independent reading of §3.7's rule with the seed's '?'
+// oracleKey is an independent reading of Langflow's rule (docs/langflow-compatibility.md#key-sources) with the documented '?'
 // typo: the first non-empty x-api-key query value (decoded with net/url, cut
 // at a raw '?'), else the header.
 func oracleKey(rawQuery, header string) string {
@@ -45,7 +45,7 @@ func oracleKey(rawQuery, header string) string {
 }
 
 // FuzzMiddleware feeds arbitrary x-api-key headers and raw queries: the
-// middleware never panics, passes exactly when the key §3.7 selects is the
+// middleware never panics, passes exactly when the key that rule selects is the
 // valid one, hands over the right principal, and leaves no parameter holding
 // the key in the URL the next handler sees.
 func FuzzMiddleware(f *testing.F) {

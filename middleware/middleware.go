@@ -15,7 +15,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 )
 
-// Langflow's messages (reference §3.7), answered verbatim by the default
+// Langflow's messages (see docs/langflow-compatibility.md#authentication-errors), answered verbatim by the default
 // error handler.
 const (
 	// MsgNoKey answers a request without a key when auto-login is off (403).
@@ -396,7 +396,8 @@ func IsRejection(err error) bool {
 		errors.Is(err, apikey.ErrNotFound)
 }
 
-// DefaultErrorHandler answers as Langflow does (reference §3.7), with a JSON
+// DefaultErrorHandler answers as Langflow does
+// (docs/langflow-compatibility.md#authentication-errors), with a JSON
 // body {"detail": msg}:
 //
 //	ErrAutoLoginNoKey                              403 MsgAutoLoginNoKey

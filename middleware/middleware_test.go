@@ -141,9 +141,10 @@ func unknownKey() string {
 	return "sk-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// TestMiddleware_Langflow37 covers reference §3.7: key sources, precedence,
+// TestMiddleware_Langflow covers docs/langflow-compatibility.md#key-sources and the sections after
+// it: key sources, precedence,
 // and Langflow's status codes and messages.
-func TestMiddleware_Langflow37(t *testing.T) {
+func TestMiddleware_Langflow(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
 		name     string
@@ -159,18 +160,18 @@ func TestMiddleware_Langflow37(t *testing.T) {
 		source   middleware.Source
 		rawQuery string // what the downstream handler sees
 	}{
-		{name: "§3.7 no key, auto-login off: 403", target: "/run", status: 403, detail: middleware.MsgNoKey},
-		{name: "§3.7 header key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", keyName: "primary", source: middleware.SourceDB},
-		{name: "§3.7 header name is case-insensitive", target: "/run", header: map[string]string{"X-API-KEY": f.valid}, status: 200, user: "user-1"},
-		{name: "§3.7 query key", target: "/run?x-api-key=" + f.valid, status: 200, user: "user-1"},
-		{name: "§3.7 query wins over header (valid query, wrong header)", target: "/run?x-api-key=" + f.other, header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2"},
-		{name: "§3.7 query wins over header (wrong query, valid header)", target: "/run?x-api-key=" + wellFormedUnknown, header: map[string]string{"x-api-key": f.valid}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "§3.7 empty query value falls back to the header", target: "/run?x-api-key=&stream=false", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "x-api-key=&stream=false"},
+		{name: "no key, auto-login off: 403", target: "/run", status: 403, detail: middleware.MsgNoKey},
+		{name: "header key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", keyName: "primary", source: middleware.SourceDB},
+		{name: "header name is case-insensitive", target: "/run", header: map[string]string{"X-API-KEY": f.valid}, status: 200, user: "user-1"},
+		{name: "query key", target: "/run?x-api-key=" + f.valid, status: 200, user: "user-1"},
+		{name: "query wins over header (valid query, wrong header)", target: "/run?x-api-key=" + f.other, header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2"},
+		{name: "query wins over header (wrong query, valid header)", target: "/run?x-api-key=" + wellFormedUnknown, header: map[string]string{"x-api-key": f.valid}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "empty query value falls back to the header", target: "/run?x-api-key=&stream=false", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "x-api-key=&stream=false"},
 		{name: "query parameter name is exact", target: "/run?X-API-KEY=" + f.valid, status: 403, detail: middleware.MsgNoKey},
 		{name: "percent-encoded query key", target: "/run?x%2Dapi%2Dkey=" + url.QueryEscape(f.valid) + "&a=1", status: 200, user: "user-1", rawQuery: "a=1"},
-		{name: "§3.7 unknown key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "§3.7 malformed key: 403", target: "/run", header: map[string]string{"x-api-key": malformedKey}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "§3.5 revoked (deleted) key: 403", target: "/run", header: map[string]string{"x-api-key": f.revoked}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "unknown key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "malformed key: 403", target: "/run", header: map[string]string{"x-api-key": malformedKey}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "revoked (deleted) key: 403", target: "/run", header: map[string]string{"x-api-key": f.revoked}, status: 403, detail: middleware.MsgInvalidKey},
 		{name: "expired key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.expired}, status: 403, detail: middleware.MsgInvalidKey},
 		{name: "inactive key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.inactive}, status: 403, detail: middleware.MsgInvalidKey},
 		{name: "store down: 503 without internals", target: "/run", header: map[string]string{"x-api-key": unknownKey()}, failDB: true, status: 503, detail: middleware.MsgUnavailable},
@@ -198,25 +199,25 @@ func TestMiddleware_Langflow37(t *testing.T) {
 			cfg: func(c *middleware.Config) { c.Optional = true }},
 		{name: "optional: valid key attaches the principal", target: "/public", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
 			cfg: func(c *middleware.Config) { c.Optional = true }},
-		{name: "§3.7 auto-login without skip, no key: 403 AUTO_LOGIN_ERROR", target: "/run", status: 403, detail: middleware.MsgAutoLoginNoKey,
+		{name: "auto-login without skip, no key: 403 AUTO_LOGIN_ERROR", target: "/run", status: 403, detail: middleware.MsgAutoLoginNoKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
-		{name: "§3.7 auto-login without skip, valid key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
+		{name: "auto-login without skip, valid key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
-		{name: "§3.7 auto-login without skip, wrong key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "auto-login without skip, wrong key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
-		{name: "§3.7 auto-login with skip, no key: superuser", target: "/run", status: 200, user: "su", source: middleware.SourceAutoLogin,
+		{name: "auto-login with skip, no key: superuser", target: "/run", status: 200, user: "su", source: middleware.SourceAutoLogin,
 			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
-		{name: "§3.7 auto-login with skip, a key is still checked", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "auto-login with skip, a key is still checked", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
 		{name: "skip auto-login alone does nothing", target: "/run", status: 403, detail: middleware.MsgNoKey,
 			cfg: func(c *middleware.Config) { c.SkipAuthAutoLogin = true }},
-		{name: "§3.7 env key: superuser", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, status: 200, user: "su", source: middleware.SourceEnv,
+		{name: "env key: superuser", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, status: 200, user: "su", source: middleware.SourceEnv,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "§3.7 env key in the query is stripped", target: "/run?x-api-key=my-env-key&stream=false", status: 200, user: "su", source: middleware.SourceEnv, rawQuery: "stream=false",
+		{name: "env key in the query is stripped", target: "/run?x-api-key=my-env-key&stream=false", status: 200, user: "su", source: middleware.SourceEnv, rawQuery: "stream=false",
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "§3.7 env source falls back to the store", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", source: middleware.SourceDB,
+		{name: "env source falls back to the store", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", source: middleware.SourceDB,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "§3.7 env compare is exact (no trim, case-sensitive)", target: "/run", header: map[string]string{"x-api-key": "MY-ENV-KEY"}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "env compare is exact (no trim, case-sensitive)", target: "/run", header: map[string]string{"x-api-key": "MY-ENV-KEY"}, status: 403, detail: middleware.MsgInvalidKey,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
 		{name: "env key works while the store is down", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, failDB: true, status: 200, user: "su", source: middleware.SourceEnv,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
@@ -276,8 +277,8 @@ func TestMiddleware_Langflow37(t *testing.T) {
 	}
 }
 
-// TestMiddleware_SeedCurl runs the seed's two curl commands (reference §3.7,
-// seed "Use the API key") against a real server, with API_KEY replaced by a
+// TestMiddleware_SeedCurl runs the two curl commands of Langflow's documentation (docs/langflow-compatibility.md#key-sources,
+// "Use the API key") against a real server, with API_KEY replaced by a
 // real key: the header form, and the query form with its '?' typed for '&'.
 func TestMiddleware_SeedCurl(t *testing.T) {
 	f := newFixture(t)
@@ -427,7 +428,7 @@ func TestMiddleware_KeyStrippedFromParsedForm(t *testing.T) {
 	assert.Equal(t, f.valid, r.Form.Get("x-api-key"), "caller's form untouched")
 }
 
-// TestMiddleware_RevokedImmediately: §3.5 DELETE is the revocation; the next
+// TestMiddleware_RevokedImmediately: DELETE is the revocation (docs/langflow-compatibility.md#api-key-endpoints); the next
 // request with that key is refused at once, even on a warm cache.
 func TestMiddleware_RevokedImmediately(t *testing.T) {
 	ctx := context.Background()
@@ -739,8 +740,9 @@ func TestRouters(t *testing.T) {
 	}
 }
 
-// TestMessages_Langflow37 pins the default answers to §3.7's literal texts.
-func TestMessages_Langflow37(t *testing.T) {
+// TestMessages_Langflow pins the default answers to Langflow's literal texts
+// (docs/langflow-compatibility.md#authentication-errors).
+func TestMessages_Langflow(t *testing.T) {
 	tests := []struct {
 		err    error
 		status int

@@ -10,7 +10,7 @@ import (
 )
 
 // Environment settings read by EnvSettingsFromEnv, ImportEnv and NewResolver
-// (Langflow's names, §1).
+// (Langflow's names, docs/langflow-compatibility.md#environment-settings).
 const (
 	EnvStoreEnvironmentVariables = "LANGFLOW_STORE_ENVIRONMENT_VARIABLES"
 	EnvVariablesToGet            = "LANGFLOW_VARIABLES_TO_GET_FROM_ENVIRONMENT"
@@ -18,7 +18,7 @@ const (
 )
 
 // DefaultEnvNames is Langflow's default list of environment variables
-// imported as Credential variables (VARIABLES_TO_GET_FROM_ENVIRONMENT, §1):
+// imported as Credential variables (VARIABLES_TO_GET_FROM_ENVIRONMENT, docs/langflow-compatibility.md#environment-settings):
 // the 1.8 baseline plus the names Langflow 1.11.x adds. The agentic names that
 // LANGFLOW_AGENTIC_EXPERIENCE adds (FLOW_ID, COMPONENT_ID, FIELD_NAME,
 // ASTRA_TOKEN) are not included. Do not modify it.
@@ -57,7 +57,7 @@ var providerNames = func() map[string]bool {
 
 // ProviderDefaultFields returns the default fields the environment import
 // gives a model-provider variable — [provider, "api_key"], e.g. ["OpenAI",
-// "api_key"] for OPENAI_API_KEY (§4.4) — and false for other names.
+// "api_key"] for OPENAI_API_KEY (docs/langflow-compatibility.md#environment-import) — and false for other names.
 func ProviderDefaultFields(name string) ([]string, bool) {
 	p, ok := providers[name]
 	if !ok {
@@ -104,7 +104,7 @@ func EnvSettingsFromEnv(getenv func(string) string) (EnvSettings, error) {
 }
 
 // mergeNames returns defaults followed by the comma-separated, trimmed names
-// in extra that are not already present. Unlike Langflow (§1), whitespace
+// in extra that are not already present. Unlike Langflow (docs/langflow-compatibility.md#environment-settings), whitespace
 // around a name is removed, so "A, B" means A and B.
 func mergeNames(defaults []string, extra string) []string {
 	out := slices.Clone(defaults)
@@ -155,7 +155,8 @@ type EnvImportReport struct {
 }
 
 // ImportEnv copies environment variables into the user's variables, as
-// Langflow's initialize_user_variables (§4.4) with its #14983 bug fixed. It
+// Langflow's initialize_user_variables (docs/langflow-compatibility.md#environment-import)
+// with its #14983 bug fixed. It
 // does nothing when LANGFLOW_STORE_ENVIRONMENT_VARIABLES is false. For each
 // name that is set to a value that is non-empty once trimmed (the trimmed
 // value is used), skipping model-provider keys whose value is "dummy" (any

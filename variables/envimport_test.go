@@ -22,7 +22,7 @@ func TestEnvSettingsFromEnv(t *testing.T) {
 		wantError bool
 	}{
 		{name: "defaults", env: envMap{}, store: true, fallback: true},
-		{name: "§1 list is added to the defaults, trimmed (unlike Langflow)", env: envMap{variables.EnvVariablesToGet: "A, B ,,OPENAI_API_KEY, A"}, store: true, fallback: true, extra: []string{"A", "B"}},
+		{name: "list is added to the defaults, trimmed (unlike Langflow)", env: envMap{variables.EnvVariablesToGet: "A, B ,,OPENAI_API_KEY, A"}, store: true, fallback: true, extra: []string{"A", "B"}},
 		{name: "switches off", env: envMap{variables.EnvStoreEnvironmentVariables: "false", variables.EnvFallbackToEnvVar: "0"}, store: false, fallback: false},
 		{name: "pydantic spellings", env: envMap{variables.EnvStoreEnvironmentVariables: " Off ", variables.EnvFallbackToEnvVar: "YES"}, store: false, fallback: true},
 		{name: "invalid boolean", env: envMap{variables.EnvFallbackToEnvVar: "maybe"}, wantError: true},
@@ -53,7 +53,7 @@ func TestProviderDefaultFields(t *testing.T) {
 	assert.False(t, ok)
 }
 
-// TestImportEnvRules ports §4.4 and test_service.py's import test (§5):
+// TestImportEnvRules ports docs/langflow-compatibility.md#environment-import and test_service.py's import test:
 // listed names are created as Credential with trimmed values; empty values,
 // unlisted names and provider keys set to "dummy" are skipped.
 func TestImportEnvRules(t *testing.T) {

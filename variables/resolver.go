@@ -244,7 +244,7 @@ const overridePrefix = "x-langflow-global-var-"
 
 // OverridesFromRequest returns the request-level variable overrides carried
 // by X-LANGFLOW-GLOBAL-VAR-<NAME> headers, as Langflow's /api/v1/run does
-// (§4.6): the header name is lower-cased, the prefix removed and the rest
+// (docs/langflow-compatibility.md#variable-precedence): the header name is lower-cased, the prefix removed and the rest
 // upper-cased, so X-LANGFLOW-GLOBAL-VAR-API-KEY overrides the variable
 // "API-KEY" (dashes are not turned into underscores). When a header repeats,
 // the last value wins. Headers with an empty name or value are ignored. It

@@ -24,7 +24,7 @@ func newResolver(t testing.TB, s *variables.Service, fallback *bool, env envMap)
 }
 
 // TestPrecedenceMatrix checks every combination of the four sources, with
-// the environment fallback on and off (§4.6 "Effective precedence"): flow
+// the environment fallback on and off (docs/langflow-compatibility.md#variable-precedence): flow
 // literal > request override > stored variable > environment > none. When the
 // flow has a literal, the field is unbound: the bound sources must not leak
 // into it, and a stored variable whose default fields name the field must
@@ -109,7 +109,7 @@ func TestResolveOneStoreCallPerRun(t *testing.T) {
 	assert.Equal(t, variables.SourceNone, got[6].Source)
 }
 
-// TestResolveLoadingPort ports interface/initialize/test_loading.py (§5).
+// TestResolveLoadingPort ports interface/initialize/test_loading.py.
 func TestResolveLoadingPort(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, nil)
@@ -153,7 +153,7 @@ func TestResolveLoadingPort(t *testing.T) {
 	})
 }
 
-// TestResolveSessionID: a Credential cannot feed a session_id field (§4.3,
+// TestResolveSessionID: a Credential cannot feed a session_id field (docs/langflow-compatibility.md#variable-types,
 // test_service.py), with Langflow's message.
 func TestResolveSessionID(t *testing.T) {
 	ctx := context.Background()
@@ -186,7 +186,7 @@ func TestResolveDefaultFields(t *testing.T) {
 		_, err := s.Create(ctx, "u1", variables.CreateInput{Name: name, Value: value, DefaultFields: fields})
 		require.NoError(t, err)
 	}
-	mk("OPENAI_API_KEY", "sk-openai", "OpenAI", "api_key") // as imported from the environment (§4.4)
+	mk("OPENAI_API_KEY", "sk-openai", "OpenAI", "api_key") // as imported from the environment
 	mk("SERP", "serp-key", "serpapi_api_key", "SerpAPI Key")
 	mk("FIRST", "first", "shared_field")
 	mk("SECOND", "second", "shared_field")
@@ -226,7 +226,7 @@ func TestResolveEnvironmentDetails(t *testing.T) {
 	ctx := context.Background()
 	store := variables.NewMemoryStore()
 	s := newService(t, store)
-	// A stored variable with an empty value counts as missing (§4.3).
+	// A stored variable with an empty value counts as missing, as in Langflow.
 	require.NoError(t, store.Create(ctx, variables.Variable{ID: ids.New(), UserID: "u1", Name: "EMPTY", Type: variables.Generic, Origin: variables.OriginUser}))
 	env := envMap{"EMPTY": "env-empty", "BLANK": "", "LANGFLOW_SECRET_KEY": "master", "langflow_api_key": "k"}
 	r := newResolver(t, s, ptr(true), env)
@@ -292,7 +292,7 @@ func TestResolveErrors(t *testing.T) {
 	assert.ErrorIs(t, err, errBroken)
 }
 
-// TestOverridesFromRequest ports the header normalisation of §4.6.
+// TestOverridesFromRequest ports the header normalisation (docs/langflow-compatibility.md#variable-precedence).
 func TestOverridesFromRequest(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -300,7 +300,7 @@ func TestOverridesFromRequest(t *testing.T) {
 		want    map[string]string
 	}{
 		{"none", nil, nil},
-		{"§4.6 upper-cased, dashes kept", [][2]string{{"X-LANGFLOW-GLOBAL-VAR-API-KEY", "v"}}, map[string]string{"API-KEY": "v"}},
+		{"upper-cased, dashes kept", [][2]string{{"X-LANGFLOW-GLOBAL-VAR-API-KEY", "v"}}, map[string]string{"API-KEY": "v"}},
 		{"lower-case header", [][2]string{{"x-langflow-global-var-openai_api_key", "sk"}}, map[string]string{"OPENAI_API_KEY": "sk"}},
 		{"several", [][2]string{{"X-Langflow-Global-Var-A", "1"}, {"X-Langflow-Global-Var-B", "2"}, {"X-Other", "3"}}, map[string]string{"A": "1", "B": "2"}},
 		{"repeated: last wins", [][2]string{{"X-Langflow-Global-Var-A", "1"}, {"X-Langflow-Global-Var-A", "2"}}, map[string]string{"A": "2"}},

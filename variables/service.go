@@ -93,7 +93,7 @@ type Patch struct {
 }
 
 // Create stores a new variable for the user, checking in Langflow's order
-// (§4.2): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
+// (docs/langflow-compatibility.md#variable-rules-and-messages): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
 // ErrInvalidName, ErrInvalidType and ErrInvalidValue, then ErrNameExists.
 // A Credential value is encrypted; a Generic value is stored as given. The
 // returned Variable holds the stored value (a token for Credential) with

@@ -23,7 +23,7 @@ func TestNewServiceRequiresKeyring(t *testing.T) {
 }
 
 // TestCreateValidation ports the 400 cases of Langflow's
-// api/v1/test_variable.py (§4.2, §5): the four messages, in Langflow's order,
+// api/v1/test_variable.py (docs/langflow-compatibility.md#variable-rules-and-messages): the four messages, in Langflow's order,
 // plus keyflow's own checks.
 func TestCreateValidation(t *testing.T) {
 	ctx := context.Background()
@@ -37,12 +37,12 @@ func TestCreateValidation(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"§4.2 both empty", variables.CreateInput{}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
-		{"§4.2 both empty beats bad type", variables.CreateInput{Type: "Bogus"}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
-		{"§4.2 empty name", variables.CreateInput{Value: "v"}, variables.ErrEmptyName, "Variable name cannot be empty"},
-		{"§4.2 empty value", variables.CreateInput{Name: "N"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
-		{"§4.2 empty value beats duplicate", variables.CreateInput{Name: "TAKEN"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
-		{"§4.2 name exists", variables.CreateInput{Name: "TAKEN", Value: "other"}, variables.ErrNameExists, "Variable name already exists"},
+		{"both empty", variables.CreateInput{}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
+		{"both empty beats bad type", variables.CreateInput{Type: "Bogus"}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
+		{"empty name", variables.CreateInput{Value: "v"}, variables.ErrEmptyName, "Variable name cannot be empty"},
+		{"empty value", variables.CreateInput{Name: "N"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
+		{"empty value beats duplicate", variables.CreateInput{Name: "TAKEN"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
+		{"name exists", variables.CreateInput{Name: "TAKEN", Value: "other"}, variables.ErrNameExists, "Variable name already exists"},
 		{"control character in name", variables.CreateInput{Name: "A\nB", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
 		{"invalid UTF-8 name", variables.CreateInput{Name: "A\xff", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
 		{"name too long", variables.CreateInput{Name: strings.Repeat("n", 256), Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
@@ -67,7 +67,7 @@ func TestCreateValidation(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-// TestCreateDefaultsToCredential ports test_service.py's create test (§5):
+// TestCreateDefaultsToCredential ports test_service.py's create test:
 // the default type is Credential, the stored value is encrypted, and
 // updated_at is unset.
 func TestCreateDefaultsToCredential(t *testing.T) {
@@ -90,7 +90,7 @@ func TestCreateDefaultsToCredential(t *testing.T) {
 	assert.NotNil(t, g.DefaultFields)
 }
 
-// TestValueRoundTrip ports get_variable (§4.3, §5): the value decrypts, a
+// TestValueRoundTrip ports get_variable (docs/langflow-compatibility.md#variable-types): the value decrypts, a
 // missing name or an empty stored value is not found.
 func TestValueRoundTrip(t *testing.T) {
 	ctx := context.Background()
@@ -109,7 +109,7 @@ func TestValueRoundTrip(t *testing.T) {
 
 	require.NoError(t, store.Create(ctx, variables.Variable{ID: ids.New(), UserID: "u1", Name: "EMPTY", Type: variables.Generic}))
 	_, err = s.Value(ctx, "u1", "EMPTY")
-	assert.ErrorIs(t, err, variables.ErrNotFound, "an empty value counts as not found (§4.3)")
+	assert.ErrorIs(t, err, variables.ErrNotFound, "an empty value counts as not found")
 }
 
 // TestLegacyValues: rows written by older Langflow versions still read.
@@ -158,7 +158,7 @@ func TestLegacyValues(t *testing.T) {
 	assert.Empty(t, byName["FOREIGN_CREDENTIAL"].Value, "List never needs to decrypt a Credential")
 }
 
-// TestList ports the list behaviour (§4.2): Credential values null, Generic
+// TestList ports the list behaviour (docs/langflow-compatibility.md#variable-types): Credential values null, Generic
 // equal, "__x__" names hidden, oldest first.
 func TestList(t *testing.T) {
 	ctx := context.Background()
@@ -191,8 +191,8 @@ func TestList(t *testing.T) {
 	assert.Empty(t, empty)
 }
 
-// TestUpdate ports update_variable and update_variable_fields (§4.2, §4.3,
-// §5): a new ciphertext, updated_at set, created_at kept, name/value/fields
+// TestUpdate ports update_variable and update_variable_fields
+// (docs/langflow-compatibility.md#variable-endpoints): a new ciphertext, updated_at set, created_at kept, name/value/fields
 // changed.
 func TestUpdate(t *testing.T) {
 	ctx := context.Background()
@@ -220,7 +220,7 @@ func TestUpdate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "three", got)
 
-	// An empty string is a value (§4.2 step 4) and is encrypted.
+	// An empty string is a value, as in Langflow, and is encrypted.
 	u3, err := s.Update(ctx, "u1", v.ID, variables.Patch{Value: ptr("")})
 	require.NoError(t, err)
 	assert.True(t, secrets.IsEncrypted(u3.Value))
@@ -243,7 +243,7 @@ func TestUpdateErrors(t *testing.T) {
 		p              variables.Patch
 		want           error
 	}{
-		{"§4.2 unknown id", "u1", ids.New(), variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
+		{"unknown id", "u1", ids.New(), variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
 		{"malformed id", "u1", "not-a-uuid", variables.Patch{}, variables.ErrNotFound},
 		{"another user's id", "u2", a.ID, variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
 		{"rename onto existing", "u1", a.ID, variables.Patch{Name: ptr("B")}, variables.ErrNameExists},
@@ -262,7 +262,7 @@ func TestUpdateErrors(t *testing.T) {
 }
 
 // TestTypeChange: Generic → Credential encrypts the existing value (Langflow
-// leaves it plaintext, §4.2 quirks); Credential → Generic stores the
+// leaves it plaintext, docs/langflow-compatibility.md#variable-types); Credential → Generic stores the
 // plaintext.
 func TestTypeChange(t *testing.T) {
 	ctx := context.Background()
@@ -305,7 +305,7 @@ func TestUpdateMarksUserOrigin(t *testing.T) {
 	assert.Equal(t, variables.OriginUser, u.Origin)
 }
 
-// TestDelete ports delete_variable_by_id (§4.3, §5).
+// TestDelete ports delete_variable_by_id.
 func TestDelete(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, nil)

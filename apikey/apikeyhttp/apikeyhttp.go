@@ -1,5 +1,5 @@
 // Package apikeyhttp serves Langflow's API-key management endpoints
-// (/api/v1/api_key/, reference §3.5) over an *apikey.Manager, as an
+// (/api/v1/api_key/, see docs/langflow-compatibility.md#api-key-endpoints) over an *apikey.Manager, as an
 // http.Handler a host mounts behind its own authentication:
 //
 //	auth, _ := middleware.New(middleware.Config{Verifier: keys})

@@ -111,7 +111,7 @@ func TestList_Langflow35(t *testing.T) {
 	require.Len(t, list, 1)
 	k := list[0].(map[string]any)
 	assert.Equal(t, []string{"api_key", "created_at", "expires_at", "id", "is_active", "last_used_at", "name", "total_uses", "user_id"}, keys(k))
-	assert.Equal(t, e.key1[:8]+strings.Repeat("*", 38), k["api_key"], "§3.4 mask: first 8 characters, then *")
+	assert.Equal(t, e.key1[:8]+strings.Repeat("*", 38), k["api_key"], "mask: first 8 characters, then *")
 	assert.Len(t, k["api_key"], 46)
 	assert.Equal(t, e.rec1.ID, k["id"])
 	assert.Equal(t, "first", k["name"])
@@ -316,7 +316,7 @@ func TestMounted_Langflow35(t *testing.T) {
 	assert.JSONEq(t, `{"detail":"API Key deleted"}`, w.Body.String())
 
 	w = do(e.srv, "GET", "/api/v1/api_key/", "", "x-api-key", newKey)
-	assert.Equal(t, 403, w.Code, "§3.5 revocation is immediate")
+	assert.Equal(t, 403, w.Code, "revocation is immediate")
 	assert.JSONEq(t, `{"detail":"Invalid or missing API key"}`, w.Body.String())
 
 	w = do(e.srv, "GET", "/api/v1/api_key/", "")

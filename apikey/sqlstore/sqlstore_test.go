@@ -98,7 +98,7 @@ func TestMigrateTwice(t *testing.T) {
 }
 
 // TestRefusesForeignTable: a table of the same name created by another
-// program, such as Langflow's apikey table (reference §3.2), is not adopted.
+// program, such as Langflow's apikey table (docs/langflow-compatibility.md#api-key-storage), is not adopted.
 func TestRefusesForeignTable(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestRefusesForeignTable(t *testing.T) {
 }
 
 // TestHashStoredAsHex: the hash column holds Langflow's api_key_hash form,
-// sha256(key).hexdigest() (reference §3.3), and no column holds the key.
+// sha256(key).hexdigest() (docs/langflow-compatibility.md#api-key-storage), and no column holds the key.
 func TestHashStoredAsHex(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {

@@ -34,7 +34,7 @@ func TestAPIKeyBox(t *testing.T) {
 │ Make sure to store it in a secure location.          │
 ╰──────────────────────────────────────────────────────╯
 `},
-		{"copied on macOS (the seed's box)", true, "darwin", `╭─────────────────────────────────────────────────────────────────────╮
+		{"copied on macOS (Langflow's box)", true, "darwin", `╭─────────────────────────────────────────────────────────────────────╮
 │ API Key Created Successfully:                                       │
 │                                                                     │
 │ sk-O0elzoWID1izAH8RUKrnnvyyMwIzHi2Wk-uXWoNJ2Ro                      │

@@ -158,7 +158,7 @@ type fieldResult struct {
 
 // runFlow is POST /api/v1/run/{flow_id} {"inputs": {"text": ...}, "tweaks":
 // {"<field>": "<literal>"}}. The Echo "component" outputs its input text and
-// reports, per field, where its value came from (Langflow §4.6: flow value or
+// reports, per field, where its value came from (docs/langflow-compatibility.md#variable-precedence: flow value or
 // tweak > X-LANGFLOW-GLOBAL-VAR-* header > stored variable > environment).
 func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("flow_id")
@@ -186,7 +186,7 @@ func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "read flow", err)
 		return
 	}
-	if f.UserID != userID { // superusers are not exempt (§3.7)
+	if f.UserID != userID { // superusers are not exempt, as in Langflow
 		httpjson.Detail(w, http.StatusForbidden, "You do not have permission to run this flow")
 		return
 	}

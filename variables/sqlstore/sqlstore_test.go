@@ -67,7 +67,7 @@ func TestNewOptions(t *testing.T) {
 	}
 }
 
-// TestSchemaUniqueUserName checks the constraint Langflow lacks (§4.1) at
+// TestSchemaUniqueUserName checks the constraint Langflow lacks (docs/langflow-compatibility.md#variable-rules-and-messages) at
 // the SQL level, not only through the Store.
 func TestSchemaUniqueUserName(t *testing.T) {
 	db := testdb.SQLite(t)
@@ -142,7 +142,7 @@ func TestReencrypt(t *testing.T) {
 }
 
 // TestForeignTable: a table of the same name with another schema (such as
-// Langflow's own "variable" table, §4.1) is reported, not silently used.
+// Langflow's own "variable" table) is reported, not silently used.
 func TestForeignTable(t *testing.T) {
 	db := testdb.SQLite(t)
 	_, err := db.Exec(`CREATE TABLE variable (id CHAR(32) PRIMARY KEY, name VARCHAR NOT NULL, value VARCHAR NOT NULL,

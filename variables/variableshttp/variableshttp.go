@@ -1,5 +1,5 @@
 // Package variableshttp serves Langflow's global-variable management API
-// (/api/v1/variables/, §4.2 of the behaviour reference) over a
+// (/api/v1/variables/, see docs/langflow-compatibility.md#variable-endpoints) over a
 // variables.Service, for a host server to mount behind its own
 // authentication:
 //

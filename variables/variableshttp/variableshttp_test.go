@@ -88,7 +88,7 @@ func (s *server) createdID(user, body string) string {
 	return r.json(s.t).(map[string]any)["id"].(string)
 }
 
-// TestCreate ports api/v1/test_variable.py's create cases (§4.2, §5).
+// TestCreate ports api/v1/test_variable.py's create cases (docs/langflow-compatibility.md#variable-rules-and-messages).
 func TestCreate(t *testing.T) {
 	s := newServer(t, nil)
 	require.Equal(t, http.StatusCreated, s.create("u1", `{"name":"TAKEN","value":"x","default_fields":[]}`).code)
@@ -98,7 +98,7 @@ func TestCreate(t *testing.T) {
 		code       int
 		check      func(t *testing.T, r response)
 	}{
-		{"§4.2 201 with the Generic value echoed", `{"name":"G","value":"plain","type":"Generic","default_fields":["f"]}`, 201, func(t *testing.T, r response) {
+		{"201 with the Generic value echoed", `{"name":"G","value":"plain","type":"Generic","default_fields":["f"]}`, 201, func(t *testing.T, r response) {
 			m := r.json(t).(map[string]any)
 			assert.Equal(t, "plain", m["value"])
 			assert.Equal(t, "Generic", m["type"])
@@ -106,18 +106,18 @@ func TestCreate(t *testing.T) {
 			assert.True(t, ids.Valid(m["id"].(string)))
 			assert.ElementsMatch(t, []string{"id", "name", "type", "value", "default_fields"}, keys(m))
 		}},
-		{"§4.2 the default type is Credential and its value null", `{"name":"C","value":"sk-secret","default_fields":null,"category":"Global"}`, 201, func(t *testing.T, r response) {
+		{"the default type is Credential and its value null", `{"name":"C","value":"sk-secret","default_fields":null,"category":"Global"}`, 201, func(t *testing.T, r response) {
 			m := r.json(t).(map[string]any)
 			assert.Equal(t, "Credential", m["type"])
 			assert.Nil(t, m["value"])
 			assert.Equal(t, []any{}, m["default_fields"])
 			assert.NotContains(t, string(r.body), "sk-secret")
 		}},
-		{"§4.2 both empty", `{"name":"","value":""}`, 400, detail("Variable name and value cannot be empty")},
-		{"§4.2 missing fields count as empty", `{}`, 400, detail("Variable name and value cannot be empty")},
-		{"§4.2 empty name", `{"name":"","value":"v"}`, 400, detail("Variable name cannot be empty")},
-		{"§4.2 empty value", `{"name":"N","value":""}`, 400, detail("Variable value cannot be empty")},
-		{"§4.2 name exists", `{"name":"TAKEN","value":"v"}`, 400, detail("Variable name already exists")},
+		{"both empty", `{"name":"","value":""}`, 400, detail("Variable name and value cannot be empty")},
+		{"missing fields count as empty", `{}`, 400, detail("Variable name and value cannot be empty")},
+		{"empty name", `{"name":"","value":"v"}`, 400, detail("Variable name cannot be empty")},
+		{"empty value", `{"name":"N","value":""}`, 400, detail("Variable value cannot be empty")},
+		{"name exists", `{"name":"TAKEN","value":"v"}`, 400, detail("Variable name already exists")},
 		{"unknown type", `{"name":"N","value":"v","type":"Secret"}`, 400, detail("Variable type must be Credential or Generic")},
 		{"malformed JSON", `{"name":`, 422, nil},
 		{"wrong field type", `{"name":1,"value":"v"}`, 422, nil},
@@ -155,7 +155,7 @@ func TestBodyTooLarge(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, r.code)
 }
 
-// TestList ports the list cases (§4.2, §5): Credential values null, Generic
+// TestList ports the list cases (docs/langflow-compatibility.md#variable-types): Credential values null, Generic
 // equal, "__x__" hidden, per user.
 func TestList(t *testing.T) {
 	s := newServer(t, nil)
@@ -178,7 +178,7 @@ func TestList(t *testing.T) {
 	assert.JSONEq(t, `[]`, string(r.body))
 }
 
-// TestPatch ports the update cases (§4.2, §5).
+// TestPatch ports the update cases (docs/langflow-compatibility.md#variable-endpoints).
 func TestPatch(t *testing.T) {
 	s := newServer(t, nil)
 	id := s.createdID("u1", `{"name":"K","value":"one","type":"Generic","default_fields":["a"]}`)
@@ -210,7 +210,7 @@ func TestPatch(t *testing.T) {
 			assert.Equal(t, "Credential", m["type"])
 			assert.Nil(t, m["value"])
 		}},
-		{"§4.2 unknown id: 404", "u1", "/api/v1/variables/" + ids.New(), `{"value":"x"}`, 404, detail("Variable not found")},
+		{"unknown id: 404", "u1", "/api/v1/variables/" + ids.New(), `{"value":"x"}`, 404, detail("Variable not found")},
 		{"another user's id: 404", "u2", path, `{"value":"x"}`, 404, detail("Variable not found")},
 		{"malformed id: 422", "u1", "/api/v1/variables/not-a-uuid", `{"value":"x"}`, 422, func(t *testing.T, r response) {
 			d := r.json(t).(map[string]any)["detail"].([]any)[0].(map[string]any)
@@ -236,7 +236,7 @@ func TestPatch(t *testing.T) {
 	assert.Equal(t, "two", v, "the Generic → Credential change kept the value, now encrypted")
 }
 
-// TestDelete ports the delete cases (§4.2, §5), with 404 instead of
+// TestDelete ports the delete cases (docs/langflow-compatibility.md#variable-endpoints), with 404 instead of
 // Langflow's 500 for a missing variable.
 func TestDelete(t *testing.T) {
 	s := newServer(t, nil)
