@@ -20,6 +20,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
 	"github.com/keyflow-dev/keyflow/internal/faultstore"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -42,11 +43,10 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	inj := faultstore.New(1)
 	store := faultstore.Keys(apikey.NewMemoryStore(), inj)
-	m, err := apikey.NewManager(apikey.Config{Store: store})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = m.Close() })
+	m := keyflowtest.NewManagerConfig(t, apikey.Config{Store: store})
 	e := &env{m: m, inj: inj}
 	ctx := context.Background()
+	var err error
 	e.key1, e.rec1, err = m.Create(ctx, "user-1", "first", apikey.CreateOptions{})
 	require.NoError(t, err)
 	e.key2, e.rec2, err = m.Create(ctx, "user-2", "theirs", apikey.CreateOptions{})
