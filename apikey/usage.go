@@ -85,6 +85,9 @@ func mergeUsage(batch map[string]Usage, id string, n int64, last time.Time) {
 // are serialised; Flush is safe for concurrent use and a no-op when usage
 // tracking is off.
 func (m *Manager) Flush(ctx context.Context) error {
+	if err := m.ready(); err != nil {
+		return err
+	}
 	if !m.track {
 		return nil
 	}

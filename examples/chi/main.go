@@ -72,7 +72,8 @@ func newRouter(keys *apikey.Manager) (http.Handler, error) {
 }
 
 func (s *items) list(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	s.mu.Lock()
 	list := append([]string{}, s.byUser[userID]...)
 	s.mu.Unlock()
@@ -80,7 +81,8 @@ func (s *items) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *items) add(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	var in struct {
 		Name string `json:"name"`
 	}
