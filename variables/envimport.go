@@ -212,7 +212,7 @@ func (s *Service) ImportEnv(ctx context.Context, userID string, opts EnvImportOp
 		}
 		outcome, err := s.importOne(ctx, userID, name, value, fields)
 		if err != nil {
-			s.log.Warn("variables: environment import failed", "variable", name, "error", err)
+			s.log.Warn("variables: environment import failed", "variable", name, "err", err)
 			rep.Failed = append(rep.Failed, name)
 			errs = append(errs, err)
 			continue
