@@ -40,15 +40,6 @@ func (r Record) MaskedKey() string {
 	return r.Prefix + strings.Repeat("*", n-len(r.Prefix))
 }
 
-// Principal is who a verified key acts for.
-//
-// Verify returns the same Scopes slice to every caller for the same cached
-// key, so callers must treat it as read-only.
-type Principal struct {
-	UserID, KeyID, KeyName string
-	Scopes                 []string
-}
-
 // displayPrefixLen is how many leading characters of a key a Record keeps.
 const displayPrefixLen = 8
 

@@ -57,7 +57,7 @@ func TestUsageExactUnderConcurrency(t *testing.T) {
 			}
 			wg.Wait()
 			require.NoError(t, m.Flush(ctx))
-			require.EqualValues(t, 1, store.addUsageCalls.Load(), "one store write per flush")
+			require.EqualValues(t, 1, store.calls("AddUsage"), "one store write per flush")
 			batch := store.lastBatch()
 			require.Len(t, batch, nkeys, "one entry per key")
 			var total int64
@@ -74,7 +74,7 @@ func TestUsageExactUnderConcurrency(t *testing.T) {
 
 			// Nothing left: the next flush writes nothing.
 			require.NoError(t, m.Flush(ctx))
-			assert.EqualValues(t, 1, store.addUsageCalls.Load())
+			assert.EqualValues(t, 1, store.calls("AddUsage"))
 		})
 	}
 }
@@ -184,7 +184,7 @@ func TestUsageDisabled(t *testing.T) {
 	}
 	require.NoError(t, m.Flush(ctx))
 	require.NoError(t, m.Close())
-	assert.Zero(t, store.addUsageCalls.Load())
+	assert.Zero(t, store.calls("AddUsage"))
 	rec := record(t, store, key)
 	assert.Zero(t, rec.TotalUses)
 	assert.Nil(t, rec.LastUsedAt)

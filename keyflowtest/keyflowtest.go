@@ -93,8 +93,8 @@ func WithQueryKey(r *http.Request, key string) *http.Request {
 // middleware had verified one: a handler behind the middleware can be tested
 // alone. For any other principal use middleware.WithPrincipal.
 func AsUser(r *http.Request, userID string, scopes ...string) *http.Request {
-	return middleware.WithPrincipal(r, middleware.Principal{
-		UserID: userID, KeyID: "keyflowtest-key", KeyName: "test", Scopes: scopes, Source: middleware.SourceDB,
+	return middleware.WithPrincipal(r, apikey.Principal{
+		UserID: userID, KeyID: "keyflowtest-key", KeyName: "test", Scopes: scopes, Source: apikey.SourceDB,
 	})
 }
 

@@ -65,7 +65,7 @@ func TestRequests(t *testing.T) {
 	key := keyflowtest.NewKey(t, m, "user-1", "flows:run")
 	auth, err := middleware.New(middleware.Config{Verifier: m})
 	require.NoError(t, err)
-	var got middleware.Principal
+	var got apikey.Principal
 	var gotQuery string
 	h := auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, _ = middleware.FromContext(r.Context())

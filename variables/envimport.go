@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 )
 
 // Environment settings read by EnvSettingsFromEnv, ImportEnv and NewResolver
@@ -79,17 +81,20 @@ type EnvSettings struct {
 	FallbackToEnv bool
 }
 
-// ErrInvalidSetting: a boolean setting holds something other than
-// true/false, 1/0, yes/no, on/off, t/f or y/n (any case). The error names the
+// ErrInvalidSetting: a boolean setting is set to something other than
+// true/false, 1/0, yes/no, on/off, t/f or y/n (any case), the empty string
+// included, as Langflow's settings refuse it (see
+// docs/langflow-compatibility.md#boolean-settings). The error names the
 // variable, not its value.
 var ErrInvalidSetting = errors.New("variables: invalid boolean setting")
 
-// EnvSettingsFromEnv reads EnvSettings through getenv (nil: os.Getenv).
-func EnvSettingsFromEnv(getenv func(string) string) (EnvSettings, error) {
-	if getenv == nil {
-		getenv = os.Getenv
+// EnvSettingsFromEnv reads EnvSettings through lookup (nil: os.LookupEnv).
+// Unset booleans take Langflow's defaults (true); set ones must be booleans
+// (ErrInvalidSetting).
+func EnvSettingsFromEnv(lookup func(string) (string, bool)) (EnvSettings, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
-	lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
 	var st EnvSettings
 	var err error
 	if st.StoreEnvironmentVariables, err = boolSetting(lookup, EnvStoreEnvironmentVariables); err != nil {
@@ -117,20 +122,14 @@ func mergeNames(defaults []string, extra string) []string {
 	return out
 }
 
-// boolSetting parses a boolean like pydantic does; unset or empty is true
-// (the default of every setting read here).
+// boolSetting reads a boolean setting as Langflow does; unset is true (the
+// default of every setting read here).
 func boolSetting(lookup func(string) (string, bool), name string) (bool, error) {
-	v, ok := lookup(name)
-	if !ok {
-		return true, nil
+	b, err := envbool.Lookup(lookup, name, true)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrInvalidSetting, err)
 	}
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "1", "true", "t", "yes", "y", "on":
-		return true, nil
-	case "0", "false", "f", "no", "n", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: %s", ErrInvalidSetting, name)
+	return b, nil
 }
 
 // EnvImportOptions configures ImportEnv.
@@ -176,6 +175,9 @@ type EnvImportReport struct {
 // Per-variable failures do not stop the import; they are logged (by name),
 // listed in Report.Failed and joined in the returned error.
 func (s *Service) ImportEnv(ctx context.Context, userID string, opts EnvImportOptions) (EnvImportReport, error) {
+	if err := s.ready(); err != nil {
+		return EnvImportReport{}, err
+	}
 	lookup := opts.Getenv
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -211,7 +213,7 @@ func (s *Service) ImportEnv(ctx context.Context, userID string, opts EnvImportOp
 		}
 		outcome, err := s.importOne(ctx, userID, name, value, fields)
 		if err != nil {
-			s.log.Warn("variables: environment import failed", "variable", name, "error", err)
+			s.log.Warn("variables: environment import failed", "variable", name, "err", err)
 			rep.Failed = append(rep.Failed, name)
 			errs = append(errs, err)
 			continue

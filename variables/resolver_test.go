@@ -2,6 +2,7 @@ package variables_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +19,15 @@ import (
 
 func newResolver(t testing.TB, s *variables.Service, fallback *bool, env envMap) *variables.Resolver {
 	t.Helper()
-	r, err := variables.NewResolver(variables.ResolverConfig{Service: s, FallbackToEnv: fallback, LookupEnv: env.Lookup})
+	mode := variables.EnvFallbackFromEnv
+	switch {
+	case fallback == nil:
+	case *fallback:
+		mode = variables.EnvFallbackOn
+	default:
+		mode = variables.EnvFallbackOff
+	}
+	r, err := variables.NewResolver(variables.ResolverConfig{Service: s, EnvFallback: mode, LookupEnv: env.Lookup})
 	require.NoError(t, err)
 	return r
 }
@@ -42,7 +51,7 @@ func TestPrecedenceMatrix(t *testing.T) {
 					_, err := s.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "from-store", DefaultFields: []string{"api_key"}})
 					require.NoError(t, err)
 				}
-				e := envMap{variables.EnvFallbackToEnvVar: "true"} // ignored: FallbackToEnv is explicit
+				e := envMap{variables.EnvFallbackToEnvVar: "true"} // ignored: EnvFallback is explicit
 				if env {
 					e["K"] = "from-env"
 				}
@@ -357,8 +366,11 @@ func FuzzValidateName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		err := variables.ValidateName(name)
 		if err != nil {
-			if err != variables.ErrEmptyName && err != variables.ErrInvalidName { //nolint:errorlint // sentinels returned as is
+			if !errors.Is(err, variables.ErrEmptyName) && !errors.Is(err, variables.ErrInvalidName) {
 				t.Fatalf("%q: unexpected error %v", name, err)
+			}
+			if len(name) > 3 && strings.Contains(err.Error(), name) {
+				t.Fatalf("error %q echoes the name", err)
 			}
 			return
 		}

@@ -43,9 +43,18 @@ func TestCreateValidation(t *testing.T) {
 		{"empty value", variables.CreateInput{Name: "N"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
 		{"empty value beats duplicate", variables.CreateInput{Name: "TAKEN"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
 		{"name exists", variables.CreateInput{Name: "TAKEN", Value: "other"}, variables.ErrNameExists, "Variable name already exists"},
-		{"control character in name", variables.CreateInput{Name: "A\nB", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
-		{"invalid UTF-8 name", variables.CreateInput{Name: "A\xff", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
-		{"name too long", variables.CreateInput{Name: strings.Repeat("n", 256), Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
+		{"control character in name", variables.CreateInput{Name: "A\nB", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+000A)"},
+		{"invalid UTF-8 name", variables.CreateInput{Name: "A\xff", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name is not valid UTF-8)"},
+		{"name too long", variables.CreateInput{Name: strings.Repeat("n", 256), Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name is longer than 255 bytes)"},
+		// Issue 13 item 8: names that look like others, and what "\ud800" decodes to.
+		{"NUL in name", variables.CreateInput{Name: "A\x00", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+0000)"},
+		{"zero-width space in name", variables.CreateInput{Name: "OPENAI\u200b_API_KEY", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+200B)"},
+		{"bidi override in name", variables.CreateInput{Name: "\u202eYEK", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+202E)"},
+		{"U+FFFD in name", variables.CreateInput{Name: "A\ufffd", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds U+FFFD, the replacement character (an unpaired surrogate escape or invalid input))"},
+		{"NUL in default_fields", variables.CreateInput{Name: "N", Value: "v", DefaultFields: []string{"a\x00"}}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (entry 0 holds the invisible or control character U+0000)"},
+		{"empty default_fields entry", variables.CreateInput{Name: "N", Value: "v", DefaultFields: []string{"api_key", ""}}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (entry 1 is empty)"},
+		{"huge default_fields entry", variables.CreateInput{Name: "N", Value: "v", DefaultFields: []string{strings.Repeat("f", 100<<10)}}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (entry 0 is longer than 255 bytes)"},
+		{"too many default_fields", variables.CreateInput{Name: "N", Value: "v", DefaultFields: make([]string, 20000)}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (more than 64 entries)"},
 		{"unknown type", variables.CreateInput{Name: "N", Value: "v", Type: "Secret"}, variables.ErrInvalidType, variables.ErrInvalidType.Message},
 		{"NUL in Generic value", variables.CreateInput{Name: "N", Value: "a\x00b", Type: variables.Generic}, variables.ErrInvalidValue, variables.ErrInvalidValue.Message},
 	} {
@@ -402,4 +411,52 @@ func TestConcurrentPatchesDoNotLoseEachOther(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "RENAMED", stored.Name, "the concurrent rename is kept")
 	assert.Equal(t, []string{"api_key"}, stored.DefaultFields)
+}
+
+// TestZeroValueService: issue 13 item 10. A Service or Resolver not made by
+// its constructor returns ErrUninitialized instead of panicking.
+func TestZeroValueService(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, s := range map[string]*variables.Service{"zero value": {}, "nil": nil} {
+		require.NotPanics(t, func() {
+			_, err := s.Create(ctx, "u", variables.CreateInput{Name: "N", Value: "v"})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.List(ctx, "u")
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.Get(ctx, "u", "00000000-0000-0000-0000-000000000000")
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.Value(ctx, "u", "N")
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.Update(ctx, "u", "00000000-0000-0000-0000-000000000000", variables.Patch{})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			assert.ErrorIs(t, s.Delete(ctx, "u", "00000000-0000-0000-0000-000000000000"), variables.ErrUninitialized, name)
+			_, err = s.Reveal(variables.Variable{})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.ImportEnv(ctx, "u", variables.EnvImportOptions{})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = (&variables.Resolver{}).Resolve(ctx, "u", nil, nil)
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+		})
+	}
+}
+
+// TestUpdateValidatesDefaultFields: issue 13 item 8, on the update path:
+// nothing is stored.
+func TestUpdateValidatesDefaultFields(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newService(t, nil)
+	v, err := s.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "v", DefaultFields: []string{"api_key"}})
+	require.NoError(t, err)
+	for _, bad := range [][]string{{"\x00"}, {""}, {"a\u202e"}, make([]string, variables.MaxDefaultFields+1)} {
+		_, err := s.Update(ctx, "u1", v.ID, variables.Patch{DefaultFields: &bad})
+		require.ErrorIs(t, err, variables.ErrInvalidDefaultFields)
+	}
+	_, err = s.Update(ctx, "u1", v.ID, variables.Patch{Name: ptr("K\u200b")})
+	require.ErrorIs(t, err, variables.ErrInvalidName)
+	got, err := s.Get(ctx, "u1", v.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"api_key"}, got.DefaultFields, "nothing stored")
+	assert.Equal(t, "K", got.Name)
 }

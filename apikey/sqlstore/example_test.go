@@ -29,7 +29,7 @@ func ExampleStore_Changes() {
 		if err != nil {
 			return nil, err
 		}
-		s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.SQLite})
+		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
 		if err != nil {
 			return nil, err
 		}

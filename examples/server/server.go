@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
@@ -34,7 +35,7 @@ import (
 func (a *app) handler() (http.Handler, error) {
 	mwCfg := a.cfg.Auth
 	mwCfg.Verifier = a.keys
-	mwCfg.Superuser = middleware.Principal{UserID: a.superuser.ID, KeyName: superuserName}
+	mwCfg.Superuser = apikey.Principal{UserID: a.superuser.ID, KeyName: superuserName}
 	mwCfg.Logger = a.log
 	requireKey, err := middleware.New(mwCfg)
 	if err != nil {
@@ -51,10 +52,16 @@ func (a *app) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.Handle("/api/v1/api_key/", manage(http.StripPrefix("/api/v1/api_key",
-		apikeyhttp.New(a.keys, middleware.UserID))))
-	mux.Handle("/api/v1/variables/", manage(http.StripPrefix("/api/v1/variables",
-		variableshttp.New(a.vars, middleware.UserID))))
+	keysAPI, err := apikeyhttp.New(apikeyhttp.Config{Manager: a.keys, User: middleware.FromRequest, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	varsAPI, err := variableshttp.New(variableshttp.Config{Service: a.vars, User: middleware.FromRequest, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/api/v1/api_key/", manage(http.StripPrefix("/api/v1/api_key", keysAPI)))
+	mux.Handle("/api/v1/variables/", manage(http.StripPrefix("/api/v1/variables", varsAPI)))
 	mux.Handle("GET /api/v1/flows/{$}", manage(http.HandlerFunc(a.listFlows)))
 	mux.Handle("POST /api/v1/flows/{$}", manage(http.HandlerFunc(a.createFlow)))
 	mux.Handle("POST /api/v1/run/{flow_id}", requireKey(http.HandlerFunc(a.runFlow)))
@@ -92,7 +99,8 @@ func toFlowJSON(f flow) flowJSON {
 }
 
 func (a *app) listFlows(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	flows, err := a.store.flowsByUser(r.Context(), userID)
 	if err != nil {
 		a.storeUnavailable(w, r, "list flows", err)
@@ -108,7 +116,8 @@ func (a *app) listFlows(w http.ResponseWriter, r *http.Request) {
 // createFlow: {"name": "...", "fields": {"api_key": {"variable": "OPENAI_API_KEY"},
 // "model": {"value": "gpt-4o"}, "token": {}}} → 201.
 func (a *app) createFlow(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	var in struct {
 		Name   string               `json:"name"`
 		Fields map[string]flowField `json:"fields"`
@@ -175,7 +184,8 @@ func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !httpjson.Decode(w, r, &in) {
 		return
 	}
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	ctx := r.Context()
 	f, err := a.store.flowByID(ctx, id)
 	if errors.Is(err, errFlowNotFound) {

@@ -79,7 +79,7 @@ func TestNewConcurrent(t *testing.T) {
 			for i, db := range dbs {
 				wg.Go(func() {
 					<-start
-					stores[i], errs[i] = sqlstore.New(ctx, db, sqlstore.Options{Dialect: tc.dialect})
+					stores[i], errs[i] = sqlstore.New(ctx, db, sqlstore.Config{Dialect: tc.dialect})
 				})
 			}
 			close(start)

@@ -27,7 +27,7 @@ func Example() {
 		return
 	}
 	defer func() { _ = db.Close() }()
-	store, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.SQLite})
+	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -27,7 +27,8 @@ func Example() {
 	svc, _ := variables.NewService(variables.ServiceConfig{Keyring: k})
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/variables/", auth(http.StripPrefix("/api/v1/variables", variableshttp.New(svc, middleware.UserID))))
+	h, _ := variableshttp.New(variableshttp.Config{Service: svc, User: middleware.FromRequest})
+	mux.Handle("/api/v1/variables/", auth(http.StripPrefix("/api/v1/variables", h)))
 
 	call := func(method, body string) {
 		r := httptest.NewRequest(method, "/api/v1/variables/", strings.NewReader(body))

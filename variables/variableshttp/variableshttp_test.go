@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,14 +14,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
+	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/variableshttp"
 )
 
-// server mounts the handler as a host would, with the user taken from the
-// X-Test-User header (standing in for the host's auth).
+// server mounts the handler as a host would behind keyflow's middleware
+// (User: middleware.FromRequest); requests carry their caller as the
+// middleware would attach it (keyflowtest.AsUser).
 type server struct {
 	t   testing.TB
 	svc *variables.Service
@@ -36,12 +41,10 @@ func newServer(t testing.TB, store variables.Store) *server {
 	}
 	svc, err := variables.NewService(variables.ServiceConfig{Store: store, Keyring: k})
 	require.NoError(t, err)
-	user := func(r *http.Request) (string, bool) {
-		u := r.Header.Get("X-Test-User")
-		return u, u != ""
-	}
+	h, err := variableshttp.New(variableshttp.Config{Service: svc, User: middleware.FromRequest})
+	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/variables/", http.StripPrefix("/api/v1/variables", variableshttp.New(svc, user)))
+	mux.Handle("/api/v1/variables/", http.StripPrefix("/api/v1/variables", h))
 	return &server{t: t, svc: svc, h: mux}
 }
 
@@ -69,7 +72,7 @@ func (r response) detail(t testing.TB) string {
 func (s *server) do(method, path, user string, body io.Reader) response {
 	req := httptest.NewRequest(method, path, body)
 	if user != "" {
-		req.Header.Set("X-Test-User", user)
+		req = keyflowtest.AsUser(req, user)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -279,14 +282,15 @@ func TestRoutingAndAuth(t *testing.T) {
 			assert.Equal(t, tc.allow, r.header.Get("Allow"))
 		})
 	}
-	// A nil UserFunc answers 401, and so does one that reports an empty
-	// user ID as authenticated (as apikeyhttp): "" is nobody, and must not
-	// become an account every such request shares.
-	for name, user := range map[string]variableshttp.UserFunc{
-		"nil UserFunc":  nil,
-		"empty user ID": func(*http.Request) (string, bool) { return "", true },
+	// A UserFunc that reports an empty user ID as authenticated answers 401
+	// (as apikeyhttp): "" is nobody, and must not become an account every
+	// such request shares.
+	for name, user := range map[string]middleware.UserFunc{
+		"empty user ID": func(*http.Request) (apikey.Principal, bool) { return apikey.Principal{}, true },
+		"no principal":  middleware.FromRequest,
 	} {
-		h := variableshttp.New(s.svc, user)
+		h, err := variableshttp.New(variableshttp.Config{Service: s.svc, User: user})
+		require.NoError(t, err)
 		for _, req := range []*http.Request{
 			httptest.NewRequest(http.MethodGet, "/", nil),
 			httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"name":"K","value":"v"}`)),
@@ -376,4 +380,67 @@ func FuzzHandlerBodies(f *testing.F) {
 			t.Fatalf("PATCH %q: status %d %s", body, r.code, r.body)
 		}
 	})
+}
+
+// TestNewRefusesMissingCollaborators: issue 13 item 10. New(nil, …) used to
+// return a handler that panicked on every request; now New refuses a missing
+// Service or UserFunc, and a Service not made by NewService answers 503.
+func TestNewRefusesMissingCollaborators(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	for name, cfg := range map[string]variableshttp.Config{
+		"no service":   {User: middleware.FromRequest},
+		"no user func": {Service: s.svc},
+	} {
+		h, err := variableshttp.New(cfg)
+		require.Error(t, err, name)
+		assert.Nil(t, h, name)
+	}
+	var logs strings.Builder
+	h, err := variableshttp.New(variableshttp.Config{
+		Service: &variables.Service{},
+		User:    func(*http.Request) (apikey.Principal, bool) { return apikey.Principal{UserID: "u"}, true },
+		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	require.NoError(t, err)
+	require.NotPanics(t, func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	})
+	assert.Contains(t, logs.String(), "err=", "logged to Config.Logger under the key err")
+}
+
+// TestBadNamesAndFields_Issue13: names and default_fields entries with
+// control, invisible or bidi characters, unpaired surrogate escapes, too many
+// or too long entries: a 4xx, and nothing stored.
+func TestBadNamesAndFields_Issue13(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	many := make([]string, 20000)
+	for i := range many {
+		many[i] = "f"
+	}
+	manyJSON, err := json.Marshal(many)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"name":"A\u0000B","value":"v"}`, 400},
+		{`{"name":"\u001b[2J","value":"v"}`, 400},
+		{`{"name":"OPENAI\u200b_API_KEY","value":"v"}`, 400},
+		{`{"name":"OPENAI_\u202eYEK","value":"v"}`, 400},
+		{`{"name":"A\ud800","value":"v"}`, 422},
+		{`{"name":"K","value":"v","default_fields":["a\u0000"]}`, 400},
+		{`{"name":"K","value":"v","default_fields":[""]}`, 400},
+		{`{"name":"K","value":"v","default_fields":["` + strings.Repeat("f", 100<<10) + `"]}`, 400},
+		{`{"name":"K","value":"v","default_fields":` + string(manyJSON) + `}`, 400},
+		{`{"name":"K","value":"v","default_fields":["\udfff"]}`, 422},
+	} {
+		r := s.do(http.MethodPost, "/api/v1/variables/", "u1", strings.NewReader(tc.body))
+		assert.Equal(t, tc.code, r.code, "%.80s: %s", tc.body, r.body)
+	}
+	r := s.do(http.MethodGet, "/api/v1/variables/", "u1", nil)
+	assert.JSONEq(t, `[]`, string(r.body), "nothing stored")
 }
