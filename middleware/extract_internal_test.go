@@ -43,7 +43,7 @@ func TestQueryParam(t *testing.T) {
 		{"stream=false&x-api-key=k", "k", true},
 		{"x-api-key=&x-api-key=k2", "k2", true},
 		{"x-api-key=k1&x-api-key=k2", "k2", true}, // Starlette: the last value
-		{"x-api-key=k1&x-api-key=", "", false},     // an empty last value: no query key
+		{"x-api-key=k1&x-api-key=", "", false},    // an empty last value: no query key
 		{"x-api-key=k1&x-api-key=?a=1", "", false},
 		{"x-api-key=?stream=false", "", false},
 		{"x-api-key", "", false},

@@ -53,7 +53,7 @@ func TestNewOptions(t *testing.T) {
 	db := testdb.SQLite(t)
 	for _, tc := range []struct {
 		name string
-		cfg sqlstore.Config
+		cfg  sqlstore.Config
 	}{
 		{"no dialect", sqlstore.Config{}},
 		{"unknown dialect", sqlstore.Config{Dialect: "mysql"}},

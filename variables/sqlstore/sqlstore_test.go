@@ -46,7 +46,7 @@ func TestNewOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		db   *sql.DB
-		cfg sqlstore.Config
+		cfg  sqlstore.Config
 		ok   bool
 	}{
 		{"no dialect", db, sqlstore.Config{}, false},
