@@ -294,3 +294,21 @@ func ExampleConfig_optional() {
 	// 200 public page
 	// 200 public page, personalised for user-1
 }
+
+// Only real CORS preflights pass without a key (OptionsPreflight, the
+// default): a bare OPTIONS request is authenticated like any other method.
+func ExampleOptionsPolicy() {
+	keys, _ := apikey.NewManager(apikey.Config{})
+	defer keys.Close()
+	auth, _ := middleware.New(middleware.Config{Verifier: keys})
+	h := auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "reached") }))
+
+	preflight := httptest.NewRequest("OPTIONS", "/admin/export", nil)
+	preflight.Header.Set("Origin", "https://app.example")
+	preflight.Header.Set("Access-Control-Request-Method", "POST")
+	show(h, preflight)
+	show(h, httptest.NewRequest("OPTIONS", "/admin/export", nil))
+	// Output:
+	// 200 reached
+	// 403 {"detail":"An API key must be passed as query or header"}
+}
