@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/internal/testdb"
+
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
@@ -36,7 +38,7 @@ func findChromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no Chromium found (install it with: apt-get install -y chromium); skipping the browser test")
+	testdb.SkipSuite(t, "browser tests", "no Chromium found; install it with: apt-get install -y chromium")
 	return ""
 }
 
