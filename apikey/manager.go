@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/isnil"
 	"github.com/keyflow-dev/keyflow/names"
 )
 
@@ -210,10 +211,22 @@ func orDefault[T comparable](v, def T) T {
 //	Now                  the system clock
 //	Logger               slog.Default()
 //
-// It returns an error, and starts nothing, when AcceptFormats is empty or
-// holds a nil Format, does not accept the keys Format makes, or when Changes
+// It returns an error, and starts nothing, when Store, Changes or Format holds
+// a nil pointer (a typed nil), when AcceptFormats is empty or holds a nil
+// Format, does not accept the keys Format makes, or when Changes
 // is set and ChangesPollInterval is not shorter than ChangesMaxLag.
 func NewManager(cfg Config) (*Manager, error) {
+	// A typed nil (a nil *sqlstore.Store in the interface) is not "unset":
+	// it would fail on every call, so it is refused.
+	if cfg.Store != nil && isnil.Value(cfg.Store) {
+		return nil, errors.New("apikey: Config.Store holds a nil pointer")
+	}
+	if cfg.Changes != nil && isnil.Value(cfg.Changes) {
+		return nil, errors.New("apikey: Config.Changes holds a nil pointer")
+	}
+	if cfg.Format != nil && isnil.Value(cfg.Format) {
+		return nil, errors.New("apikey: Config.Format holds a nil pointer")
+	}
 	cfg = cfg.withDefaults()
 	m := &Manager{
 		store:      cfg.Store,
@@ -228,7 +241,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("apikey: Config.AcceptFormats is empty")
 	}
 	for _, f := range cfg.AcceptFormats {
-		if f == nil {
+		if isnil.Value(f) {
 			return nil, errors.New("apikey: Config.AcceptFormats holds a nil Format")
 		}
 	}

@@ -431,6 +431,9 @@ func TestNewManagerConfig(t *testing.T) {
 		{"AcceptFormats rejects Format's keys", apikey.Config{Format: f, AcceptFormats: []apikey.Format{apikey.Langflow}}},
 		{"nil in AcceptFormats", apikey.Config{AcceptFormats: []apikey.Format{apikey.Langflow, nil}}},
 		{"empty AcceptFormats", apikey.Config{AcceptFormats: []apikey.Format{}}},
+		// Issue 13 item 10: a typed nil is refused, not panicking per call.
+		{"typed-nil Store", apikey.Config{Store: (*apikey.MemoryStore)(nil)}},
+		{"typed-nil Changes", apikey.Config{Changes: (*fakeFeed)(nil)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := apikey.NewManager(tc.cfg)

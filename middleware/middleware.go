@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"reflect"
 	"sync"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/internal/isnil"
 )
 
 // Langflow's messages (see docs/langflow-compatibility.md#authentication-errors), answered verbatim by the default
@@ -214,7 +214,7 @@ type auth struct {
 // The returned middleware and the handlers it makes are safe for concurrent
 // use.
 func New(cfg Config) (func(http.Handler) http.Handler, error) {
-	if isNil(cfg.Verifier) {
+	if isnil.Value(cfg.Verifier) {
 		return nil, errors.New("middleware: Config.Verifier is required (it is nil)")
 	}
 	if cfg.OptionsPolicy < OptionsPreflight || cfg.OptionsPolicy > OptionsAuthenticate {
@@ -330,20 +330,6 @@ func (a *auth) passes(r *http.Request) bool {
 		return true
 	case OptionsPreflight:
 		return isPreflight(r)
-	}
-	return false
-}
-
-// isNil reports whether v is nil or holds a nil pointer (or another nil
-// reference): a typed nil such as (*apikey.Manager)(nil) passes a plain
-// v == nil check and would fail on every request.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return rv.IsNil()
 	}
 	return false
 }

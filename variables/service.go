@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/isnil"
 	"github.com/keyflow-dev/keyflow/secrets"
 )
 
@@ -48,10 +49,14 @@ var errNoKeyring = errors.New("variables: ServiceConfig.Keyring is required")
 // ImportEnv when a row changes between read and write.
 const maxUpdateAttempts = 5
 
-// NewService returns a Service; it fails only without a Keyring.
+// NewService returns a Service. It fails without a Keyring, and when Store
+// holds a nil pointer (a typed nil; a nil Store means a new MemoryStore).
 func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Keyring == nil {
 		return nil, errNoKeyring
+	}
+	if cfg.Store != nil && isnil.Value(cfg.Store) {
+		return nil, errors.New("variables: ServiceConfig.Store holds a nil pointer")
 	}
 	s := &Service{inner: cfg.Store, keyring: cfg.Keyring, now: cfg.Now, log: cfg.Logger}
 	if s.inner == nil {

@@ -20,6 +20,8 @@ func TestNewServiceRequiresKeyring(t *testing.T) {
 	s, err := variables.NewService(variables.ServiceConfig{Keyring: keyring(t)})
 	require.NoError(t, err)
 	assert.NotNil(t, s.Store(), "nil Store means a memory store")
+	_, err = variables.NewService(variables.ServiceConfig{Keyring: keyring(t), Store: (*variables.MemoryStore)(nil)})
+	assert.ErrorContains(t, err, "nil pointer", "a typed-nil Store is refused (issue 13 item 10)")
 }
 
 // TestCreateValidation ports the 400 cases of Langflow's

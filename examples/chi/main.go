@@ -62,11 +62,11 @@ func newRouter(keys *apikey.Manager) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := &items{byUser: map[string][]string{}}
 	keysAPI, err := apikeyhttp.New(apikeyhttp.Config{Manager: keys, User: middleware.FromRequest})
 	if err != nil {
 		return nil, err
 	}
+	store := &items{byUser: map[string][]string{}}
 	r := chi.NewRouter()
 	r.Get("/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	r.Group(func(r chi.Router) {
