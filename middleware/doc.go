@@ -60,6 +60,7 @@
 //
 // # Langflow modes
 //
+// (See docs/langflow-compatibility.md#auto-login-and-the-environment-key.)
 // ConfigFromEnv reads LANGFLOW_AUTO_LOGIN, LANGFLOW_SKIP_AUTH_AUTO_LOGIN,
 // LANGFLOW_API_KEY_SOURCE and LANGFLOW_API_KEY (booleans as Langflow reads
 // them: unset is the default, an empty value an error). With AutoLogin and

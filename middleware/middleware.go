@@ -55,7 +55,9 @@ type Verifier interface {
 	Verify(ctx context.Context, key string) (apikey.Principal, error)
 }
 
-// OptionsPolicy says which OPTIONS requests pass without authentication.
+// OptionsPolicy says which OPTIONS requests pass without authentication
+// (why the default differs from Langflow:
+// docs/langflow-compatibility.md#options-requests).
 type OptionsPolicy int
 
 const (

@@ -2,7 +2,8 @@
 // names, variable names, a variable's default_fields entries, and (in the
 // reference server) flow names and fields. One rule set, so that a name that
 // is refused in one place is refused everywhere, and so that no name can
-// pass for another one on screen.
+// pass for another one on screen. Langflow checks none of this (see
+// docs/langflow-compatibility.md#names).
 //
 // A name is refused when it is longer than MaxLen bytes, is not valid UTF-8,
 // or holds a character that is invisible or that changes how the text
