@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"golang.org/x/term"
 )
 
@@ -26,7 +27,7 @@ func cmdSuperuser(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 		return errFlagParse
 	}
 	if v := os.Getenv("LANGFLOW_ENABLE_SUPERUSER_CLI"); v != "" {
-		enabled, err := parseBool("LANGFLOW_ENABLE_SUPERUSER_CLI", v)
+		enabled, err := envbool.Parse("LANGFLOW_ENABLE_SUPERUSER_CLI", v)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/keyflow-dev/keyflow/internal/names"
+	"github.com/keyflow-dev/keyflow/names"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -46,7 +46,7 @@ func checkFlow(name string, fields map[string]flowField) string {
 			return msgFieldName
 		case f.Variable != "" && f.Value != "":
 			return "Field '" + fname + "': set either a variable or a value, not both"
-		case f.Variable != "" && (variables.ValidateName(f.Variable) != nil || names.Check(f.Variable) != nil):
+		case f.Variable != "" && variables.ValidateName(f.Variable) != nil:
 			return "Field '" + fname + "': invalid variable name"
 		case len(f.Value) > maxFieldValueSize:
 			return fmt.Sprintf("Field '%s': a value can be at most %d bytes", fname, maxFieldValueSize)

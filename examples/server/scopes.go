@@ -9,14 +9,14 @@ import (
 	"slices"
 
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
-	"github.com/keyflow-dev/keyflow/internal/names"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
 // The server's API-key scopes. A key created with scopes reaches only the
 // routes of those scopes (403 `API key lacks the required scope "…"`
 // elsewhere); a key without scopes reaches every route, as every Langflow key
-// does. The UI session (auto-login) and LANGFLOW_API_KEY are unrestricted.
+// does. Login tokens, the UI session (auto-login) and LANGFLOW_API_KEY are
+// unrestricted.
 // The table is in README.md ("Scopes").
 const (
 	scopeRun            = "run"             // POST /api/v1/run/{flow}
@@ -29,12 +29,8 @@ const (
 // serverScopes are the scopes a key can be created with.
 var serverScopes = []string{scopeRun, scopeFlows, scopeVariablesRead, scopeVariablesWrite, scopeKeys}
 
-// Answers of the key-creation checks.
-const (
-	msgUnknownScope   = "Unknown scope: this server's scopes are run, flows, variables:read, variables:write and keys"
-	msgScopesNotOwned = "A key with scopes can create only keys whose scopes are among its own (and not a key without scopes)"
-	msgInvalidKeyName = "API key name must be valid UTF-8 of at most 255 bytes without control or invisible characters"
-)
+// msgUnknownScope answers a new key with a scope this server does not have.
+const msgUnknownScope = "Unknown scope: this server's scopes are run, flows, variables:read, variables:write and keys"
 
 // scope is the middleware that lets through a principal that may use name.
 // Every authenticated route of the server is registered with one (or with
@@ -81,17 +77,12 @@ func variablesScope(h http.Handler) http.Handler {
 }
 
 // checkKeyCreate guards POST /api/v1/api_key/ (mounted at that path, behind
-// authentication): the new key's name must pass names.Check (no NUL, which
-// PostgreSQL refuses, no invisible or bidirectional characters), its scopes
-// must be scopes of this server, and a caller whose key has scopes may give
-// the new key only scopes it has itself (a key without scopes is
-// unrestricted, so a scoped caller cannot create one). Refusals are 400 and
-// 403 with a fixed message; nothing is created. Bodies it cannot read as a
-// JSON object pass on unchanged, for the handler to answer as usual.
-//
-// apikeyhttp and apikey.Manager are to check the subset rule themselves
-// (issue 13, item 3); this check keeps the reference server safe until then
-// and is harmless after.
+// authentication): the new key's scopes must be scopes of this server (else
+// 400 msgUnknownScope, nothing created), so that nobody makes a key that
+// reaches nothing by mistyping a scope. apikeyhttp checks the rest: the
+// name (package names), and that a caller whose key has scopes gives the
+// new key only scopes it has itself (403). Bodies it cannot read as a JSON
+// object pass on unchanged, for the handler to answer as usual.
 func checkKeyCreate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/api_key/" || r.Body == nil {
@@ -106,15 +97,10 @@ func checkKeyCreate(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(data))
 		var body struct {
-			Name   *string  `json:"name"`
 			Scopes []string `json:"scopes"`
 		}
 		if err != nil || json.Unmarshal(data, &body) != nil {
 			next.ServeHTTP(w, r) // the handler's own answer (422)
-			return
-		}
-		if body.Name != nil && names.Check(*body.Name) != nil {
-			httpjson.Detail(w, http.StatusBadRequest, msgInvalidKeyName)
 			return
 		}
 		for _, s := range body.Scopes {
@@ -123,21 +109,6 @@ func checkKeyCreate(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if p, ok := middleware.FromContext(r.Context()); ok && len(p.Scopes) > 0 {
-			if len(body.Scopes) == 0 || !isSubset(body.Scopes, p.Scopes) {
-				httpjson.Detail(w, http.StatusForbidden, msgScopesNotOwned)
-				return
-			}
-		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func isSubset(sub, of []string) bool {
-	for _, s := range sub {
-		if !slices.Contains(of, s) {
-			return false
-		}
-	}
-	return true
 }

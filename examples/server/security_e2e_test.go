@@ -334,9 +334,9 @@ func secNames(t *testing.T, s *server, key string) {
 		assert.True(t, code >= 400 && code < 500, "key name %s: %d %s", name, code, body)
 		assert.NotRegexp(t, keyRe, body)
 		code, body = s.do("POST", "/api/v1/flows/", `{"name":"`+name+`"}`, "x-api-key", key)
-		assert.Equal(t, 400, code, "flow name %s: %s", name, body)
+		assert.True(t, code >= 400 && code < 500, "flow name %s: %d %s", name, code, body)
 		code, body = s.do("POST", "/api/v1/flows/", `{"name":"f","fields":{"`+name+`":{}}}`, "x-api-key", key)
-		assert.Equal(t, 400, code, "field name %s: %s", name, body)
+		assert.True(t, code >= 400 && code < 500, "field name %s: %d %s", name, code, body)
 	}
 	many := func(n int) string {
 		var b strings.Builder

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -318,13 +319,13 @@ func TestUnscoped(t *testing.T) {
 	h := unscoped(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
 	for _, tc := range []struct {
 		name string
-		p    *middleware.Principal
+		p    *apikey.Principal
 		want int
 	}{
 		{"no principal", nil, http.StatusForbidden},
-		{"unrestricted key", &middleware.Principal{UserID: "u"}, http.StatusTeapot},
-		{"scoped key", &middleware.Principal{UserID: "u", Scopes: []string{"keys"}}, http.StatusForbidden},
-		{"auto-login", &middleware.Principal{UserID: "su", Source: middleware.SourceAutoLogin}, http.StatusTeapot},
+		{"unrestricted key", &apikey.Principal{UserID: "u"}, http.StatusTeapot},
+		{"scoped key", &apikey.Principal{UserID: "u", Scopes: []string{"keys"}}, http.StatusForbidden},
+		{"auto-login", &apikey.Principal{UserID: "su", Source: apikey.SourceAutoLogin}, http.StatusTeapot},
 	} {
 		r := httptest.NewRequest("GET", "/api/v1/users/", nil)
 		if tc.p != nil {

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -67,7 +68,7 @@ func (u *ui) routes(mux *http.ServeMux) {
 // cookie due for it; every other request goes to keyed, the API-key
 // middleware.
 func (u *ui) session(next, keyed http.Handler) http.Handler {
-	su := middleware.Principal{UserID: u.app.superuser.ID, KeyName: u.app.superuser.Username, Source: middleware.SourceAutoLogin}
+	su := apikey.Principal{UserID: u.app.superuser.ID, KeyName: u.app.superuser.Username, Source: apikey.SourceAutoLogin}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u.sessions != nil && r.Header.Get("x-api-key") == "" && !r.URL.Query().Has("x-api-key") {
 			if c, err := r.Cookie(sessionCookie); err == nil {
