@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keyflow-dev/keyflow/internal/testdb"
 )
 
 // langflowClientVersion is the pinned @datastax/langflow-client (0.4.x).
@@ -122,23 +124,27 @@ func TestLangflowClient(t *testing.T) {
 // returns the directory whose node_modules holds it, or skips the test.
 func installLangflowClient(t *testing.T) string {
 	t.Helper()
+	skipf := func(format string, args ...any) { // fails instead where CI is set
+		t.Helper()
+		testdb.SkipSuite(t, "Langflow client tests", fmt.Sprintf(format, args...))
+	}
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (Debian: apt-get install nodejs npm): cannot run Langflow's TypeScript client", tool)
+			skipf("%s is not installed (Debian: apt-get install nodejs npm): cannot run Langflow's TypeScript client", tool)
 		}
 	}
 	v, err := exec.Command("node", "--version").Output()
 	if err != nil {
-		t.Skipf("node --version: %v", err)
+		skipf("node --version: %v", err)
 	}
 	if !nodeAtLeast(strings.TrimSpace(string(v)), 20, 18) {
-		t.Skipf("node %s is too old: @datastax/langflow-client %s needs node ≥ 20.18 (its undici 7)", strings.TrimSpace(string(v)), langflowClientVersion)
+		skipf("node %s is too old: @datastax/langflow-client %s needs node ≥ 20.18 (its undici 7)", strings.TrimSpace(string(v)), langflowClientVersion)
 	}
 	base := os.Getenv("KEYFLOW_NPM_DIR")
 	if base == "" {
 		cache, err := os.UserCacheDir()
 		if err != nil {
-			t.Skipf("no cache dir for npm (set KEYFLOW_NPM_DIR): %v", err)
+			skipf("no cache dir for npm (set KEYFLOW_NPM_DIR): %v", err)
 		}
 		base = filepath.Join(cache, "keyflow", "npm")
 	}
@@ -160,7 +166,7 @@ func installLangflowClient(t *testing.T) string {
 		"@datastax/langflow-client@"+langflowClientVersion)
 	install.Dir = tmp
 	if out, err := install.CombinedOutput(); err != nil {
-		t.Skipf("npm could not install @datastax/langflow-client@%s (no registry access?): %v\n%s", langflowClientVersion, err, out)
+		skipf("npm could not install @datastax/langflow-client@%s (no registry access?): %v\n%s", langflowClientVersion, err, out)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(dir); statErr != nil {
