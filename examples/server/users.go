@@ -329,11 +329,12 @@ func superuserSettings(cfg *config, getenv func(string) string) error {
 	cfg.Superuser = strings.TrimSpace(getenv("LANGFLOW_SUPERUSER"))
 	cfg.SuperuserPassword = getenv("LANGFLOW_SUPERUSER_PASSWORD")
 	var err error
+	// getenv does not tell unset from empty: an empty value is the default
+	// (false) here; a set one is parsed as every boolean setting is.
 	if v := getenv("LANGFLOW_NEW_USER_IS_ACTIVE"); v != "" {
-		cfg.NewUserIsActive, err = envbool.Parse("LANGFLOW_NEW_USER_IS_ACTIVE", v)
-	}
-	if err != nil {
-		return err
+		if cfg.NewUserIsActive, err = envbool.Parse("LANGFLOW_NEW_USER_IS_ACTIVE", v); err != nil {
+			return err
+		}
 	}
 	if cfg.Superuser == "" || cfg.Auth.AutoLogin {
 		cfg.Superuser = superuserName
