@@ -166,6 +166,12 @@ func (s *KeyStore) query(ctx context.Context, op, where string, args ...any) ([]
 // when the column exists and the key is valid. More than one active row
 // for h is a data integrity violation: logged, and ErrNotFound.
 func (s *KeyStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error) {
+	return s.byHash(ctx, h, false)
+}
+
+// byHash is ByHash; force rereads the hashless rows even when they were
+// read less than LegacyRescanInterval ago.
+func (s *KeyStore) byHash(ctx context.Context, h apikey.Hash, force bool) (apikey.Record, error) {
 	if s.d.schema.HasAPIKeyHash {
 		recs, err := s.query(ctx, "by hash", "WHERE api_key_hash = ?", h.String())
 		if err != nil {
@@ -175,7 +181,7 @@ func (s *KeyStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, er
 			return s.pick(h, recs)
 		}
 	}
-	rec, err := s.legacyByHash(ctx, h, false)
+	rec, err := s.legacyByHash(ctx, h, force)
 	if err != nil {
 		return apikey.Record{}, err
 	}
@@ -260,7 +266,9 @@ func (s *KeyStore) one(ctx context.Context, op, stmt string, lead any, userID, i
 	case err != nil:
 		return apikey.Record{}, fmt.Errorf("langflowdb: %s: %w", op, err)
 	}
-	s.legacy.forget(r.id.s)
+	if op == "delete" {
+		s.legacy.forget(r.id.s)
+	}
 	return s.record(r)
 }
 
@@ -301,7 +309,7 @@ func (s *KeyStore) InsertKey(ctx context.Context, r apikey.Record, key string) e
 	}
 	// A row of this key may exist in any form: refuse a second one, which
 	// would make Langflow refuse both.
-	if _, err := s.ByHash(ctx, r.Hash); err == nil {
+	if _, err := s.byHash(ctx, r.Hash, true); err == nil {
 		return apikey.ErrDuplicate
 	} else if !errors.Is(err, apikey.ErrNotFound) {
 		return err
@@ -331,6 +339,9 @@ func (s *KeyStore) InsertKey(ctx context.Context, r apikey.Record, key string) e
 	}
 	if n == 0 {
 		return apikey.ErrDuplicate
+	}
+	if s.d.schema.KeyStorage != StorageTokenAndHash {
+		s.legacy.add(r.ID, r.Hash, stored)
 	}
 	return nil
 }
@@ -396,6 +407,17 @@ func (x *legacyIndex) lookup(h apikey.Hash) []string {
 	return slices.Clone(x.byHash[h])
 }
 
+// add indexes a hashless row this process wrote.
+func (x *legacyIndex) add(id string, h apikey.Hash, stored string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.byID[id]; ok {
+		return
+	}
+	x.byID[id] = legacyEntry{hash: h, ok: true, stored: sha256.Sum256([]byte(stored))}
+	x.byHash[h] = append(x.byHash[h], id)
+}
+
 func (x *legacyIndex) forget(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -416,6 +438,9 @@ func (x *legacyIndex) forget(id string) {
 // not indexed yet. Concurrent callers share one scan, and unless force is
 // set a scan runs at most once per Options.LegacyRescanInterval.
 func (s *KeyStore) rescan(ctx context.Context, force bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	called := time.Now()
 	x := &s.legacy
 	x.scanMu.Lock()

@@ -216,7 +216,7 @@ func (d *DB) detectStorage(ctx context.Context) (KeyStorage, error) {
 		return StorageTokenAndHash, nil
 	}
 	var n int
-	err := d.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM apikey WHERE api_key LIKE 'gAAAAA%' LIMIT 1) t").Scan(&n)
+	err := d.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM apikey WHERE "+tokenTest("api_key")+" LIMIT 1) t").Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("langflowdb: detect key storage: %w", err)
 	}
@@ -361,3 +361,7 @@ func (v timeValue) ptr() *time.Time {
 	t := v.t
 	return &t
 }
+
+// tokenTest is an SQL condition: column holds a Fernet token by Langflow's
+// test (it starts with "gAAAAA", case-sensitive: SQLite's LIKE is not).
+func tokenTest(column string) string { return "substr(" + column + ", 1, 6) = 'gAAAAA'" }

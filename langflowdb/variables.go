@@ -303,7 +303,7 @@ func (s *VariableStore) Delete(ctx context.Context, userID, id string) error {
 // ListCiphertexts implements secrets.CiphertextStore: values that are Fernet
 // tokens, of every user and type, by ID.
 func (s *VariableStore) ListCiphertexts(ctx context.Context, after string, limit int) ([]secrets.Ciphertext, error) {
-	q := "SELECT id, value FROM variable WHERE value LIKE 'gAAAAA%'"
+	q := "SELECT id, value FROM variable WHERE " + tokenTest("value")
 	var args []any
 	if after != "" {
 		a, ok := s.d.idArg(after)
