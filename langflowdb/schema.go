@@ -365,3 +365,15 @@ func (v timeValue) ptr() *time.Time {
 // tokenTest is an SQL condition: column holds a Fernet token by Langflow's
 // test (it starts with "gAAAAA", case-sensitive: SQLite's LIKE is not).
 func tokenTest(column string) string { return "substr(" + column + ", 1, 6) = 'gAAAAA'" }
+
+// Detect reports whether db holds Langflow's tables: an apikey table with
+// an api_key column (keyflow's own apikey table has none). It writes
+// nothing.
+func Detect(ctx context.Context, db *sql.DB, dialect Dialect) (bool, error) {
+	d := &DB{db: db, dialect: dialect}
+	cols, err := d.columns(ctx, "apikey")
+	if err != nil {
+		return false, err
+	}
+	return cols["api_key"] && cols["user_id"], nil
+}

@@ -33,6 +33,11 @@ type config struct {
 	FallbackToEnv        bool              // LANGFLOW_FALLBACK_TO_ENV_VAR
 	StoreEnvVariables    bool              // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
 
+	// Schema is "langflow" to serve keys and variables from a Langflow
+	// database's own tables (langflowdb.go), "keyflow" for keyflow's
+	// tables, "" to detect it from the database.
+	Schema string
+
 	// ChangeMaxLag bounds how late this instance sees API keys created,
 	// revoked or disabled by other instances sharing the database (the
 	// change feed of apikey/sqlstore); 0 turns the feed off.
@@ -43,8 +48,8 @@ type config struct {
 
 // commonFlags are the flags every subcommand takes.
 type commonFlags struct {
-	configDir, databaseURL, envFile, logLevel, changeMaxLag string
-	defaultLevel                                            string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
+	configDir, databaseURL, envFile, logLevel, changeMaxLag, schema string
+	defaultLevel                                                    string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
 }
 
 // newFlagSet returns the subcommand's flag set with the common flags. The
@@ -60,6 +65,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *commonFlags) {
 	fs.StringVar(&c.databaseURL, "database-url", "", "sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
 	fs.StringVar(&c.envFile, "env-file", "", "load this .env file first; its values override the process environment, as `langflow run --env-file` does")
 	fs.StringVar(&c.changeMaxLag, "change-max-lag", "", "how late an instance may see API keys revoked, disabled or created by other instances on the same database, e.g. 1s; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
+	fs.StringVar(&c.schema, "schema", "", "langflow: serve on a Langflow database's own tables; keyflow: keyflow's tables (env KEYFLOW_SCHEMA; default: detected)")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warning, error or critical (env LANGFLOW_LOG_LEVEL; default info for run, warning otherwise)")
 	return fs, c
 }
@@ -134,6 +140,10 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		level = c.defaultLevel
 	}
 	if cfg.LogLevel, err = parseLevel(level); err != nil {
+		errs = append(errs, err)
+	}
+
+	if cfg.Schema, err = parseSchema(c.schema, os.Getenv("KEYFLOW_SCHEMA")); err != nil {
 		errs = append(errs, err)
 	}
 

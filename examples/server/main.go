@@ -44,13 +44,14 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = `usage: server [run|api-key|encrypt|decrypt|rotate-secret] [flags]
+const usage = `usage: server [run|api-key|encrypt|decrypt|rotate-secret|import-langflow] [flags]
 
   run            serve the API and the web UI (default)
   api-key        create an API key (for the superuser, or --username NAME)
   encrypt        stdin → one Fernet token under the master secret
   decrypt        one Fernet token on stdin → the plaintext
   rotate-secret  re-encrypt stored Credential variables under a new master secret
+  import-langflow  copy a Langflow database's users, API keys and variables (--from URL)
 
 Run "server <subcommand> -h" for its flags.
 `
@@ -73,6 +74,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdDecrypt(args, stdin, stdout, stderr)
 	case "rotate-secret":
 		err = cmdRotateSecret(args, stdout, stderr)
+	case "import-langflow":
+		err = cmdImportLangflow(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -102,7 +105,9 @@ type app struct {
 	db        *sql.DB
 	store     *store
 	keyring   *secrets.Keyring
-	varStore  *varsql.Store
+	varStore  variables.Store
+	keyStore  apikey.Store
+	langflow  *langflowConn // non-nil when serving on a Langflow database (langflowdb.go)
 	keys      *apikey.Manager
 	vars      *variables.Service
 	resolver  *variables.Resolver
@@ -142,11 +147,16 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	a := &app{cfg: cfg, log: log, db: db, keyring: keyring}
-	if err := a.open(ctx, dbc); err != nil {
+	open, err := a.chooseSchema(ctx, dbc)
+	if err == nil {
+		err = open(ctx, dbc)
+	}
+	if err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
 		}
 		_ = db.Close()
+		_ = a.closeLangflow()
 		return nil, err
 	}
 	log.Debug("database ready", "url", dbc.display)
@@ -180,9 +190,11 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if err != nil {
 		return fmt.Errorf("api key store: %w", err)
 	}
-	if a.varStore, err = varsql.New(ctx, a.db, varsql.Options{Dialect: varDialect}); err != nil {
+	varStore, err := varsql.New(ctx, a.db, varsql.Options{Dialect: varDialect})
+	if err != nil {
 		return fmt.Errorf("variable store: %w", err)
 	}
+	a.varStore, a.keyStore = varStore, keyStore
 	keyCfg := apikey.Config{
 		Store:                keyStore,
 		DisableUsageTracking: a.cfg.DisableUsageTracking,
@@ -238,6 +250,9 @@ func startupLock(ctx context.Context, db *sql.DB, postgres bool) (func(), error)
 // ensureUser returns the named user, creating it when missing; a new user
 // gets the environment's variables imported at once.
 func (a *app) ensureUser(ctx context.Context, username string, superuser bool) (user, error) {
+	if a.langflow != nil {
+		return a.langflowUser(ctx, username) // Langflow owns its users
+	}
 	u, created, err := a.store.ensureUser(ctx, username, superuser)
 	if err != nil {
 		return user{}, err
@@ -279,9 +294,9 @@ func (a *app) Close() error {
 		// (which has no deadline) fails at once instead of waiting again.
 		dbErr := a.db.Close()
 		_ = a.keys.Close()
-		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr)
+		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr, a.closeLangflow())
 	}
-	return errors.Join(a.keys.Close(), a.db.Close())
+	return errors.Join(a.keys.Close(), a.db.Close(), a.closeLangflow())
 }
 
 // newLogger writes text logs to stderr.
