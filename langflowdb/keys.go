@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -459,7 +460,7 @@ func (s *KeyStore) rescan(ctx context.Context, force bool) error {
 	}
 	defer func() { _ = rows.Close() }()
 	x.mu.Lock()
-	old := x.byID
+	old := maps.Clone(x.byID)
 	x.mu.Unlock()
 	byID := make(map[string]legacyEntry, len(old))
 	byHash := map[apikey.Hash][]string{}
@@ -486,6 +487,19 @@ func (s *KeyStore) rescan(ctx context.Context, force bool) error {
 		return fmt.Errorf("langflowdb: read hashless keys: %w", err)
 	}
 	x.mu.Lock()
+	// Keep rows this process wrote while the scan ran (add), which the
+	// scan may not have seen.
+	for id, e := range x.byID {
+		if _, before := old[id]; before {
+			continue
+		}
+		if _, seen := byID[id]; !seen {
+			byID[id] = e
+			if e.ok {
+				byHash[e.hash] = append(byHash[e.hash], id)
+			}
+		}
+	}
 	x.byID, x.byHash = byID, byHash
 	x.mu.Unlock()
 	x.lastScan = start

@@ -370,3 +370,46 @@ func rawVariable(t *testing.T, e *env, id string) (value, typ, fields string) {
 	require.NoError(t, e.db.QueryRowContext(context.Background(), q, arg).Scan(&value, &typ, &fields))
 	return value, typ, fields
 }
+
+// TestConcurrentUse: verifications of hashless rows, creations and
+// deletions at once, on one store (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := newEnv(t, d, langflowtest.Gen18)
+			ctx := context.Background()
+			m, err := apikey.NewManager(apikey.Config{Store: e.keys, CacheSize: -1, FlushInterval: -1})
+			require.NoError(t, err)
+			defer m.Close()
+			var wg sync.WaitGroup
+			errs := make(chan error, 64)
+			for w := range 4 {
+				wg.Go(func() {
+					for range 10 {
+						if _, err := m.Verify(ctx, e.fx.Keys[langflowtest.KeyToken].Plaintext); err != nil {
+							errs <- err
+						}
+						key, rec, err := m.Create(ctx, e.fx.Alice.ID, "concurrent", apikey.CreateOptions{})
+						if err != nil {
+							errs <- err
+							continue
+						}
+						if _, err := m.Verify(ctx, key); err != nil {
+							errs <- err
+						}
+						if w%2 == 0 {
+							if err := m.Delete(ctx, e.fx.Alice.ID, rec.ID); err != nil {
+								errs <- err
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}

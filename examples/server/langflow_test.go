@@ -291,3 +291,40 @@ func TestRotateSecretRefusesLangflow(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr.String(), "does not run on a Langflow database")
 }
+
+func TestParseSchema(t *testing.T) {
+	for _, tc := range []struct{ flag, env, want, err string }{
+		{"", "", "", ""},
+		{"langflow", "keyflow", "langflow", ""},
+		{"", "Langflow", "langflow", ""},
+		{"KEYFLOW", "", "keyflow", ""},
+		{"mysql", "", "", "--schema must be langflow or keyflow"},
+	} {
+		got, err := parseSchema(tc.flag, tc.env)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got)
+	}
+}
+
+// TestSchemaMismatch: a forced schema that does not fit the database is an
+// error, never a table created in the other program's database.
+func TestSchemaMismatch(t *testing.T) {
+	ctx := context.Background()
+	url, _, db := langflowDatabase(t, false, langflowtest.GenNewest)
+	cfg := langflowConfig(t, url, langflowSecret)
+	cfg.Schema = "keyflow"
+	_, err := openApp(ctx, cfg, quietLog())
+	require.Error(t, err, "keyflow's tables on a Langflow database")
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name IN ('users', 'flows')`).Scan(&n))
+	assert.Zero(t, n, "no keyflow table in Langflow's database")
+
+	cfg = langflowConfig(t, "", langflowSecret)
+	cfg.Schema = "langflow"
+	_, err = openApp(ctx, cfg, quietLog())
+	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
+}

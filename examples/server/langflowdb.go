@@ -55,17 +55,19 @@ func langflowDialect(dbc database) langflowdb.Dialect {
 // chooseSchema returns how to open the database: on Langflow's tables when
 // --schema says so or when the database is Langflow's, else keyflow's.
 func (a *app) chooseSchema(ctx context.Context, dbc database) (func(context.Context, database) error, error) {
-	switch a.cfg.Schema {
-	case "keyflow":
-		return a.open, nil
-	case "langflow":
+	if a.cfg.Schema == "langflow" {
 		return a.openLangflow, nil
 	}
 	isLangflow, err := langflowdb.Detect(ctx, a.db, langflowDialect(dbc))
-	if err != nil || !isLangflow {
+	switch {
+	case err != nil:
 		return a.open, nil // open reports a database that does not answer
+	case isLangflow && a.cfg.Schema == "keyflow":
+		return nil, fmt.Errorf("%s is a Langflow database: keyflow's own tables do not go there (use --schema langflow to serve on Langflow's tables, or another --database-url)", dbc.display)
+	case isLangflow:
+		return a.openLangflow, nil
 	}
-	return a.openLangflow, nil
+	return a.open, nil
 }
 
 // openLangflow builds the stores and services on a Langflow database.
