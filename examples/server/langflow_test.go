@@ -328,3 +328,27 @@ func TestSchemaMismatch(t *testing.T) {
 	_, err = openApp(ctx, cfg, quietLog())
 	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
 }
+
+// TestAPIKeyCommandOnLangflow: `api-key` on a Langflow database makes a key
+// for a Langflow user, stored as that Langflow version stores keys; a user
+// Langflow does not have is an error (keyflow does not create Langflow users).
+func TestAPIKeyCommandOnLangflow(t *testing.T) {
+	ctx := context.Background()
+	url, fx, db := langflowDatabase(t, false, langflowtest.Gen17)
+	t.Setenv("LANGFLOW_SECRET_KEY", langflowSecret)
+	t.Setenv("LANGFLOW_STORE_ENVIRONMENT_VARIABLES", "false")
+	dir := t.TempDir()
+	var stdout, stderr strings.Builder
+	require.Equal(t, 0, realMain([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "alice"}, nil, &stdout, &stderr), stderr.String())
+	key := strings.TrimSpace(stdout.String())
+	require.NoError(t, apikey.Langflow.Check(key), stdout.String())
+	var stored, owner string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT api_key, user_id FROM apikey WHERE name = 'CLI'`).Scan(&stored, &owner))
+	assert.Equal(t, key, stored, "a Langflow 1.7 table keeps the key itself")
+	assert.Equal(t, strings.ReplaceAll(fx.Alice.ID, "-", ""), owner)
+
+	stdout.Reset()
+	stderr.Reset()
+	assert.Equal(t, 1, realMain([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "nobody"}, nil, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `no Langflow user named "nobody"`)
+}
