@@ -37,8 +37,9 @@
 // Langflow's tables carry no change log, so no apikey.ChangeFeed can say
 // which keys a running Langflow deleted or disabled. Instead a KeyStore is an
 // apikey.CacheBound: a Manager on it caches verification results for at most
-// Options.MaxCacheAge (1 s by default), so a key deleted or deactivated in
-// Langflow is refused by every Manager on the store within that bound. A key
+// Options.MaxCacheAge (900 ms by default), so a key deleted or deactivated
+// in Langflow is refused by every Manager on the store within 1 s (the
+// cache age, plus the Manager's millisecond clock and scheduling slack). A key
 // created in Langflow verifies at once when the table has api_key_hash, and
 // within MaxCacheAge plus Options.LegacyRescanInterval (200 ms) on older
 // schemas.

@@ -70,8 +70,10 @@ type Options struct {
 	// value) detects it.
 	KeyStorage KeyStorage
 	// MaxCacheAge is how long a Manager may serve a cached verification
-	// result (apikey.CacheBound): the bound on how late a key deleted or
-	// deactivated in Langflow is refused. 0: 1 s.
+	// result (apikey.CacheBound), and so how late a key deleted or
+	// deactivated in Langflow may still be accepted (plus the Manager's
+	// clock resolution, about a millisecond). 0: 900 ms, which keeps the
+	// revocation bound under 1 s.
 	MaxCacheAge time.Duration
 	// LegacyRescanInterval is the shortest time between two reads of the
 	// hashless rows when a key is not in the index of their hashes, so
@@ -85,7 +87,7 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultMaxCacheAge          = time.Second
+	DefaultMaxCacheAge          = 900 * time.Millisecond
 	DefaultLegacyRescanInterval = 200 * time.Millisecond
 )
 

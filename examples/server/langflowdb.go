@@ -98,7 +98,7 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	keys := ldb.Keys()
 	a.keyStore, a.varStore = keys, noRotation{vs}
 	// No change feed: Langflow's tables have no change log. The store's
-	// CacheBound keeps cached verdicts short (1 s), which bounds how late a
+	// CacheBound keeps cached verdicts short (900 ms), which bounds how late a
 	// key deleted or deactivated in Langflow is refused.
 	if a.keys, err = apikey.NewManager(apikey.Config{Store: keys, DisableUsageTracking: a.cfg.DisableUsageTracking, Logger: a.log}); err != nil {
 		return err
