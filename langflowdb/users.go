@@ -8,30 +8,35 @@ import (
 	"time"
 )
 
-// User is a row of Langflow's user table, without its password hash.
+// User is a row of Langflow's user table.
 type User struct {
 	ID          string // canonical UUID
 	Username    string
 	IsActive    bool
 	IsSuperuser bool
 	CreatedAt   time.Time // Langflow's create_at column
+	// PasswordHash is the password column: a bcrypt hash ($2b$…, from
+	// passlib), which golang.org/x/crypto/bcrypt checks. It is not a
+	// password, but never log it.
+	PasswordHash string
 }
 
 // ErrUserNotFound is returned by UserByName when no user has that name.
 var ErrUserNotFound = errors.New("langflowdb: no such Langflow user")
 
-const userCols = `id, username, is_active, is_superuser, create_at`
+const userCols = `id, username, is_active, is_superuser, create_at, password`
 
 func scanUser(row scanner) (User, error) {
 	var (
-		u       User
-		id      uuidValue
-		created timeValue
+		u        User
+		id       uuidValue
+		created  timeValue
+		password sql.NullString
 	)
-	if err := row.Scan(&id, &u.Username, &u.IsActive, &u.IsSuperuser, &created); err != nil {
+	if err := row.Scan(&id, &u.Username, &u.IsActive, &u.IsSuperuser, &created, &password); err != nil {
 		return User{}, err
 	}
-	u.ID, u.CreatedAt = id.s, created.t
+	u.ID, u.CreatedAt, u.PasswordHash = id.s, created.t, password.String
 	return u, nil
 }
 

@@ -38,6 +38,16 @@ type config struct {
 	// tables, "" to detect it from the database.
 	Schema string
 
+	// Login and users (users.go, login.go).
+	Superuser         string        // LANGFLOW_SUPERUSER; "langflow" under auto-login
+	SuperuserPassword string        // LANGFLOW_SUPERUSER_PASSWORD; "" under auto-login
+	NewUserIsActive   bool          // LANGFLOW_NEW_USER_IS_ACTIVE
+	AccessTokenTTL    time.Duration // LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS
+	RefreshTokenTTL   time.Duration // LANGFLOW_REFRESH_TOKEN_EXPIRE_SECONDS
+	// superuserCommand: the superuser subcommand runs, which may repair a
+	// LANGFLOW_SUPERUSER that names a user who is not a superuser.
+	superuserCommand bool
+
 	// ChangeMaxLag bounds how late this instance sees API keys created,
 	// revoked or disabled by other instances sharing the database (the
 	// change feed of apikey/sqlstore); 0 turns the feed off.
@@ -219,6 +229,9 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 	}
 
 	if cfg.Auth, err = middleware.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if err := loginSettings(&cfg, getenv); err != nil {
 		errs = append(errs, err)
 	}
 	for _, b := range []struct {

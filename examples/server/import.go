@@ -206,7 +206,7 @@ func importLangflow(ctx context.Context, a *app, ldb *langflowdb.DB, keyring *se
 			rep.skip("users", skipInactiveUser)
 			continue
 		}
-		id, created, err := a.store.importUser(ctx, user{ID: u.ID, Username: u.Username, IsSuperuser: u.IsSuperuser, CreatedAt: u.CreatedAt})
+		id, created, err := a.store.importUser(ctx, u)
 		if err != nil {
 			return rep, err
 		}
@@ -296,11 +296,14 @@ func importLangflow(ctx context.Context, a *app, ldb *langflowdb.DB, keyring *se
 	return rep, nil
 }
 
-// importUser writes a Langflow user with its ID unless keyflow has a user of
-// that name, and returns the keyflow user's ID and whether it was created.
-func (s *store) importUser(ctx context.Context, u user) (string, bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (id, username, is_superuser, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		u.ID, u.Username, u.IsSuperuser, u.CreatedAt.UTC())
+// importUser writes a Langflow user with its ID and bcrypt password hash
+// (the user then logs in to keyflow with the Langflow password) unless
+// keyflow has a user of that name, and returns the keyflow user's ID and
+// whether it was created.
+func (s *store) importUser(ctx context.Context, u langflowdb.User) (string, bool, error) {
+	now := time.Now().UTC()
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (id, username, is_superuser, created_at, password, is_active, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		u.ID, u.Username, u.IsSuperuser, u.CreatedAt.UTC(), nullString(u.PasswordHash), true, now)
 	if err != nil {
 		return "", false, fmt.Errorf("import user %s: %w", u.Username, err)
 	}

@@ -133,6 +133,13 @@ func TestServeOnLangflowDatabase(t *testing.T) {
 				assert.Contains(t, body, `"value":"gpt-4o-mini"`)
 				assert.NotContains(t, body, fx.Vars["OPENAI_API_KEY"].Plain)
 
+				// Langflow's users log in with their Langflow passwords.
+				form := "username=alice&password=" + langflowtest.Password
+				resp, err := srv.Client().Post(srv.URL+"/api/v1/login", "application/x-www-form-urlencoded", strings.NewReader(form))
+				require.NoError(t, err)
+				_ = resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "login with the Langflow password")
+
 				// Revoked in Langflow's table: refused within the bound (the
 				// exact bound is tested with a fake clock in langflowdb).
 				require.NoError(t, langflowtest.DeleteKey(ctx, db, b.postgres, fx.Keys[langflowtest.KeyAlice].ID))
@@ -234,6 +241,9 @@ func TestImportLangflowTwice(t *testing.T) {
 					require.NoError(t, err, name)
 					assert.Equal(t, fx.Vars[name].Plain, got, name)
 				}
+				acct, err := a.store.accountByName(ctx, "alice")
+				require.NoError(t, err)
+				assert.Equal(t, langflowtest.PasswordHash, acct.PasswordHash, "alice keeps her Langflow password")
 				alice, err := a.vars.Value(ctx, fx.Alice.ID, "ALICE_TOKEN")
 				require.NoError(t, err)
 				assert.Equal(t, fx.Vars["ALICE_TOKEN"].Plain, alice)

@@ -95,6 +95,9 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	if a.store, err = newStore(ctx, local, false); err != nil {
 		return err
 	}
+	if err := a.store.migrateUsers(ctx); err != nil {
+		return err
+	}
 	keys := ldb.Keys()
 	a.keyStore, a.varStore = keys, noRotation{vs}
 	// No change feed: Langflow's tables have no change log. The store's
@@ -120,20 +123,27 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 }
 
 // mirrorLangflowUsers copies Langflow's users into the server's users table
-// (with their IDs, which Langflow's keys and variables reference) and
-// returns the superuser: "langflow", else the first active superuser.
+// (with their IDs, which Langflow's keys and variables reference, their
+// bcrypt password hashes, so that they log in with their Langflow
+// passwords, and is_active) and returns the superuser: LANGFLOW_SUPERUSER
+// ("langflow" by default) when Langflow has it as an active superuser, else
+// Langflow's first active superuser.
 func (a *app) mirrorLangflowUsers(ctx context.Context) (user, error) {
 	users, err := a.langflow.db.Users(ctx)
 	if err != nil {
 		return user{}, err
 	}
+	want := a.cfg.Superuser
+	if want == "" {
+		want = superuserName
+	}
 	var super *user
 	for _, lu := range users {
 		u := user{ID: lu.ID, Username: lu.Username, IsSuperuser: lu.IsSuperuser, CreatedAt: lu.CreatedAt}
-		if err := a.store.mirrorUser(ctx, u); err != nil {
+		if err := a.store.mirrorUser(ctx, lu); err != nil {
 			return user{}, err
 		}
-		if lu.IsSuperuser && lu.IsActive && (super == nil || lu.Username == superuserName) {
+		if lu.IsSuperuser && lu.IsActive && (super == nil || lu.Username == want) {
 			super = &u
 		}
 	}
@@ -154,18 +164,20 @@ func (a *app) langflowUser(ctx context.Context, username string) (user, error) {
 		return user{}, err
 	}
 	u := user{ID: lu.ID, Username: lu.Username, IsSuperuser: lu.IsSuperuser, CreatedAt: lu.CreatedAt}
-	return u, a.store.mirrorUser(ctx, u)
+	return u, a.store.mirrorUser(ctx, lu)
 }
 
-// mirrorUser writes u with its own ID; a stale row of the same name (a
-// Langflow user deleted and made again) goes first.
-func (s *store) mirrorUser(ctx context.Context, u user) error {
+// mirrorUser writes Langflow's user u with its own ID, password hash and
+// is_active; a stale row of the same name (a Langflow user deleted and made
+// again) goes first.
+func (s *store) mirrorUser(ctx context.Context, u langflowdb.User) error {
 	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM users WHERE username = ? AND id <> ?`), u.Username, u.ID); err != nil {
 		return fmt.Errorf("mirror user: %w", err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (id, username, is_superuser, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET username = excluded.username, is_superuser = excluded.is_superuser`),
-		u.ID, u.Username, u.IsSuperuser, u.CreatedAt.UTC())
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (id, username, is_superuser, created_at, password, is_active) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET username = excluded.username, is_superuser = excluded.is_superuser,
+		password = excluded.password, is_active = excluded.is_active`),
+		u.ID, u.Username, u.IsSuperuser, u.CreatedAt.UTC(), nullString(u.PasswordHash), u.IsActive)
 	if err != nil {
 		return fmt.Errorf("mirror user: %w", err)
 	}
@@ -189,4 +201,12 @@ type noRotation struct{ variables.Store }
 
 func (noRotation) ListCiphertexts(context.Context, string, int) ([]secrets.Ciphertext, error) {
 	return nil, errRotateLangflow
+}
+
+// nullString is s, or NULL when empty.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -246,7 +246,7 @@ func TestHandler(t *testing.T) {
 		{"run with the UI session only", "POST", "/api/v1/run/" + echo.ID, seedBody, nil, session, 403, `{"detail":"` + msgAutoLoginNoKey + `"}`},
 		{"run with a key", "POST", "/api/v1/run/" + echo.ID, seedBody, []string{"x-api-key", key}, nil, 200, ""},
 		{"run without a body", "POST", "/api/v1/run/" + echo.ID, "", []string{"x-api-key", key}, nil, 200, ""},
-		{"run with a non-string tweak", "POST", "/api/v1/run/" + echo.ID, `{"tweaks":{"api_key":1}}`, []string{"x-api-key", key}, nil, 422, ""},
+		{"run with a list tweak", "POST", "/api/v1/run/" + echo.ID, `{"tweaks":{"api_key":[1]}}`, []string{"x-api-key", key}, nil, 422, ""},
 		{"cross-site create", "POST", "/api/v1/api_key/", `{"name":"x"}`, []string{"Sec-Fetch-Site", "cross-site"}, session, 403, `{"detail":"Cross-origin request refused"}`},
 		{"same-origin create", "POST", "/api/v1/api_key/", `{"name":"x"}`, []string{"Sec-Fetch-Site", "same-origin"}, session, 200, ""},
 		{"flow without a name", "POST", "/api/v1/flows/", `{"fields":{}}`, []string{"x-api-key", key}, nil, 400, `{"detail":"Flow name cannot be empty"}`},

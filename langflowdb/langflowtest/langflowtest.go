@@ -79,6 +79,13 @@ const (
 	KeyDeleted  = "deleted"  // made, then deleted from the table: refused
 )
 
+// Password is every fixture user's password, and PasswordHash its bcrypt
+// hash in the form Langflow's passlib writes ($2b$, here at cost 4).
+const (
+	Password     = "fixture-password"
+	PasswordHash = "$2b$04$Pvx1ya9qFXAuL76XB3cZb.81UItxtejhY3aaB.vREbzsvGaKtA/Jq"
+)
+
 // Key is one key of the fixture.
 type Key struct {
 	ID, UserID, Plaintext string
@@ -340,9 +347,8 @@ func Create(ctx context.Context, db *sql.DB, postgres bool, g Generation, keyrin
 
 func (s *seeder) user(ctx context.Context, name string, super bool, at time.Time) (User, error) {
 	id := ids.New()
-	// Langflow stores a bcrypt hash; the fixture's users never log in.
 	err := s.exec(ctx, `INSERT INTO "user" (id, username, password, is_active, is_superuser, create_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		s.id(id), name, "$2b$12$fixture.not.a.real.bcrypt.hash.fixture.not.a.real.ha", true, super, s.ts(at), s.ts(at))
+		s.id(id), name, PasswordHash, true, super, s.ts(at), s.ts(at))
 	if err != nil {
 		return User{}, fmt.Errorf("langflowtest: user: %w", err)
 	}
