@@ -291,15 +291,20 @@ func TestImportProgressBar(t *testing.T) {
 	assert.Contains(t, bar.String(), "import-langflow")
 }
 
-// TestRotateSecretRefusesLangflow: rotating keyflow's secret over Langflow's
-// rows would lock Langflow out of them.
-func TestRotateSecretRefusesLangflow(t *testing.T) {
+// TestCommandsRefusedOnLangflow: rotating keyflow's secret over Langflow's
+// rows would lock Langflow out of them; users and passwords are Langflow's.
+func TestCommandsRefusedOnLangflow(t *testing.T) {
 	url, _, _ := langflowDatabase(t, false, langflowtest.GenNewest)
 	t.Setenv("LANGFLOW_SECRET_KEY", "")
-	var stdout, stderr strings.Builder
-	code := realMain([]string{"rotate-secret", "--config-dir", t.TempDir(), "--database-url", url}, nil, &stdout, &stderr)
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr.String(), "does not run on a Langflow database")
+	for _, args := range [][]string{
+		{"rotate-secret"},
+		{"superuser", "--username", "alice", "--password", "a-new-password-123"},
+	} {
+		var stdout, stderr strings.Builder
+		code := realMain(append(args, "--config-dir", t.TempDir(), "--database-url", url), nil, &stdout, &stderr)
+		assert.Equal(t, 1, code, args[0])
+		assert.Contains(t, stderr.String(), "does not run on a Langflow database", args[0])
+	}
 }
 
 func TestParseSchema(t *testing.T) {

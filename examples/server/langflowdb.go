@@ -210,3 +210,7 @@ func nullString(s string) any {
 	}
 	return s
 }
+
+// errSuperuserLangflow: on a Langflow database, users and passwords are
+// Langflow's (the server only mirrors them).
+var errSuperuserLangflow = errors.New("superuser does not run on a Langflow database: manage users and passwords in Langflow (`langflow superuser`); this server mirrors them at start")
