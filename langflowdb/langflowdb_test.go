@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/internal/testdb"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
@@ -410,6 +413,33 @@ func TestConcurrentUse(t *testing.T) {
 			for err := range errs {
 				t.Error(err)
 			}
+		})
+	}
+}
+
+// TestHashlessRowsSharingAKey: a key stored twice without a hash (in clear
+// by 1.7 and as a token by 1.8) is refused too. Langflow's own check takes
+// the first hashless row that matches; keyflow treats every pair of active
+// rows of one key alike.
+func TestHashlessRowsSharingAKey(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := newEnv(t, d, langflowtest.Gen18)
+			ctx := context.Background()
+			k := e.fx.Keys[langflowtest.KeyPlain]
+			token, err := keyring(t).Encrypt(k.Plaintext)
+			require.NoError(t, err)
+			q := `INSERT INTO apikey (id, user_id, name, api_key, created_at, total_uses, is_active) VALUES (?, ?, 'copy', ?, '2026-01-01 00:00:00.000000', 0, ?)`
+			id, user := any(strings.ReplaceAll(ids.New(), "-", "")), any(strings.ReplaceAll(k.UserID, "-", ""))
+			if e.postgres {
+				q = sqlutil.Dollar(q)
+				id, user = ids.New(), k.UserID
+			}
+			_, err = e.db.ExecContext(ctx, q, id, user, token, true)
+			require.NoError(t, err)
+			m := e.manager(t)
+			_, err = m.Verify(ctx, k.Plaintext)
+			require.ErrorIs(t, err, apikey.ErrInvalid)
 		})
 	}
 }
