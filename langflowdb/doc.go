@@ -25,8 +25,8 @@
 //
 // Keys created through the store (apikey.Manager.Create, which calls
 // KeyStore.InsertKey) are rows Langflow itself accepts: the key in clear for a
-// ≤ 1.7 schema (the only form that Langflow version reads; see the package
-// documentation of KeyStorage), a Fernet token under LANGFLOW_SECRET_KEY's
+// ≤ 1.7 schema (the only form that Langflow version reads; see
+// StoragePlaintext), a Fernet token under LANGFLOW_SECRET_KEY's
 // key for 1.8, and a token with its hash for later schemas. Variables are
 // stored as Langflow stores them: Credential values encrypted with the same
 // secret and key derivation (package secrets), Generic values in clear, and
