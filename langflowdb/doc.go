@@ -18,8 +18,9 @@
 // is found through an in-memory index of the hashes of such rows, rebuilt
 // from the table when a key is not in it; when the table has api_key_hash,
 // a row that verifies gets its hash written, as Langflow does. Two rows that
-// share a hash refuse to authenticate (Langflow logs a data integrity
-// violation and refuses too). is_active and expires_at are respected.
+// share a hash (or, without hashes, hold the same key) refuse to
+// authenticate (Langflow logs a data integrity violation and refuses too).
+// is_active and expires_at are respected.
 // Usage is written as Langflow writes it: total_uses incremented and
 // last_used_at set to the time of the latest use (UTC).
 //
