@@ -59,7 +59,7 @@ func BenchmarkByHash(b *testing.B) {
 		{"unknown-rescan-1000-rows", noHash, "sk-unknown", time.Nanosecond},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			ldb, err := langflowdb.Open(ctx, c.f.db, langflowdb.Options{Dialect: langflowdb.SQLite, Keyring: k, LegacyRescanInterval: c.interval})
+			ldb, err := langflowdb.Open(ctx, c.f.db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: k, LegacyRescanInterval: c.interval})
 			require.NoError(b, err)
 			s := ldb.Keys()
 			h := apikey.HashKey(c.key)

@@ -24,7 +24,7 @@ import (
 // users maps the conformance suites' user names ("user-a", "u1") to users
 // of Langflow's user table, whose IDs are UUIDs that the apikey and variable
 // rows reference; a user is created the first time it is named. This is the
-// only adaptation the suites need besides their Options.
+// only adaptation the suites need besides their Config.
 type users struct {
 	db       *sql.DB
 	postgres bool
@@ -178,13 +178,13 @@ func emptyLangflow(t *testing.T, d dialect, g langflowtest.Generation) (*langflo
 	if d.postgres {
 		dl = langflowdb.Postgres
 	}
-	ldb, err := langflowdb.Open(ctx, db, langflowdb.Options{Dialect: dl, Keyring: keyring(t)})
+	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: dl, Keyring: keyring(t)})
 	require.NoError(t, err)
 	return ldb, newUsers(db, d.postgres)
 }
 
 // TestKeyStoreConformance runs apikey/storetest on every generation. The
-// differences that Langflow's schema forces are the Options: no scopes, and
+// differences that Langflow's schema forces are the Config: no scopes, and
 // no expiry before expires_at; Prefix and Length are the key's (the suite
 // inserts through InsertKey).
 func TestKeyStoreConformance(t *testing.T) {
@@ -192,27 +192,27 @@ func TestKeyStoreConformance(t *testing.T) {
 		for _, g := range langflowtest.Generations {
 			t.Run(d.name+"/"+g.String(), func(t *testing.T) {
 				t.Parallel()
-				storetest.RunOptions(t, func(t *testing.T) apikey.Store {
+				storetest.RunWith(t, func(t *testing.T) apikey.Store {
 					ldb, u := emptyLangflow(t, d, g)
 					return keyAdapter{s: ldb.Keys(), u: u}
-				}, storetest.Options{NoScopes: true, NoExpiry: !g.HasExpiry()})
+				}, storetest.Config{NoScopes: true, NoExpiry: !g.HasExpiry()})
 			})
 		}
 	}
 }
 
 // TestVariableStoreConformance runs variables/storetest. Langflow's table
-// has no origin column: Options.NoOrigin.
+// has no origin column: Config.NoOrigin.
 func TestVariableStoreConformance(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			t.Parallel()
-			varstoretest.RunOptions(t, func(t *testing.T) variables.Store {
+			varstoretest.RunWith(t, func(t *testing.T) variables.Store {
 				ldb, u := emptyLangflow(t, d, langflowtest.GenNewest)
 				vs, err := ldb.Variables()
 				require.NoError(t, err)
 				return varAdapter{s: vs, u: u}
-			}, varstoretest.Options{NoOrigin: true})
+			}, varstoretest.Config{NoOrigin: true})
 		})
 	}
 }

@@ -35,14 +35,16 @@
 //
 // # Revocation bound
 //
+// (docs/langflow-compatibility.md#revocation-on-langflow-tables)
+//
 // Langflow's tables carry no change log, so no apikey.ChangeFeed can say
 // which keys a running Langflow deleted or disabled. Instead a KeyStore is an
 // apikey.CacheBound: a Manager on it caches verification results for at most
-// Options.MaxCacheAge (900 ms by default), so a key deleted or deactivated
+// Config.MaxCacheAge (900 ms by default), so a key deleted or deactivated
 // in Langflow is refused by every Manager on the store within 1 s (the
 // cache age, plus the Manager's millisecond clock and scheduling slack). A key
 // created in Langflow verifies at once when the table has api_key_hash, and
-// within MaxCacheAge plus Options.LegacyRescanInterval (200 ms) on older
+// within MaxCacheAge plus Config.LegacyRescanInterval (200 ms) on older
 // schemas.
 //
 // # Differences forced by Langflow's schema
@@ -56,6 +58,6 @@
 // overwrites a Langflow row), and uniqueness is checked by the store before
 // it writes. User IDs must be UUIDs of rows in Langflow's user table.
 //
-// See docs/langflow-compatibility.md for the Langflow versions and source
-// files this follows.
+// See docs/langflow-compatibility.md#langflow-database for the Langflow
+// versions and source files this follows.
 package langflowdb

@@ -30,7 +30,7 @@ func Example() {
 	keyring, _ := secrets.NewKeyring("dBuuRmX0a5Gx3kqzT0C7mB1g7eYcY2Jq2Vd9sRxk2M0") // LANGFLOW_SECRET_KEY
 	fx, _ := langflowtest.Create(ctx, db, false, langflowtest.Gen18Hash, keyring)
 
-	lf, err := langflowdb.Open(ctx, db, langflowdb.Options{Dialect: langflowdb.SQLite, Keyring: keyring})
+	lf, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: keyring})
 	if err != nil {
 		panic(err)
 	}

@@ -55,7 +55,7 @@ func (d *DB) Keys() *KeyStore {
 	return &KeyStore{d: d, cols: cols, legacy: legacyIndex{byID: map[string]legacyEntry{}, byHash: map[apikey.Hash][]string{}}}
 }
 
-// MaxCacheAge implements apikey.CacheBound: Options.MaxCacheAge.
+// MaxCacheAge implements apikey.CacheBound: Config.MaxCacheAge.
 func (s *KeyStore) MaxCacheAge() time.Duration { return s.d.opts.MaxCacheAge }
 
 // keyRow is one row of the apikey table as read.
@@ -161,7 +161,8 @@ func (s *KeyStore) query(ctx context.Context, op, where string, args ...any) ([]
 	return out, nil
 }
 
-// ByHash implements apikey.Store as Langflow's check does: rows whose
+// ByHash implements apikey.Store as Langflow's check does
+// (docs/langflow-compatibility.md#verifying-langflow-keys): rows whose
 // api_key_hash is h first; when there are none, hashless rows (plaintext or
 // token) whose key hashes to h, and the one found gets its hash backfilled
 // when the column exists and the key is valid. More than one active row
@@ -437,7 +438,7 @@ func (x *legacyIndex) forget(id string) {
 
 // rescan reads the id and api_key of every hashless row and indexes those
 // not indexed yet. Concurrent callers share one scan, and unless force is
-// set a scan runs at most once per Options.LegacyRescanInterval.
+// set a scan runs at most once per Config.LegacyRescanInterval.
 func (s *KeyStore) rescan(ctx context.Context, force bool) error {
 	if err := ctx.Err(); err != nil {
 		return err

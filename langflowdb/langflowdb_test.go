@@ -83,7 +83,7 @@ func newEnv(t *testing.T, d dialect, g langflowtest.Generation) *env {
 	if d.postgres {
 		dl = langflowdb.Postgres
 	}
-	ldb, err := langflowdb.Open(ctx, db, langflowdb.Options{Dialect: dl, Keyring: keyring(t)})
+	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: dl, Keyring: keyring(t)})
 	require.NoError(t, err)
 	vars, err := ldb.Variables()
 	require.NoError(t, err)
@@ -127,9 +127,9 @@ func TestSchemaDetection(t *testing.T) {
 
 func TestOpenRefusesOtherDatabases(t *testing.T) {
 	db := testdb.SQLite(t)
-	_, err := langflowdb.Open(context.Background(), db, langflowdb.Options{Dialect: langflowdb.SQLite, Keyring: keyring(t)})
+	_, err := langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: keyring(t)})
 	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
-	_, err = langflowdb.Open(context.Background(), db, langflowdb.Options{})
+	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{})
 	require.Error(t, err)
 }
 
@@ -145,7 +145,7 @@ func TestVerifyEveryGeneration(t *testing.T) {
 			if e.postgres {
 				dl = langflowdb.Postgres
 			}
-			ldb, err := langflowdb.Open(ctx, e.db, langflowdb.Options{Dialect: dl, Keyring: other})
+			ldb, err := langflowdb.Open(ctx, e.db, langflowdb.Config{Dialect: dl, Keyring: other})
 			require.NoError(t, err)
 			m2, err := apikey.NewManager(apikey.Config{Store: ldb.Keys(), FlushInterval: -1})
 			require.NoError(t, err)

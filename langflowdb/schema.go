@@ -57,8 +57,8 @@ func (k KeyStorage) String() string {
 	return "auto"
 }
 
-// Options configure Open.
-type Options struct {
+// Config configure Open.
+type Config struct {
 	// Dialect of the database; required.
 	Dialect Dialect
 	// Keyring holds Langflow's secret (LANGFLOW_SECRET_KEY or its
@@ -85,7 +85,7 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Defaults of Options.
+// Defaults of Config.
 const (
 	DefaultMaxCacheAge          = 900 * time.Millisecond
 	DefaultLegacyRescanInterval = 200 * time.Millisecond
@@ -129,20 +129,20 @@ type DB struct {
 	schema  Schema
 	keyring *secrets.Keyring
 	log     *slog.Logger
-	opts    Options
+	opts    Config
 }
 
 // Open reads the schema of the Langflow database db and returns a DB on it.
 // It writes nothing. It does not close db.
-func Open(ctx context.Context, db *sql.DB, opts Options) (*DB, error) {
+func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 	if db == nil {
 		return nil, errors.New("langflowdb: db is nil")
 	}
 	if opts.Dialect != SQLite && opts.Dialect != Postgres {
-		return nil, fmt.Errorf("langflowdb: Options.Dialect must be langflowdb.SQLite or langflowdb.Postgres, not %q", opts.Dialect)
+		return nil, fmt.Errorf("langflowdb: Config.Dialect must be langflowdb.SQLite or langflowdb.Postgres, not %q", opts.Dialect)
 	}
 	if opts.MaxCacheAge < 0 || opts.LegacyRescanInterval < 0 {
-		return nil, errors.New("langflowdb: Options.MaxCacheAge and LegacyRescanInterval must not be negative")
+		return nil, errors.New("langflowdb: Config.MaxCacheAge and LegacyRescanInterval must not be negative")
 	}
 	if opts.MaxCacheAge == 0 {
 		opts.MaxCacheAge = DefaultMaxCacheAge
@@ -180,7 +180,7 @@ func Open(ctx context.Context, db *sql.DB, opts Options) (*DB, error) {
 		return nil, errors.New("langflowdb: StorageTokenAndHash needs the api_key_hash column, which this database lacks")
 	}
 	if d.schema.KeyStorage != StoragePlaintext && d.keyring == nil {
-		return nil, errors.New("langflowdb: Options.Keyring (Langflow's secret) is required to write keys as Fernet tokens")
+		return nil, errors.New("langflowdb: Config.Keyring (Langflow's secret) is required to write keys as Fernet tokens")
 	}
 	return d, nil
 }

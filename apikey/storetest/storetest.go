@@ -36,21 +36,21 @@ import (
 // the key.
 func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 	t.Helper()
-	RunOptions(t, newStore, Options{})
+	RunWith(t, newStore, Config{})
 }
 
-// Options tell the suite what a store cannot keep because it works on a
+// Config tell the suite what a store cannot keep because it works on a
 // schema it does not own (package langflowdb on Langflow's tables). The
 // zero value checks everything.
-type Options struct {
+type Config struct {
 	// NoScopes: the store keeps no Scopes; the suite inserts none.
 	NoScopes bool
 	// NoExpiry: the store keeps no ExpiresAt; the suite sets none.
 	NoExpiry bool
 }
 
-// RunOptions is Run for a store that cannot keep everything a Record holds.
-func RunOptions(t *testing.T, newStore func(t *testing.T) apikey.Store, o Options) {
+// RunWith is Run for a store that cannot keep everything a Record holds.
+func RunWith(t *testing.T, newStore func(t *testing.T) apikey.Store, o Config) {
 	t.Helper()
 	for _, tc := range []struct {
 		name string
@@ -202,7 +202,7 @@ func requireSame(t *testing.T, what string, want, got apikey.Record) {
 	}
 }
 
-func testRoundTrip(t *testing.T, s apikey.Store, o Options) {
+func testRoundTrip(t *testing.T, s apikey.Store, o Config) {
 	r := newRecord(t, "user-a", 0)
 	r.Name = "Production — 生产"
 	r.LastUsedAt = ptr(base.Add(time.Hour))
@@ -295,7 +295,7 @@ func testList(t *testing.T, s apikey.Store) {
 	}
 }
 
-func testDelete(t *testing.T, s apikey.Store, o Options) {
+func testDelete(t *testing.T, s apikey.Store, o Config) {
 	ctx := context.Background()
 	r := newRecord(t, "user-a", 0)
 	if !o.NoScopes {
@@ -446,7 +446,7 @@ func testAddUsageConcurrent(t *testing.T, s apikey.Store) {
 	}
 }
 
-func testNoSharedMemory(t *testing.T, s apikey.Store, o Options) {
+func testNoSharedMemory(t *testing.T, s apikey.Store, o Config) {
 	ctx := context.Background()
 	r := newRecord(t, "user-a", 0)
 	r.LastUsedAt = ptr(base.Add(time.Minute))

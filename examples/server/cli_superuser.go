@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 )
 
 // cmdSuperuser is `langflow superuser`: --username and --password create a
@@ -25,14 +27,12 @@ func cmdSuperuser(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
-	if v := os.Getenv("LANGFLOW_ENABLE_SUPERUSER_CLI"); v != "" {
-		enabled, err := parseBool("LANGFLOW_ENABLE_SUPERUSER_CLI", v)
-		if err != nil {
-			return err
-		}
-		if !enabled {
-			return errors.New("superuser creation via the CLI is disabled (LANGFLOW_ENABLE_SUPERUSER_CLI=false)")
-		}
+	enabled, err := envbool.Lookup(os.LookupEnv, "LANGFLOW_ENABLE_SUPERUSER_CLI", true)
+	if err != nil {
+		return err
+	}
+	if !enabled {
+		return errors.New("superuser creation via the CLI is disabled (LANGFLOW_ENABLE_SUPERUSER_CLI=false)")
 	}
 	ctx := context.Background()
 	cfg, err := loadConfig(common, nil, nil)

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables/dotenv"
 )
 
@@ -158,6 +160,15 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 			return config{}, fmt.Errorf("--env-file: %w", err)
 		}
 	}
+	// lookup is the environment with the server's defaults for unset
+	// variables; getenv is the same for readers that take no "unset".
+	lookup := func(name string) (string, bool) {
+		if v, ok := os.LookupEnv(name); ok {
+			return v, true
+		}
+		v, ok := serverDefaults[name]
+		return v, ok
+	}
 	getenv := func(name string) string {
 		if v := os.Getenv(name); v != "" {
 			return v
@@ -228,7 +239,7 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		}
 	}
 
-	if cfg.Auth, err = middleware.ConfigFromEnv(getenv); err != nil {
+	if cfg.Auth, err = middleware.ConfigFromEnv(lookup); err != nil {
 		errs = append(errs, err)
 	}
 	if err := loginSettings(&cfg, getenv); err != nil {
@@ -242,7 +253,8 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		{"LANGFLOW_FALLBACK_TO_ENV_VAR", &cfg.FallbackToEnv},
 		{"LANGFLOW_STORE_ENVIRONMENT_VARIABLES", &cfg.StoreEnvVariables},
 	} {
-		if *b.dst, err = parseBool(b.name, getenv(b.name)); err != nil {
+		// Unset: the server's default (serverDefaults), else false.
+		if *b.dst, err = envbool.Lookup(lookup, b.name, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -263,17 +275,6 @@ func parseLevel(v string) (slog.Level, error) {
 		return 0, fmt.Errorf("log level must be debug, info, warning, error or critical, got %q", v)
 	}
 	return l, nil
-}
-
-// parseBool accepts pydantic's spellings, as Langflow's settings do.
-func parseBool(name, v string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "0", "false", "f", "no", "n", "off":
-		return false, nil
-	case "1", "true", "t", "yes", "y", "on":
-		return true, nil
-	}
-	return false, fmt.Errorf("%s must be a boolean (true/false), got %q", name, v)
 }
 
 // database is a resolved --database-url.
@@ -306,8 +307,7 @@ func parseDatabaseURL(raw, configDir string) (database, error) {
 		if path == "" || path == ":memory:" {
 			return database{}, errors.New("database URL: an SQLite URL needs a file path (sqlite:///path/to.db)")
 		}
-		dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-		return database{driver: "sqlite", dsn: dsn, display: "sqlite:///" + path}, nil
+		return database{driver: sqlitedb.Driver, dsn: sqlitedb.DSN(path), display: "sqlite:///" + path}, nil
 	case "postgres", "postgresql":
 		dsn := "postgres://" + rest
 		return database{driver: "pgx", dsn: dsn, postgres: true, display: redactURL(dsn)}, nil

@@ -26,7 +26,7 @@ import (
 )
 
 // The end-to-end test builds the real binary and drives it as a user would:
-// the CLI on a fresh config dir, the server over HTTP (the seed's two curl
+// the CLI on a fresh config dir, the server over HTTP (Langflow's documented two curl
 // forms verbatim), revocation, the precedence matrix through /run, graceful
 // shutdown, and master-secret rotation — on SQLite, and on PostgreSQL when
 // KEYFLOW_TEST_POSTGRES_DSN is set.
@@ -37,9 +37,9 @@ var (
 )
 
 const (
-	// The seed's request body, verbatim.
+	// The request body of Langflow's documentation, verbatim.
 	seedBody = `{"inputs": {"text":""}, "tweaks": {}}`
-	// Langflow's answers (§3.7).
+	// Langflow's answers (docs/langflow-compatibility.md#authentication-errors).
 	msgAutoLoginNoKey = "Since v1.5, LANGFLOW_AUTO_LOGIN requires a valid API key. Set LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true to skip this check. Please update your authentication method."
 	msgInvalidKey     = "Invalid or missing API key"
 )

@@ -18,7 +18,8 @@ import (
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
-// import-langflow copies a Langflow database into keyflow's own database:
+// import-langflow copies a Langflow database into keyflow's own database
+// (docs/langflow-compatibility.md#moving-off-langflow):
 //
 //   - users, with their Langflow IDs (a user whose name keyflow already has,
 //     such as the superuser "langflow", is that keyflow user); inactive users
@@ -144,7 +145,7 @@ func cmdImportLangflow(args []string, stdout, stderr io.Writer) error {
 	if err := db.PingContext(ctx); err != nil {
 		return fmt.Errorf("connect to %s: %w", src.display, err)
 	}
-	ldb, err := langflowdb.Open(ctx, db, langflowdb.Options{Dialect: langflowDialect(src), Keyring: keyring, Logger: a.log})
+	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: langflowDialect(src), Keyring: keyring, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("%s: %w", src.display, err)
 	}

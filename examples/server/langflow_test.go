@@ -282,7 +282,7 @@ func TestImportProgressBar(t *testing.T) {
 	lfdb, err := sql.Open(src.driver, src.dsn)
 	require.NoError(t, err)
 	defer lfdb.Close()
-	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Options{Dialect: langflowdb.SQLite, Keyring: a.keyring})
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
 	require.NoError(t, err)
 	var bar strings.Builder
 	rep, err := importLangflow(context.Background(), a, ldb, a.keyring, &bar)

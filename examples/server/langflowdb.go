@@ -20,7 +20,8 @@ import (
 // LANGFLOW_SECRET_KEY accept the same keys and read the same variables.
 // Users are Langflow's: the server mirrors them, with their IDs, into its
 // own small SQLite file in the config dir, next to its flows; it never
-// creates a table in Langflow's database.
+// creates a table in Langflow's database
+// (docs/langflow-compatibility.md#langflow-database).
 
 // langflowStateFile holds the server's own tables (users mirrored from
 // Langflow, flows) when it serves on a Langflow database.
@@ -75,7 +76,7 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	if err := a.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("connect to %s: %w", dbc.display, err)
 	}
-	ldb, err := langflowdb.Open(ctx, a.db, langflowdb.Options{Dialect: langflowDialect(dbc), Keyring: a.keyring, Logger: a.log})
+	ldb, err := langflowdb.Open(ctx, a.db, langflowdb.Config{Dialect: langflowDialect(dbc), Keyring: a.keyring, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("langflow database %s: %w", dbc.display, err)
 	}
@@ -109,8 +110,11 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: vs, Keyring: a.keyring, Logger: a.log}); err != nil {
 		return err
 	}
-	fallback := a.cfg.FallbackToEnv
-	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, FallbackToEnv: &fallback}); err != nil {
+	fallback := variables.EnvFallbackOff
+	if a.cfg.FallbackToEnv {
+		fallback = variables.EnvFallbackOn
+	}
+	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, EnvFallback: fallback}); err != nil {
 		return err
 	}
 	if a.superuser, err = a.mirrorLangflowUsers(ctx); err != nil {

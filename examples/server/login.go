@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
@@ -36,7 +37,7 @@ import (
 // tokens are JWTs that logout cannot revoke.
 
 // sourceLogin marks a principal authenticated by a login token.
-const sourceLogin middleware.Source = "login"
+const sourceLogin apikey.Source = "login"
 
 const (
 	accessCookie  = "access_token_lf"
@@ -439,7 +440,7 @@ func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 			httpjson.Detail(w, http.StatusUnauthorized, msg)
 			return
 		}
-		p := middleware.Principal{UserID: userID, Source: sourceLogin}
+		p := apikey.Principal{UserID: userID, Source: sourceLogin}
 		next.ServeHTTP(w, r.WithContext(middleware.NewContext(ctx, p)))
 	})
 }

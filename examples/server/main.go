@@ -265,11 +265,11 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if err := a.store.migrateUsers(ctx); err != nil {
 		return err
 	}
-	keyStore, err := keysql.New(ctx, a.db, keysql.Options{Dialect: keyDialect})
+	keyStore, err := keysql.New(ctx, a.db, keysql.Config{Dialect: keyDialect})
 	if err != nil {
 		return fmt.Errorf("api key store: %w", err)
 	}
-	varStore, err := varsql.New(ctx, a.db, varsql.Options{Dialect: varDialect})
+	varStore, err := varsql.New(ctx, a.db, varsql.Config{Dialect: varDialect})
 	if err != nil {
 		return fmt.Errorf("variable store: %w", err)
 	}
@@ -291,8 +291,11 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: a.varStore, Keyring: a.keyring, Logger: a.log}); err != nil {
 		return err
 	}
-	fallback := a.cfg.FallbackToEnv
-	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, FallbackToEnv: &fallback}); err != nil {
+	fallback := variables.EnvFallbackOff
+	if a.cfg.FallbackToEnv {
+		fallback = variables.EnvFallbackOn
+	}
+	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, EnvFallback: fallback}); err != nil {
 		return err
 	}
 	a.superuser, err = a.setupSuperuser(ctx)

@@ -34,7 +34,7 @@ func TestAPIKeyBox(t *testing.T) {
 │ Make sure to store it in a secure location.          │
 ╰──────────────────────────────────────────────────────╯
 `},
-		{"copied on macOS (the seed's box)", true, "darwin", `╭─────────────────────────────────────────────────────────────────────╮
+		{"copied on macOS (Langflow's box)", true, "darwin", `╭─────────────────────────────────────────────────────────────────────╮
 │ API Key Created Successfully:                                       │
 │                                                                     │
 │ sk-O0elzoWID1izAH8RUKrnnvyyMwIzHi2Wk-uXWoNJ2Ro                      │
@@ -93,8 +93,15 @@ func TestLoadConfig(t *testing.T) {
 	for _, k := range []string{"LANGFLOW_AUTO_LOGIN", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN", "LANGFLOW_API_KEY_SOURCE", "LANGFLOW_API_KEY",
 		"LANGFLOW_FALLBACK_TO_ENV_VAR", "LANGFLOW_STORE_ENVIRONMENT_VARIABLES", "LANGFLOW_DISABLE_TRACK_APIKEY_USAGE",
 		"LANGFLOW_HOST", "LANGFLOW_PORT", "LANGFLOW_LOG_LEVEL", "LANGFLOW_CONFIG_DIR", "LANGFLOW_DATABASE_URL"} {
-		t.Setenv(k, "")
+		t.Setenv(k, "") // restored after the test
+		require.NoError(t, os.Unsetenv(k))
 	}
+
+	t.Run("a boolean set but empty is an error, as in Langflow", func(t *testing.T) {
+		t.Setenv("LANGFLOW_FALLBACK_TO_ENV_VAR", "")
+		_, err := loadConfig(&commonFlags{configDir: "/x", defaultLevel: "info"}, nil, nil)
+		require.ErrorContains(t, err, "LANGFLOW_FALLBACK_TO_ENV_VAR is set but empty")
+	})
 
 	t.Run("Langflow's defaults", func(t *testing.T) {
 		cfg, err := loadConfig(&commonFlags{configDir: "rel", defaultLevel: "info"}, nil, nil)

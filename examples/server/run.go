@@ -329,7 +329,8 @@ func (s *store) createNamedFlow(ctx context.Context, userID, name, endpoint stri
 
 // runFlow is POST /api/v1/run/{flow_id_or_name}[?stream=true].
 func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	stream, ok := streamParam(w, r)
 	if !ok {
 		return

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -36,7 +37,7 @@ import (
 func (a *app) handler() (http.Handler, error) {
 	mwCfg := a.cfg.Auth
 	mwCfg.Verifier = a.keys
-	mwCfg.Superuser = middleware.Principal{UserID: a.superuser.ID, KeyName: a.superuser.Username}
+	mwCfg.Superuser = apikey.Principal{UserID: a.superuser.ID, KeyName: a.superuser.Username}
 	mwCfg.Logger = a.log
 	requireKey, err := middleware.New(mwCfg)
 	if err != nil {
@@ -54,10 +55,16 @@ func (a *app) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.Handle("/api/v1/api_key/", manage(http.StripPrefix("/api/v1/api_key",
-		a.currentUsage(apikeyhttp.New(a.keys, middleware.UserID)))))
-	mux.Handle("/api/v1/variables/", manage(http.StripPrefix("/api/v1/variables",
-		variableshttp.New(a.vars, middleware.UserID))))
+	keysAPI, err := apikeyhttp.New(apikeyhttp.Config{Manager: a.keys, User: middleware.FromRequest, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	varsAPI, err := variableshttp.New(variableshttp.Config{Service: a.vars, User: middleware.FromRequest, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/api/v1/api_key/", manage(http.StripPrefix("/api/v1/api_key", a.currentUsage(keysAPI))))
+	mux.Handle("/api/v1/variables/", manage(http.StripPrefix("/api/v1/variables", varsAPI)))
 	mux.Handle("GET /api/v1/flows/{$}", manage(http.HandlerFunc(a.listFlows)))
 	mux.Handle("POST /api/v1/flows/{$}", manage(http.HandlerFunc(a.createFlow)))
 	mux.Handle("POST /api/v1/run/{flow_id_or_name}", requireKey(http.HandlerFunc(a.runFlow)))
@@ -127,7 +134,8 @@ func toFlowJSON(f flow) flowJSON {
 }
 
 func (a *app) listFlows(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	flows, err := a.store.flowsByUser(r.Context(), userID)
 	if err != nil {
 		a.storeUnavailable(w, r, "list flows", err)
@@ -146,7 +154,8 @@ func (a *app) listFlows(w http.ResponseWriter, r *http.Request) {
 // and "_" (else 422), unique among the user's flows (else 400 "Endpoint name
 // must be unique").
 func (a *app) createFlow(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	var in struct {
 		Name         string               `json:"name"`
 		EndpointName *string              `json:"endpoint_name"`

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -69,7 +70,7 @@ func (u *ui) routes(mux *http.ServeMux) {
 // cookie as the superuser (auto-login), calling next directly; every other
 // request goes to keyed, the API-key middleware.
 func (u *ui) session(next, keyed http.Handler) http.Handler {
-	su := middleware.Principal{UserID: u.app.superuser.ID, KeyName: u.app.superuser.Username, Source: middleware.SourceAutoLogin}
+	su := apikey.Principal{UserID: u.app.superuser.ID, KeyName: u.app.superuser.Username, Source: apikey.SourceAutoLogin}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u.token != "" && r.Header.Get("x-api-key") == "" && !r.URL.Query().Has("x-api-key") {
 			if c, err := r.Cookie(sessionCookie); err == nil &&

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -328,8 +329,12 @@ func superuserSettings(cfg *config, getenv func(string) string) error {
 	cfg.Superuser = strings.TrimSpace(getenv("LANGFLOW_SUPERUSER"))
 	cfg.SuperuserPassword = getenv("LANGFLOW_SUPERUSER_PASSWORD")
 	var err error
-	if cfg.NewUserIsActive, err = parseBool("LANGFLOW_NEW_USER_IS_ACTIVE", getenv("LANGFLOW_NEW_USER_IS_ACTIVE")); err != nil {
-		return err
+	// getenv does not tell unset from empty: an empty value is the default
+	// (false) here; a set one is parsed as every boolean setting is.
+	if v := getenv("LANGFLOW_NEW_USER_IS_ACTIVE"); v != "" {
+		if cfg.NewUserIsActive, err = envbool.Parse("LANGFLOW_NEW_USER_IS_ACTIVE", v); err != nil {
+			return err
+		}
 	}
 	if cfg.Superuser == "" || cfg.Auth.AutoLogin {
 		cfg.Superuser = superuserName
@@ -379,7 +384,8 @@ func toUserJSON(a account) userJSON {
 // currentAccount returns the authenticated caller's user, answering 503 or
 // 401 itself (and reporting false) when it cannot.
 func (a *app) currentAccount(w http.ResponseWriter, r *http.Request) (account, bool) {
-	id, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	id := caller.UserID
 	acct, err := a.store.accountByID(r.Context(), id)
 	switch {
 	case errors.Is(err, errUserNotFound):

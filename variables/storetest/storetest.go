@@ -6,6 +6,8 @@
 //	}
 //
 // newStore must return a new, empty store for each call.
+//
+// It imports only the standard library and keyflow.
 package storetest
 
 import (
@@ -18,9 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -28,21 +27,21 @@ import (
 
 // Run runs every conformance test against stores made by newStore.
 func Run(t *testing.T, newStore func(t *testing.T) variables.Store) {
-	RunOptions(t, newStore, Options{})
+	RunWith(t, newStore, Config{})
 }
 
-// Options tell the suite what a store cannot keep because it works on a
+// Config tell the suite what a store cannot keep because it works on a
 // schema it does not own (package langflowdb on Langflow's variable table).
 // The zero value checks everything.
-type Options struct {
+type Config struct {
 	// NoOrigin: the store does not keep Origin (every variable reads back
 	// with one fixed origin); the suite does not compare origins.
 	NoOrigin bool
 }
 
-// RunOptions is Run for a store that cannot keep everything a Variable
+// RunWith is Run for a store that cannot keep everything a Variable
 // holds.
-func RunOptions(t *testing.T, newStore func(t *testing.T) variables.Store, o Options) {
+func RunWith(t *testing.T, newStore func(t *testing.T) variables.Store, o Config) {
 	st := suite{o}
 	tests := []struct {
 		name string
@@ -69,8 +68,8 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) variables.Store, o Opt
 	}
 }
 
-// suite carries the Options of one run to its tests.
-type suite struct{ o Options }
+// suite carries the Config of one run to its tests.
+type suite struct{ o Config }
 
 // base is a fixed instant with microseconds, to check precision.
 var base = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
@@ -90,27 +89,27 @@ func newVar(user, name string, i int) variables.Variable {
 
 func mustCreate(t *testing.T, s variables.Store, v variables.Variable) variables.Variable {
 	t.Helper()
-	require.NoError(t, s.Create(context.Background(), v))
+	mustNoError(t, s.Create(context.Background(), v))
 	return v
 }
 
 func (st suite) assertSame(t *testing.T, want, got variables.Variable) {
 	t.Helper()
-	assert.Equal(t, want.ID, got.ID)
-	assert.Equal(t, want.UserID, got.UserID)
-	assert.Equal(t, want.Name, got.Name)
-	assert.Equal(t, want.Value, got.Value)
-	assert.Equal(t, want.Type, got.Type)
+	equal(t, want.ID, got.ID)
+	equal(t, want.UserID, got.UserID)
+	equal(t, want.Name, got.Name)
+	equal(t, want.Value, got.Value)
+	equal(t, want.Type, got.Type)
 	if !st.o.NoOrigin {
-		assert.Equal(t, want.Origin, got.Origin)
+		equal(t, want.Origin, got.Origin)
 	}
 	if len(want.DefaultFields) == 0 {
-		assert.Empty(t, got.DefaultFields)
+		empty(t, got.DefaultFields)
 	} else {
-		assert.Equal(t, want.DefaultFields, got.DefaultFields)
+		equal(t, want.DefaultFields, got.DefaultFields)
 	}
-	assert.True(t, want.CreatedAt.Equal(got.CreatedAt), "CreatedAt: want %v, got %v", want.CreatedAt, got.CreatedAt)
-	assert.True(t, want.UpdatedAt.Equal(got.UpdatedAt), "UpdatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
+	isTrue(t, want.CreatedAt.Equal(got.CreatedAt), "CreatedAt: want %v, got %v", want.CreatedAt, got.CreatedAt)
+	isTrue(t, want.UpdatedAt.Equal(got.UpdatedAt), "UpdatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
 }
 
 func (st suite) testRoundTrip(t *testing.T, s variables.Store) {
@@ -133,12 +132,12 @@ func (st suite) testRoundTrip(t *testing.T, s variables.Store) {
 	for _, v := range cases {
 		mustCreate(t, s, v)
 		got, err := s.Get(ctx, v.UserID, v.ID)
-		require.NoError(t, err)
+		mustNoError(t, err)
 		st.assertSame(t, v, got)
 		got, err = s.GetByName(ctx, v.UserID, v.Name)
-		require.NoError(t, err)
+		mustNoError(t, err)
 		st.assertSame(t, v, got)
-		assert.True(t, got.UpdatedAt.IsZero() == v.UpdatedAt.IsZero(), "zero UpdatedAt must stay zero")
+		isTrue(t, got.UpdatedAt.IsZero() == v.UpdatedAt.IsZero(), "zero UpdatedAt must stay zero")
 	}
 }
 
@@ -146,37 +145,37 @@ func (st suite) testDuplicateName(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newVar("u1", "KEY", 0))
 	err := s.Create(ctx, newVar("u1", "KEY", 1))
-	assert.ErrorIs(t, err, variables.ErrDuplicate)
+	errorIs(t, err, variables.ErrDuplicate)
 	// Another user may use the same name; names are case-sensitive.
-	assert.NoError(t, s.Create(ctx, newVar("u2", "KEY", 2)))
-	assert.NoError(t, s.Create(ctx, newVar("u1", "key", 3)))
+	noError(t, s.Create(ctx, newVar("u2", "KEY", 2)))
+	noError(t, s.Create(ctx, newVar("u1", "key", 3)))
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
-	assert.Len(t, list, 2)
+	mustNoError(t, err)
+	hasLen(t, list, 2)
 }
 
 func (st suite) testDuplicateID(t *testing.T, s variables.Store) {
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	w := newVar("u2", "B", 1)
 	w.ID = v.ID
-	assert.ErrorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
+	errorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
 }
 
 func (st suite) testNotFound(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	_, err := s.Get(ctx, "u1", ids.New())
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	_, err = s.Get(ctx, "u2", v.ID)
-	assert.ErrorIs(t, err, variables.ErrNotFound, "another user's variable must look missing")
+	errorIs(t, err, variables.ErrNotFound, "another user's variable must look missing")
 	_, err = s.GetByName(ctx, "u2", "A")
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	_, err = s.GetByName(ctx, "u1", "a")
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	list, err := s.ListByUser(ctx, "nobody")
-	require.NoError(t, err)
-	assert.NotNil(t, list)
-	assert.Empty(t, list)
+	mustNoError(t, err)
+	notNil(t, list)
+	empty(t, list)
 }
 
 func (st suite) testList(t *testing.T, s variables.Store) {
@@ -193,13 +192,13 @@ func (st suite) testList(t *testing.T, s variables.Store) {
 	mustCreate(t, s, b1)
 	mustCreate(t, s, newVar("u2", "X", 0))
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
+	mustNoError(t, err)
 	var names []string
 	for _, v := range list {
 		names = append(names, v.Name)
-		assert.Equal(t, "u1", v.UserID)
+		equal(t, "u1", v.UserID)
 	}
-	assert.Equal(t, []string{"A", "B1", "B2", "C"}, names)
+	equal(t, []string{"A", "B1", "B2", "C"}, names)
 	st.assertSame(t, a, list[0])
 	st.assertSame(t, c, list[3])
 }
@@ -211,14 +210,14 @@ func (st suite) testCopies(t *testing.T, s variables.Store) {
 	mustCreate(t, s, v)
 	v.DefaultFields[0] = "changed after Create"
 	got, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	got.DefaultFields[1] = "changed after Get"
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
+	mustNoError(t, err)
 	list[0].DefaultFields[0] = "changed after List"
 	again, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"f1", "f2"}, again.DefaultFields)
+	mustNoError(t, err)
+	equal(t, []string{"f1", "f2"}, again.DefaultFields)
 }
 
 func (st suite) testUpdate(t *testing.T, s variables.Store) {
@@ -231,20 +230,20 @@ func (st suite) testUpdate(t *testing.T, s variables.Store) {
 	next.Origin = variables.OriginEnv
 	// Fields that never change, even if the caller changes them.
 	next.CreatedAt = base.Add(time.Hour)
-	require.NoError(t, s.Update(ctx, prev, next))
+	mustNoError(t, s.Update(ctx, prev, next))
 	got, err := s.Get(ctx, "u1", prev.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	want := next
 	want.CreatedAt = prev.CreatedAt
 	st.assertSame(t, want, got)
 	_, err = s.GetByName(ctx, "u1", "A")
-	assert.ErrorIs(t, err, variables.ErrNotFound, "old name is free after a rename")
+	errorIs(t, err, variables.ErrNotFound, "old name is free after a rename")
 
 	missing := newVar("u1", "M", 0)
-	assert.ErrorIs(t, s.Update(ctx, missing, missing), variables.ErrNotFound)
+	errorIs(t, s.Update(ctx, missing, missing), variables.ErrNotFound)
 	foreign := got
 	foreign.UserID = "u2"
-	assert.ErrorIs(t, s.Update(ctx, got, foreign), variables.ErrNotFound, "another user's variable must look missing")
+	errorIs(t, s.Update(ctx, got, foreign), variables.ErrNotFound, "another user's variable must look missing")
 }
 
 func (st suite) testUpdateConflict(t *testing.T, s variables.Store) {
@@ -252,34 +251,34 @@ func (st suite) testUpdateConflict(t *testing.T, s variables.Store) {
 	prev := mustCreate(t, s, newVar("u1", "A", 0))
 	edited := prev
 	edited.Value = "edited"
-	require.NoError(t, s.Update(ctx, prev, edited))
+	mustNoError(t, s.Update(ctx, prev, edited))
 
 	stale := prev
 	stale.Value = "stale write"
-	assert.ErrorIs(t, s.Update(ctx, prev, stale), variables.ErrConflict, "value changed since prev was read")
+	errorIs(t, s.Update(ctx, prev, stale), variables.ErrConflict, "value changed since prev was read")
 
 	imported := edited
 	imported.Origin = variables.OriginEnv
-	require.NoError(t, s.Update(ctx, edited, imported))
+	mustNoError(t, s.Update(ctx, edited, imported))
 	if !st.o.NoOrigin {
 		staleOrigin := edited // same value, origin changed meanwhile
 		staleOrigin.Name = "B"
-		assert.ErrorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
+		errorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
 	}
 
 	touched := imported // same value and origin, updated meanwhile
 	touched.DefaultFields = []string{"f"}
 	touched.UpdatedAt = base.Add(time.Minute)
-	require.NoError(t, s.Update(ctx, imported, touched))
+	mustNoError(t, s.Update(ctx, imported, touched))
 	staleUpdatedAt := imported
 	staleUpdatedAt.Name = "C"
-	assert.ErrorIs(t, s.Update(ctx, imported, staleUpdatedAt), variables.ErrConflict, "updated since prev was read")
+	errorIs(t, s.Update(ctx, imported, staleUpdatedAt), variables.ErrConflict, "updated since prev was read")
 	again := touched
 	again.UpdatedAt = base.Add(2 * time.Minute)
-	require.NoError(t, s.Update(ctx, touched, again), "a set UpdatedAt matches itself")
+	mustNoError(t, s.Update(ctx, touched, again), "a set UpdatedAt matches itself")
 
 	got, err := s.Get(ctx, "u1", prev.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	st.assertSame(t, again, got)
 }
 
@@ -290,21 +289,21 @@ func (st suite) testUpdateRenameDuplicate(t *testing.T, s variables.Store) {
 	mustCreate(t, s, newVar("u2", "C", 2))
 	next := b
 	next.Name = "A"
-	assert.ErrorIs(t, s.Update(ctx, b, next), variables.ErrDuplicate)
+	errorIs(t, s.Update(ctx, b, next), variables.ErrDuplicate)
 	next.Name = "C" // only u2 has C
-	assert.NoError(t, s.Update(ctx, b, next))
+	noError(t, s.Update(ctx, b, next))
 }
 
 func (st suite) testDelete(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := mustCreate(t, s, newVar("u1", "A", 0))
-	assert.ErrorIs(t, s.Delete(ctx, "u2", v.ID), variables.ErrNotFound, "another user cannot delete it")
-	require.NoError(t, s.Delete(ctx, "u1", v.ID))
-	assert.ErrorIs(t, s.Delete(ctx, "u1", v.ID), variables.ErrNotFound)
+	errorIs(t, s.Delete(ctx, "u2", v.ID), variables.ErrNotFound, "another user cannot delete it")
+	mustNoError(t, s.Delete(ctx, "u1", v.ID))
+	errorIs(t, s.Delete(ctx, "u1", v.ID), variables.ErrNotFound)
 	_, err := s.Get(ctx, "u1", v.ID)
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	// The name is free again.
-	assert.NoError(t, s.Create(ctx, newVar("u1", "A", 1)))
+	noError(t, s.Create(ctx, newVar("u1", "A", 1)))
 }
 
 func (st suite) testListCiphertexts(t *testing.T, s variables.Store) {
@@ -327,22 +326,22 @@ func (st suite) testListCiphertexts(t *testing.T, s variables.Store) {
 	slices.SortFunc(want, func(a, b secrets.Ciphertext) int { return strings.Compare(a.ID, b.ID) })
 
 	all, err := s.ListCiphertexts(ctx, "", 100)
-	require.NoError(t, err)
-	assert.Equal(t, want, all)
+	mustNoError(t, err)
+	equal(t, want, all)
 
 	var paged []secrets.Ciphertext
 	after := ""
 	for range 10 {
 		page, err := s.ListCiphertexts(ctx, after, 2)
-		require.NoError(t, err)
-		assert.LessOrEqual(t, len(page), 2)
+		mustNoError(t, err)
+		isTrue(t, len(page) <= 2, "page of %d, limit 2", len(page))
 		if len(page) == 0 {
 			break
 		}
 		paged = append(paged, page...)
 		after = page[len(page)-1].ID
 	}
-	assert.Equal(t, want, paged, "pages of 2 must add up to the whole list")
+	equal(t, want, paged, "pages of 2 must add up to the whole list")
 }
 
 func (st suite) testSwap(t *testing.T, s variables.Store) {
@@ -353,21 +352,21 @@ func (st suite) testSwap(t *testing.T, s variables.Store) {
 	mustCreate(t, s, v)
 
 	ok, err := s.SwapCiphertext(ctx, v.ID, "gAAAAAwrong", "gAAAAAnew")
-	require.NoError(t, err)
-	assert.False(t, ok, "swap with a stale token must not apply")
+	mustNoError(t, err)
+	isFalse(t, ok, "swap with a stale token must not apply")
 
 	ok, err = s.SwapCiphertext(ctx, v.ID, "gAAAAAold", "gAAAAAnew")
-	require.NoError(t, err)
-	assert.True(t, ok)
+	mustNoError(t, err)
+	isTrue(t, ok)
 	got, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	want := v
 	want.Value = "gAAAAAnew"
 	st.assertSame(t, want, got) // timestamps and origin untouched
 
 	ok, err = s.SwapCiphertext(ctx, ids.New(), "gAAAAAold", "gAAAAAx")
-	require.NoError(t, err)
-	assert.False(t, ok, "missing id")
+	mustNoError(t, err)
+	isFalse(t, ok, "missing id")
 }
 
 func (st suite) testConcurrentCreate(t *testing.T, s variables.Store) {
@@ -384,10 +383,10 @@ func (st suite) testConcurrentCreate(t *testing.T, s variables.Store) {
 		if err == nil {
 			won++
 		} else {
-			assert.ErrorIs(t, err, variables.ErrDuplicate)
+			errorIs(t, err, variables.ErrDuplicate)
 		}
 	}
-	assert.Equal(t, 1, won, "exactly one concurrent create of a name succeeds")
+	equal(t, 1, won, "exactly one concurrent create of a name succeeds")
 }
 
 func (st suite) testConcurrentUpdates(t *testing.T, s variables.Store) {
@@ -412,7 +411,7 @@ func (st suite) testConcurrentUpdates(t *testing.T, s variables.Store) {
 			t.Errorf("concurrent update: %v (want nil or ErrConflict)", err)
 		}
 	}
-	assert.Equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
+	equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
 }
 
 // testCancelledContext: with ctx already cancelled, every method fails with
@@ -441,11 +440,11 @@ func (st suite) testCancelledContext(t *testing.T, s variables.Store) {
 		},
 	}
 	for name, call := range calls {
-		assert.ErrorIs(t, call(), context.Canceled, name)
+		errorIs(t, call(), context.Canceled, name)
 	}
 	list, err := s.ListByUser(context.Background(), "u1")
-	require.NoError(t, err)
-	require.Len(t, list, 1, "nothing created or deleted")
-	assert.Equal(t, "A", list[0].Name)
-	assert.Equal(t, "value-A", list[0].Value)
+	mustNoError(t, err)
+	mustLen(t, list, 1, "nothing created or deleted")
+	equal(t, "A", list[0].Name)
+	equal(t, "value-A", list[0].Value)
 }
