@@ -82,7 +82,12 @@
 // [Store] is the storage contract. [MemoryStore] serves tests and single
 // processes; package apikey/sqlstore stores keys in SQLite or PostgreSQL
 // through database/sql; package apikey/storetest is the conformance suite
-// every store, including third-party ones, should pass.
+// every store, including third-party ones, should pass. Package langflowdb
+// serves the keys of a Langflow database from Langflow's own table; such a
+// store uses two optional capabilities: [KeyInserter] (its rows hold the key
+// in Langflow's form, so Create and Import hand it the key) and [CacheBound]
+// (its rows change behind the Manager's back with no change feed, so the
+// cache's lifetime is capped to the store's bound).
 //
 // # Principals and scopes
 //

@@ -39,7 +39,8 @@ type Config struct {
 	// change made by another process sharing the store (unless that change
 	// is passed to Invalidate); with Changes, ChangesMaxLag does. Changes
 	// made through this Manager are seen at once. 0: 5 s. Negative: verified
-	// keys are not cached.
+	// keys are not cached. A store with a CacheBound (and no Changes) caps
+	// it, and NegativeCacheTTL, to its bound.
 	CacheTTL time.Duration
 
 	// NegativeCacheTTL is how long an unknown key is remembered as unknown,
@@ -254,6 +255,13 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("apikey: Config.AcceptFormats rejects the keys of Config.Format")
 	}
 
+	if b, ok := m.store.(CacheBound); ok && cfg.Changes == nil {
+		// The store's rows change behind the Manager's back and nothing
+		// reports it: cached verdicts must not outlive the store's bound.
+		if limit := b.MaxCacheAge(); limit > 0 {
+			cfg.CacheTTL, cfg.NegativeCacheTTL = min(cfg.CacheTTL, limit), min(cfg.NegativeCacheTTL, limit)
+		}
+	}
 	m.posTTL, m.negTTL = int64(cfg.CacheTTL), int64(cfg.NegativeCacheTTL)
 	if cfg.CacheSize > 0 && (cfg.CacheTTL > 0 || cfg.NegativeCacheTTL > 0) {
 		m.cache = newCache(cfg.CacheSize)
@@ -313,7 +321,7 @@ func (m *Manager) Create(ctx context.Context, userID, name string, opts CreateOp
 		return "", Record{}, fmt.Errorf("apikey: generate key: %w", err)
 	}
 	rec = newRecord(userID, name, key, now, opts)
-	if err := m.insert(ctx, "create", rec); err != nil {
+	if err := m.insert(ctx, "create", rec, key); err != nil {
 		return "", Record{}, err
 	}
 	return key, rec.clone(), nil
@@ -342,14 +350,21 @@ func (m *Manager) Import(ctx context.Context, userID, name, key string, opts Cre
 		return Record{}, err
 	}
 	rec := newRecord(userID, name, key, m.now(), opts)
-	if err := m.insert(ctx, "import", rec); err != nil {
+	if err := m.insert(ctx, "import", rec, key); err != nil {
 		return Record{}, err
 	}
 	return rec.clone(), nil
 }
 
-func (m *Manager) insert(ctx context.Context, op string, rec Record) error {
-	err := m.store.Insert(ctx, rec)
+// insert stores rec, whose key is key, through the store's InsertKey when
+// it has one (KeyInserter), else Insert.
+func (m *Manager) insert(ctx context.Context, op string, rec Record, key string) error {
+	var err error
+	if ki, ok := m.store.(KeyInserter); ok {
+		err = ki.InsertKey(ctx, rec, key)
+	} else {
+		err = m.store.Insert(ctx, rec)
+	}
 	// Drop a negative entry for this key (an Import of a key tried before).
 	m.Invalidate(rec.Hash)
 	switch {

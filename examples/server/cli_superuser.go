@@ -45,6 +45,9 @@ func cmdSuperuser(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer a.Close()
+	if a.langflow != nil {
+		return errSuperuserLangflow // langflowdb.go
+	}
 
 	name := strings.TrimSpace(*username)
 	if name == "" {

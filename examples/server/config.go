@@ -38,6 +38,11 @@ type config struct {
 	FallbackToEnv        bool              // LANGFLOW_FALLBACK_TO_ENV_VAR
 	StoreEnvVariables    bool              // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
 
+	// Schema is "langflow" to serve keys and variables from a Langflow
+	// database's own tables (langflowdb.go), "keyflow" for keyflow's
+	// tables, "" to detect it from the database.
+	Schema string
+
 	// Login and users (users.go, login.go).
 	Superuser         string        // LANGFLOW_SUPERUSER; "langflow" under auto-login
 	SuperuserPassword string        // LANGFLOW_SUPERUSER_PASSWORD; "" under auto-login
@@ -58,8 +63,8 @@ type config struct {
 
 // commonFlags are the flags every subcommand takes.
 type commonFlags struct {
-	configDir, databaseURL, envFile, logLevel, changeMaxLag string
-	defaultLevel                                            string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
+	configDir, databaseURL, envFile, logLevel, changeMaxLag, schema string
+	defaultLevel                                                    string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
 }
 
 // newFlagSet returns the subcommand's flag set with the common flags. The
@@ -78,6 +83,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *commonFlags) {
 	fs.StringVar(&c.databaseURL, "database-url", "", "the database `URL`: sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
 	fs.StringVar(&c.envFile, "env-file", "", "load the .env `FILE` first; its values override the process environment, as with langflow run --env-file")
 	fs.StringVar(&c.changeMaxLag, "change-max-lag", "", "the longest this instance may take to see API keys revoked, disabled or created by other instances on the same database, a `DURATION` such as 1s or 500ms; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
+	fs.StringVar(&c.schema, "schema", "", "`SCHEMA`: langflow to serve on a Langflow database's own tables, keyflow for keyflow's tables (env KEYFLOW_SCHEMA; default: detected)")
 	fs.StringVar(&c.logLevel, "log-level", "", "log `LEVEL`: debug, info, warning, error or critical (env LANGFLOW_LOG_LEVEL; default: info for run, warning otherwise)")
 	return fs, c
 }
@@ -220,6 +226,10 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		level = c.defaultLevel
 	}
 	if cfg.LogLevel, err = parseLevel(level); err != nil {
+		errs = append(errs, err)
+	}
+
+	if cfg.Schema, err = parseSchema(c.schema, os.Getenv("KEYFLOW_SCHEMA")); err != nil {
 		errs = append(errs, err)
 	}
 

@@ -67,6 +67,7 @@ func subcommands() []command {
 		{"encrypt", "read a value on stdin, print one Fernet token under the master secret", cmdEncrypt},
 		{"decrypt", "read one Fernet token on stdin, print the value", cmdDecrypt},
 		{"rotate-secret", "re-encrypt stored Credential variables under a new master secret", noStdin(cmdRotateSecret)},
+		{"import-langflow", "copy a Langflow database's users, API keys and variables (--from URL)", noStdin(cmdImportLangflow)},
 	}
 }
 
@@ -92,11 +93,11 @@ func usage() string {
 	fmt.Fprintf(&b, "keyflow's reference server: Langflow's API keys, global variables and API, with a web UI.\n\n")
 	fmt.Fprintf(&b, "usage: %s [subcommand] [flags]\n\nsubcommands:\n", prog)
 	for _, c := range subcommands() {
-		fmt.Fprintf(&b, "  %-14s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-15s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(&b, "  %-14s %s\n", "help", "print this help, or a subcommand's flags: help SUBCOMMAND")
-	fmt.Fprintf(&b, "\nEvery subcommand takes --config-dir, --database-url, --env-file, --log-level and\n"+
-		"--change-max-lag. Run \"%s SUBCOMMAND -h\" for a subcommand's flags.\n", prog)
+	fmt.Fprintf(&b, "  %-15s %s\n", "help", "print this help, or a subcommand's flags: help SUBCOMMAND")
+	fmt.Fprintf(&b, "\nEvery subcommand takes --config-dir, --database-url, --env-file, --log-level,\n"+
+		"--change-max-lag and --schema. Run \"%s SUBCOMMAND -h\" for a subcommand's flags.\n", prog)
 	return b.String()
 }
 
@@ -178,7 +179,9 @@ type app struct {
 	db        *sql.DB
 	store     *store
 	keyring   *secrets.Keyring
-	varStore  *varsql.Store
+	varStore  variables.Store
+	keyStore  apikey.Store
+	langflow  *langflowConn // non-nil when serving on a Langflow database (langflowdb.go)
 	keys      *apikey.Manager
 	vars      *variables.Service
 	resolver  *variables.Resolver
@@ -223,11 +226,16 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display, throttle: newLoginThrottle()}
-	if err := a.open(ctx, dbc); err != nil {
+	open, err := a.chooseSchema(ctx, dbc)
+	if err == nil {
+		err = open(ctx, dbc)
+	}
+	if err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
 		}
 		_ = db.Close()
+		_ = a.closeLangflow()
 		return nil, err
 	}
 	log.Debug("database ready", "url", dbc.display)
@@ -264,9 +272,11 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if err != nil {
 		return fmt.Errorf("api key store: %w", err)
 	}
-	if a.varStore, err = varsql.New(ctx, a.db, varsql.Config{Dialect: varDialect}); err != nil {
+	varStore, err := varsql.New(ctx, a.db, varsql.Config{Dialect: varDialect})
+	if err != nil {
 		return fmt.Errorf("variable store: %w", err)
 	}
+	a.varStore, a.keyStore = varStore, keyStore
 	keyCfg := apikey.Config{
 		Store:                keyStore,
 		DisableUsageTracking: a.cfg.DisableUsageTracking,
@@ -325,6 +335,9 @@ func startupLock(ctx context.Context, db *sql.DB, postgres bool) (func(), error)
 // ensureUser returns the named user, creating it when missing; a new user
 // gets the environment's variables imported at once.
 func (a *app) ensureUser(ctx context.Context, username string, superuser bool) (user, error) {
+	if a.langflow != nil {
+		return a.langflowUser(ctx, username) // Langflow owns its users
+	}
 	u, created, err := a.store.ensureUser(ctx, username, superuser)
 	if err != nil {
 		return user{}, err
@@ -366,9 +379,9 @@ func (a *app) Close() error {
 		// (which has no deadline) fails at once instead of waiting again.
 		dbErr := a.db.Close()
 		_ = a.keys.Close()
-		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr)
+		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr, a.closeLangflow())
 	}
-	return errors.Join(a.keys.Close(), a.db.Close())
+	return errors.Join(a.keys.Close(), a.db.Close(), a.closeLangflow())
 }
 
 // newLogger writes text logs to stderr.
