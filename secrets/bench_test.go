@@ -19,7 +19,7 @@ func benchKeys(b *testing.B) (*Keyring, *fernet.Key) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(benchValue) != 32 || fk[0] != k.keys[0].raw[0] {
+	if len(benchValue) != 32 || *fk != *k.keys[0] {
 		b.Fatal("benchmark setup")
 	}
 	return k, fk
@@ -68,8 +68,8 @@ func BenchmarkDecrypt(b *testing.B) {
 }
 
 // BenchmarkDecryptPrevious opens a token made under the previous secret,
-// the second key of the keyring: it costs one failed HMAC more than
-// BenchmarkDecrypt. The hmac sub-benchmark measures one such HMAC alone.
+// the second key of the keyring: it costs one failed MAC check more than
+// BenchmarkDecrypt.
 func BenchmarkDecryptPrevious(b *testing.B) {
 	old, fkOld := benchKeys(b)
 	k := mustKeyring(b, testSecretB, testSecretA)
@@ -96,14 +96,6 @@ func BenchmarkDecryptPrevious(b *testing.B) {
 		for b.Loop() {
 			if fernet.VerifyAndDecrypt(btok, 0, keys) == nil {
 				b.Fatal("does not open")
-			}
-		}
-	})
-	b.Run("hmac", func(b *testing.B) {
-		raw := decodeToken(tok)
-		for b.Loop() {
-			if k.keys[0].verify(raw) {
-				b.Fatal("the first key must not match")
 			}
 		}
 	})
