@@ -124,6 +124,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master secret: %w", err)
 	}
+	warnShortSecret(log, keyring, cfg.Getenv(secrets.EnvSecretKey) != "")
 	dbc, err := parseDatabaseURL(cfg.DatabaseURL, cfg.ConfigDir)
 	if err != nil {
 		return nil, err
@@ -151,6 +152,28 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	}
 	log.Debug("database ready", "url", dbc.display)
 	return a, nil
+}
+
+// shortSecretWarning is logged when the master secret is shorter than 32
+// characters, as Langflow ≥ 1.11.3 warns (docs/langflow-compatibility.md,
+// "A short master secret"). It names neither the secret nor its length.
+const shortSecretWarning = "the master secret is shorter than 32 characters: short secrets are not recommended for production. " +
+	"Keep it unchanged while upgrading from Langflow, so Credential values encrypted before Langflow 1.10.1 still open, " +
+	"then replace it with a generated one: rotate-secret re-encrypts every value under the new secret"
+
+// warnShortSecret logs shortSecretWarning once when the primary secret of
+// k is shorter than 32 characters (Python's len, in code points: the secrets
+// Langflow hashes into a key), with where the secret came from. Generated
+// secrets are 43 characters and never warn.
+func warnShortSecret(log *slog.Logger, k *secrets.Keyring, fromEnv bool) {
+	if k.Derivation() != secrets.DerivationSHA256 {
+		return
+	}
+	source := secrets.SecretFileName + " in the config dir"
+	if fromEnv {
+		source = secrets.EnvSecretKey
+	}
+	log.Warn(shortSecretWarning, "source", source)
 }
 
 // maxPostgresConns bounds each instance's PostgreSQL connections.
