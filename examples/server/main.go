@@ -107,14 +107,34 @@ type app struct {
 	vars      *variables.Service
 	resolver  *variables.Resolver
 	superuser user
+	unlock    func() // releases the database-use lock (lockDatabase)
 }
 
-// openApp creates the config dir, loads (or generates) the master secret,
-// opens the database, creates every schema, and creates the superuser when
-// it is missing. Close it.
+// openApp creates the config dir, takes the database-use lock (shared, see
+// lockDatabase), loads (or generates) the master secret, opens the database,
+// creates every schema, and creates the superuser when it is missing. Close
+// it.
 func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+	return openAppWith(ctx, cfg, log, false)
+}
+
+// openAppWith is openApp; lockHeld says the caller holds the database-use
+// lock already (rotate-secret, exclusively), so it is not taken again.
+func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld bool) (*app, error) {
 	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
 		return nil, fmt.Errorf("config dir: %w", err)
+	}
+	dbc, err := parseDatabaseURL(cfg.DatabaseURL, cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	// The lock comes before the secret is read, so that a rotate-secret
+	// that finishes meanwhile is either waited out or fully seen.
+	unlock := func() {}
+	if !lockHeld {
+		if unlock, _, err = lockDatabase(ctx, dbc, false); err != nil {
+			return nil, err
+		}
 	}
 	keyring, err := secrets.Load(secrets.LoadOptions{
 		ConfigDir: cfg.ConfigDir,
@@ -122,15 +142,13 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		Getenv:    cfg.Getenv,
 	})
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("master secret: %w", err)
 	}
 	warnShortSecret(log, keyring, cfg.Getenv(secrets.EnvSecretKey) != "")
-	dbc, err := parseDatabaseURL(cfg.DatabaseURL, cfg.ConfigDir)
-	if err != nil {
-		return nil, err
-	}
 	db, err := sql.Open(dbc.driver, dbc.dsn)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("open %s: %w", dbc.display, err)
 	}
 	if dbc.postgres {
@@ -142,12 +160,13 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		db.SetMaxIdleConns(maxPostgresConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	a := &app{cfg: cfg, log: log, db: db, keyring: keyring}
+	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, unlock: unlock}
 	if err := a.open(ctx, dbc); err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
 		}
 		_ = db.Close()
+		unlock()
 		return nil, err
 	}
 	log.Debug("database ready", "url", dbc.display)
@@ -293,8 +312,12 @@ func (a *app) importEnv(ctx context.Context, u user) error {
 var shutdownFlushTimeout = 10 * time.Second
 
 // Close flushes pending API-key usage (for at most shutdownFlushTimeout),
-// stops the Manager and closes the database.
+// stops the Manager, closes the database and then releases the
+// database-use lock.
 func (a *app) Close() error {
+	if a.unlock != nil {
+		defer a.unlock()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownFlushTimeout)
 	defer cancel()
 	if err := a.keys.Flush(ctx); err != nil {
