@@ -135,7 +135,7 @@ func (k *Keyring) Encrypt(plaintext string) (string, error) {
 	if err != nil {
 		return "", errRandom
 	}
-	return string(tok), nil
+	return bytesToString(tok), nil
 }
 
 // Decrypt opens a Fernet token with the first key whose MAC matches —
@@ -158,7 +158,7 @@ func (k *Keyring) Decrypt(token string) (string, error) {
 	if !ok {
 		return "", ErrInvalidToken
 	}
-	return string(msg), nil
+	return bytesToString(msg), nil
 }
 
 // Rotate re-encrypts token under the primary secret with a fresh IV,

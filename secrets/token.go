@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"time"
+	"unsafe"
 
 	"github.com/fernet/fernet-go"
 )
@@ -100,5 +101,16 @@ func sealAt[M ~string | ~[]byte](key *fernet.Key, msg M, ts uint64) (string, err
 	if err != nil {
 		return "", errRandom
 	}
-	return string(tok), nil
+	return bytesToString(tok), nil
+}
+
+// bytesToString returns b as a string without copying it. Only for a slice
+// fernet-go has just returned: fernet-go allocates every token and
+// plaintext it returns afresh and keeps no reference to it, and the caller
+// never writes to it, so the string is as immutable as any other.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
