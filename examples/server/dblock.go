@@ -89,7 +89,7 @@ func lockDatabase(ctx context.Context, dbc database, exclusive bool) (release fu
 		// Unlock explicitly: a closed session's locks are released only
 		// once its backend has noticed, a moment later, which a process
 		// that starts right after this one would run into.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, _ = conn.ExecContext(ctx, "SELECT pg_advisory_unlock_all()")
 		_ = conn.Close()
