@@ -79,7 +79,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 				// that the feed will never report: forget them all.
 				m.cache.clear()
 				if lost {
-					m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "error", err)
+					m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "err", err)
 				}
 			}
 			for i := range changed {
@@ -98,10 +98,10 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 			now := time.Now()
 			if !failing {
 				failing, failSince, lastLog = true, start, now
-				m.log.Warn("apikey: change feed poll failed; retrying", "error", err)
+				m.log.Warn("apikey: change feed poll failed; retrying", "err", err)
 			} else if now.Sub(lastLog) >= feedLog {
 				lastLog = now
-				m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(failSince).Round(time.Millisecond), "failed_polls", failures, "error", err)
+				m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(failSince).Round(time.Millisecond), "failed_polls", failures, "err", err)
 			}
 			if !dropped && m.nowNano() >= m.trust.Load() {
 				dropped = true

@@ -73,10 +73,10 @@ func TestChangeFeed(t *testing.T) {
 	require.Eventually(t, func() bool { return feed.pollCount() > 1 }, time.Second, 5*time.Millisecond)
 
 	verifyCached := func() int64 {
-		before := store.byHashCalls.Load()
+		before := store.calls("ByHash")
 		_, err := m.Verify(ctx, key)
 		require.NoError(t, err)
-		return store.byHashCalls.Load() - before
+		return store.calls("ByHash") - before
 	}
 	verifyCached()
 	assert.Zero(t, verifyCached(), "served from the cache while the feed is healthy")

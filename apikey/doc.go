@@ -1,5 +1,6 @@
 // Package apikey issues, stores and verifies per-user API keys the way
-// Langflow does (reference §3), and stores them better than Langflow does.
+// Langflow does, and stores them better than Langflow does (see
+// docs/langflow-compatibility.md#api-keys).
 //
 // A key is shown once, when it is created; the store keeps only its SHA-256
 // hash (Langflow's api_key_hash, hex in storage, [Hash] in memory), an
@@ -82,6 +83,22 @@
 // processes; package apikey/sqlstore stores keys in SQLite or PostgreSQL
 // through database/sql; package apikey/storetest is the conformance suite
 // every store, including third-party ones, should pass.
+//
+// # Principals and scopes
+//
+// [Principal] is who a request acts for: what Verify returns, what package
+// middleware puts in the request context, and what the HTTP handlers of
+// package apikeyhttp are told. A key without scopes is unrestricted, as
+// Langflow's keys are; a key with scopes may create only keys whose scopes
+// are a non-empty subset of its own ([CreateOptions].Creator,
+// [ErrScopeNotAllowed]).
+//
+// # Names and misuse
+//
+// Key names are checked by package names (no control, invisible or bidi
+// characters, no U+FFFD, at most 255 bytes): [ErrInvalidName]. A Manager not
+// made by [NewManager] (a zero value or a nil pointer) returns
+// [ErrUninitialized] from every method instead of panicking.
 //
 // Nothing in this package logs or returns a key in an error message.
 package apikey

@@ -200,7 +200,7 @@ func TestRotate(t *testing.T) {
 }
 
 // Rotating a Langflow ≤ 1.10.0 token of a short secret moves it to the
-// current SHA-256 key of the same secret (Langflow 1.11.3).
+// current SHA-256 key of the same secret (docs/langflow-compatibility.md#fernet-key-derivation, Langflow 1.11.3).
 func TestRotateUpgradesLegacyDerivation(t *testing.T) {
 	k := mustKeyring(t, testShort)
 	legacy := seal(t, k.keys[1], "v", 1600000000)

@@ -124,7 +124,7 @@ func TestFernetSpecVerify(t *testing.T) {
 }
 
 func TestFernetSpecInvalid(t *testing.T) {
-	// Langflow decrypts without a TTL, so the two cases
+	// Langflow decrypts without a TTL (docs/langflow-compatibility.md#fernet-tokens), so the two cases
 	// that are invalid only because of their age open through Decrypt.
 	validWithoutTTL := map[string]bool{
 		"far-future TS (unacceptable clock skew)": true,
@@ -150,7 +150,7 @@ func TestFernetSpecInvalid(t *testing.T) {
 }
 
 // testdata/langflow_fernet_vectors.json: tokens made by CPython + pyca
-// Fernet under Langflow's current and legacy derivations.
+// Fernet under Langflow's current and legacy derivations (docs/langflow-compatibility.md#fernet-key-derivation).
 type langflowVectors struct {
 	Cases []struct {
 		Secret           string `json:"secret"`
@@ -294,7 +294,7 @@ func TestLangflowDerivationVectors(t *testing.T) {
 	}
 }
 
-// Key derivation vectors verified with CPython, plus
+// Key derivation vectors computed with CPython (docs/langflow-compatibility.md#fernet-key-derivation), plus
 // secrets that exercise CPython's seeding (leading zero bytes of the seed
 // integer, multi-byte UTF-8, 31 code points), printed by CPython 3.11.
 func TestDeriveKeysTable(t *testing.T) {

@@ -41,7 +41,7 @@ func TestChangesReportsEveryChange(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Options{Dialect: d.dialect})
+			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			hs, cur := poll(t, s, "")
 			assert.Empty(t, hs)
@@ -76,7 +76,7 @@ func TestChangesReportsEveryChange(t *testing.T) {
 func TestChangesOutOfOrderCommit(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.Postgres(t)
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	_, cur := poll(t, s, "")
 
@@ -115,7 +115,7 @@ func TestChangesLost(t *testing.T) {
 			t.Parallel() // each waits out the retention twice: overlap the waits
 			ctx := context.Background()
 			db := d.open(t)
-			s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect, ChangeRetention: time.Second})
+			s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect, ChangeRetention: time.Second})
 			require.NoError(t, err)
 			_, old := poll(t, s, "")
 			_, r := testRecord(t, "u")
@@ -176,7 +176,7 @@ func TestNewConcurrent(t *testing.T) {
 			for _, db := range dbs {
 				go func() {
 					<-start
-					s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+					s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 					errs <- err
 					stores <- s
 				}()
@@ -203,7 +203,7 @@ func TestAddUsageOnce(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Options{Dialect: d.dialect})
+			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			_, r := testRecord(t, "u")
 			require.NoError(t, s.Insert(ctx, r))
@@ -228,7 +228,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := d.open(t)
-			s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+			s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			_, r := testRecord(t, "u")
 			require.NoError(t, s.Insert(ctx, r))
@@ -244,7 +244,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 				require.NoError(t, err, q)
 			}
 
-			s2, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+			s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			got, err := s2.ByHash(ctx, r.Hash)
 			require.NoError(t, err)

@@ -74,7 +74,7 @@ func newCluster(t *testing.T, n int, cfg apikey.Config, addr func(i int) string)
 		require.NoError(t, err)
 		db.SetMaxOpenConns(6)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Options{Dialect: sqlstore.Postgres})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
 		reads := new(atomic.Int64)

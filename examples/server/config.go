@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables/dotenv"
 )
 
@@ -32,6 +34,16 @@ type config struct {
 	DisableUsageTracking bool              // LANGFLOW_DISABLE_TRACK_APIKEY_USAGE
 	FallbackToEnv        bool              // LANGFLOW_FALLBACK_TO_ENV_VAR
 	StoreEnvVariables    bool              // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
+
+	// Login and users (users.go, login.go).
+	Superuser         string        // LANGFLOW_SUPERUSER; "langflow" under auto-login
+	SuperuserPassword string        // LANGFLOW_SUPERUSER_PASSWORD; "" under auto-login
+	NewUserIsActive   bool          // LANGFLOW_NEW_USER_IS_ACTIVE
+	AccessTokenTTL    time.Duration // LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS
+	RefreshTokenTTL   time.Duration // LANGFLOW_REFRESH_TOKEN_EXPIRE_SECONDS
+	// superuserCommand: the superuser subcommand runs, which may repair a
+	// LANGFLOW_SUPERUSER that names a user who is not a superuser.
+	superuserCommand bool
 
 	// ChangeMaxLag bounds how late this instance sees API keys created,
 	// revoked or disabled by other instances sharing the database (the
@@ -142,6 +154,15 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 			return config{}, fmt.Errorf("--env-file: %w", err)
 		}
 	}
+	// lookup is the environment with the server's defaults for unset
+	// variables; getenv is the same for readers that take no "unset".
+	lookup := func(name string) (string, bool) {
+		if v, ok := os.LookupEnv(name); ok {
+			return v, true
+		}
+		v, ok := serverDefaults[name]
+		return v, ok
+	}
 	getenv := func(name string) string {
 		if v := os.Getenv(name); v != "" {
 			return v
@@ -208,7 +229,10 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		}
 	}
 
-	if cfg.Auth, err = middleware.ConfigFromEnv(getenv); err != nil {
+	if cfg.Auth, err = middleware.ConfigFromEnv(lookup); err != nil {
+		errs = append(errs, err)
+	}
+	if err := loginSettings(&cfg, getenv); err != nil {
 		errs = append(errs, err)
 	}
 	for _, b := range []struct {
@@ -219,7 +243,8 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		{"LANGFLOW_FALLBACK_TO_ENV_VAR", &cfg.FallbackToEnv},
 		{"LANGFLOW_STORE_ENVIRONMENT_VARIABLES", &cfg.StoreEnvVariables},
 	} {
-		if *b.dst, err = parseBool(b.name, getenv(b.name)); err != nil {
+		// Unset: the server's default (serverDefaults), else false.
+		if *b.dst, err = envbool.Lookup(lookup, b.name, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -240,17 +265,6 @@ func parseLevel(v string) (slog.Level, error) {
 		return 0, fmt.Errorf("log level must be debug, info, warning, error or critical, got %q", v)
 	}
 	return l, nil
-}
-
-// parseBool accepts pydantic's spellings, as Langflow's settings do.
-func parseBool(name, v string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "0", "false", "f", "no", "n", "off":
-		return false, nil
-	case "1", "true", "t", "yes", "y", "on":
-		return true, nil
-	}
-	return false, fmt.Errorf("%s must be a boolean (true/false), got %q", name, v)
 }
 
 // database is a resolved --database-url.
@@ -283,8 +297,7 @@ func parseDatabaseURL(raw, configDir string) (database, error) {
 		if path == "" || path == ":memory:" {
 			return database{}, errors.New("database URL: an SQLite URL needs a file path (sqlite:///path/to.db)")
 		}
-		dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-		return database{driver: "sqlite", dsn: dsn, display: "sqlite:///" + path}, nil
+		return database{driver: sqlitedb.Driver, dsn: sqlitedb.DSN(path), display: "sqlite:///" + path}, nil
 	case "postgres", "postgresql":
 		dsn := "postgres://" + rest
 		return database{driver: "pgx", dsn: dsn, postgres: true, display: redactURL(dsn)}, nil

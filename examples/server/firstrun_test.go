@@ -270,7 +270,8 @@ func TestCmdAPIKeyOutput(t *testing.T) {
 // without a key.
 func TestREADMENoKeyAnswer(t *testing.T) {
 	for _, k := range []string{"LANGFLOW_AUTO_LOGIN", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN", "LANGFLOW_API_KEY_SOURCE"} {
-		t.Setenv(k, "")
+		t.Setenv(k, "") // restored after the test; unset meanwhile (an empty boolean is an error)
+		require.NoError(t, os.Unsetenv(k))
 	}
 	cfg, err := loadConfig(&commonFlags{configDir: t.TempDir(), defaultLevel: "warn"}, nil, nil)
 	require.NoError(t, err)

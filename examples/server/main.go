@@ -4,14 +4,16 @@
 //
 //	go run ./examples/server                 # serve on http://127.0.0.1:7860
 //	go run ./examples/server api-key         # a key for the superuser, in a box
+//	go run ./examples/server superuser --username admin --password '…'
 //	echo -n secret | go run ./examples/server encrypt
 //	go run ./examples/server decrypt < token.txt
 //	go run ./examples/server rotate-secret   # re-encrypt under a new master secret
 //
 // Every subcommand takes --config-dir, --database-url, --env-file,
 // --log-level and --change-max-lag, and creates the database, its schema and
-// the superuser "langflow" when they are missing, so the CLI and a running
-// server share one database from the first command on. Logs go to stderr.
+// the superuser (LANGFLOW_SUPERUSER, default "langflow") when they are
+// missing, so the CLI and a running server share one database from the
+// first command on. Logs go to stderr.
 package main
 
 import (
@@ -61,6 +63,7 @@ func subcommands() []command {
 			return cmdRun(args, stderr)
 		})},
 		{"api-key", "create an API key for the superuser (or --username NAME) and print it once", noStdin(cmdAPIKey)},
+		{"superuser", "create a superuser, or reset one's password (--username, --password)", cmdSuperuser},
 		{"encrypt", "read a value on stdin, print one Fernet token under the master secret", cmdEncrypt},
 		{"decrypt", "read one Fernet token on stdin, print the value", cmdDecrypt},
 		{"rotate-secret", "re-encrypt stored Credential variables under a new master secret", noStdin(cmdRotateSecret)},
@@ -181,6 +184,7 @@ type app struct {
 	resolver  *variables.Resolver
 	superuser user
 	dbDisplay string // the database URL without a password, for logs
+	throttle  *loginThrottle
 	unlock    func() // releases the database-use lock (lockDatabase)
 }
 
@@ -234,7 +238,7 @@ func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld boo
 		db.SetMaxIdleConns(maxPostgresConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display, unlock: unlock}
+	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display, throttle: newLoginThrottle(), unlock: unlock}
 	if err := a.open(ctx, dbc); err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
@@ -248,8 +252,8 @@ func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld boo
 }
 
 // shortSecretWarning is logged when the master secret is shorter than 32
-// characters, as Langflow ≥ 1.11.3 warns (docs/langflow-compatibility.md,
-// "A short master secret"). It names neither the secret nor its length.
+// characters, as Langflow ≥ 1.11.3 warns
+// (docs/langflow-compatibility.md#a-short-master-secret). It names neither the secret nor its length.
 const shortSecretWarning = "the master secret is shorter than 32 characters: short secrets are not recommended for production. " +
 	"Keep it unchanged while upgrading from Langflow, so Credential values encrypted before Langflow 1.10.1 still open, " +
 	"then replace it with a generated one: rotate-secret re-encrypts every value under the new secret"
@@ -292,11 +296,14 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.store, err = newStore(ctx, a.db, dbc.postgres); err != nil {
 		return err
 	}
-	keyStore, err := keysql.New(ctx, a.db, keysql.Options{Dialect: keyDialect})
+	if err := a.store.migrateUsers(ctx); err != nil {
+		return err
+	}
+	keyStore, err := keysql.New(ctx, a.db, keysql.Config{Dialect: keyDialect})
 	if err != nil {
 		return fmt.Errorf("api key store: %w", err)
 	}
-	if a.varStore, err = varsql.New(ctx, a.db, varsql.Options{Dialect: varDialect}); err != nil {
+	if a.varStore, err = varsql.New(ctx, a.db, varsql.Config{Dialect: varDialect}); err != nil {
 		return fmt.Errorf("variable store: %w", err)
 	}
 	keyCfg := apikey.Config{
@@ -316,11 +323,14 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: a.varStore, Keyring: a.keyring, Logger: a.log}); err != nil {
 		return err
 	}
-	fallback := a.cfg.FallbackToEnv
-	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, FallbackToEnv: &fallback}); err != nil {
+	fallback := variables.EnvFallbackOff
+	if a.cfg.FallbackToEnv {
+		fallback = variables.EnvFallbackOn
+	}
+	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, EnvFallback: fallback}); err != nil {
 		return err
 	}
-	a.superuser, err = a.ensureUser(ctx, superuserName, true)
+	a.superuser, err = a.setupSuperuser(ctx)
 	return err
 }
 
@@ -472,6 +482,7 @@ func (a *app) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.warnIfNoLogin(ctx)
 
 	h, err := a.handler()
 	if err != nil {
@@ -569,8 +580,9 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// ensureEchoFlow gives the superuser the demo flow "Echo", whose field
-// api_key is bound to the global variable OPENAI_API_KEY.
+// ensureEchoFlow gives the superuser the demo flow "Echo" (endpoint name
+// "echo"), whose field api_key is bound to the global variable
+// OPENAI_API_KEY.
 func (a *app) ensureEchoFlow(ctx context.Context) (flow, error) {
 	f, _, err := a.echoFlow(ctx)
 	return f, err
@@ -587,7 +599,7 @@ func (a *app) echoFlow(ctx context.Context) (f flow, created bool, err error) {
 			return f, false, nil
 		}
 	}
-	f, err = a.store.createFlow(ctx, a.superuser.ID, "Echo", map[string]flowField{
+	f, err = a.store.createNamedFlow(ctx, a.superuser.ID, "Echo", "echo", map[string]flowField{
 		"api_key": {Variable: "OPENAI_API_KEY"},
 	})
 	return f, err == nil, err

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -24,9 +25,10 @@ import (
 //     as Langflow's UI logs in automatically with a JWT cookie. /api/v1/run
 //     does not: it needs an API key, unless LANGFLOW_SKIP_AUTH_AUTO_LOGIN is
 //     also set (Langflow ≥ 1.5).
-//   - LANGFLOW_AUTO_LOGIN=false: no cookie. The page asks for an API key,
-//     keeps it in sessionStorage (gone when the tab closes) and sends it as
-//     x-api-key, acting as the key's user.
+//   - LANGFLOW_AUTO_LOGIN=false: no session cookie. The page asks for a
+//     username and password and logs in with POST /api/v1/login (login.go);
+//     the HttpOnly login cookies then authenticate its calls, and Log out
+//     revokes them.
 //
 // A request that carries an API key is always authenticated by the key.
 // Cross-origin POST/PATCH/DELETE are refused (http.CrossOriginProtection), and
@@ -68,7 +70,7 @@ func (u *ui) routes(mux *http.ServeMux) {
 // cookie as the superuser (auto-login), calling next directly; every other
 // request goes to keyed, the API-key middleware.
 func (u *ui) session(next, keyed http.Handler) http.Handler {
-	su := middleware.Principal{UserID: u.app.superuser.ID, KeyName: superuserName, Source: middleware.SourceAutoLogin}
+	su := apikey.Principal{UserID: u.app.superuser.ID, KeyName: u.app.superuser.Username, Source: apikey.SourceAutoLogin}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u.token != "" && r.Header.Get("x-api-key") == "" && !r.URL.Query().Has("x-api-key") {
 			if c, err := r.Cookie(sessionCookie); err == nil &&
@@ -96,7 +98,7 @@ func (u *ui) index(w http.ResponseWriter, r *http.Request) {
 	err := u.page.Execute(w, struct {
 		AutoLogin bool
 		Superuser string
-	}{u.token != "", superuserName})
+	}{u.token != "", u.app.superuser.Username})
 	if err != nil {
 		u.app.log.Error("render UI", "err", err)
 	}

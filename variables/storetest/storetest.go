@@ -6,6 +6,8 @@
 //	}
 //
 // newStore must return a new, empty store for each call.
+//
+// It imports only the standard library and keyflow.
 package storetest
 
 import (
@@ -17,9 +19,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/secrets"
@@ -71,25 +70,25 @@ func newVar(user, name string, i int) variables.Variable {
 
 func mustCreate(t *testing.T, s variables.Store, v variables.Variable) variables.Variable {
 	t.Helper()
-	require.NoError(t, s.Create(context.Background(), v))
+	mustNoError(t, s.Create(context.Background(), v))
 	return v
 }
 
 func assertSame(t *testing.T, want, got variables.Variable) {
 	t.Helper()
-	assert.Equal(t, want.ID, got.ID)
-	assert.Equal(t, want.UserID, got.UserID)
-	assert.Equal(t, want.Name, got.Name)
-	assert.Equal(t, want.Value, got.Value)
-	assert.Equal(t, want.Type, got.Type)
-	assert.Equal(t, want.Origin, got.Origin)
+	equal(t, want.ID, got.ID)
+	equal(t, want.UserID, got.UserID)
+	equal(t, want.Name, got.Name)
+	equal(t, want.Value, got.Value)
+	equal(t, want.Type, got.Type)
+	equal(t, want.Origin, got.Origin)
 	if len(want.DefaultFields) == 0 {
-		assert.Empty(t, got.DefaultFields)
+		empty(t, got.DefaultFields)
 	} else {
-		assert.Equal(t, want.DefaultFields, got.DefaultFields)
+		equal(t, want.DefaultFields, got.DefaultFields)
 	}
-	assert.True(t, want.CreatedAt.Equal(got.CreatedAt), "CreatedAt: want %v, got %v", want.CreatedAt, got.CreatedAt)
-	assert.True(t, want.UpdatedAt.Equal(got.UpdatedAt), "UpdatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
+	isTrue(t, want.CreatedAt.Equal(got.CreatedAt), "CreatedAt: want %v, got %v", want.CreatedAt, got.CreatedAt)
+	isTrue(t, want.UpdatedAt.Equal(got.UpdatedAt), "UpdatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
 }
 
 func testRoundTrip(t *testing.T, s variables.Store) {
@@ -112,12 +111,12 @@ func testRoundTrip(t *testing.T, s variables.Store) {
 	for _, v := range cases {
 		mustCreate(t, s, v)
 		got, err := s.Get(ctx, v.UserID, v.ID)
-		require.NoError(t, err)
+		mustNoError(t, err)
 		assertSame(t, v, got)
 		got, err = s.GetByName(ctx, v.UserID, v.Name)
-		require.NoError(t, err)
+		mustNoError(t, err)
 		assertSame(t, v, got)
-		assert.True(t, got.UpdatedAt.IsZero() == v.UpdatedAt.IsZero(), "zero UpdatedAt must stay zero")
+		isTrue(t, got.UpdatedAt.IsZero() == v.UpdatedAt.IsZero(), "zero UpdatedAt must stay zero")
 	}
 }
 
@@ -125,37 +124,37 @@ func testDuplicateName(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newVar("u1", "KEY", 0))
 	err := s.Create(ctx, newVar("u1", "KEY", 1))
-	assert.ErrorIs(t, err, variables.ErrDuplicate)
+	errorIs(t, err, variables.ErrDuplicate)
 	// Another user may use the same name; names are case-sensitive.
-	assert.NoError(t, s.Create(ctx, newVar("u2", "KEY", 2)))
-	assert.NoError(t, s.Create(ctx, newVar("u1", "key", 3)))
+	noError(t, s.Create(ctx, newVar("u2", "KEY", 2)))
+	noError(t, s.Create(ctx, newVar("u1", "key", 3)))
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
-	assert.Len(t, list, 2)
+	mustNoError(t, err)
+	hasLen(t, list, 2)
 }
 
 func testDuplicateID(t *testing.T, s variables.Store) {
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	w := newVar("u2", "B", 1)
 	w.ID = v.ID
-	assert.ErrorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
+	errorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
 }
 
 func testNotFound(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	_, err := s.Get(ctx, "u1", ids.New())
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	_, err = s.Get(ctx, "u2", v.ID)
-	assert.ErrorIs(t, err, variables.ErrNotFound, "another user's variable must look missing")
+	errorIs(t, err, variables.ErrNotFound, "another user's variable must look missing")
 	_, err = s.GetByName(ctx, "u2", "A")
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	_, err = s.GetByName(ctx, "u1", "a")
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	list, err := s.ListByUser(ctx, "nobody")
-	require.NoError(t, err)
-	assert.NotNil(t, list)
-	assert.Empty(t, list)
+	mustNoError(t, err)
+	notNil(t, list)
+	empty(t, list)
 }
 
 func testList(t *testing.T, s variables.Store) {
@@ -172,13 +171,13 @@ func testList(t *testing.T, s variables.Store) {
 	mustCreate(t, s, b1)
 	mustCreate(t, s, newVar("u2", "X", 0))
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
+	mustNoError(t, err)
 	var names []string
 	for _, v := range list {
 		names = append(names, v.Name)
-		assert.Equal(t, "u1", v.UserID)
+		equal(t, "u1", v.UserID)
 	}
-	assert.Equal(t, []string{"A", "B1", "B2", "C"}, names)
+	equal(t, []string{"A", "B1", "B2", "C"}, names)
 	assertSame(t, a, list[0])
 	assertSame(t, c, list[3])
 }
@@ -190,14 +189,14 @@ func testCopies(t *testing.T, s variables.Store) {
 	mustCreate(t, s, v)
 	v.DefaultFields[0] = "changed after Create"
 	got, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	got.DefaultFields[1] = "changed after Get"
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
+	mustNoError(t, err)
 	list[0].DefaultFields[0] = "changed after List"
 	again, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"f1", "f2"}, again.DefaultFields)
+	mustNoError(t, err)
+	equal(t, []string{"f1", "f2"}, again.DefaultFields)
 }
 
 func testUpdate(t *testing.T, s variables.Store) {
@@ -210,20 +209,20 @@ func testUpdate(t *testing.T, s variables.Store) {
 	next.Origin = variables.OriginEnv
 	// Fields that never change, even if the caller changes them.
 	next.CreatedAt = base.Add(time.Hour)
-	require.NoError(t, s.Update(ctx, prev, next))
+	mustNoError(t, s.Update(ctx, prev, next))
 	got, err := s.Get(ctx, "u1", prev.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	want := next
 	want.CreatedAt = prev.CreatedAt
 	assertSame(t, want, got)
 	_, err = s.GetByName(ctx, "u1", "A")
-	assert.ErrorIs(t, err, variables.ErrNotFound, "old name is free after a rename")
+	errorIs(t, err, variables.ErrNotFound, "old name is free after a rename")
 
 	missing := newVar("u1", "M", 0)
-	assert.ErrorIs(t, s.Update(ctx, missing, missing), variables.ErrNotFound)
+	errorIs(t, s.Update(ctx, missing, missing), variables.ErrNotFound)
 	foreign := got
 	foreign.UserID = "u2"
-	assert.ErrorIs(t, s.Update(ctx, got, foreign), variables.ErrNotFound, "another user's variable must look missing")
+	errorIs(t, s.Update(ctx, got, foreign), variables.ErrNotFound, "another user's variable must look missing")
 }
 
 func testUpdateConflict(t *testing.T, s variables.Store) {
@@ -231,32 +230,32 @@ func testUpdateConflict(t *testing.T, s variables.Store) {
 	prev := mustCreate(t, s, newVar("u1", "A", 0))
 	edited := prev
 	edited.Value = "edited"
-	require.NoError(t, s.Update(ctx, prev, edited))
+	mustNoError(t, s.Update(ctx, prev, edited))
 
 	stale := prev
 	stale.Value = "stale write"
-	assert.ErrorIs(t, s.Update(ctx, prev, stale), variables.ErrConflict, "value changed since prev was read")
+	errorIs(t, s.Update(ctx, prev, stale), variables.ErrConflict, "value changed since prev was read")
 
 	imported := edited
 	imported.Origin = variables.OriginEnv
-	require.NoError(t, s.Update(ctx, edited, imported))
+	mustNoError(t, s.Update(ctx, edited, imported))
 	staleOrigin := edited // same value, origin changed meanwhile
 	staleOrigin.Name = "B"
-	assert.ErrorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
+	errorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
 
 	touched := imported // same value and origin, updated meanwhile
 	touched.DefaultFields = []string{"f"}
 	touched.UpdatedAt = base.Add(time.Minute)
-	require.NoError(t, s.Update(ctx, imported, touched))
+	mustNoError(t, s.Update(ctx, imported, touched))
 	staleUpdatedAt := imported
 	staleUpdatedAt.Name = "C"
-	assert.ErrorIs(t, s.Update(ctx, imported, staleUpdatedAt), variables.ErrConflict, "updated since prev was read")
+	errorIs(t, s.Update(ctx, imported, staleUpdatedAt), variables.ErrConflict, "updated since prev was read")
 	again := touched
 	again.UpdatedAt = base.Add(2 * time.Minute)
-	require.NoError(t, s.Update(ctx, touched, again), "a set UpdatedAt matches itself")
+	mustNoError(t, s.Update(ctx, touched, again), "a set UpdatedAt matches itself")
 
 	got, err := s.Get(ctx, "u1", prev.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	assertSame(t, again, got)
 }
 
@@ -267,21 +266,21 @@ func testUpdateRenameDuplicate(t *testing.T, s variables.Store) {
 	mustCreate(t, s, newVar("u2", "C", 2))
 	next := b
 	next.Name = "A"
-	assert.ErrorIs(t, s.Update(ctx, b, next), variables.ErrDuplicate)
+	errorIs(t, s.Update(ctx, b, next), variables.ErrDuplicate)
 	next.Name = "C" // only u2 has C
-	assert.NoError(t, s.Update(ctx, b, next))
+	noError(t, s.Update(ctx, b, next))
 }
 
 func testDelete(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := mustCreate(t, s, newVar("u1", "A", 0))
-	assert.ErrorIs(t, s.Delete(ctx, "u2", v.ID), variables.ErrNotFound, "another user cannot delete it")
-	require.NoError(t, s.Delete(ctx, "u1", v.ID))
-	assert.ErrorIs(t, s.Delete(ctx, "u1", v.ID), variables.ErrNotFound)
+	errorIs(t, s.Delete(ctx, "u2", v.ID), variables.ErrNotFound, "another user cannot delete it")
+	mustNoError(t, s.Delete(ctx, "u1", v.ID))
+	errorIs(t, s.Delete(ctx, "u1", v.ID), variables.ErrNotFound)
 	_, err := s.Get(ctx, "u1", v.ID)
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	// The name is free again.
-	assert.NoError(t, s.Create(ctx, newVar("u1", "A", 1)))
+	noError(t, s.Create(ctx, newVar("u1", "A", 1)))
 }
 
 func testListCiphertexts(t *testing.T, s variables.Store) {
@@ -304,22 +303,22 @@ func testListCiphertexts(t *testing.T, s variables.Store) {
 	slices.SortFunc(want, func(a, b secrets.Ciphertext) int { return strings.Compare(a.ID, b.ID) })
 
 	all, err := s.ListCiphertexts(ctx, "", 100)
-	require.NoError(t, err)
-	assert.Equal(t, want, all)
+	mustNoError(t, err)
+	equal(t, want, all)
 
 	var paged []secrets.Ciphertext
 	after := ""
 	for range 10 {
 		page, err := s.ListCiphertexts(ctx, after, 2)
-		require.NoError(t, err)
-		assert.LessOrEqual(t, len(page), 2)
+		mustNoError(t, err)
+		isTrue(t, len(page) <= 2, "page of %d, limit 2", len(page))
 		if len(page) == 0 {
 			break
 		}
 		paged = append(paged, page...)
 		after = page[len(page)-1].ID
 	}
-	assert.Equal(t, want, paged, "pages of 2 must add up to the whole list")
+	equal(t, want, paged, "pages of 2 must add up to the whole list")
 }
 
 func testSwap(t *testing.T, s variables.Store) {
@@ -330,21 +329,21 @@ func testSwap(t *testing.T, s variables.Store) {
 	mustCreate(t, s, v)
 
 	ok, err := s.SwapCiphertext(ctx, v.ID, "gAAAAAwrong", "gAAAAAnew")
-	require.NoError(t, err)
-	assert.False(t, ok, "swap with a stale token must not apply")
+	mustNoError(t, err)
+	isFalse(t, ok, "swap with a stale token must not apply")
 
 	ok, err = s.SwapCiphertext(ctx, v.ID, "gAAAAAold", "gAAAAAnew")
-	require.NoError(t, err)
-	assert.True(t, ok)
+	mustNoError(t, err)
+	isTrue(t, ok)
 	got, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	want := v
 	want.Value = "gAAAAAnew"
 	assertSame(t, want, got) // timestamps and origin untouched
 
 	ok, err = s.SwapCiphertext(ctx, ids.New(), "gAAAAAold", "gAAAAAx")
-	require.NoError(t, err)
-	assert.False(t, ok, "missing id")
+	mustNoError(t, err)
+	isFalse(t, ok, "missing id")
 }
 
 func testConcurrentCreate(t *testing.T, s variables.Store) {
@@ -361,10 +360,10 @@ func testConcurrentCreate(t *testing.T, s variables.Store) {
 		if err == nil {
 			won++
 		} else {
-			assert.ErrorIs(t, err, variables.ErrDuplicate)
+			errorIs(t, err, variables.ErrDuplicate)
 		}
 	}
-	assert.Equal(t, 1, won, "exactly one concurrent create of a name succeeds")
+	equal(t, 1, won, "exactly one concurrent create of a name succeeds")
 }
 
 func testConcurrentUpdates(t *testing.T, s variables.Store) {
@@ -389,7 +388,7 @@ func testConcurrentUpdates(t *testing.T, s variables.Store) {
 			t.Errorf("concurrent update: %v (want nil or ErrConflict)", err)
 		}
 	}
-	assert.Equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
+	equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
 }
 
 // testCancelledContext: with ctx already cancelled, every method fails with
@@ -418,11 +417,11 @@ func testCancelledContext(t *testing.T, s variables.Store) {
 		},
 	}
 	for name, call := range calls {
-		assert.ErrorIs(t, call(), context.Canceled, name)
+		errorIs(t, call(), context.Canceled, name)
 	}
 	list, err := s.ListByUser(context.Background(), "u1")
-	require.NoError(t, err)
-	require.Len(t, list, 1, "nothing created or deleted")
-	assert.Equal(t, "A", list[0].Name)
-	assert.Equal(t, "value-A", list[0].Value)
+	mustNoError(t, err)
+	mustLen(t, list, 1, "nothing created or deleted")
+	equal(t, "A", list[0].Name)
+	equal(t, "value-A", list[0].Value)
 }
