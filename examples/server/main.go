@@ -253,7 +253,8 @@ func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld boo
 
 // shortSecretWarning is logged when the master secret is shorter than 32
 // characters, as Langflow ≥ 1.11.3 warns
-// (docs/langflow-compatibility.md#a-short-master-secret). It names neither the secret nor its length.
+// (docs/langflow-compatibility.md#a-short-master-secret). It names neither
+// the secret nor its length.
 const shortSecretWarning = "the master secret is shorter than 32 characters: short secrets are not recommended for production. " +
 	"Keep it unchanged while upgrading from Langflow, so Credential values encrypted before Langflow 1.10.1 still open, " +
 	"then replace it with a generated one: rotate-secret re-encrypts every value under the new secret"
