@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/fernet/fernet-go"
@@ -10,6 +11,24 @@ import (
 // fernet-go, given the same 32-byte value and key. Run:
 //
 //	go test -run '^$' -bench . -benchmem -count 5 ./secrets/
+//
+// Besides ns/op they report cpu-ns/op, the process's CPU time per
+// operation, which other tenants of a shared machine disturb much less.
+
+// loopCPU runs op in a b.Loop and reports cpu-ns/op.
+func loopCPU(b *testing.B, op func() error) {
+	cpu0 := processCPU()
+	for b.Loop() {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if cpu := processCPU() - cpu0; cpu0 > 0 {
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+var errNotOpened = errors.New("does not open")
 
 const benchValue = "sk-0123456789abcdef0123456789abc" // 32 bytes, an API-key-sized secret
 
@@ -19,7 +38,7 @@ func benchKeys(b *testing.B) (*Keyring, *fernet.Key) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(benchValue) != 32 || fk[0] != k.keys[0].raw[0] {
+	if len(benchValue) != 32 || *fk != *k.keys[0] {
 		b.Fatal("benchmark setup")
 	}
 	return k, fk
@@ -28,19 +47,11 @@ func benchKeys(b *testing.B) (*Keyring, *fernet.Key) {
 func BenchmarkEncrypt(b *testing.B) {
 	k, fk := benchKeys(b)
 	b.Run("keyring", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := k.Encrypt(benchValue); err != nil {
-				b.Fatal(err)
-			}
-		}
+		loopCPU(b, func() error { _, err := k.Encrypt(benchValue); return err })
 	})
 	b.Run("fernet-go", func(b *testing.B) {
 		msg := []byte(benchValue)
-		for b.Loop() {
-			if _, err := fernet.EncryptAndSign(msg, fk); err != nil {
-				b.Fatal(err)
-			}
-		}
+		loopCPU(b, func() error { _, err := fernet.EncryptAndSign(msg, fk); return err })
 	})
 }
 
@@ -51,25 +62,22 @@ func BenchmarkDecrypt(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("keyring", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := k.Decrypt(tok); err != nil {
-				b.Fatal(err)
-			}
-		}
+		loopCPU(b, func() error { _, err := k.Decrypt(tok); return err })
 	})
 	b.Run("fernet-go", func(b *testing.B) {
 		btok, keys := []byte(tok), []*fernet.Key{fk}
-		for b.Loop() {
+		loopCPU(b, func() error {
 			if fernet.VerifyAndDecrypt(btok, 0, keys) == nil {
-				b.Fatal("does not open")
+				return errNotOpened
 			}
-		}
+			return nil
+		})
 	})
 }
 
 // BenchmarkDecryptPrevious opens a token made under the previous secret,
-// the second key of the keyring: it costs one failed HMAC more than
-// BenchmarkDecrypt. The hmac sub-benchmark measures one such HMAC alone.
+// the second key of the keyring: it costs one failed MAC check more than
+// BenchmarkDecrypt.
 func BenchmarkDecryptPrevious(b *testing.B) {
 	old, fkOld := benchKeys(b)
 	k := mustKeyring(b, testSecretB, testSecretA)
@@ -85,27 +93,16 @@ func BenchmarkDecryptPrevious(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("keyring", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := k.Decrypt(tok); err != nil {
-				b.Fatal(err)
-			}
-		}
+		loopCPU(b, func() error { _, err := k.Decrypt(tok); return err })
 	})
 	b.Run("fernet-go", func(b *testing.B) {
 		btok, keys := []byte(tok), []*fernet.Key{fkNew, fkOld}
-		for b.Loop() {
+		loopCPU(b, func() error {
 			if fernet.VerifyAndDecrypt(btok, 0, keys) == nil {
-				b.Fatal("does not open")
+				return errNotOpened
 			}
-		}
-	})
-	b.Run("hmac", func(b *testing.B) {
-		raw := decodeToken(tok)
-		for b.Loop() {
-			if k.keys[0].verify(raw) {
-				b.Fatal("the first key must not match")
-			}
-		}
+			return nil
+		})
 	})
 }
 

@@ -11,9 +11,12 @@
 //	token, err := k.Encrypt("sk-...")                           // a Fernet token, "gAAAAA..."
 //	plain, err := k.Decrypt(token)
 //
-// Tokens are standard Fernet (https://github.com/fernet/spec): they open
-// with Langflow, pyca/cryptography and fernet-go given the same derived key,
-// and never expire (Langflow decrypts without a TTL).
+// Tokens are standard Fernet (https://github.com/fernet/spec), made and
+// opened by github.com/fernet/fernet-go: they open with Langflow,
+// pyca/cryptography and any Fernet implementation given the same derived
+// key, and never expire (Langflow decrypts without a TTL). What keyflow adds
+// is Langflow's key derivations, the order keys are tried in, and a stricter
+// check of what fernet-go accepts (see Keyring.Decrypt).
 //
 // To rotate the master secret (Langflow has no way to; see
 // docs/langflow-compatibility.md#secret-rotation): start every

@@ -38,7 +38,7 @@ func seedTokens(f *testing.F) {
 
 // hasValidMAC reports whether token decodes to bytes whose last 32 are a
 // valid HMAC-SHA256 under the signing half of one of k's keys, computed
-// here independently of the package's pooled HMACs.
+// here independently of fernet-go.
 func hasValidMAC(k *Keyring, token string) bool {
 	raw, err := base64.URLEncoding.DecodeString(token)
 	if err != nil || len(raw) < sha256.Size {
@@ -46,7 +46,7 @@ func hasValidMAC(k *Keyring, token string) bool {
 	}
 	body, tag := raw[:len(raw)-sha256.Size], raw[len(raw)-sha256.Size:]
 	for _, fk := range k.keys {
-		m := hmac.New(sha256.New, fk.raw[:16])
+		m := hmac.New(sha256.New, fk[:16])
 		m.Write(body)
 		if hmac.Equal(m.Sum(nil), tag) {
 			return true
@@ -80,18 +80,25 @@ func FuzzDecrypt(f *testing.F) {
 		if err != nil {
 			body = []byte(token)
 		}
-		signed := k.keys[0].sum(append([]byte(nil), body...), body)
+		m := hmac.New(sha256.New, k.keys[0][:16])
+		m.Write(body)
+		signed := m.Sum(append([]byte(nil), body...))
 		resigned := base64.URLEncoding.EncodeToString(signed)
+		// A signed prefix followed by the raw input: fernet-go opens what
+		// decodes before the first bad character; the Keyring must not.
+		if _, err := k.Decrypt(resigned + token); err == nil && !hasValidMAC(k, resigned+token) {
+			t.Fatal("opened a signed token followed by junk")
+		}
 		plain, err = k.Decrypt(resigned)
 		if err != nil {
 			return
 		}
-		if len(signed) < minTokenLen || signed[0] != fernetVersion || (len(signed)-payOffset-macSize)%16 != 0 {
+		if len(signed) < minTokenLen || signed[0] != fernetVersion || (len(signed)-headerLen-macSize)%16 != 0 {
 			t.Fatalf("accepted a malformed token of %d bytes", len(signed))
 		}
-		// fernet-go accepts a superset (it does not reject padding bytes of 0
-		// or above 16), so whatever this package accepts, it must accept too,
-		// with the same plaintext.
+		// fernet-go accepts a superset (padding of 0 or more than 16 bytes,
+		// junk after a token), so whatever the Keyring accepts, it must
+		// accept too, with the same plaintext.
 		if ref := fernet.VerifyAndDecrypt([]byte(resigned), 0, fk); ref == nil || string(ref) != plain {
 			t.Fatal("fernet-go disagrees on a token this package accepted")
 		}

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/fernet/fernet-go"
 )
 
 var (
@@ -24,6 +25,10 @@ var (
 	// under one then passes the other's MAC check, so no keyring can tell
 	// which key made it; choose a new secret (GenerateSecret).
 	ErrAmbiguousSecrets = errors.New("secrets: two secrets share a signing key, so their tokens cannot be told apart; choose a new secret")
+
+	// errRandom: the system's random source failed while making an IV
+	// (crypto/rand does not fail on supported systems since Go 1.24).
+	errRandom = errors.New("secrets: cannot read random bytes for an IV")
 )
 
 // Keyring encrypts with the Fernet key derived from its primary secret and
@@ -32,13 +37,15 @@ var (
 // order primary, then previous secrets as given. This is pyca's MultiFernet
 // with Langflow's key derivations.
 //
-// All keys are derived and prepared once, in NewKeyring; a Keyring is
-// immutable afterwards and safe for concurrent use. It holds derived keys,
-// not the secrets themselves, and its String method prints no key material.
+// Tokens are made and opened by github.com/fernet/fernet-go. All keys are
+// derived once, in NewKeyring, into the *fernet.Key values every call
+// passes to fernet-go; a Keyring is immutable afterwards and safe for
+// concurrent use. It holds derived keys, not the secrets themselves, and
+// its String method prints no key material.
 type Keyring struct {
-	keys       []*fernetKey // decryption order; keys[0] encrypts
-	derivation Derivation   // how the primary secret became keys[0]
-	secrets    int          // number of secrets, for String
+	keys       []*fernet.Key // decryption order; keys[0] encrypts
+	derivation Derivation    // how the primary secret became keys[0]
+	secrets    int           // number of secrets, for String
 }
 
 // NewKeyring derives the Fernet keys of secret (the primary, which
@@ -84,18 +91,15 @@ func (k *Keyring) add(secret string) (Derivation, error) {
 next:
 	for _, d := range derived {
 		for _, have := range k.keys {
-			if have.raw == d.key {
+			if *have == d.key {
 				continue next
 			}
-			if [16]byte(have.raw[:16]) == [16]byte(d.key[:16]) {
+			if [16]byte(have[:16]) == [16]byte(d.key[:16]) {
 				return "", ErrAmbiguousSecrets
 			}
 		}
-		fk, err := newFernetKey(d.key)
-		if err != nil {
-			return "", errors.New("secrets: cannot prepare an AES key")
-		}
-		k.keys = append(k.keys, fk)
+		fk := fernet.Key(d.key)
+		k.keys = append(k.keys, &fk)
 	}
 	return derived[0].derivation, nil
 }
@@ -121,13 +125,17 @@ func (k *Keyring) String() string {
 
 // Encrypt encrypts plaintext (any bytes; text is UTF-8 by convention) under
 // the primary secret and returns a Fernet token, base64url with padding, as
-// Langflow stores it. It fails only on a Keyring not made by NewKeyring
-// (ErrNoKeyring).
+// Langflow stores it (fernet-go's EncryptAndSign). It fails only on a
+// Keyring not made by NewKeyring (ErrNoKeyring).
 func (k *Keyring) Encrypt(plaintext string) (string, error) {
 	if k == nil || len(k.keys) == 0 {
 		return "", ErrNoKeyring
 	}
-	return sealAt(k.keys[0], plaintext, uint64(time.Now().Unix())), nil
+	tok, err := fernet.EncryptAndSign([]byte(plaintext), k.keys[0])
+	if err != nil {
+		return "", errRandom
+	}
+	return bytesToString(tok), nil
 }
 
 // Decrypt opens a Fernet token with the first key whose MAC matches —
@@ -136,54 +144,52 @@ func (k *Keyring) Encrypt(plaintext string) (string, error) {
 // expires. Anything that does not open (including "", plaintext and
 // tokens made with another secret) is ErrInvalidToken (ErrNoKeyring on a
 // Keyring not made by NewKeyring); use IsEncrypted first
-// for Langflow's "not gAAAAA means plaintext" rule. A token under the i-th key
-// costs i-1 extra HMACs.
+// for Langflow's "not gAAAAA means plaintext" rule. It is stricter than
+// fernet-go alone: a token must be padded base64url and nothing else (no
+// line breaks, nothing after it), and its PKCS #7 padding 1 to 16 bytes, as
+// the spec and pyca require. No input panics. A token
+// under the i-th key costs i-1 extra HMACs (fernet-go's VerifyAndDecrypt
+// with every key of the keyring).
 func (k *Keyring) Decrypt(token string) (string, error) {
-	msg, _, _, err := k.open(token, 0, time.Time{})
-	if err != nil {
-		return "", err
+	if k == nil || len(k.keys) == 0 {
+		return "", ErrNoKeyring
 	}
-	return string(msg), nil
+	msg, ok := openWith(token, k.keys)
+	if !ok {
+		return "", ErrInvalidToken
+	}
+	return bytesToString(msg), nil
 }
 
 // Rotate re-encrypts token under the primary secret with a fresh IV,
-// keeping its timestamp (pyca's MultiFernet.rotate). A token already under
-// the primary key is re-encrypted too. It returns ErrInvalidToken when no key
-// opens the token, and ErrNoKeyring on a Keyring not made by NewKeyring.
+// keeping its timestamp (pyca's MultiFernet.rotate; fernet-go's
+// EncryptAndSignAtTime), so a token's age still tells when its value was
+// written. A token already under the primary key is re-encrypted too. It
+// returns ErrInvalidToken when no key opens the token, and ErrNoKeyring on
+// a Keyring not made by NewKeyring.
 func (k *Keyring) Rotate(token string) (string, error) {
-	msg, ts, _, err := k.open(token, 0, time.Time{})
-	if err != nil {
-		return "", err
+	if k == nil || len(k.keys) == 0 {
+		return "", ErrNoKeyring
 	}
-	return sealAt(k.keys[0], msg, ts), nil
+	msg, ok := openWith(token, k.keys)
+	if !ok {
+		return "", ErrInvalidToken
+	}
+	return sealAt(k.keys[0], msg, tokenTime(token))
 }
 
-// open decodes token and tries every key. It returns the plaintext, the
-// token's timestamp and the index of the key that opened it. ttl > 0 also
-// checks the token's age at now (the spec vectors need it; the public API
-// never sets it). A nil or zero Keyring is ErrNoKeyring.
-func (k *Keyring) open(token string, ttl time.Duration, now time.Time) (msg []byte, ts uint64, key int, err error) {
+// open tries every key in turn and returns the plaintext, the token's
+// timestamp and the index of the key that opened it (Reencrypt needs to
+// know whether that is the encryption key). A nil or zero Keyring is
+// ErrNoKeyring.
+func (k *Keyring) open(token string) (msg []byte, ts uint64, key int, err error) {
 	if k == nil || len(k.keys) == 0 {
 		return nil, 0, -1, ErrNoKeyring
 	}
-	tok := decodeToken(token)
-	if tok == nil {
-		return nil, 0, -1, ErrInvalidToken
-	}
-	ts = timestamp(tok)
-	if !checkTTL(ts, ttl, now) {
-		return nil, 0, -1, ErrInvalidToken
-	}
-	for i, fk := range k.keys {
-		if !fk.verify(tok) {
-			continue
+	for i := range k.keys {
+		if msg, ok := openWith(token, k.keys[i:i+1]); ok {
+			return msg, tokenTime(token), i, nil
 		}
-		msg, ok := fk.decrypt(tok)
-		if !ok {
-			// The MAC matched, so this is the key; the padding is bad.
-			return nil, 0, -1, ErrInvalidToken
-		}
-		return msg, ts, i, nil
 	}
 	return nil, 0, -1, ErrInvalidToken
 }

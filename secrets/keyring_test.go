@@ -1,6 +1,11 @@
 package secrets
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -8,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fernet/fernet-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,12 +32,12 @@ func mustKeyring(t testing.TB, secret string, previous ...string) *Keyring {
 	return k
 }
 
-// tokenTime decodes a token's timestamp.
-func tokenTime(t testing.TB, token string) uint64 {
+// seal makes a token under key with timestamp ts.
+func seal(t testing.TB, key *fernet.Key, msg string, ts uint64) string {
 	t.Helper()
-	tok := decodeToken(token)
-	require.NotNil(t, tok)
-	return timestamp(tok)
+	tok, err := sealAt(key, msg, ts)
+	require.NoError(t, err)
+	return tok
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -70,7 +76,7 @@ func TestEncryptUsesFreshIVAndCurrentTime(t *testing.T) {
 	require.NoError(t, err)
 	after := uint64(time.Now().Unix())
 	assert.NotEqual(t, a, b)
-	ts := tokenTime(t, a)
+	ts := tokenTime(a)
 	assert.True(t, ts >= before && ts <= after)
 }
 
@@ -115,7 +121,7 @@ func TestDecryptTriesPrimaryThenPrevious(t *testing.T) {
 	require.NoError(t, err)
 	shortTok, err := oldShort.Encrypt("from langflow")
 	require.NoError(t, err)
-	legacyTok := sealAt(oldShort.keys[1], []byte("legacy"), 1700000000) // Langflow ≤ 1.10.0
+	legacyTok := seal(t, oldShort.keys[1], "legacy", 1700000000) // Langflow ≤ 1.10.0
 
 	k := mustKeyring(t, testSecretA, testSecretB, testShort)
 	require.Len(t, k.keys, 4) // A; B; langflow SHA-256, langflow MT19937
@@ -140,8 +146,8 @@ func TestSecretsSharingASigningKeyAreRefused(t *testing.T) {
 	primary := strings.Repeat("0", 43)
 	previous := strings.Repeat("0", 42) + "7"
 	p, q := mustKeyring(t, primary), mustKeyring(t, previous)
-	require.Equal(t, p.keys[0].raw[:16], q.keys[0].raw[:16], "the vector needs a shared signing key")
-	require.NotEqual(t, p.keys[0].raw, q.keys[0].raw)
+	require.Equal(t, p.keys[0][:16], q.keys[0][:16], "the vector needs a shared signing key")
+	require.NotEqual(t, *p.keys[0], *q.keys[0])
 
 	for _, set := range [][]string{
 		{primary, previous},
@@ -168,13 +174,13 @@ func TestDuplicateKeysAreDropped(t *testing.T) {
 func TestRotate(t *testing.T) {
 	old := mustKeyring(t, testSecretB)
 	const ts = 1700000000
-	oldTok := sealAt(old.keys[0], []byte("value"), ts)
+	oldTok := seal(t, old.keys[0], "value", ts)
 
 	both := mustKeyring(t, testSecretA, testSecretB)
 	rotated, err := both.Rotate(oldTok)
 	require.NoError(t, err)
 	assert.NotEqual(t, oldTok, rotated)
-	assert.Equal(t, uint64(ts), tokenTime(t, rotated), "rotation keeps the timestamp")
+	assert.Equal(t, uint64(ts), tokenTime(rotated), "rotation keeps the timestamp")
 
 	// After dropping the old secret, rotated tokens open, old ones do not.
 	newOnly := mustKeyring(t, testSecretA)
@@ -190,20 +196,20 @@ func TestRotate(t *testing.T) {
 	again, err := both.Rotate(rotated)
 	require.NoError(t, err)
 	assert.NotEqual(t, rotated, again)
-	assert.Equal(t, uint64(ts), tokenTime(t, again))
+	assert.Equal(t, uint64(ts), tokenTime(again))
 }
 
 // Rotating a Langflow ≤ 1.10.0 token of a short secret moves it to the
 // current SHA-256 key of the same secret (docs/langflow-compatibility.md#fernet-key-derivation, Langflow 1.11.3).
 func TestRotateUpgradesLegacyDerivation(t *testing.T) {
 	k := mustKeyring(t, testShort)
-	legacy := sealAt(k.keys[1], []byte("v"), 1600000000)
-	_, _, idx, err := k.open(legacy, 0, time.Time{})
+	legacy := seal(t, k.keys[1], "v", 1600000000)
+	_, _, idx, err := k.open(legacy)
 	require.NoError(t, err)
 	require.Equal(t, 1, idx)
 	rotated, err := k.Rotate(legacy)
 	require.NoError(t, err)
-	_, ts, idx, err := k.open(rotated, 0, time.Time{})
+	_, ts, idx, err := k.open(rotated)
 	require.NoError(t, err)
 	assert.Equal(t, 0, idx)
 	assert.Equal(t, uint64(1600000000), ts)
@@ -261,8 +267,8 @@ func TestStringHoldsNoKeyMaterial(t *testing.T) {
 		assert.NotContains(t, s, testSecretA)
 		assert.NotContains(t, s, testSecretA[:10])
 		for _, fk := range k.keys {
-			assert.NotContains(t, s, base64.URLEncoding.EncodeToString(fk.raw[:]))
-			assert.NotContains(t, s, fmt.Sprint(fk.raw[0], " ", fk.raw[1], " ", fk.raw[2]))
+			assert.NotContains(t, s, base64.URLEncoding.EncodeToString(fk[:]))
+			assert.NotContains(t, s, fmt.Sprint(fk[0], " ", fk[1], " ", fk[2]))
 		}
 	}
 	assert.Equal(t, "secrets.Keyring{secrets: 2, keys: 3, derivation: base64}", k.String())
@@ -320,4 +326,98 @@ func TestConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// forge signs body (a decoded token without its MAC) with key, as only a
+// holder of the key could: what lies behind the MAC check is reached.
+func forge(key *fernet.Key, body []byte) string {
+	m := hmac.New(sha256.New, key[:16])
+	m.Write(body)
+	return base64.URLEncoding.EncodeToString(m.Sum(append([]byte(nil), body...)))
+}
+
+// cbcBody is version, timestamp, IV and plain encrypted with key as it
+// is, without padding (len(plain) must be whole blocks).
+func cbcBody(t testing.TB, key *fernet.Key, plain []byte) []byte {
+	t.Helper()
+	block, err := aes.NewCipher(key[16:])
+	require.NoError(t, err)
+	body := make([]byte, headerLen+len(plain))
+	body[0] = fernetVersion
+	body[8] = 1                                 // timestamp 1
+	copy(body[9:headerLen], "0123456789abcdef") // IV
+	cipher.NewCBCEncrypter(block, body[9:headerLen]).CryptBlocks(body[headerLen:], plain)
+	return body
+}
+
+// junk marks a test case whose token is filled up with "!" to 140 characters.
+const junk = "junk"
+
+// Malformed tokens with a valid MAC: fernet-go panics on some and accepts
+// others; the Keyring refuses every one with ErrInvalidToken, whichever
+// of its keys signed it, and never panics.
+func TestMalformedTokensWithValidMAC(t *testing.T) {
+	k := mustKeyring(t, testSecretA, testShort) // three keys
+	good, err := k.Encrypt("value")
+	require.NoError(t, err)
+	tests := []struct {
+		name           string
+		body           func(key *fernet.Key) []byte
+		fernetGoPanics bool
+		fernetGoOpens  bool
+		suffix         string
+	}{
+		{name: "header only", body: func(*fernet.Key) []byte { return []byte{fernetVersion, 0, 0, 0, 0, 0, 0, 0, 1} }, fernetGoPanics: true},
+		{name: "no ciphertext", body: func(key *fernet.Key) []byte { return cbcBody(t, key, nil) }, fernetGoPanics: true},
+		// Junk that brings the token to the length of a one-block token
+		// (140 characters): fernet-go decodes up to the junk and panics.
+		{name: "header only, junk", body: func(*fernet.Key) []byte { return []byte{fernetVersion, 0, 0, 0, 0, 0, 0, 0, 1} }, fernetGoPanics: true, suffix: junk},
+		{name: "no ciphertext, junk", body: func(key *fernet.Key) []byte { return cbcBody(t, key, nil) }, fernetGoPanics: true, suffix: junk},
+		{name: "partial block", body: func(key *fernet.Key) []byte { return append(cbcBody(t, key, make([]byte, 16)), 1, 2, 3) }},
+		{name: "padding byte 0", body: func(key *fernet.Key) []byte { return cbcBody(t, key, make([]byte, 16)) }, fernetGoOpens: true},
+		{name: "padding of 32 bytes", body: func(key *fernet.Key) []byte { return cbcBody(t, key, bytes.Repeat([]byte{32}, 32)) }, fernetGoOpens: true},
+		{name: "padding byte 17", body: func(key *fernet.Key) []byte { return cbcBody(t, key, bytes.Repeat([]byte{17}, 32)) }, fernetGoOpens: true},
+		{name: "inconsistent padding", body: func(key *fernet.Key) []byte { return cbcBody(t, key, append(bytes.Repeat([]byte{1}, 15), 2)) }},
+		{name: "version 0x81", body: func(key *fernet.Key) []byte {
+			b := cbcBody(t, key, bytes.Repeat([]byte{16}, 16))
+			b[0] = 0x81
+			return b
+		}},
+		{name: "junk after the padding", body: func(key *fernet.Key) []byte { return cbcBody(t, key, bytes.Repeat([]byte{16}, 16)) }, fernetGoOpens: true, suffix: "!!"},
+		{name: "line break", body: func(key *fernet.Key) []byte { return cbcBody(t, key, bytes.Repeat([]byte{16}, 16)) }, fernetGoOpens: true, suffix: "\n"},
+	}
+	for _, tt := range tests {
+		for i, key := range k.keys {
+			t.Run(fmt.Sprintf("%s/key %d", tt.name, i), func(t *testing.T) {
+				tok := forge(key, tt.body(key))
+				if tt.suffix == junk {
+					tok += strings.Repeat("!", 140-len(tok))
+				} else {
+					tok += tt.suffix
+				}
+				ref := func() []byte { return fernet.VerifyAndDecrypt([]byte(tok), 0, []*fernet.Key{key}) }
+				if tt.fernetGoPanics {
+					assert.Panics(t, func() { ref() }, "fernet-go itself panics on this token")
+				} else {
+					assert.Equal(t, tt.fernetGoOpens, ref() != nil, "what fernet-go makes of this token")
+				}
+				assert.NotPanics(t, func() {
+					_, err := k.Decrypt(tok)
+					assert.ErrorIs(t, err, ErrInvalidToken)
+					_, err = k.Rotate(tok)
+					assert.ErrorIs(t, err, ErrInvalidToken)
+					_, _, _, err = k.open(tok)
+					assert.ErrorIs(t, err, ErrInvalidToken)
+				})
+			})
+		}
+	}
+	// The well-formed control: the same construction with valid padding opens.
+	tok := forge(k.keys[1], cbcBody(t, k.keys[1], bytes.Repeat([]byte{16}, 16)))
+	plain, err := k.Decrypt(tok)
+	require.NoError(t, err)
+	assert.Equal(t, "", plain)
+	plain, err = k.Decrypt(good)
+	require.NoError(t, err)
+	assert.Equal(t, "value", plain)
 }

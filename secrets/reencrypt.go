@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Ciphertext is one stored Fernet token and the ID it is stored under.
@@ -118,7 +117,7 @@ func Reencrypt(ctx context.Context, k *Keyring, s CiphertextStore, opts Reencryp
 }
 
 func reencryptOne(ctx context.Context, k *Keyring, s CiphertextStore, c Ciphertext, rep *ReencryptReport) error {
-	msg, ts, key, err := k.open(c.Token, 0, time.Time{})
+	msg, ts, key, err := k.open(c.Token)
 	switch {
 	case err != nil:
 		rep.Failed++
@@ -127,7 +126,11 @@ func reencryptOne(ctx context.Context, k *Keyring, s CiphertextStore, c Cipherte
 		rep.Current++
 		return nil
 	}
-	swapped, err := s.SwapCiphertext(ctx, c.ID, c.Token, sealAt(k.keys[0], msg, ts))
+	tok, err := sealAt(k.keys[0], msg, ts)
+	if err != nil {
+		return err
+	}
+	swapped, err := s.SwapCiphertext(ctx, c.ID, c.Token, tok)
 	if err != nil {
 		return fmt.Errorf("secrets: Reencrypt: swap %q: %w", c.ID, err)
 	}

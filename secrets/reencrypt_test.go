@@ -131,7 +131,7 @@ func newRotationFixture(t testing.TB) *rotationFixture {
 		add(fmt.Sprintf("id-%02d", i), fmt.Sprint("new value ", i), tok)
 	}
 	for i := 13; i < 15; i++ {
-		add(fmt.Sprintf("id-%02d", i), fmt.Sprint("legacy value ", i), sealAt(f.oldKR.keys[1], []byte(fmt.Sprint("legacy value ", i)), 1600000000))
+		add(fmt.Sprintf("id-%02d", i), fmt.Sprint("legacy value ", i), seal(t, f.oldKR.keys[1], fmt.Sprint("legacy value ", i), 1600000000))
 	}
 	foreign, err := mustKeyring(t, testSecretB).Encrypt("foreign")
 	require.NoError(t, err)
@@ -192,7 +192,7 @@ func TestReencryptCounts(t *testing.T) {
 			}
 			for i := 13; i < 15; i++ {
 				id := fmt.Sprintf("id-%02d", i)
-				assert.Equal(t, uint64(1600000000), tokenTime(t, after[id]), "timestamps are kept")
+				assert.Equal(t, uint64(1600000000), tokenTime(after[id]), "timestamps are kept")
 			}
 
 			// Idempotent: a second run has nothing left to rotate.

@@ -1,7 +1,10 @@
 package secrets
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -53,8 +56,42 @@ func specKeyring(t testing.TB, secret string) *Keyring {
 	want, err := base64.URLEncoding.DecodeString(secret)
 	require.NoError(t, err)
 	require.Len(t, k.keys, 1)
-	require.Equal(t, want, k.keys[0].raw[:])
+	require.Equal(t, want, k.keys[0][:])
 	return k
+}
+
+// maxClockSkew is how far in the future a timestamp may be when a TTL is
+// checked (pyca's _MAX_CLOCK_SKEW, fernet-go's maxClockSkew).
+const maxClockSkew = 60 * time.Second
+
+// openAt is k.open with the spec's TTL check at the vector's "now":
+// keyflow, as Langflow, never checks a TTL, and fernet-go checks it against
+// the wall clock only, so the TTL vectors are checked here.
+func openAt(k *Keyring, token string, ttl time.Duration, now time.Time) (msg []byte, ts uint64, key int, err error) {
+	if ttl > 0 {
+		head, err := base64.URLEncoding.DecodeString(token)
+		if err != nil || len(head) < 9 {
+			return nil, 0, -1, ErrInvalidToken
+		}
+		t := time.Unix(int64(binary.BigEndian.Uint64(head[1:9])), 0)
+		if now.After(t.Add(ttl)) || t.After(now.Add(maxClockSkew)) {
+			return nil, 0, -1, ErrInvalidToken
+		}
+	}
+	return k.open(token)
+}
+
+// sealWithIV is sealAt with a chosen IV: fernet-go reads the IV from
+// crypto/rand.Reader, which is replaced for the call. Tests that use it
+// must not run in parallel.
+func sealWithIV(t *testing.T, key *fernet.Key, msg string, ts uint64, iv []byte) string {
+	t.Helper()
+	saved := rand.Reader
+	rand.Reader = bytes.NewReader(iv)
+	defer func() { rand.Reader = saved }()
+	tok, err := sealAt(key, msg, ts)
+	require.NoError(t, err)
+	return tok
 }
 
 func TestFernetSpecGenerate(t *testing.T) {
@@ -65,7 +102,7 @@ func TestFernetSpecGenerate(t *testing.T) {
 		for i, b := range c.RawIV {
 			iv[i] = byte(b)
 		}
-		got := seal(k.keys[0], []byte(c.Src), uint64(c.Now.Unix()), &iv)
+		got := sealWithIV(t, k.keys[0], c.Src, uint64(c.Now.Unix()), iv[:])
 		assert.Equal(t, c.Token, got)
 	}
 }
@@ -74,7 +111,7 @@ func TestFernetSpecVerify(t *testing.T) {
 	for _, c := range specCases(t, "verify.json") {
 		t.Run(fmt.Sprintf("ttl_sec=%d", c.TTLSec), func(t *testing.T) {
 			k := specKeyring(t, c.Secret)
-			msg, ts, idx, err := k.open(c.Token, time.Duration(c.TTLSec)*time.Second, c.Now)
+			msg, ts, idx, err := openAt(k, c.Token, time.Duration(c.TTLSec)*time.Second, c.Now)
 			require.NoError(t, err)
 			assert.Equal(t, c.Src, string(msg))
 			assert.Equal(t, 0, idx)
@@ -96,7 +133,7 @@ func TestFernetSpecInvalid(t *testing.T) {
 	for _, c := range specCases(t, "invalid.json") {
 		t.Run(c.Desc, func(t *testing.T) {
 			k := specKeyring(t, c.Secret)
-			_, _, _, err := k.open(c.Token, time.Duration(c.TTLSec)*time.Second, c.Now)
+			_, _, _, err := openAt(k, c.Token, time.Duration(c.TTLSec)*time.Second, c.Now)
 			require.ErrorIs(t, err, ErrInvalidToken)
 			_, err = k.Decrypt(c.Token)
 			if validWithoutTTL[c.Desc] {
@@ -157,10 +194,10 @@ func TestLangflowVectors(t *testing.T) {
 				return
 			}
 			require.True(t, c.CurrentUsable)
-			assert.Equal(t, decodeKey(t, c.CurrentFernetKey), k.keys[0].raw, "encryption key = Langflow's current key")
+			assert.Equal(t, decodeKey(t, c.CurrentFernetKey), [32]byte(*k.keys[0]), "encryption key = Langflow's current key")
 			if c.LegacyFernetKey != c.CurrentFernetKey {
 				require.Len(t, k.keys, 2)
-				assert.Equal(t, decodeKey(t, c.LegacyFernetKey), k.keys[1].raw, "second key = Langflow's legacy key")
+				assert.Equal(t, decodeKey(t, c.LegacyFernetKey), [32]byte(*k.keys[1]), "second key = Langflow's legacy key")
 			} else {
 				assert.Len(t, k.keys, 1)
 			}
@@ -169,7 +206,7 @@ func TestLangflowVectors(t *testing.T) {
 				plain, err := k.Decrypt(tok.Token)
 				require.NoError(t, err, tok.Derivation)
 				assert.Equal(t, tok.Plaintext, plain, tok.Derivation)
-				_, _, idx, err := k.open(tok.Token, 0, time.Time{})
+				_, _, idx, err := k.open(tok.Token)
 				require.NoError(t, err)
 				if tok.Derivation == "current" || c.LegacyFernetKey == c.CurrentFernetKey {
 					assert.Equal(t, 0, idx, "current tokens open with the first key")
@@ -216,17 +253,17 @@ func TestLangflowDerivationVectors(t *testing.T) {
 			switch {
 			case c.CodePoints < 32:
 				assert.Equal(t, DerivationSHA256, k.Derivation())
-				assert.Equal(t, decodeKey(t, c.CurrentFernetKey), k.keys[0].raw)
-				assert.Equal(t, decodeKey(t, c.LegacyFernetKey), k.keys[1].raw)
+				assert.Equal(t, decodeKey(t, c.CurrentFernetKey), [32]byte(*k.keys[0]))
+				assert.Equal(t, decodeKey(t, c.LegacyFernetKey), [32]byte(*k.keys[1]))
 			case c.CurrentFernetKey != "":
 				assert.Equal(t, DerivationBase64, k.Derivation())
 				assert.Equal(t, c.CurrentFernetKey, c.LegacyFernetKey, "both rules agree when the current one works")
-				assert.Equal(t, decodeKey(t, c.CurrentFernetKey), k.keys[0].raw)
+				assert.Equal(t, decodeKey(t, c.CurrentFernetKey), [32]byte(*k.keys[0]))
 			case c.LegacyFernetKey != "":
 				// Langflow ≥ 1.10.1 cannot use this secret at all; ≤ 1.10.0 could.
 				assert.Equal(t, "ValueError", c.CurrentError)
 				assert.Equal(t, DerivationLegacyPadding, k.Derivation())
-				assert.Equal(t, decodeKey(t, c.LegacyFernetKey), k.keys[0].raw)
+				assert.Equal(t, decodeKey(t, c.LegacyFernetKey), [32]byte(*k.keys[0]))
 			default:
 				assert.Equal(t, "ValueError", c.CurrentError)
 				assert.Equal(t, "ValueError", c.LegacyError)

@@ -170,16 +170,29 @@ func cmdDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 // cmdRotateSecret re-encrypts every stored Credential variable under a new
 // master secret. The new secret is, in order: --new-secret; else
 // LANGFLOW_SECRET_KEY (the sequence "set LANGFLOW_SECRET_KEY=new and
-// KEYFLOW_PREVIOUS_SECRET_KEYS=old, run rotate-secret"); else a new random
-// one. The old secrets are the one in <config-dir>/secret_key, the current
-// LANGFLOW_SECRET_KEY when --new-secret replaces it, and
+// KEYFLOW_PREVIOUS_SECRET_KEYS=old, run rotate-secret"); else the pending
+// secret of an unfinished run (secret_key.new); else a new random one. The
+// old secrets are the one in <config-dir>/secret_key, the pending one, the
+// current LANGFLOW_SECRET_KEY when --new-secret replaces it, and
 // KEYFLOW_PREVIOUS_SECRET_KEYS.
 //
-// A generated or given new secret is first saved to secret_key.new, so an
-// interrupted run loses nothing (a rerun resumes with it, and the server
-// reads it as a previous secret); secret_key is replaced, atomically, only
-// after every value has been re-encrypted. Stop the servers first: a server
-// still running with the old secret cannot read re-encrypted values.
+// No sequence of kills, reruns and concurrent keyflow processes loses a
+// value (TestRotateSecretKilledAnywhere, TestRotateSecretWhileServing):
+//
+//   - It holds the database-use lock exclusively for its whole run, and
+//     refuses to start while a server or another command uses the database
+//     (see lockDatabase); servers and commands refuse to start while it
+//     runs. It reads the secret files only once it holds the lock.
+//   - A new secret is saved to secret_key.new (atomically, fsynced) before
+//     any value is re-encrypted under it, and servers read that file as a
+//     previous secret. A different pending secret is never overwritten:
+//     --new-secret is refused until the unfinished rotation is finished by
+//     a plain rerun.
+//   - secret_key keeps the old secret until a full pass finds every value
+//     under the new one (the pass after the one that re-encrypted anything
+//     is a verification pass); only then is it replaced, atomically, and
+//     secret_key.new removed. A kill at any point leaves every value
+//     opening with secret_key and secret_key.new; rerun to finish.
 func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	fs, common := newFlagSet("rotate-secret", stderr)
 	newSecret := fs.String("new-secret", "", "the new master `SECRET` (default: LANGFLOW_SECRET_KEY if set, else generated)")
@@ -195,17 +208,40 @@ func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Read the secret files before opening the app, which generates
-	// secret_key in a fresh config dir.
-	file := filepath.Join(cfg.ConfigDir, "secret_key")
+	ctx := context.Background()
+	log := newLogger(stderr, cfg.LogLevel)
+	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
+		return fmt.Errorf("config dir: %w", err)
+	}
+	dbc, err := parseDatabaseURL(cfg.DatabaseURL, cfg.ConfigDir)
+	if err != nil {
+		return err
+	}
+	unlock, locked, err := lockDatabase(ctx, dbc, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !locked {
+		log.Warn("this system cannot lock an SQLite database file: make sure no server uses the database while rotate-secret runs")
+	}
+
+	// Read the secret files under the lock, and before opening the app,
+	// which generates secret_key in a fresh config dir.
+	file := filepath.Join(cfg.ConfigDir, secrets.SecretFileName)
 	fileSecret := readSecretFile(file)
 	pending := readSecretFile(file + ".new")
-	envSecret := os.Getenv("LANGFLOW_SECRET_KEY")
+	envSecret := cfg.Getenv(secrets.EnvSecretKey)
 
 	next, fromEnv := *newSecret, false
 	old := []string{fileSecret, pending}
 	switch {
 	case next != "":
+		if pending != "" && pending != next && pending != fileSecret {
+			return fmt.Errorf("%s.new holds the new secret of an unfinished rotation, and values may already be encrypted under it: "+
+				"finish that rotation first (run rotate-secret without --new-secret%s), then rotate to the secret you want; nothing was changed",
+				file, unsetEnvHint(envSecret))
+		}
 		old = append(old, envSecret)
 	case envSecret != "":
 		next, fromEnv = envSecret, true
@@ -214,11 +250,9 @@ func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	default:
 		next = secrets.GenerateSecret()
 	}
-	old = append(old, splitSecrets(os.Getenv("KEYFLOW_PREVIOUS_SECRET_KEYS"))...)
+	old = append(old, splitSecrets(cfg.Getenv(secrets.EnvPreviousSecretKeys))...)
 
-	ctx := context.Background()
-	log := newLogger(stderr, cfg.LogLevel)
-	a, err := openApp(ctx, cfg, log)
+	a, err := openAppWith(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
@@ -229,6 +263,9 @@ func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	keyring, err := secrets.NewKeyring(next, previousSecrets(next, old)...)
 	if err != nil {
 		return fmt.Errorf("new secret: %w", err)
+	}
+	if keyring.Derivation() == secrets.DerivationSHA256 {
+		log.Warn("the new master secret is shorter than 32 characters: short secrets are not recommended for production")
 	}
 	if !fromEnv && next != pending {
 		if err := writeSecretFile(file+".new", next); err != nil {
@@ -260,36 +297,58 @@ func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	if envSecret != "" {
 		fmt.Fprintf(stderr, "rotate-secret: done; %s holds the new secret, but LANGFLOW_SECRET_KEY still holds the old one and wins: set it to the new one (or unset it), then restart the servers\n", file)
 	} else {
-		fmt.Fprintf(stderr, "rotate-secret: done; %s holds the new secret; restart the servers\n", file)
+		fmt.Fprintf(stderr, "rotate-secret: done; %s holds the new secret; start the servers\n", file)
 	}
 	return nil
 }
 
-// reencryptAll runs secrets.Reencrypt until a pass finds nothing changed
-// behind its back (values a running server rewrote meanwhile are Skipped and
-// picked up by the next pass), printing progress to stderr. It fails when a
-// value opens with none of the keyring's secrets.
+// unsetEnvHint is the part of the unfinished-rotation message about
+// LANGFLOW_SECRET_KEY, which would otherwise be the rerun's target.
+func unsetEnvHint(envSecret string) string {
+	if envSecret == "" {
+		return ""
+	}
+	return " and with LANGFLOW_SECRET_KEY unset"
+}
+
+// maxRotatePasses bounds reencryptAll's passes. With the database-use lock
+// held, the second pass finds everything current; more passes are needed
+// only when something outside keyflow writes the variable table meanwhile.
+const maxRotatePasses = 5
+
+// reencryptAll runs secrets.Reencrypt until a full pass finds every value
+// under the new secret (nothing re-encrypted, nothing skipped), printing
+// progress to stderr: the pass after one that re-encrypted anything
+// verifies it, so a value written under an old secret behind the first
+// pass's back is found before the old secret is retired. It fails when a
+// value opens with none of the keyring's secrets, and after
+// maxRotatePasses passes that still found work. The report's Current is the
+// first pass's: the values that were current before this run.
 func reencryptAll(ctx context.Context, k *secrets.Keyring, s secrets.CiphertextStore, batch int, stderr io.Writer) (secrets.ReencryptReport, error) {
 	var total secrets.ReencryptReport
 	for pass := 1; ; pass++ {
+		rotatedBefore := total.Rotated
 		rep, err := secrets.Reencrypt(ctx, k, s, secrets.ReencryptOptions{
 			BatchSize: batch,
 			Progress: func(r secrets.ReencryptReport) {
-				fmt.Fprintf(stderr, "rotate-secret: %d values checked (%d re-encrypted, %d already current, %d failed)\n",
-					r.Rotated+r.Current+r.Failed+r.Skipped, total.Rotated+r.Rotated, r.Current, r.Failed)
+				fmt.Fprintf(stderr, "rotate-secret: pass %d: %d values checked (%d re-encrypted, %d already current, %d failed)\n",
+					pass, r.Rotated+r.Current+r.Failed+r.Skipped, rotatedBefore+r.Rotated, r.Current, r.Failed)
 			},
 		})
 		total.Rotated += rep.Rotated
-		total.Current, total.Failed = rep.Current, rep.Failed
+		total.Failed = rep.Failed
+		if pass == 1 {
+			total.Current = rep.Current
+		}
 		switch {
 		case err != nil:
 			return total, fmt.Errorf("re-encrypt: %w", err)
 		case rep.Failed > 0:
 			return total, fmt.Errorf("%d values open with none of the known secrets: add the secret they were written with to KEYFLOW_PREVIOUS_SECRET_KEYS and run rotate-secret again", rep.Failed)
-		case rep.Skipped == 0:
+		case rep.Rotated == 0 && rep.Skipped == 0:
 			return total, nil
-		case pass == 3:
-			return total, fmt.Errorf("%d values keep changing while rotating: stop the servers and run rotate-secret again", rep.Skipped)
+		case pass == maxRotatePasses:
+			return total, fmt.Errorf("values keep changing while rotating (%d in the last pass): stop whatever writes the variable table and run rotate-secret again", rep.Rotated+rep.Skipped)
 		}
 	}
 }

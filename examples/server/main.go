@@ -188,14 +188,34 @@ type app struct {
 	superuser user
 	dbDisplay string // the database URL without a password, for logs
 	throttle  *loginThrottle
+	unlock    func() // releases the database-use lock (lockDatabase)
 }
 
-// openApp creates the config dir, loads (or generates) the master secret,
-// opens the database, creates every schema, and creates the superuser when
-// it is missing. Close it.
+// openApp creates the config dir, takes the database-use lock (shared, see
+// lockDatabase), loads (or generates) the master secret, opens the database,
+// creates every schema, and creates the superuser when it is missing. Close
+// it.
 func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+	return openAppWith(ctx, cfg, log, false)
+}
+
+// openAppWith is openApp; lockHeld says the caller holds the database-use
+// lock already (rotate-secret, exclusively), so it is not taken again.
+func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld bool) (*app, error) {
 	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
 		return nil, fmt.Errorf("config dir: %w", err)
+	}
+	dbc, err := parseDatabaseURL(cfg.DatabaseURL, cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	// The lock comes before the secret is read, so that a rotate-secret
+	// that finishes meanwhile is either waited out or fully seen.
+	unlock := func() {}
+	if !lockHeld {
+		if unlock, _, err = lockDatabase(ctx, dbc, false); err != nil {
+			return nil, err
+		}
 	}
 	keyring, err := secrets.Load(secrets.LoadOptions{
 		ConfigDir: cfg.ConfigDir,
@@ -203,17 +223,17 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		Getenv:    cfg.Getenv,
 	})
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("master secret: %w", err)
 	}
-	dbc, err := parseDatabaseURL(cfg.DatabaseURL, cfg.ConfigDir)
-	if err != nil {
-		return nil, err
-	}
 	if err := prepareSQLiteFile(dbc, log); err != nil { // dbfiles.go: 0600
+		unlock()
 		return nil, err
 	}
+	warnShortSecret(log, keyring, cfg.Getenv(secrets.EnvSecretKey) != "")
 	db, err := sql.Open(dbc.driver, dbc.dsn)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("open %s: %w", dbc.display, err)
 	}
 	if dbc.postgres {
@@ -225,7 +245,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		db.SetMaxIdleConns(maxPostgresConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display, throttle: newLoginThrottle()}
+	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display, throttle: newLoginThrottle(), unlock: unlock}
 	open, err := a.chooseSchema(ctx, dbc)
 	if err == nil {
 		err = open(ctx, dbc)
@@ -236,10 +256,34 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		}
 		_ = db.Close()
 		_ = a.closeLangflow()
+		unlock()
 		return nil, err
 	}
 	log.Debug("database ready", "url", dbc.display)
 	return a, nil
+}
+
+// shortSecretWarning is logged when the master secret is shorter than 32
+// characters, as Langflow ≥ 1.11.3 warns
+// (docs/langflow-compatibility.md#a-short-master-secret). It names neither
+// the secret nor its length.
+const shortSecretWarning = "the master secret is shorter than 32 characters: short secrets are not recommended for production. " +
+	"Keep it unchanged while upgrading from Langflow, so Credential values encrypted before Langflow 1.10.1 still open, " +
+	"then replace it with a generated one: rotate-secret re-encrypts every value under the new secret"
+
+// warnShortSecret logs shortSecretWarning once when the primary secret of
+// k is shorter than 32 characters (Python's len, in code points: the secrets
+// Langflow hashes into a key), with where the secret came from. Generated
+// secrets are 43 characters and never warn.
+func warnShortSecret(log *slog.Logger, k *secrets.Keyring, fromEnv bool) {
+	if k.Derivation() != secrets.DerivationSHA256 {
+		return
+	}
+	source := secrets.SecretFileName + " in the config dir"
+	if fromEnv {
+		source = secrets.EnvSecretKey
+	}
+	log.Warn(shortSecretWarning, "source", source)
 }
 
 // maxPostgresConns bounds each instance's PostgreSQL connections.
@@ -370,8 +414,12 @@ func (a *app) importEnv(ctx context.Context, u user) error {
 var shutdownFlushTimeout = 10 * time.Second
 
 // Close flushes pending API-key usage (for at most shutdownFlushTimeout),
-// stops the Manager and closes the database.
+// stops the Manager, closes the database and then releases the
+// database-use lock.
 func (a *app) Close() error {
+	if a.unlock != nil {
+		defer a.unlock()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownFlushTimeout)
 	defer cancel()
 	if err := a.keys.Flush(ctx); err != nil {
