@@ -209,6 +209,9 @@ func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld boo
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareSQLiteFile(dbc, log); err != nil { // dbfiles.go: 0600, in a 0700 dir
+		return nil, err
+	}
 	// The lock comes before the secret is read, so that a rotate-secret
 	// that finishes meanwhile is either waited out or fully seen.
 	unlock := func() {}
@@ -225,10 +228,6 @@ func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld boo
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("master secret: %w", err)
-	}
-	if err := prepareSQLiteFile(dbc, log); err != nil { // dbfiles.go: 0600
-		unlock()
-		return nil, err
 	}
 	warnShortSecret(log, keyring, cfg.Getenv(secrets.EnvSecretKey) != "")
 	db, err := sql.Open(dbc.driver, dbc.dsn)
