@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,13 +21,39 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// buildServer builds the reference server binary into a temporary directory.
+// serverBinary is the reference server, built once per test binary by
+// buildServer and removed by TestMain.
+var serverBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildServer returns the reference server binary, building it on first use
+// (every end-to-end test of the package shares the one build).
 func buildServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keyflow-server")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
+	b := &serverBinary
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "keyflow-server-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "keyflow-server")
+		if out, err := exec.Command("go", "build", "-o", b.path, ".").CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %w: %s", err, out)
+		}
+	})
+	require.NoError(t, b.err)
+	return b.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if serverBinary.dir != "" {
+		_ = os.RemoveAll(serverBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // rawRequest sends one HTTP/1.1 request exactly as given (method, target and

@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -48,10 +47,7 @@ func TestE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary")
 	}
-	bin := filepath.Join(t.TempDir(), "keyflow-server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := buildServer(t)
 
 	t.Run("sqlite", func(t *testing.T) {
 		dir := t.TempDir()
@@ -60,23 +56,24 @@ func TestE2E(t *testing.T) {
 		e.workflows()
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := testdb.PostgresDSN(t)
-		schema := fmt.Sprintf("e2e_%d", time.Now().UnixNano())
-		admin, err := sql.Open("pgx", dsn)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = admin.Close() })
-		_, err = admin.Exec("CREATE SCHEMA " + schema)
-		require.NoError(t, err)
-		t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		e := &e2e{t: t, bin: bin, dir: t.TempDir(), dbURL: dsn + sep + "search_path=" + schema}
-		e.openDB = func() (*sql.DB, error) { return testdb.OpenPostgresSchema(dsn, schema) }
-		e.postgres = true
+		e := newPostgresE2E(t, bin)
 		e.workflows()
 	})
+}
+
+// newPostgresE2E is an e2e on a fresh PostgreSQL schema, dropped when the
+// test ends; it skips without KEYFLOW_TEST_POSTGRES_DSN.
+func newPostgresE2E(t *testing.T, bin string) *e2e {
+	t.Helper()
+	dsn := testdb.PostgresDSN(t)
+	_, schema := testdb.PostgresSchema(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	e := &e2e{t: t, bin: bin, dir: t.TempDir(), dbURL: dsn + sep + "search_path=" + schema, postgres: true}
+	e.openDB = func() (*sql.DB, error) { return testdb.OpenPostgresSchema(dsn, schema) }
+	return e
 }
 
 // e2e runs the binary against one config dir and database.

@@ -37,9 +37,7 @@ func TestLangflowClient(t *testing.T) {
 	}
 	nodeDir := installLangflowClient(t)
 
-	bin := filepath.Join(t.TempDir(), "keyflow-server")
-	built, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", built)
+	bin := buildServer(t)
 
 	const password = "node-client-password"
 	e := &e2e{t: t, bin: bin, dir: t.TempDir()}

@@ -55,20 +55,7 @@ func TestSecurityE2E(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		dsn := testdb.PostgresDSN(t)
-		schema := fmt.Sprintf("sec_e2e_%d", time.Now().UnixNano())
-		admin, err := sql.Open("pgx", dsn)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = admin.Close() })
-		_, err = admin.Exec("CREATE SCHEMA " + schema)
-		require.NoError(t, err)
-		t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		e := &e2e{t: t, bin: bin, dir: t.TempDir(), dbURL: dsn + sep + "search_path=" + schema, postgres: true}
-		e.openDB = func() (*sql.DB, error) { return testdb.OpenPostgresSchema(dsn, schema) }
+		e := newPostgresE2E(t, bin)
 		key := e.secSetup()
 		s := e.start()
 		defer s.stop()
