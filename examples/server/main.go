@@ -35,6 +35,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
+	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
@@ -104,6 +105,7 @@ type app struct {
 	keyring   *secrets.Keyring
 	varStore  *varsql.Store
 	keys      *apikey.Manager
+	notify    *pgnotify.Listener // nil: not PostgreSQL, or no change feed
 	vars      *variables.Service
 	resolver  *variables.Resolver
 	superuser user
@@ -145,6 +147,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err := a.open(ctx, dbc); err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
+		}
+		if a.notify != nil {
+			_ = a.notify.Close()
 		}
 		_ = db.Close()
 		return nil, err
@@ -193,6 +198,16 @@ func (a *app) open(ctx context.Context, dbc database) error {
 		// database are seen within ChangeMaxLag (the change log that
 		// keysql's triggers write).
 		keyCfg.Changes, keyCfg.ChangesMaxLag = keyStore, a.cfg.ChangeMaxLag
+		if dbc.postgres {
+			// On PostgreSQL they are pushed too (LISTEN/NOTIFY, on a
+			// connection of its own): seen in milliseconds.
+			channel, payload := keyStore.Notification()
+			a.notify, err = pgnotify.New(pgnotify.Config{ConnString: dbc.dsn, Channel: channel, Payload: payload, Logger: a.log})
+			if err != nil {
+				return err
+			}
+			keyCfg.ChangesNotifier = a.notify
+		}
 	}
 	if a.keys, err = apikey.NewManager(keyCfg); err != nil {
 		return err
@@ -279,9 +294,18 @@ func (a *app) Close() error {
 		// (which has no deadline) fails at once instead of waiting again.
 		dbErr := a.db.Close()
 		_ = a.keys.Close()
+		a.closeNotify()
 		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr)
 	}
-	return errors.Join(a.keys.Close(), a.db.Close())
+	err := a.keys.Close()
+	a.closeNotify()
+	return errors.Join(err, a.db.Close())
+}
+
+func (a *app) closeNotify() {
+	if a.notify != nil {
+		_ = a.notify.Close()
+	}
 }
 
 // newLogger writes text logs to stderr.
