@@ -342,7 +342,9 @@ func waitUntilFine(limit time.Duration, cond func() bool) bool {
 func summary(lat []time.Duration) string {
 	s := slices.Clone(lat)
 	slices.Sort(s)
-	at := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))].Round(100 * time.Microsecond) }
+	at := func(p float64) time.Duration {
+		return s[min(len(s)-1, int(p*float64(len(s))))].Round(100 * time.Microsecond)
+	}
 	return fmt.Sprintf("%d measurements, p50 %v, p99 %v, max %v", len(s), at(0.5), at(0.99), s[len(s)-1].Round(100*time.Microsecond))
 }
 
