@@ -25,6 +25,13 @@
 // AddUsageOnce (apikey.IdempotentUsage) exact when a COMMIT's reply is lost.
 // On PostgreSQL this needs version 13 or later (xid8, pg_current_snapshot).
 //
+// Schema version 3 makes the PostgreSQL trigger also send a notification
+// (pg_notify, channel "<table>_changes", payload the table's schema) in the
+// transaction of the change; [Store.Notification] names it, and package
+// apikey/sqlstore/pgnotify listens for it (an apikey.ChangeNotifier), so
+// that other processes poll the log as soon as the change commits. The log
+// stays the source of truth: a notification may be lost.
+//
 // Times are stored with microsecond precision: TIMESTAMPTZ on PostgreSQL,
 // fixed-width UTC text ("2006-01-02T15:04:05.000000Z", which sorts in time
 // order) on SQLite.
