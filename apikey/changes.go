@@ -155,7 +155,12 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 				// Results cached before this position may predate changes
 				// that the feed will never report: forget them all.
 				m.cache.clear()
-				if lost {
+				switch {
+				case lost && asleep:
+					// Expected after a long pause: nothing cached was
+					// trusted meanwhile anyway.
+					m.log.Debug("apikey: change feed resumed after a pause longer than the log keeps; verification cache dropped", "error", err)
+				case lost:
 					m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "error", err)
 				}
 			}
