@@ -5,15 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"time"
-
-	"github.com/go-chi/chi/v5"
-	"golang.org/x/time/rate"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -74,94 +68,6 @@ func Example_serveMux() {
 	// Output:
 	// 200 ok
 	// 200 run FLOW_ID for user-1, query "stream=false"
-}
-
-// With chi: Use the middleware on a group; chi's URL parameters still work.
-func Example_chi() {
-	keys, _ := apikey.NewManager(apikey.Config{})
-	defer keys.Close()
-	key, _, _ := keys.Create(context.Background(), "user-1", "ci", apikey.CreateOptions{})
-	auth, _ := middleware.New(middleware.Config{Verifier: keys})
-
-	r := chi.NewRouter()
-	r.Get("/health", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	r.Group(func(r chi.Router) {
-		r.Use(auth)
-		r.Post("/api/v1/run/{flowID}", func(w http.ResponseWriter, r *http.Request) {
-			uid, _ := middleware.UserID(r)
-			fmt.Fprintf(w, "run %s for %s", chi.URLParam(r, "flowID"), uid)
-		})
-	})
-
-	req := httptest.NewRequest("POST", "/api/v1/run/f1", nil)
-	req.Header.Set("x-api-key", key)
-	show(r, req)
-	show(r, httptest.NewRequest("POST", "/api/v1/run/f1", nil))
-	show(r, httptest.NewRequest("GET", "/health", nil))
-	// Output:
-	// 200 run f1 for user-1
-	// 403 {"detail":"An API key must be passed as query or header"}
-	// 200 ok
-}
-
-// failureLimiter gives each client IP a budget of failed authentications
-// (x/time/rate): OnFailure spends it, and a small middleware in front answers
-// 429 once it is gone, before the key is even looked up.
-type failureLimiter struct {
-	mu  sync.Mutex
-	ips map[string]*rate.Limiter
-}
-
-func (l *failureLimiter) limiter(r *http.Request) *rate.Limiter {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.ips[ip]
-	if !ok {
-		lim = rate.NewLimiter(rate.Every(time.Minute), 2) // 2 failures, then 1 a minute
-		l.ips[ip] = lim
-	}
-	return lim
-}
-
-func (l *failureLimiter) OnFailure(r *http.Request, err error) {
-	if middleware.IsRejection(err) { // a wrong key, not our store being down
-		l.limiter(r).Allow()
-	}
-}
-
-func (l *failureLimiter) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.limiter(r).Tokens() < 1 {
-			w.Header().Set("Retry-After", "60")
-			http.Error(w, `{"detail":"Too many failed authentication attempts"}`, http.StatusTooManyRequests)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// A failure hook for rate limiting: x/time/rate limits failed attempts per
-// client IP.
-func Example_rateLimit() {
-	keys, _ := apikey.NewManager(apikey.Config{})
-	defer keys.Close()
-	limit := &failureLimiter{ips: map[string]*rate.Limiter{}}
-	auth, _ := middleware.New(middleware.Config{Verifier: keys, OnFailure: limit.OnFailure})
-	h := limit.Middleware(auth(http.NotFoundHandler()))
-
-	for range 3 {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.Header.Set("x-api-key", "sk-guess")
-		show(h, r)
-	}
-	// Output:
-	// 403 {"detail":"Invalid or missing API key"}
-	// 403 {"detail":"Invalid or missing API key"}
-	// 429 {"detail":"Too many failed authentication attempts"}
 }
 
 // Testing a host's handler alone: attach a principal without any key.

@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -78,29 +76,6 @@ func Example() {
 	//   deploy sk- 38
 	// delete: 200 {"detail":"API Key deleted"}
 	// revoked key: 403 {"detail":"Invalid or missing API key"}
-}
-
-// With chi: chi's Mount does not strip the prefix from r.URL.Path, so strip
-// it with http.StripPrefix as with ServeMux.
-func Example_chi() {
-	keys, _ := apikey.NewManager(apikey.Config{})
-	defer keys.Close()
-	key, _, _ := keys.Create(context.Background(), "user-1", "CLI", apikey.CreateOptions{})
-	auth, _ := middleware.New(middleware.Config{Verifier: keys})
-
-	r := chi.NewRouter()
-	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(auth)
-		r.Handle("/api_key/*", http.StripPrefix("/api/v1/api_key", apikeyhttp.New(keys, middleware.UserID)))
-	})
-
-	w := call(r, "GET", "/api/v1/api_key/", key, "")
-	fmt.Println(w.Code, strings.Contains(w.Body.String(), `"total_count":1`))
-	w = call(r, "DELETE", "/api/v1/api_key/not-a-uuid", key, "")
-	fmt.Println(w.Code, strings.TrimSpace(w.Body.String()))
-	// Output:
-	// 200 true
-	// 422 {"detail":"API key id must be a UUID"}
 }
 
 // Behind a host's own authentication (sessions, JWT, …): give New a UserFunc

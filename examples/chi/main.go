@@ -1,7 +1,8 @@
 // Command chi protects a chi router with keyflow's API-key middleware and
 // gives routes scopes with middleware.RequireScope: a key created with scopes
 // may call only the routes that require one of them; a key without scopes is
-// unrestricted.
+// unrestricted. It also mounts Langflow's key management API
+// (apikey/apikeyhttp) under /api/v1/api_key/, behind the "keys" scope.
 //
 //	go run ./examples/chi
 //	curl -H "x-api-key: <read key>" http://127.0.0.1:8080/items          # 200
@@ -19,6 +20,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -67,6 +69,10 @@ func newRouter(keys *apikey.Manager) (http.Handler, error) {
 		r.Use(requireKey)
 		r.With(middleware.RequireScope("items:read")).Get("/items", store.list)
 		r.With(middleware.RequireScope("items:write")).Post("/items", store.add)
+		// chi's Mount does not strip the prefix from r.URL.Path: strip it with
+		// http.StripPrefix, as with ServeMux.
+		r.With(middleware.RequireScope("keys")).Handle("/api/v1/api_key/*",
+			http.StripPrefix("/api/v1/api_key", apikeyhttp.New(keys, middleware.UserID)))
 	})
 	return r, nil
 }

@@ -25,6 +25,7 @@ func TestRouterScopes(t *testing.T) {
 		return key
 	}
 	reader, writer, unrestricted := create("items:read"), create("items:write"), create()
+	admin := create("keys")
 
 	r, err := newRouter(keys)
 	require.NoError(t, err)
@@ -45,6 +46,8 @@ func TestRouterScopes(t *testing.T) {
 		{"unrestricted key lists", "GET", "/items", unrestricted, "", 200, `["pen"]` + "\n"},
 		{"unrestricted key adds", "POST", "/items", unrestricted, `{"name":"cup"}`, 201, `{"name":"cup"}` + "\n"},
 		{"bad body", "POST", "/items", writer, `{}`, 422, `{"detail":"body must be {\"name\": \"...\"}"}` + "\n"},
+		{"keys API needs the keys scope", "GET", "/api/v1/api_key/", reader, "", 403, `{"detail":"API key lacks the required scope \"keys\""}` + "\n"},
+		{"keys API by id, bad id", "DELETE", "/api/v1/api_key/not-a-uuid", admin, "", 422, `{"detail":"API key id must be a UUID"}` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,4 +65,17 @@ func TestRouterScopes(t *testing.T) {
 			assert.Equal(t, tt.wantBody, string(body))
 		})
 	}
+
+	t.Run("keys API lists the user's keys", func(t *testing.T) {
+		req, err := http.NewRequest("GET", srv.URL+"/api/v1/api_key/", nil)
+		require.NoError(t, err)
+		req.Header.Set("x-api-key", admin)
+		res, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		assert.Equal(t, 200, res.StatusCode)
+		assert.Contains(t, string(body), `"total_count":4`)
+	})
 }

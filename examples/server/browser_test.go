@@ -18,8 +18,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/internal/testdb"
+
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/variables"
 )
 
 // The browser test drives the web UI in headless Chromium against the server
@@ -36,7 +39,7 @@ func findChromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no Chromium found (install it with: apt-get install -y chromium); skipping the browser test")
+	testdb.SkipSuite(t, "browser tests", "no Chromium found; install it with: apt-get install -y chromium")
 	return ""
 }
 
@@ -208,6 +211,251 @@ func TestBrowserSettings(t *testing.T) {
 	if path := os.Getenv("KEYFLOW_SCREENSHOT"); path != "" {
 		saveScreenshot(t, ctx, a, srv, echo.ID, path)
 	}
+}
+
+// waitJS waits until the page's expression is true.
+func waitJS(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "waiting for %s", expr)
+}
+
+// saveShot saves a screenshot of the viewport as KEYFLOW_SCREENSHOT_DIR/name
+// when that variable is set, to look at the UI as a person would.
+func saveShot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("KEYFLOW_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
+}
+
+// Editing a variable in the UI follows the API's rules: a Credential's value
+// is never shown, only replaced (left empty it is kept); a Generic's value is
+// shown and edited; the name, the type and "Apply To Fields" change; a
+// Credential made Generic needs a new value; the API's refusals show in the
+// dialog.
+func TestBrowserEditVariable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a browser")
+	}
+	ctx := newBrowser(t)
+	a, srv, _ := startApp(t, true)
+	exceptions := watchExceptions(ctx)
+	bg := context.Background()
+	const secret, newSecret = "browser-credential-value-0123456789", "replaced-credential-value-9876543210"
+	cred, err := a.vars.Create(bg, a.superuser.ID, variables.CreateInput{Name: "MY_CREDENTIAL", Value: secret, Type: variables.Credential, DefaultFields: []string{"api_key"}})
+	require.NoError(t, err)
+	_, err = a.vars.Create(bg, a.superuser.ID, variables.CreateInput{Name: "MODEL_NAME", Value: "gpt-4o", Type: variables.Generic})
+	require.NoError(t, err)
+	stored := func(name string) (variables.Variable, string) {
+		t.Helper()
+		vars, err := a.vars.List(bg, a.superuser.ID)
+		require.NoError(t, err)
+		for _, v := range vars {
+			if v.Name == name {
+				plain, err := a.vars.Value(bg, a.superuser.ID, name)
+				require.NoError(t, err)
+				return v, plain
+			}
+		}
+		t.Fatalf("no variable %s", name)
+		return variables.Variable{}, ""
+	}
+	row := func(name string) string { return `tr[data-name="` + name + `"]` }
+	dialogOpen := `document.getElementById("var-dialog").open`
+
+	// A Credential: the dialog never holds its value; leaving it empty keeps
+	// it while the fields change.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/#variables"),
+		chromedp.WaitVisible(chromedp.CSS(row("MY_CREDENTIAL"))),
+		chromedp.Click(chromedp.CSS(row("MY_CREDENTIAL")+` button.name`)),
+		chromedp.WaitVisible(chromedp.ID("var-value")),
+	))
+	title, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("var-title")))
+	require.NoError(t, err)
+	assert.Equal(t, "Update Variable", title)
+	value, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("var-value")))
+	require.NoError(t, err)
+	assert.Empty(t, value, "a Credential's value is never shown")
+	hint, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("var-value-hint")))
+	require.NoError(t, err)
+	assert.Contains(t, hint, "leave this empty to keep it")
+	saveShot(t, ctx, "edit-credential-1280.png")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("var-fields"), "api_key, openai_api_key"),
+		chromedp.Click(chromedp.ID("var-save")),
+		chromedp.WaitVisible(chromedp.CSS(row("MY_CREDENTIAL")+` .chip:nth-child(2)`)),
+	))
+	v, plain := stored("MY_CREDENTIAL")
+	assert.Equal(t, []string{"api_key", "openai_api_key"}, v.DefaultFields)
+	assert.Equal(t, secret, plain, "an empty value keeps the Credential")
+	assert.Equal(t, cred.ID, v.ID)
+
+	// A new value replaces it.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(row("MY_CREDENTIAL")+` td:nth-child(3)`)), // anywhere on the row
+		chromedp.WaitVisible(chromedp.ID("var-value")),
+		chromedp.SendKeys(chromedp.ID("var-value"), newSecret),
+		chromedp.Click(chromedp.ID("var-save")),
+	))
+	waitJS(t, ctx, "!"+dialogOpen)
+	_, plain = stored("MY_CREDENTIAL")
+	assert.Equal(t, newSecret, plain)
+
+	// Made Generic, it needs a new value: the form does not submit without.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(row("MY_CREDENTIAL")+` button.name`)),
+		chromedp.WaitVisible(chromedp.ID("var-value")),
+		chromedp.SetValue(chromedp.ID("var-type"), "Generic"),
+		chromedp.Click(chromedp.ID("var-save")),
+	))
+	invalid, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("var-value").matches(":invalid") && `+dialogOpen))
+	require.NoError(t, err)
+	assert.True(t, invalid, "a Credential made Generic needs a value")
+	hint, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("var-value-hint")))
+	require.NoError(t, err)
+	assert.Contains(t, hint, "needs a new value")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#var-form .cancel`))))
+	waitJS(t, ctx, "!"+dialogOpen)
+	v, _ = stored("MY_CREDENTIAL")
+	assert.Equal(t, variables.Credential, v.Type, "nothing changed")
+
+	// A Generic: its value is shown and edited, and it can be renamed.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(row("MODEL_NAME")+` button.name`)),
+		chromedp.WaitVisible(chromedp.ID("var-value")),
+	))
+	value, err = chromedp.Run(ctx, chromedp.Value(chromedp.ID("var-value")))
+	require.NoError(t, err)
+	assert.Equal(t, "gpt-4o", value)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("var-name"), "MODEL"),
+		chromedp.SetValue(chromedp.ID("var-value"), "gpt-4o-mini"),
+		chromedp.Click(chromedp.ID("var-save")),
+		chromedp.WaitVisible(chromedp.CSS(row("MODEL"))),
+	))
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row("MODEL"))))
+	require.NoError(t, err)
+	assert.Contains(t, text, "gpt-4o-mini")
+	_, plain = stored("MODEL")
+	assert.Equal(t, "gpt-4o-mini", plain)
+
+	// The API's refusal shows in the dialog, which stays open.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(row("MODEL")+` button.name`)),
+		chromedp.WaitVisible(chromedp.ID("var-name")),
+		chromedp.SetValue(chromedp.ID("var-name"), "MY_CREDENTIAL"),
+		chromedp.Click(chromedp.ID("var-save")),
+		chromedp.WaitVisible(chromedp.ID("var-error")),
+	))
+	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("var-error")))
+	require.NoError(t, err)
+	assert.Equal(t, "Variable name already exists", msg)
+	saveShot(t, ctx, "edit-error-1280.png")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#var-form .cancel`))))
+
+	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	require.NoError(t, err)
+	assert.NotContains(t, html, secret)
+	assert.NotContains(t, html, newSecret, "a Credential value is never rendered")
+	assert.Empty(t, exceptions(), "the page threw")
+}
+
+// At 360 px wide the sidebar turns into tabs, "Add New" is on screen and
+// works, nothing widens the page; the header says who you are and why; a tab
+// shows current key usage each time it is opened.
+func TestBrowserNarrow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a browser")
+	}
+	ctx := newBrowser(t)
+	a, srv, echo := startApp(t, true)
+	exceptions := watchExceptions(ctx)
+	key, _, err := a.keys.Create(context.Background(), a.superuser.ID, "phone", apikey.CreateOptions{})
+	require.NoError(t, err)
+	uses := `document.querySelector('tr[data-name="phone"] td.num')?.textContent`
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.EmulateViewport(360, 740),
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="phone"]`)),
+	))
+	waitJS(t, ctx, uses+` === "0"`)
+	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("who")))
+	require.NoError(t, err)
+	assert.Equal(t, "Signed in as langflow — auto-login", who)
+
+	type box struct{ Left, Right, Top, Bottom float64 }
+	rect := func(sel string) box {
+		t.Helper()
+		b, err := chromedp.Run(ctx, chromedp.Evaluate[box](`(() => { const r = document.querySelector(`+"`"+sel+"`"+`).getBoundingClientRect();
+			return {Left: r.left, Right: r.right, Top: r.top, Bottom: r.bottom}; })()`))
+		require.NoError(t, err)
+		return b
+	}
+	onScreen := func(sel string) {
+		t.Helper()
+		r := rect(sel)
+		assert.True(t, r.Left >= 0 && r.Right <= 360 && r.Top >= 0 && r.Bottom <= 740, "%s is on screen: %+v", sel, r)
+	}
+	noSideways := func() {
+		t.Helper()
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		require.NoError(t, err)
+		assert.LessOrEqual(t, width, 360, "nothing widens the page")
+	}
+	onScreen("#keys-add")
+	noSideways()
+	assert.Equal(t, rect(`a[data-tab="api-keys"]`).Top, rect(`a[data-tab="flows"]`).Top, "the sidebar is one row of tabs")
+	assert.Less(t, rect(".sidebar").Bottom, rect("#api-keys").Top, "above the panel")
+	saveShot(t, ctx, "keys-360.png")
+
+	// Add New works at this width.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("keys-add")),
+		chromedp.WaitVisible(chromedp.ID("key-name")),
+	))
+	onScreen("#key-create")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#key-form .cancel`))))
+
+	// Used meanwhile, the key's count shows when the tab is opened again.
+	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, key))
+	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, key))
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`a[data-tab="variables"]`)),
+		chromedp.WaitVisible(chromedp.ID("vars-add")),
+	))
+	onScreen("#vars-add")
+	noSideways()
+	saveShot(t, ctx, "variables-360.png")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("vars-add")),
+		chromedp.WaitVisible(chromedp.ID("var-name")),
+	))
+	onScreen("#var-save")
+	saveShot(t, ctx, "variable-dialog-360.png")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#var-form .cancel`))))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[data-tab="api-keys"]`))))
+	waitJS(t, ctx, uses+` === "2"`)
+
+	// And when the same tab is clicked again.
+	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, key))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[data-tab="api-keys"]`))))
+	waitJS(t, ctx, uses+` === "3"`)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`a[data-tab="flows"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flows-body tr`)),
+	))
+	noSideways()
+	saveShot(t, ctx, "flows-360.png")
+	assert.Empty(t, exceptions(), "the page threw")
 }
 
 // saveScreenshot fills the key list and captures Settings → Langflow API.

@@ -12,20 +12,24 @@ import (
 
 	"github.com/atotto/clipboard"
 	"github.com/charmbracelet/lipgloss"
+	"golang.org/x/term"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/secrets"
 )
 
 // cmdAPIKey is `langflow api-key`: a new key named "CLI" for the superuser
-// (or --username, created when missing), shown once in a box on stdout.
+// (or --username, created when missing), shown once on stdout: at a terminal
+// in a box, copied to the clipboard when there is one; into a pipe or a file
+// (or with --quiet) as the key alone on one line, for scripts.
 // Unlike Langflow it does not delete one of the user's existing keys first,
 // and it works with LANGFLOW_AUTO_LOGIN off: whoever can run it can already
-// read the database.
+// read the database (docs/langflow-compatibility.md#command-line).
 func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
 	fs, common := newFlagSet("api-key", stderr)
-	username := fs.String("username", superuserName, "the user the key belongs to; created when missing")
-	name := fs.String("name", "CLI", "the key's name")
+	username := fs.String("username", superuserName, "the `NAME` of the user the key belongs to; the user is created when missing")
+	name := fs.String("name", "CLI", "the key's `NAME`")
+	quiet := fs.Bool("quiet", false, "print only the key, on one line, without the box and the clipboard (the default when stdout is not a terminal)")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
@@ -47,8 +51,19 @@ func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("create API key: %w", err)
 	}
 	a.log.Info("created API key", "username", u.Username, "key_id", rec.ID, "name", rec.Name)
+	if *quiet || !isTerminal(stdout) {
+		_, err = fmt.Fprintln(stdout, key)
+		return err
+	}
 	_, err = io.WriteString(stdout, apiKeyBox(key, copyToClipboard(key), runtime.GOOS))
 	return err
+}
+
+// isTerminal reports whether w is a terminal. A variable so that tests can
+// pretend.
+var isTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // copyToClipboard copies s when the system has a clipboard, and reports
@@ -167,8 +182,8 @@ func cmdDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 // still running with the old secret cannot read re-encrypted values.
 func cmdRotateSecret(args []string, stdout, stderr io.Writer) error {
 	fs, common := newFlagSet("rotate-secret", stderr)
-	newSecret := fs.String("new-secret", "", "the new master secret (default: LANGFLOW_SECRET_KEY if set, else generated)")
-	batch := fs.Int("batch-size", 500, "values re-encrypted per batch")
+	newSecret := fs.String("new-secret", "", "the new master `SECRET` (default: LANGFLOW_SECRET_KEY if set, else generated)")
+	batch := fs.Int("batch-size", 500, "re-encrypt `N` values per batch")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}

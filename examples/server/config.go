@@ -48,20 +48,78 @@ type commonFlags struct {
 }
 
 // newFlagSet returns the subcommand's flag set with the common flags. The
-// server logs at info by default, the CLI subcommands only warnings.
+// server logs at info by default, the CLI subcommands only warnings. Its
+// usage (on -h, or after a bad flag) names the subcommand, says what it
+// does and lists the flags in the --name form the README uses.
 func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *commonFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { printUsage(fs) }
 	c := &commonFlags{defaultLevel: "warn"}
 	if name == "run" {
 		c.defaultLevel = "info"
 	}
-	fs.StringVar(&c.configDir, "config-dir", "", "directory for secret_key and the SQLite database (env LANGFLOW_CONFIG_DIR; default: user cache dir + /keyflow)")
-	fs.StringVar(&c.databaseURL, "database-url", "", "sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
-	fs.StringVar(&c.envFile, "env-file", "", "load this .env file first; its values override the process environment, as `langflow run --env-file` does")
-	fs.StringVar(&c.changeMaxLag, "change-max-lag", "", "how late an instance may see API keys revoked, disabled or created by other instances on the same database, e.g. 1s; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
-	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warning, error or critical (env LANGFLOW_LOG_LEVEL; default info for run, warning otherwise)")
+	fs.StringVar(&c.configDir, "config-dir", "", "the directory `DIR` holding secret_key and the SQLite database (env LANGFLOW_CONFIG_DIR; default: the user cache dir + /keyflow)")
+	fs.StringVar(&c.databaseURL, "database-url", "", "the database `URL`: sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
+	fs.StringVar(&c.envFile, "env-file", "", "load the .env `FILE` first; its values override the process environment, as with langflow run --env-file")
+	fs.StringVar(&c.changeMaxLag, "change-max-lag", "", "the longest this instance may take to see API keys revoked, disabled or created by other instances on the same database, a `DURATION` such as 1s or 500ms; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
+	fs.StringVar(&c.logLevel, "log-level", "", "log `LEVEL`: debug, info, warning, error or critical (env LANGFLOW_LOG_LEVEL; default: info for run, warning otherwise)")
 	return fs, c
+}
+
+// commonFlagNames are the flags newFlagSet gives every subcommand.
+var commonFlagNames = map[string]bool{"config-dir": true, "database-url": true, "env-file": true, "change-max-lag": true, "log-level": true}
+
+// printUsage writes fs's usage: the command line, the subcommand's summary,
+// its own flags, then the common ones, as --name VALUE with their help
+// wrapped below.
+func printUsage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, "usage: %s %s [flags]\n", progName(os.Args[0]), fs.Name())
+	if c, ok := findCommand(fs.Name()); ok {
+		fmt.Fprintf(w, "\n%s\n", c.summary)
+	}
+	for _, common := range []bool{false, true} {
+		title := "\nflags:\n"
+		if common {
+			title = "\nflags of every subcommand:\n"
+		}
+		fs.VisitAll(func(f *flag.Flag) {
+			if commonFlagNames[f.Name] != common {
+				return
+			}
+			fmt.Fprint(w, title)
+			title = ""
+			value, help := flag.UnquoteUsage(f)
+			line := "  --" + f.Name
+			if value != "" {
+				line += " " + value
+			}
+			if f.DefValue != "" && f.DefValue != "false" && !strings.Contains(help, "default") {
+				help += " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(w, "%s\n%s", line, wrap(help, "      ", 80))
+		})
+	}
+}
+
+// wrap breaks text into lines of at most width columns (longer words stay
+// whole), each starting with indent and ending with a newline.
+func wrap(text, indent string, width int) string {
+	var b strings.Builder
+	line := indent
+	for _, word := range strings.Fields(text) {
+		if line != indent && len([]rune(line))+1+len([]rune(word)) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 // serverDefaults are the values the reference server assumes for unset
@@ -234,11 +292,16 @@ func parseDatabaseURL(raw, configDir string) (database, error) {
 	return database{}, fmt.Errorf("database URL: unsupported scheme %q (want sqlite or postgres)", scheme)
 }
 
-// redactURL hides a password in a URL for logs and errors.
+// redactURL hides a password in a URL for logs and errors: the user info's,
+// and a password query parameter (which pgx also reads).
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

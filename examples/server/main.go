@@ -26,7 +26,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,49 +47,120 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = `usage: server [run|api-key|encrypt|decrypt|rotate-secret] [flags]
+// command is one subcommand of the CLI.
+type command struct {
+	name    string
+	summary string // one line, for the usage text and the subcommand's -h
+	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
 
-  run            serve the API and the web UI (default)
-  api-key        create an API key (for the superuser, or --username NAME)
-  encrypt        stdin → one Fernet token under the master secret
-  decrypt        one Fernet token on stdin → the plaintext
-  rotate-secret  re-encrypt stored Credential variables under a new master secret
-
-Run "server <subcommand> -h" for its flags.
-`
-
-// realMain runs one subcommand and returns the process exit code.
-func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+// subcommands lists the CLI's subcommands, in the order the usage shows them;
+// the first is the default.
+func subcommands() []command {
+	return []command{
+		{"run", "serve the API and the web UI (the default subcommand)", noStdin(func(args []string, _, stderr io.Writer) error {
+			return cmdRun(args, stderr)
+		})},
+		{"api-key", "create an API key for the superuser (or --username NAME) and print it once", noStdin(cmdAPIKey)},
+		{"encrypt", "read a value on stdin, print one Fernet token under the master secret", cmdEncrypt},
+		{"decrypt", "read one Fernet token on stdin, print the value", cmdDecrypt},
+		{"rotate-secret", "re-encrypt stored Credential variables under a new master secret", noStdin(cmdRotateSecret)},
 	}
-	var err error
-	switch cmd {
-	case "run":
-		err = cmdRun(args, stderr)
-	case "api-key":
-		err = cmdAPIKey(args, stdout, stderr)
-	case "encrypt":
-		err = cmdEncrypt(args, stdin, stdout, stderr)
-	case "decrypt":
-		err = cmdDecrypt(args, stdin, stdout, stderr)
-	case "rotate-secret":
-		err = cmdRotateSecret(args, stdout, stderr)
-	case "help":
-		fmt.Fprint(stdout, usage)
+}
+
+// noStdin adapts a subcommand that reads no stdin to command.run.
+func noStdin(f func(args []string, stdout, stderr io.Writer) error) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func(args []string, _ io.Reader, stdout, stderr io.Writer) error { return f(args, stdout, stderr) }
+}
+
+// findCommand returns the subcommand called name.
+func findCommand(name string) (command, bool) {
+	for _, c := range subcommands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// usage is the help the program prints for -h, --help and help.
+func usage() string {
+	var b strings.Builder
+	prog := progName(os.Args[0])
+	fmt.Fprintf(&b, "keyflow's reference server: Langflow's API keys, global variables and API, with a web UI.\n\n")
+	fmt.Fprintf(&b, "usage: %s [subcommand] [flags]\n\nsubcommands:\n", prog)
+	for _, c := range subcommands() {
+		fmt.Fprintf(&b, "  %-14s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(&b, "  %-14s %s\n", "help", "print this help, or a subcommand's flags: help SUBCOMMAND")
+	fmt.Fprintf(&b, "\nEvery subcommand takes --config-dir, --database-url, --env-file, --log-level and\n"+
+		"--change-max-lag. Run \"%s SUBCOMMAND -h\" for a subcommand's flags.\n", prog)
+	return b.String()
+}
+
+// progName is how the user started this program, for help texts and the
+// commands the server suggests: "go run ./examples/server" when arg0 is a
+// binary that go run (or go test) built in its temporary directory, else
+// arg0 as typed.
+func progName(arg0 string) string {
+	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
+		return "go run ./examples/server"
+	}
+	return arg0
+}
+
+// isHelp reports whether args ask for help (-h, -help or --help before a
+// "--"), which the flag package would answer on stderr with exit status 2.
+func isHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help", "--h":
+			return true
+		}
+	}
+	return false
+}
+
+// realMain runs one subcommand and returns the process exit code. Help that
+// was asked for (-h, --help, help) goes to stdout with exit status 0; a
+// usage error goes to stderr with exit status 2.
+func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	name := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	} else if len(args) > 0 && isHelp(args[:1]) {
+		name = "help"
+	}
+	if name == "help" {
+		if len(args) > 0 {
+			if c, ok := findCommand(args[0]); ok {
+				_ = c.run([]string{"-h"}, stdin, stdout, stdout)
+				return 0
+			}
+		}
+		fmt.Fprint(stdout, usage())
 		return 0
-	default:
-		fmt.Fprintf(stderr, "server: unknown subcommand %q\n\n%s", cmd, usage)
+	}
+	c, ok := findCommand(name)
+	if !ok {
+		fmt.Fprintf(stderr, "server: unknown subcommand %q\n\n%s", name, usage())
 		return 2
 	}
+	if isHelp(args) {
+		// The subcommand's flag set prints its usage and stops at -h.
+		_ = c.run([]string{"-h"}, stdin, stdout, stdout)
+		return 0
+	}
+	err := c.run(args, stdin, stdout, stderr)
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, errFlagParse):
 		return 2
 	default:
-		fmt.Fprintf(stderr, "server %s: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "server %s: %v\n", name, err)
 		return 1
 	}
 }
@@ -109,6 +182,7 @@ type app struct {
 	vars      *variables.Service
 	resolver  *variables.Resolver
 	superuser user
+	dbDisplay string // the database URL without a password, for logs
 }
 
 // openApp creates the config dir, loads (or generates) the master secret,
@@ -143,7 +217,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		db.SetMaxIdleConns(maxPostgresConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	a := &app{cfg: cfg, log: log, db: db, keyring: keyring}
+	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display}
 	if err := a.open(ctx, dbc); err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
@@ -325,8 +399,8 @@ func setup(ctx context.Context, c *commonFlags, host *string, port *int, stderr 
 
 func cmdRun(args []string, stderr io.Writer) error {
 	fs, common := newFlagSet("run", stderr)
-	host := fs.String("host", "127.0.0.1", "address to listen on (env LANGFLOW_HOST)")
-	port := fs.Int("port", 7860, "port to listen on, 0 for any free port (env LANGFLOW_PORT)")
+	host := fs.String("host", "127.0.0.1", "the `ADDRESS` to listen on (env LANGFLOW_HOST; default 127.0.0.1)")
+	port := fs.Int("port", 7860, "the `PORT` to listen on, 0 for any free port (env LANGFLOW_PORT; default 7860)")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
@@ -371,12 +445,11 @@ func (a *app) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	echo, err := a.ensureEchoFlow(ctx)
+	echo, created, err := a.echoFlow(ctx)
 	unlock()
 	if err != nil {
 		return err
 	}
-	a.log.Info("demo flow", "name", echo.Name, "id", echo.ID)
 
 	h, err := a.handler()
 	if err != nil {
@@ -397,6 +470,7 @@ func (a *app) serve(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	a.logGuide(ln.Addr(), echo, created)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("keyflow listening on http://" + ln.Addr().String())
@@ -415,19 +489,84 @@ func (a *app) serve(ctx context.Context) error {
 	return nil
 }
 
+// logGuide logs, before the ready line, what a first run needs to know:
+// where the data is, the demo flow, how to make a key, where the UI is.
+// Only what this start created is logged as created.
+func (a *app) logGuide(addr net.Addr, echo flow, created bool) {
+	a.log.Info("config directory", "path", a.cfg.ConfigDir)
+	a.log.Info("database", "url", a.dbDisplay)
+	if created {
+		a.log.Info("created demo flow", "name", echo.Name, "id", echo.ID)
+	} else {
+		a.log.Info("demo flow", "name", echo.Name, "id", echo.ID)
+	}
+	a.log.Info("make an API key", "command", a.apiKeyCommand())
+	a.log.Info("web UI", "url", browseURL(addr))
+}
+
+// apiKeyCommand is the command line that makes an API key in this server's
+// database: the program as it was started, api-key, and the --config-dir and
+// --database-url that lead to the same data (without a password).
+func (a *app) apiKeyCommand() string {
+	args := []string{progName(os.Args[0]), "api-key"}
+	if def, err := secrets.DefaultConfigDir(func(string) string { return "" }); err != nil || def != a.cfg.ConfigDir {
+		args = append(args, "--config-dir", shellQuote(a.cfg.ConfigDir))
+	}
+	if a.cfg.DatabaseURL != "" {
+		args = append(args, "--database-url", shellQuote(a.dbDisplay))
+	}
+	return strings.Join(args, " ")
+}
+
+// browseURL is the web UI's address for a browser: a wildcard listen address
+// (0.0.0.0, ::) is shown as localhost.
+func browseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but letters,
+// digits and -_./:=@%+,.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // ensureEchoFlow gives the superuser the demo flow "Echo", whose field
 // api_key is bound to the global variable OPENAI_API_KEY.
 func (a *app) ensureEchoFlow(ctx context.Context) (flow, error) {
+	f, _, err := a.echoFlow(ctx)
+	return f, err
+}
+
+// echoFlow is ensureEchoFlow, and reports whether it created the flow.
+func (a *app) echoFlow(ctx context.Context) (f flow, created bool, err error) {
 	flows, err := a.store.flowsByUser(ctx, a.superuser.ID)
 	if err != nil {
-		return flow{}, err
+		return flow{}, false, err
 	}
 	for _, f := range flows {
 		if f.Name == "Echo" {
-			return f, nil
+			return f, false, nil
 		}
 	}
-	return a.store.createFlow(ctx, a.superuser.ID, "Echo", map[string]flowField{
+	f, err = a.store.createFlow(ctx, a.superuser.ID, "Echo", map[string]flowField{
 		"api_key": {Variable: "OPENAI_API_KEY"},
 	})
+	return f, err == nil, err
 }

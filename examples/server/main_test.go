@@ -54,26 +54,6 @@ func TestAPIKeyBox(t *testing.T) {
 	assert.Contains(t, apiKeyBox(key, true, "linux"), "Ctrl + V to paste it.")
 }
 
-// The api-key subcommand says "copied" exactly when the copy worked.
-func TestCmdAPIKeyClipboard(t *testing.T) {
-	for _, works := range []bool{false, true} {
-		var copied string
-		orig := copyToClipboard
-		copyToClipboard = func(s string) bool { copied = s; return works }
-		t.Cleanup(func() { copyToClipboard = orig })
-
-		var stdout, stderr bytes.Buffer
-		t.Setenv("LANGFLOW_LOG_LEVEL", "")
-		code := realMain([]string{"api-key", "--config-dir", t.TempDir()}, nil, &stdout, &stderr)
-		require.Equal(t, 0, code, stderr.String())
-		key := keyRe.FindString(stdout.String())
-		require.NotEmpty(t, key)
-		assert.Equal(t, key, copied)
-		assert.Equal(t, works, strings.Contains(stdout.String(), "copied to your clipboard"))
-		assert.Empty(t, stderr.String(), "the CLI logs only warnings by default")
-	}
-}
-
 func TestParseDatabaseURL(t *testing.T) {
 	tests := []struct {
 		raw, wantDriver, wantDSNPrefix string
@@ -224,17 +204,6 @@ func TestRotateSecretBadBatchSize(t *testing.T) {
 func TestPlaceholders(t *testing.T) {
 	assert.Equal(t, "SELECT a FROM t WHERE b = ? AND c = ?", (&store{}).q("SELECT a FROM t WHERE b = ? AND c = ?"))
 	assert.Equal(t, "SELECT a FROM t WHERE b = $1 AND c = $2", (&store{postgres: true}).q("SELECT a FROM t WHERE b = ? AND c = ?"))
-}
-
-func TestUsage(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	assert.Equal(t, 0, realMain([]string{"help"}, nil, &stdout, &stderr))
-	assert.Contains(t, stdout.String(), "rotate-secret")
-	stdout.Reset()
-	assert.Equal(t, 2, realMain([]string{"serve"}, nil, &stdout, &stderr))
-	assert.Contains(t, stderr.String(), `unknown subcommand "serve"`)
-	assert.Equal(t, 2, realMain([]string{"api-key", "--nope"}, nil, &stdout, &stderr))
-	assert.Empty(t, stdout.String())
 }
 
 // The HTTP API in this process, without a browser: routes, the UI session,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -52,7 +53,7 @@ func (a *app) handler() (http.Handler, error) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("/api/v1/api_key/", manage(http.StripPrefix("/api/v1/api_key",
-		apikeyhttp.New(a.keys, middleware.UserID))))
+		a.currentUsage(apikeyhttp.New(a.keys, middleware.UserID)))))
 	mux.Handle("/api/v1/variables/", manage(http.StripPrefix("/api/v1/variables",
 		variableshttp.New(a.vars, middleware.UserID))))
 	mux.Handle("GET /api/v1/flows/{$}", manage(http.HandlerFunc(a.listFlows)))
@@ -68,6 +69,24 @@ func (a *app) handler() (http.Handler, error) {
 		httpjson.Detail(w, http.StatusForbidden, "Cross-origin request refused")
 	}))
 	return cop.Handler(mux), nil
+}
+
+// currentUsage writes this instance's pending API-key usage counts before a
+// GET (the key list), so that the list shows every use this instance has
+// seen, not the counts as of the last periodic flush (up to 10 s old). Other
+// instances' uses appear when they flush. A failed flush is logged by the
+// Manager, which keeps the counts; the list is served anyway.
+func (a *app) currentUsage(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			// Not cut short when the client goes away: a flush that was
+			// cancelled half way would be resent as "in doubt".
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+			_ = a.keys.Flush(ctx)
+			cancel()
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // flowJSON is a flow as the API shows it. Literal field values are never

@@ -56,7 +56,7 @@ func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv(PostgresEnv)
 	if dsn == "" {
-		t.Skipf("%s is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests", PostgresEnv)
+		SkipSuite(t, "PostgreSQL tests", "set "+PostgresEnv+"=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them")
 	}
 	return dsn
 }

@@ -18,7 +18,7 @@ async function api(method, path, body) {
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (!autoLogin && key) headers["x-api-key"] = key;
   const res = await fetch(path, {
-    method, headers, credentials: "same-origin",
+    method, headers, credentials: "same-origin", cache: "no-store",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (res.status === 204) return null;
@@ -69,6 +69,15 @@ function fail(err) {
   toast(err.message || String(err), true);
 }
 
+// Show err inside an open dialog (a toast would sit under its backdrop);
+// a refused session still goes through fail.
+function dialogError(id, err) {
+  if (err instanceof APIError && (err.status === 401 || err.status === 403)) { fail(err); return; }
+  const p = $(id);
+  p.textContent = err.message || String(err);
+  p.hidden = false;
+}
+
 function confirmDelete(text) {
   return new Promise((resolve) => {
     const d = $("confirm-dialog");
@@ -101,17 +110,18 @@ async function loadKeys() {
   const body = $("keys-body");
   body.replaceChildren(...data.api_keys.map((k) => el("tr", { "data-name": k.name || "" },
     el("td", { class: "check" }, el("input", { type: "checkbox", value: k.id, "aria-label": "Select " + (k.name || "key") })),
-    el("td", { text: k.name || "" }),
-    el("td", { class: "mono key", title: k.api_key, text: k.api_key }),
-    el("td", { class: "date", text: when(k.created_at) }),
-    el("td", { class: "date", text: when(k.last_used_at) }),
-    el("td", { class: "num", text: String(k.total_uses) }),
+    el("td", { class: "name", text: k.name || "" }),
+    el("td", { class: "mono key", "data-label": "Key", title: k.api_key, text: k.api_key }),
+    el("td", { class: "date", "data-label": "Created", text: when(k.created_at) }),
+    el("td", { class: "date", "data-label": "Last used", text: when(k.last_used_at) }),
+    el("td", { class: "num", "data-label": "Total uses", text: String(k.total_uses) }),
   )));
   $("keys-empty").hidden = data.api_keys.length > 0;
   keySel.update();
 }
 
 $("keys-add").addEventListener("click", () => {
+  $("key-error").hidden = true;
   $("key-form").hidden = false;
   $("key-created").hidden = true;
   $("key-name").value = "";
@@ -128,7 +138,7 @@ $("key-form").addEventListener("submit", async (ev) => {
     $("key-created").hidden = false;
     $("key-value").select();
     await loadKeys();
-  } catch (err) { fail(err); } finally { $("key-create").disabled = false; }
+  } catch (err) { dialogError("key-error", err); } finally { $("key-create").disabled = false; }
 });
 
 $("key-copy").addEventListener("click", async () => {
@@ -158,44 +168,103 @@ $("keys-delete").addEventListener("click", async () => {
 
 const varSel = selection($("vars-all"), $("vars-body"), $("vars-delete"));
 
+let variables = [];  // as last listed; Credential values are null
+
 async function loadVariables() {
-  const vars = await api("GET", "/api/v1/variables/");
-  $("vars-body").replaceChildren(...vars.map((v) => el("tr", { "data-name": v.name },
+  variables = await api("GET", "/api/v1/variables/");
+  $("vars-body").replaceChildren(...variables.map((v) => el("tr", { "data-name": v.name, "data-id": v.id, class: "editable" },
     el("td", { class: "check" }, el("input", { type: "checkbox", value: v.id, "aria-label": "Select " + v.name })),
-    el("td", { class: "mono", text: v.name }),
-    el("td", {}, el("span", { class: v.type === "Credential" ? "badge cred" : "badge", text: v.type })),
+    el("td", {}, el("button", { type: "button", class: "link name mono", title: "Edit " + v.name, text: v.name })),
+    el("td", { "data-label": "Type" }, el("span", { class: v.type === "Credential" ? "badge cred" : "badge", text: v.type })),
     v.type === "Credential" || v.value === null
-      ? el("td", { class: "hidden-value", text: "••••••••" })
-      : el("td", { class: "mono", text: v.value }),
-    el("td", {}, ...(v.default_fields || []).map((f) => el("span", { class: "chip", text: f }))),
+      ? el("td", { class: "hidden-value", "data-label": "Value", title: "Credential values are never shown", text: "••••••••" })
+      : el("td", { class: "mono value", "data-label": "Value", title: v.value, text: v.value }),
+    el("td", { "data-label": "Apply to" }, ...(v.default_fields || []).map((f) => el("span", { class: "chip", text: f }))),
   )));
-  $("vars-empty").hidden = vars.length > 0;
+  $("vars-empty").hidden = variables.length > 0;
+  $("vars-hint").hidden = variables.length === 0;
   varSel.update();
 }
 
-$("vars-add").addEventListener("click", () => {
+// The variable dialog creates (editing null) or updates a variable with the
+// API's rules: a Credential's value is never shown, only replaced (left
+// empty, it is kept); a Generic's value is shown and edited; changing the
+// type is allowed, but a Credential made Generic needs a new value, so that
+// the secret is never revealed here (docs/langflow-compatibility.md#settings-ui).
+let editing = null;
+
+function openVariableDialog(v) {
+  editing = v || null;
   $("var-form").reset();
-  $("var-value").type = "password";
+  $("var-error").hidden = true;
+  $("var-title").textContent = v ? "Update Variable" : "Create Variable";
+  $("var-save").textContent = v ? "Update Variable" : "Save Variable";
+  if (v) {
+    $("var-type").value = v.type;
+    $("var-name").value = v.name;
+    $("var-value").value = v.type === "Credential" ? "" : (v.value ?? "");
+    $("var-fields").value = (v.default_fields || []).join(", ");
+  }
+  syncValueField();
   $("var-dialog").showModal();
+}
+
+function syncValueField() {
+  const input = $("var-value"), hint = $("var-value-hint");
+  const credential = $("var-type").value === "Credential";
+  input.type = credential ? "password" : "text";
+  const keepsSecret = editing && editing.type === "Credential";
+  input.required = !(keepsSecret && credential);
+  input.placeholder = keepsSecret && credential ? "•••••••• (unchanged)" : "";
+  hint.hidden = !keepsSecret;
+  hint.textContent = !keepsSecret ? ""
+    : credential ? "Credential values are never shown. Type a new value to replace it, or leave this empty to keep it."
+    : "A Credential's value is never shown, so as a Generic variable it needs a new value.";
+}
+
+$("vars-add").addEventListener("click", () => openVariableDialog(null));
+
+$("vars-body").addEventListener("click", (ev) => {
+  if (ev.target.closest("input[type=checkbox], td.check")) return;
+  const row = ev.target.closest("tr[data-id]");
+  const v = row && variables.find((x) => x.id === row.dataset.id);
+  if (v) openVariableDialog(v);
 });
 
-$("var-type").addEventListener("change", () => {
-  $("var-value").type = $("var-type").value === "Credential" ? "password" : "text";
-});
+$("var-type").addEventListener("change", syncValueField);
 
 $("var-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const fields = $("var-fields").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const name = $("var-name").value.trim(), type = $("var-type").value, value = $("var-value").value;
   $("var-save").disabled = true;
+  $("var-error").hidden = true;
   try {
-    await api("POST", "/api/v1/variables/", {
-      name: $("var-name").value.trim(), value: $("var-value").value,
-      type: $("var-type").value, default_fields: fields,
-    });
+    if (editing) {
+      const patch = { default_fields: fields };
+      if (name !== editing.name) patch.name = name;
+      if (type !== editing.type) patch.type = type;
+      // A Credential's value is sent only when a new one was typed.
+      if (editing.type === "Credential" ? value !== "" : value !== editing.value) patch.value = value;
+      await api("PATCH", "/api/v1/variables/" + encodeURIComponent(editing.id), patch);
+      toast(`Variable ${name} updated.`);
+    } else {
+      await api("POST", "/api/v1/variables/", { name, value, type, default_fields: fields });
+      toast(`Variable ${name} created.`);
+    }
     $("var-form").reset();  // the value leaves the page
+    editing = null;
     $("var-dialog").close();
     await loadVariables();
-  } catch (err) { fail(err); } finally { $("var-save").disabled = false; }
+  } catch (err) { dialogError("var-error", err); } finally { $("var-save").disabled = false; }
+});
+
+$("var-dialog").addEventListener("close", () => {
+  // The close event comes a task after close(): if the dialog was opened
+  // again meanwhile (another variable clicked at once), leave it alone.
+  if ($("var-dialog").open) return;
+  $("var-form").reset();  // also on Cancel and Escape: the value leaves the page
+  editing = null;
 });
 
 $("vars-delete").addEventListener("click", async () => {
@@ -219,7 +288,8 @@ async function loadFlows() {
       const how = v.variable ? "→ " + v.variable : v.value ? "= (value set in the flow)" : "(empty)";
       return el("span", { class: "chip", text: `${name} ${how}` });
     });
-    return el("tr", {}, el("td", { text: f.name }), el("td", { class: "mono", text: f.id }), el("td", {}, ...fields));
+    return el("tr", {}, el("td", { class: "name", text: f.name }), el("td", { class: "mono id", "data-label": "ID", text: f.id }),
+      el("td", { "data-label": "Fields" }, ...fields));
   }));
   $("field-names").replaceChildren(...[...names].map((n) => el("option", { value: n })));
   const curl = $("flows-curl");
@@ -232,11 +302,27 @@ async function loadFlows() {
 
 // ---- shell -------------------------------------------------------------
 
-function showTab() {
+const loaders = { "api-keys": loadKeys, variables: loadVariables, flows: loadFlows };
+
+function currentTab() {
   const tab = (location.hash || "#api-keys").slice(1);
-  const known = ["api-keys", "variables", "flows"].includes(tab) ? tab : "api-keys";
+  return tab in loaders ? tab : "api-keys";
+}
+
+function showTab() {
+  const known = currentTab();
   for (const s of document.querySelectorAll(".panel")) s.hidden = s.id !== known;
-  for (const a of document.querySelectorAll(".sidebar a")) a.classList.toggle("active", a.dataset.tab === known);
+  for (const a of document.querySelectorAll(".sidebar a")) {
+    a.classList.toggle("active", a.dataset.tab === known);
+    if (a.dataset.tab === known) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+}
+
+// A tab shows what the server has now each time it is opened, and when the
+// page comes back into view (key usage changes while you look elsewhere).
+function refreshTab() {
+  if ($("app").hidden || document.visibilityState !== "visible") return;
+  loaders[currentTab()]().catch(fail);
 }
 
 for (const d of document.querySelectorAll("dialog")) {
@@ -249,6 +335,7 @@ $("confirm-form").addEventListener("submit", (ev) => {
 
 function signOut(message) {
   sessionStorage.removeItem(KEY_STORAGE);
+  if (!autoLogin) $("who").textContent = "";
   $("app").hidden = true;
   $("signout").hidden = true;
   $("login").hidden = false;
@@ -272,9 +359,14 @@ async function start() {
   $("login").hidden = true;
   $("app").hidden = false;
   $("signout").hidden = autoLogin;
+  if (!autoLogin) $("who").textContent = "Signed in with an API key";
   showTab();
   await Promise.all([loadVariables(), loadFlows()]).catch(fail);
 }
 
-window.addEventListener("hashchange", showTab);
+window.addEventListener("hashchange", () => { showTab(); refreshTab(); });
+for (const a of document.querySelectorAll(".sidebar a")) {
+  a.addEventListener("click", () => { if (a.dataset.tab === currentTab()) refreshTab(); });  // no hashchange then
+}
+document.addEventListener("visibilitychange", refreshTab);
 start();

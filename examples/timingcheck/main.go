@@ -15,7 +15,7 @@
 // string comparison of a 200-byte secret (wrong last byte vs. wrong first
 // byte), which must leak. A low |t| is evidence, not proof, of constant time.
 //
-//	go run ./cmd/timingcheck -n 200000
+//	go run ./examples/timingcheck -n 200000
 //
 // It exits 1 when a verification comparison exceeds the threshold (or the
 // positive control fails to), 2 on a usage error. Run it on an otherwise idle
