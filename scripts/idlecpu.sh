@@ -9,6 +9,8 @@
 #   scripts/idlecpu.sh postgres 3    # three processes on one PostgreSQL schema
 #                                    # (KEYFLOW_TEST_POSTGRES_DSN, default the local test database)
 #   IDLE_SECONDS=20 scripts/idlecpu.sh sqlite
+#   IDLE_WARM=1 scripts/idlecpu.sh postgres 2   # first verify a key on every
+#                                    # instance, then wait 10 s: idle after traffic
 #
 # Extra server flags can follow the count (e.g. --change-max-lag 0).
 set -euo pipefail
@@ -29,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 (cd "$root/examples/server" && go build -o "$work/server" .) 2>/dev/null || (cd "$root" && go build -o "$work/server" ./examples/server)
 
-export LANGFLOW_SECRET_KEY=idlecpu-shared-secret-0123456789 LANGFLOW_STORE_ENVIRONMENT_VARIABLES=false LANGFLOW_LOG_LEVEL=warn
+export LANGFLOW_SECRET_KEY=idlecpu-shared-secret-0123456789 LANGFLOW_STORE_ENVIRONMENT_VARIABLES=false LANGFLOW_LOG_LEVEL=info
 dsn=${KEYFLOW_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 if [[ $kind == postgres ]]; then
   schema=idle_$(date +%s)_$$
@@ -43,6 +45,21 @@ for i in $(seq "$n"); do
   "$work/server" run --port 0 --config-dir "$work/cfg" --database-url "$db" "$@" 2> "$work/s$i.log" &
   pids+=($!)
 done
+if [[ -n ${IDLE_WARM:-} ]]; then
+  key=$("$work/server" api-key --config-dir "$work/cfg" --database-url "$db" --quiet 2>/dev/null)
+  for i in $(seq "$n"); do
+    url=
+    for _ in $(seq 100); do
+      url=$(grep -o 'listening on http://[0-9.:]*' "$work/s$i.log" | head -1 | cut -d' ' -f3 || true)
+      [[ -n $url ]] && break
+      sleep 0.1
+    done
+    ok=0
+    for _ in $(seq 20); do curl -fs -o /dev/null -H "x-api-key: $key" "$url/api/v1/flows/" && ok=$((ok + 1)); done
+    echo "instance $i ($url): $ok of 20 requests with a key answered 200"
+  done
+  settle=10
+fi
 sleep "$settle"
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
