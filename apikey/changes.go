@@ -92,9 +92,10 @@ func (m *Manager) feedTouch() {
 
 // feedNow is the poller's clock, in Unix nanoseconds. It does not read the
 // verification path's coarse clock (reading it keeps that clock's ticker
-// running); it reads the system clock and subtracts the coarse clock's
-// resolution, so that a trust deadline computed from it is never later than
-// one computed from the coarse clock at the same moment.
+// running); it reads the system clock, minus one tick of the coarse clock:
+// Verify reads the coarse clock, which lags real time by up to a tick, so a
+// trust deadline computed from a poll's start this way still ends no later
+// than maxLag after the poll really began.
 func (m *Manager) feedNow() int64 {
 	if m.nowFn != nil {
 		return m.nowFn().UnixNano()
