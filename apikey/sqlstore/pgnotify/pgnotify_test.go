@@ -138,6 +138,41 @@ func TestListenerSignals(t *testing.T) {
 	}
 }
 
+// TestListenerPings: a connection quiet for PingInterval is checked with an
+// empty query and kept (the same session keeps listening), and
+// notifications still arrive between the checks.
+func TestListenerPings(t *testing.T) {
+	t.Parallel()
+	db, _ := testdb.PostgresSchema(t)
+	ctx := context.Background()
+	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	require.NoError(t, err)
+	channel, payload := s.Notification()
+	app := "kfn_" + ids.New()[:8]
+	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload, PingInterval: 10 * time.Millisecond})
+	c, cancel := l.Subscribe()
+	defer cancel()
+	require.True(t, receive(c, 10*time.Second))
+	session := func() (pid int, query string) {
+		err := db.QueryRowContext(ctx, "SELECT pid, query FROM pg_stat_activity WHERE application_name = $1", app).Scan(&pid, &query)
+		require.NoError(t, err)
+		return pid, query
+	}
+	var first int
+	require.True(t, waitUntil(10*time.Second, func() bool {
+		pid, q := session()
+		first = pid
+		return q == "-- ping"
+	}), "the quiet connection was pinged")
+	for range 3 {
+		_, r := record(t)
+		require.NoError(t, s.Insert(ctx, r))
+		require.True(t, receive(c, 10*time.Second), "notified between pings")
+	}
+	pid, _ := session()
+	assert.Equal(t, first, pid, "the same session: pings did not break it")
+}
+
 // TestListenerReconnects: the listening session is terminated
 // (pg_terminate_backend on its own backend); the Listener reconnects,
 // listens again, signals that it may have missed notifications, and then
