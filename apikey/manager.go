@@ -65,8 +65,9 @@ type Config struct {
 	// never logged.
 	Logger *slog.Logger
 
-	// Changes, when set, is polled every ChangesPollInterval for keys that
-	// other processes sharing the store changed, and each is dropped from
+	// Changes, when set, is polled (every ChangesPollInterval while keys are
+	// being verified, and at once on a ChangesNotifier's signal) for keys
+	// that other processes sharing the store changed, and each is dropped from
 	// the cache (Invalidate), so that a key revoked, disabled or created
 	// anywhere is seen here within ChangesMaxLag. nil: no feed; changes made
 	// elsewhere are then seen when cached entries expire (CacheTTL,
