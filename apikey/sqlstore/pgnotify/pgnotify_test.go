@@ -392,7 +392,9 @@ func summary(lat latencies) string {
 	at := func(ds []time.Duration) string {
 		s := slices.Clone(ds)
 		slices.Sort(s)
-		q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))].Round(100 * time.Microsecond) }
+		q := func(p float64) time.Duration {
+			return s[min(len(s)-1, int(p*float64(len(s))))].Round(100 * time.Microsecond)
+		}
 		return fmt.Sprintf("p50 %v, p99 %v, max %v", q(0.5), q(0.99), s[len(s)-1].Round(100*time.Microsecond))
 	}
 	return fmt.Sprintf("%d measurements; from the revoking call: %s; from its return: %s", len(lat.fromCall), at(lat.fromCall), at(lat.fromCommit))
