@@ -30,7 +30,9 @@
 // transaction of the change; [Store.Notification] names it, and package
 // apikey/sqlstore/pgnotify listens for it (an apikey.ChangeNotifier), so
 // that other processes poll the log as soon as the change commits. The log
-// stays the source of truth: a notification may be lost.
+// stays the source of truth: a notification may be lost. As with every
+// version, New refuses a schema newer than its own: once one instance has
+// migrated a shared database, restart the others with the new version too.
 //
 // Times are stored with microsecond precision: TIMESTAMPTZ on PostgreSQL,
 // fixed-width UTC text ("2006-01-02T15:04:05.000000Z", which sorts in time
