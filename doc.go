@@ -19,8 +19,8 @@
 //
 // Every store is pluggable: memory stores serve tests and single processes,
 // the SQL stores work on a *sql.DB for SQLite or PostgreSQL with the driver the
-// host program chooses, and the storetest packages hold the conformance suites
-// every store passes.
+// host program chooses (package sqlitedb opens SQLite the way they need it),
+// and the storetest packages hold the conformance suites every store passes.
 //
 // Quick start:
 //

@@ -160,9 +160,9 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 				case lost && asleep:
 					// Expected after a long pause: nothing cached was
 					// trusted meanwhile anyway.
-					m.log.Debug("apikey: change feed resumed after a pause longer than the log keeps; verification cache dropped", "error", err)
+					m.log.Debug("apikey: change feed resumed after a pause longer than the log keeps; verification cache dropped", "err", err)
 				case lost:
-					m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "error", err)
+					m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "err", err)
 				}
 			}
 			for i := range changed {
@@ -181,10 +181,10 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 			now := time.Now()
 			if !failing {
 				failing, failSince, lastLog = true, start, now
-				m.log.Warn("apikey: change feed poll failed; retrying", "error", err)
+				m.log.Warn("apikey: change feed poll failed; retrying", "err", err)
 			} else if now.Sub(lastLog) >= feedLog {
 				lastLog = now
-				m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(failSince).Round(time.Millisecond), "failed_polls", failures, "error", err)
+				m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(failSince).Round(time.Millisecond), "failed_polls", failures, "err", err)
 			}
 			if !dropped && m.feedNow() >= m.trust.Load() {
 				dropped = true

@@ -74,10 +74,10 @@ func TestChangeFeed(t *testing.T) {
 	require.Eventually(t, func() bool { return feed.pollCount() > 1 }, time.Second, 5*time.Millisecond)
 
 	verifyCached := func() int64 {
-		before := store.byHashCalls.Load()
+		before := store.calls("ByHash")
 		_, err := m.Verify(ctx, key)
 		require.NoError(t, err)
-		return store.byHashCalls.Load() - before
+		return store.calls("ByHash") - before
 	}
 	verifyCached()
 	assert.Zero(t, verifyCached(), "served from the cache while the feed is healthy")
@@ -165,10 +165,10 @@ func TestChangeNotifierTriggersPoll(t *testing.T) {
 	key, rec, err := m.Create(ctx, "u", "k", apikey.CreateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { // cached once the first poll has ended
-		before := store.byHashCalls.Load()
+		before := store.calls("ByHash")
 		_, err := m.Verify(ctx, key)
 		require.NoError(t, err)
-		return store.byHashCalls.Load() == before
+		return store.calls("ByHash") == before
 	}, 5*time.Second, time.Millisecond)
 
 	// Another process disables the key and notifies.
@@ -209,10 +209,10 @@ func TestChangeFeedSleepsWhenIdle(t *testing.T) {
 	key, rec, err := m.Create(ctx, "u", "k", apikey.CreateOptions{})
 	require.NoError(t, err)
 	verifyReads := func() int64 {
-		before := store.byHashCalls.Load()
+		before := store.calls("ByHash")
 		_, err := m.Verify(ctx, key)
 		require.NoError(t, err)
-		return store.byHashCalls.Load() - before
+		return store.calls("ByHash") - before
 	}
 	require.Eventually(t, func() bool { verifyReads(); return verifyReads() == 0 }, 5*time.Second, time.Millisecond)
 

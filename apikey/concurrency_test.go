@@ -90,14 +90,15 @@ func TestStaleFillAfterInvalidate(t *testing.T) {
 
 	read, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	store.mu.Lock()
-	store.afterGet = func() {
+	store.Inj.SetHook(func(op string) {
+		if op != "ByHash" {
+			return
+		}
 		once.Do(func() {
 			close(read)
 			<-release
 		})
-	}
-	store.mu.Unlock()
+	})
 
 	slow := make(chan error, 1)
 	go func() { _, err := m.Verify(ctx, key); slow <- err }()
@@ -136,7 +137,7 @@ func TestStoreFailure(t *testing.T) {
 		}
 		assert.Equal(t, apikey.Principal{}, p)
 	}
-	assert.EqualValues(t, 2+3, store.byHashCalls.Load(), "failures are not cached")
+	assert.EqualValues(t, 2+3, store.calls("ByHash"), "failures are not cached")
 	// Documented: cached results are served for their TTL while the store is down.
 	_, err = m.Verify(ctx, cached)
 	require.NoError(t, err)

@@ -1,5 +1,6 @@
 // Package apikey issues, stores and verifies per-user API keys the way
-// Langflow does (reference §3), and stores them better than Langflow does.
+// Langflow does, and stores them better than Langflow does (see
+// docs/langflow-compatibility.md#api-keys).
 //
 // A key is shown once, when it is created; the store keeps only its SHA-256
 // hash (Langflow's api_key_hash, hex in storage, [Hash] in memory), an
@@ -105,7 +106,28 @@
 // [Store] is the storage contract. [MemoryStore] serves tests and single
 // processes; package apikey/sqlstore stores keys in SQLite or PostgreSQL
 // through database/sql; package apikey/storetest is the conformance suite
-// every store, including third-party ones, should pass.
+// every store, including third-party ones, should pass. Package langflowdb
+// serves the keys of a Langflow database from Langflow's own table; such a
+// store uses two optional capabilities: [KeyInserter] (its rows hold the key
+// in Langflow's form, so Create and Import hand it the key) and [CacheBound]
+// (its rows change behind the Manager's back with no change feed, so the
+// cache's lifetime is capped to the store's bound).
+//
+// # Principals and scopes
+//
+// [Principal] is who a request acts for: what Verify returns, what package
+// middleware puts in the request context, and what the HTTP handlers of
+// package apikeyhttp are told. A key without scopes is unrestricted, as
+// Langflow's keys are; a key with scopes may create only keys whose scopes
+// are a non-empty subset of its own ([CreateOptions].Creator,
+// [ErrScopeNotAllowed]).
+//
+// # Names and misuse
+//
+// Key names are checked by package names (no control, invisible or bidi
+// characters, no U+FFFD, at most 255 bytes): [ErrInvalidName]. A Manager not
+// made by [NewManager] (a zero value or a nil pointer) returns
+// [ErrUninitialized] from every method instead of panicking.
 //
 // Nothing in this package logs or returns a key in an error message.
 package apikey

@@ -29,6 +29,21 @@ var (
 	// returned error wraps both ErrUnavailable and the cause. A caller should
 	// answer 503 and log the error; it never means that a key is valid.
 	ErrUnavailable = errors.New("apikey: key store unavailable")
+	// ErrInvalidName is returned by Create and Import for a key name that
+	// package names refuses (control, invisible or bidi characters, invalid
+	// UTF-8, U+FFFD, over names.MaxLen bytes). The error wraps it and
+	// names.ErrInvalid, with a reason that never contains the name. HTTP
+	// handlers answer it with 400.
+	ErrInvalidName = errors.New("apikey: invalid key name")
+	// ErrScopeNotAllowed is returned by Create when CreateOptions.Creator
+	// has scopes and the new key's are not a non-empty subset of them: a
+	// scoped key cannot mint a key with more rights than its own. HTTP
+	// handlers answer it with 403.
+	ErrScopeNotAllowed = errors.New("apikey: a key with scopes can only create keys with a subset of its scopes")
+	// ErrUninitialized is returned by every method of a Manager that was
+	// not made by NewManager (a nil pointer or a zero value), instead of a
+	// panic.
+	ErrUninitialized = errors.New("apikey: Manager not created with NewManager")
 )
 
 // invalidError is ErrInvalid with a reason. The values below are allocated

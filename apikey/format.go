@@ -26,7 +26,7 @@ type Format interface {
 	Check(key string) error
 }
 
-// Langflow is Langflow's key format (reference §3.1): "sk-" followed by
+// Langflow is Langflow's key format (docs/langflow-compatibility.md#api-key-format): "sk-" followed by
 // Python's secrets.token_urlsafe(32), that is 32 random bytes in base64url
 // without padding, 46 characters in all. Check accepts exactly that: the
 // prefix, the length, the base64url alphabet, and the canonical encoding of

@@ -14,8 +14,8 @@ import (
 )
 
 // A key made by Langflow's create_api_key: f"sk-{secrets.token_urlsafe(32)}"
-// (reference §3.1), with its api_key_hash, hashlib.sha256(key).hexdigest()
-// (reference §3.3), and its masked form in GET /api/v1/api_key/ (§3.4).
+// (docs/langflow-compatibility.md#api-key-format), with its api_key_hash, hashlib.sha256(key).hexdigest()
+// (docs/langflow-compatibility.md#api-key-storage), and its masked form in GET /api/v1/api_key/.
 const (
 	langflowKey    = "sk-2F6qAva9ARClnm5EhopkmBUT4AVeVJga2JfSAzi782Y"
 	langflowHash   = "ce0bc9f731b5f62d0c47dacc939eaae6f12c141d58d8fdd53237c9bb8cd1f92f"
@@ -29,9 +29,9 @@ func mustChecksum(t testing.TB, prefix string) apikey.Format {
 	return f
 }
 
-// TestLangflowCheck_Reference31 covers the shape of reference §3.1: "sk-" +
+// TestLangflowCheck_Shape covers the shape of docs/langflow-compatibility.md#api-key-format: "sk-" +
 // base64url(32 random bytes) without padding, 46 characters.
-func TestLangflowCheck_Reference31(t *testing.T) {
+func TestLangflowCheck_Shape(t *testing.T) {
 	body := langflowKey[3:]
 	for _, tc := range []struct {
 		name, key string

@@ -8,7 +8,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 )
 
-// wellFormedLangflow is an independent statement of reference §3.1: "sk-"
+// wellFormedLangflow is an independent statement of docs/langflow-compatibility.md#api-key-format: "sk-"
 // and the canonical unpadded base64url encoding of 32 bytes.
 func wellFormedLangflow(key string) bool {
 	if !strings.HasPrefix(key, "sk-") || len(key) != 46 {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/faultstore"
 )
 
 // fakeClock is an injectable clock (Config.Now).
@@ -37,81 +38,43 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 var errInjected = errors.New("injected store failure")
 
-// faultyStore wraps a Store, counts calls and fails on demand (in the manner
-// of Vault's physical.ErrorInjector).
+// faultyStore is a memory store behind internal/faultstore, with switches
+// that make classes of calls fail with errInjected.
 type faultyStore struct {
-	apikey.Store
+	*faultstore.KeyStore
 	failByHash, failWrites, failAddUsage atomic.Bool
-	byHashCalls, addUsageCalls           atomic.Int64
-
-	mu       sync.Mutex
-	batches  [][]apikey.Usage
-	afterGet func() // called after the inner ByHash, before returning
 }
 
-func newFaultyStore() *faultyStore { return &faultyStore{Store: apikey.NewMemoryStore()} }
-
-func (s *faultyStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error) {
-	s.byHashCalls.Add(1)
-	if s.failByHash.Load() {
-		return apikey.Record{}, errInjected
-	}
-	r, err := s.Store.ByHash(ctx, h)
-	s.mu.Lock()
-	hook := s.afterGet
-	s.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
-	return r, err
+func newFaultyStore() *faultyStore {
+	s := &faultyStore{KeyStore: faultstore.Keys(apikey.NewMemoryStore(), faultstore.New(1))}
+	s.Inj.SetDecide(func(op string) error {
+		var fail bool
+		switch op {
+		case "ByHash":
+			fail = s.failByHash.Load()
+		case "AddUsage":
+			fail = s.failAddUsage.Load()
+		default:
+			fail = s.failWrites.Load()
+		}
+		if fail {
+			return errInjected
+		}
+		return nil
+	})
+	return s
 }
 
-func (s *faultyStore) Insert(ctx context.Context, r apikey.Record) error {
-	if s.failWrites.Load() {
-		return errInjected
-	}
-	return s.Store.Insert(ctx, r)
-}
+// calls returns how many calls of op (e.g. "ByHash") reached the store.
+func (s *faultyStore) calls(op string) int64 { return int64(s.Inj.CallsOf(op)) }
 
-func (s *faultyStore) ListByUser(ctx context.Context, userID string) ([]apikey.Record, error) {
-	if s.failWrites.Load() {
-		return nil, errInjected
-	}
-	return s.Store.ListByUser(ctx, userID)
-}
-
-func (s *faultyStore) Delete(ctx context.Context, userID, id string) (apikey.Record, error) {
-	if s.failWrites.Load() {
-		return apikey.Record{}, errInjected
-	}
-	return s.Store.Delete(ctx, userID, id)
-}
-
-func (s *faultyStore) SetActive(ctx context.Context, userID, id string, active bool) (apikey.Record, error) {
-	if s.failWrites.Load() {
-		return apikey.Record{}, errInjected
-	}
-	return s.Store.SetActive(ctx, userID, id, active)
-}
-
-func (s *faultyStore) AddUsage(ctx context.Context, batch []apikey.Usage) error {
-	s.addUsageCalls.Add(1)
-	if s.failAddUsage.Load() {
-		return errInjected
-	}
-	s.mu.Lock()
-	s.batches = append(s.batches, append([]apikey.Usage(nil), batch...))
-	s.mu.Unlock()
-	return s.Store.AddUsage(ctx, batch)
-}
-
+// lastBatch returns the last usage batch written.
 func (s *faultyStore) lastBatch() []apikey.Usage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.batches) == 0 {
+	b := s.UsageBatches()
+	if len(b) == 0 {
 		return nil
 	}
-	return s.batches[len(s.batches)-1]
+	return b[len(b)-1]
 }
 
 func newManager(t testing.TB, cfg apikey.Config) *apikey.Manager {

@@ -9,9 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/isnil"
+	"github.com/keyflow-dev/keyflow/names"
 )
 
 // Config configures a Manager. The zero value is useful: an in-memory store,
@@ -38,7 +39,8 @@ type Config struct {
 	// change made by another process sharing the store (unless that change
 	// is passed to Invalidate); with Changes, ChangesMaxLag does. Changes
 	// made through this Manager are seen at once. 0: 5 s. Negative: verified
-	// keys are not cached.
+	// keys are not cached. A store with a CacheBound (and no Changes) caps
+	// it, and NegativeCacheTTL, to its bound.
 	CacheTTL time.Duration
 
 	// NegativeCacheTTL is how long an unknown key is remembered as unknown,
@@ -117,9 +119,17 @@ type CreateOptions struct {
 	// to 128 printable ASCII characters without spaces (an OAuth 2.0
 	// scope-token), at most 64 scopes.
 	Scopes []string
+	// Creator is who asks for the key, when a caller authenticated by a key
+	// does (apikeyhttp sets it to the request's Principal). A creator with
+	// scopes may only create a key whose scopes are a non-empty subset of
+	// its own (Principal.CanGrant); otherwise Create returns
+	// ErrScopeNotAllowed. nil: a trusted caller (the CLI, the host's own
+	// code), no check. A creator without scopes is unrestricted, as
+	// Langflow's keys are.
+	Creator *Principal
 }
 
-// Defaults of Config.
+// Defaults of Config, applied by NewManager to zero fields.
 const (
 	DefaultCacheSize        = 10000
 	DefaultCacheTTL         = 5 * time.Second
@@ -129,7 +139,6 @@ const (
 )
 
 const (
-	maxNameLen   = 255
 	maxScopes    = 64
 	maxScopeLen  = 128
 	minFlushWait = 5 * time.Second // minimum deadline of a background flush
@@ -168,10 +177,75 @@ type Manager struct {
 	closeOnce sync.Once
 }
 
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore()
+	}
+	if cfg.Format == nil {
+		cfg.Format = Langflow
+	}
+	if cfg.AcceptFormats == nil {
+		cfg.AcceptFormats = []Format{cfg.Format}
+	}
+	cfg.CacheSize = orDefault(cfg.CacheSize, DefaultCacheSize)
+	cfg.CacheTTL = orDefault(cfg.CacheTTL, DefaultCacheTTL)
+	cfg.NegativeCacheTTL = orDefault(cfg.NegativeCacheTTL, DefaultNegativeCacheTTL)
+	cfg.FlushInterval = orDefault(cfg.FlushInterval, DefaultFlushInterval)
+	cfg.MaxPendingUsage = orDefault(cfg.MaxPendingUsage, DefaultMaxPendingUsage)
+	cfg.ChangesMaxLag = orDefault(cfg.ChangesMaxLag, DefaultChangesMaxLag)
+	cfg.ChangesPollInterval = orDefault(cfg.ChangesPollInterval, cfg.ChangesMaxLag/5)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// orDefault returns def when v is zero.
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
 // NewManager returns a Manager for cfg, and starts its usage flusher unless
 // usage tracking is disabled or cfg.FlushInterval is negative, and its change
 // feed poller when cfg.Changes is set (and the cache is on).
+//
+// Zero fields of cfg take their defaults:
+//
+//	Store                a new MemoryStore
+//	Format               Langflow
+//	AcceptFormats        {Format}
+//	CacheSize            DefaultCacheSize          (10 000 entries)
+//	CacheTTL             DefaultCacheTTL           (5 s)
+//	NegativeCacheTTL     DefaultNegativeCacheTTL   (1 s)
+//	FlushInterval        DefaultFlushInterval      (10 s)
+//	MaxPendingUsage      DefaultMaxPendingUsage    (100 000 keys)
+//	ChangesMaxLag        DefaultChangesMaxLag      (1 s)
+//	ChangesPollInterval  ChangesMaxLag / 5         (200 ms)
+//	Now                  the system clock
+//	Logger               slog.Default()
+//
+// It returns an error, and starts nothing, when Store, Changes or Format holds
+// a nil pointer (a typed nil), when AcceptFormats is empty or holds a nil
+// Format, does not accept the keys Format makes, or when Changes
+// is set and ChangesPollInterval is not shorter than ChangesMaxLag.
 func NewManager(cfg Config) (*Manager, error) {
+	// A typed nil (a nil *sqlstore.Store in the interface) is not "unset":
+	// it would fail on every call, so it is refused.
+	if cfg.Store != nil && isnil.Value(cfg.Store) {
+		return nil, errors.New("apikey: Config.Store holds a nil pointer")
+	}
+	if cfg.Changes != nil && isnil.Value(cfg.Changes) {
+		return nil, errors.New("apikey: Config.Changes holds a nil pointer")
+	}
+	if cfg.Format != nil && isnil.Value(cfg.Format) {
+		return nil, errors.New("apikey: Config.Format holds a nil pointer")
+	}
+	cfg = cfg.withDefaults()
 	m := &Manager{
 		store:      cfg.Store,
 		format:     cfg.Format,
@@ -180,32 +254,16 @@ func NewManager(cfg Config) (*Manager, error) {
 		track:      !cfg.DisableUsageTracking,
 		maxPending: cfg.MaxPendingUsage,
 	}
-	if m.maxPending == 0 {
-		m.maxPending = DefaultMaxPendingUsage
-	}
 	m.trust.Store(math.MaxInt64)
-	if m.store == nil {
-		m.store = NewMemoryStore()
-	}
-	if m.format == nil {
-		m.format = Langflow
-	}
-	if m.log == nil {
-		m.log = slog.Default()
-	}
-	m.accept = cfg.AcceptFormats
-	if m.accept == nil {
-		m.accept = []Format{m.format}
-	}
-	if len(m.accept) == 0 {
+	if len(cfg.AcceptFormats) == 0 {
 		return nil, errors.New("apikey: Config.AcceptFormats is empty")
 	}
-	for _, f := range m.accept {
-		if f == nil {
+	for _, f := range cfg.AcceptFormats {
+		if isnil.Value(f) {
 			return nil, errors.New("apikey: Config.AcceptFormats holds a nil Format")
 		}
 	}
-	m.accept = append([]Format(nil), m.accept...)
+	m.accept = append([]Format(nil), cfg.AcceptFormats...)
 	sample, err := m.format.Generate()
 	if err != nil {
 		return nil, fmt.Errorf("apikey: Config.Format cannot generate a key: %w", err)
@@ -214,40 +272,26 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("apikey: Config.AcceptFormats rejects the keys of Config.Format")
 	}
 
-	size, ttl, negTTL := cfg.CacheSize, cfg.CacheTTL, cfg.NegativeCacheTTL
-	if size == 0 {
-		size = DefaultCacheSize
+	if b, ok := m.store.(CacheBound); ok && cfg.Changes == nil {
+		// The store's rows change behind the Manager's back and nothing
+		// reports it: cached verdicts must not outlive the store's bound.
+		if limit := b.MaxCacheAge(); limit > 0 {
+			cfg.CacheTTL, cfg.NegativeCacheTTL = min(cfg.CacheTTL, limit), min(cfg.NegativeCacheTTL, limit)
+		}
 	}
-	if ttl == 0 {
-		ttl = DefaultCacheTTL
+	m.posTTL, m.negTTL = int64(cfg.CacheTTL), int64(cfg.NegativeCacheTTL)
+	if cfg.CacheSize > 0 && (cfg.CacheTTL > 0 || cfg.NegativeCacheTTL > 0) {
+		m.cache = newCache(cfg.CacheSize)
 	}
-	if negTTL == 0 {
-		negTTL = DefaultNegativeCacheTTL
-	}
-	m.posTTL, m.negTTL = int64(ttl), int64(negTTL)
-	if size > 0 && (ttl > 0 || negTTL > 0) {
-		m.cache = newCache(size)
-	}
-
 	maxLag, poll := cfg.ChangesMaxLag, cfg.ChangesPollInterval
-	if maxLag == 0 {
-		maxLag = DefaultChangesMaxLag
-	}
-	if poll == 0 {
-		poll = maxLag / 5
-	}
 	if cfg.Changes != nil && (maxLag < 0 || poll <= 0 || poll >= maxLag) {
 		return nil, errors.New("apikey: Config.ChangesPollInterval must be positive and shorter than Config.ChangesMaxLag")
 	}
 
 	m.done, m.stop = context.WithCancel(context.Background())
-	every := cfg.FlushInterval
-	if every == 0 {
-		every = DefaultFlushInterval
-	}
-	if m.track && every > 0 {
+	if m.track && cfg.FlushInterval > 0 {
 		m.wg.Add(1)
-		go m.flushLoop(every)
+		go m.flushLoop(cfg.FlushInterval)
 	}
 	if cfg.Changes != nil && m.cache != nil {
 		m.feed = cfg.Changes
@@ -264,13 +308,33 @@ func NewManager(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// ready returns ErrUninitialized unless m was made by NewManager, so that
+// misuse (a nil or zero-value Manager) fails every call instead of
+// panicking.
+func (m *Manager) ready() error {
+	if m == nil || m.store == nil {
+		return ErrUninitialized
+	}
+	return nil
+}
+
 // Create makes a new key for userID and stores its record. It returns the key
 // (the only time it is available: only its hash is stored) and the record.
-// Errors: invalid arguments; ErrUnavailable if the store fails.
+// Errors: invalid arguments (ErrInvalidName for a name that package names
+// refuses, others with a reason); ErrScopeNotAllowed when opts.Creator may
+// not grant the scopes asked for; ErrUnavailable if the store fails;
+// ErrUninitialized for a Manager not made by NewManager. Nothing is stored
+// on error.
 func (m *Manager) Create(ctx context.Context, userID, name string, opts CreateOptions) (key string, rec Record, err error) {
+	if err := m.ready(); err != nil {
+		return "", Record{}, err
+	}
 	now := m.now()
 	if err := validate(userID, name, opts); err != nil {
 		return "", Record{}, err
+	}
+	if opts.Creator != nil && !opts.Creator.CanGrant(opts.Scopes) {
+		return "", Record{}, ErrScopeNotAllowed
 	}
 	if opts.ExpiresAt != nil && !opts.ExpiresAt.After(now) {
 		return "", Record{}, errors.New("apikey: expiry time is not in the future")
@@ -280,7 +344,7 @@ func (m *Manager) Create(ctx context.Context, userID, name string, opts CreateOp
 		return "", Record{}, fmt.Errorf("apikey: generate key: %w", err)
 	}
 	rec = newRecord(userID, name, key, now, opts)
-	if err := m.insert(ctx, "create", rec); err != nil {
+	if err := m.insert(ctx, "create", rec, key); err != nil {
 		return "", Record{}, err
 	}
 	return key, rec.clone(), nil
@@ -296,6 +360,9 @@ func (m *Manager) Create(ctx context.Context, userID, name string, opts CreateOp
 // into the Store directly, with Hash set to HashKey(key), then call
 // Invalidate(HashKey(key)).
 func (m *Manager) Import(ctx context.Context, userID, name, key string, opts CreateOptions) (Record, error) {
+	if err := m.ready(); err != nil {
+		return Record{}, err
+	}
 	if err := validate(userID, name, opts); err != nil {
 		return Record{}, err
 	}
@@ -306,14 +373,21 @@ func (m *Manager) Import(ctx context.Context, userID, name, key string, opts Cre
 		return Record{}, err
 	}
 	rec := newRecord(userID, name, key, m.now(), opts)
-	if err := m.insert(ctx, "import", rec); err != nil {
+	if err := m.insert(ctx, "import", rec, key); err != nil {
 		return Record{}, err
 	}
 	return rec.clone(), nil
 }
 
-func (m *Manager) insert(ctx context.Context, op string, rec Record) error {
-	err := m.store.Insert(ctx, rec)
+// insert stores rec, whose key is key, through the store's InsertKey when
+// it has one (KeyInserter), else Insert.
+func (m *Manager) insert(ctx context.Context, op string, rec Record, key string) error {
+	var err error
+	if ki, ok := m.store.(KeyInserter); ok {
+		err = ki.InsertKey(ctx, rec, key)
+	} else {
+		err = m.store.Insert(ctx, rec)
+	}
 	// Drop a negative entry for this key (an Import of a key tried before).
 	m.Invalidate(rec.Hash)
 	switch {
@@ -348,13 +422,12 @@ func newRecord(userID, name, key string, now time.Time, opts CreateOptions) Reco
 }
 
 func validate(userID, name string, opts CreateOptions) error {
+	if err := names.Check(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
+	}
 	switch {
 	case userID == "":
 		return errors.New("apikey: user ID is empty")
-	case len(name) > maxNameLen:
-		return fmt.Errorf("apikey: name is longer than %d bytes", maxNameLen)
-	case !utf8.ValidString(name):
-		return errors.New("apikey: name is not valid UTF-8")
 	case len(opts.Scopes) > maxScopes:
 		return fmt.Errorf("apikey: more than %d scopes", maxScopes)
 	}
@@ -376,6 +449,9 @@ func validate(userID, name string, opts CreateOptions) error {
 // TotalUses and LastUsedAt are as last flushed, so they can lag by up to
 // Config.FlushInterval. Errors: ErrUnavailable.
 func (m *Manager) List(ctx context.Context, userID string) ([]Record, error) {
+	if err := m.ready(); err != nil {
+		return nil, err
+	}
 	recs, err := m.store.ListByUser(ctx, userID)
 	if err != nil {
 		return nil, unavailable("list", err)
@@ -393,6 +469,9 @@ func (m *Manager) List(ctx context.Context, userID string) ([]Record, error) {
 // the key's cached verdict is dropped too, so that a deletion whose reply
 // was lost is not undone by the cache.
 func (m *Manager) Delete(ctx context.Context, userID, id string) error {
+	if err := m.ready(); err != nil {
+		return err
+	}
 	rec, err := m.store.Delete(ctx, userID, id)
 	if err != nil {
 		return m.mutationError("delete", id, err)
@@ -405,6 +484,9 @@ func (m *Manager) Delete(ctx context.Context, userID, id string) error {
 // disabled key verifies as ErrInactive. Errors and cache eviction as for
 // Delete.
 func (m *Manager) SetActive(ctx context.Context, userID, id string, active bool) error {
+	if err := m.ready(); err != nil {
+		return err
+	}
 	rec, err := m.store.SetActive(ctx, userID, id, active)
 	if err != nil {
 		return m.mutationError("set active", id, err)
@@ -442,6 +524,9 @@ var errWrongRecord = errors.New("store returned a record with another hash")
 // verification counts one use of the key (unless usage tracking is off).
 // Verify does not log.
 func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
+	if m == nil || m.store == nil {
+		return Principal{}, ErrUninitialized
+	}
 	if key == "" {
 		return Principal{}, ErrMissing
 	}
@@ -493,7 +578,7 @@ func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (P
 func newEntry(rec Record) *entry {
 	e := &entry{
 		h:         rec.Hash,
-		principal: Principal{UserID: rec.UserID, KeyID: rec.ID, KeyName: rec.Name},
+		principal: Principal{UserID: rec.UserID, KeyID: rec.ID, KeyName: rec.Name, Source: SourceDB},
 		active:    rec.Active,
 	}
 	if len(rec.Scopes) > 0 {
@@ -570,7 +655,7 @@ func asInvalid(err error) error {
 // use, and harmless for hashes that are not cached. Pending usage counts of
 // the key are kept.
 func (m *Manager) Invalidate(h Hash) {
-	if m.cache != nil {
+	if m != nil && m.cache != nil {
 		m.cache.invalidate(&h)
 	}
 }
@@ -602,6 +687,9 @@ func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond)
 // Verify still works after Close, but its counts are written only by explicit
 // Flush calls. Close may be called more than once; each call flushes.
 func (m *Manager) Close() error {
+	if err := m.ready(); err != nil {
+		return err
+	}
 	m.closeOnce.Do(func() {
 		m.stop()
 		m.wg.Wait()

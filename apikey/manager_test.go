@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/names"
 )
 
 func TestCreateVerify(t *testing.T) {
@@ -44,7 +45,7 @@ func TestCreateVerify(t *testing.T) {
 
 	p, err := m.Verify(ctx, key)
 	require.NoError(t, err)
-	assert.Equal(t, apikey.Principal{UserID: "user-1", KeyID: rec.ID, KeyName: "my key", Scopes: []string{"flows:run"}}, p)
+	assert.Equal(t, apikey.Principal{UserID: "user-1", KeyID: rec.ID, KeyName: "my key", Scopes: []string{"flows:run"}, Source: apikey.SourceDB}, p)
 	// From the cache, the same answer.
 	p2, err := m.Verify(ctx, key)
 	require.NoError(t, err)
@@ -106,7 +107,7 @@ func TestVerifyOutcomes(t *testing.T) {
 	}
 }
 
-// TestExpiry uses an injected clock. Like Langflow (reference §3.3,
+// TestExpiry uses an injected clock. Like Langflow (docs/langflow-compatibility.md#api-key-storage,
 // `now(UTC) > expires_at`), a key is still valid at its expiry instant.
 func TestExpiry(t *testing.T) {
 	clock := newFakeClock()
@@ -162,6 +163,98 @@ func TestCreateValidation(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = m.Create(context.Background(), "u", "", apikey.CreateOptions{})
 	require.NoError(t, err, "Langflow's name is optional")
+}
+
+// TestCreateRefusesBadNames: issue 13 item 8. Names with control, invisible
+// or bidi characters, or U+FFFD (what a JSON "\ud800" escape decodes to),
+// are refused with ErrInvalidName, and nothing is stored.
+func TestCreateRefusesBadNames(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, apikey.Config{})
+	ctx := context.Background()
+	for name, bad := range map[string]string{
+		"NUL":              "a\x00b",
+		"ESC":              "\x1b[2Jx",
+		"zero-width space": "OPENAI\u200b_API_KEY",
+		"RLO":              "\u202eyek",
+		"U+FFFD":           "a\ufffd",
+		"invalid UTF-8":    "\xff",
+		"too long":         strings.Repeat("n", 256),
+	} {
+		_, _, err := m.Create(ctx, "u", bad, apikey.CreateOptions{})
+		require.ErrorIs(t, err, apikey.ErrInvalidName, name)
+		assert.ErrorIs(t, err, names.ErrInvalid, name)
+		assert.NotContains(t, err.Error(), bad, name)
+		_, err = m.Import(ctx, "u", bad, "sk-"+strings.Repeat("A", 43), apikey.CreateOptions{})
+		require.ErrorIs(t, err, apikey.ErrInvalidName, name)
+	}
+	recs, err := m.List(ctx, "u")
+	require.NoError(t, err)
+	assert.Empty(t, recs, "nothing stored")
+}
+
+// TestCreateScopeSubset: issue 13 item 3. A creator with scopes may only
+// create keys with a non-empty subset of them; an unrestricted creator (or
+// none: a trusted caller) may create anything.
+func TestCreateScopeSubset(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, apikey.Config{})
+	ctx := context.Background()
+	scoped := &apikey.Principal{UserID: "u", Scopes: []string{"keys", "run"}}
+	open := &apikey.Principal{UserID: "u"}
+	for _, tc := range []struct {
+		name    string
+		creator *apikey.Principal
+		scopes  []string
+		ok      bool
+	}{
+		{"scoped creator, subset", scoped, []string{"run"}, true},
+		{"scoped creator, same scopes", scoped, []string{"run", "keys"}, true},
+		{"scoped creator, unrestricted key", scoped, nil, false},
+		{"scoped creator, other scope", scoped, []string{"run", "variables:write"}, false},
+		{"unrestricted creator, unrestricted key", open, nil, true},
+		{"unrestricted creator, any scope", open, []string{"anything"}, true},
+		{"no creator (trusted caller)", nil, nil, true},
+	} {
+		key, rec, err := m.Create(ctx, "u", tc.name, apikey.CreateOptions{Scopes: tc.scopes, Creator: tc.creator})
+		if tc.ok {
+			require.NoError(t, err, tc.name)
+			assert.Equal(t, tc.scopes, rec.Scopes, tc.name)
+			continue
+		}
+		require.ErrorIs(t, err, apikey.ErrScopeNotAllowed, tc.name)
+		assert.Empty(t, key)
+	}
+	recs, err := m.List(ctx, "u")
+	require.NoError(t, err)
+	assert.Len(t, recs, 5, "refused keys are not stored")
+}
+
+// TestZeroValueManager: issue 13 item 10. A Manager not made by NewManager
+// (zero value or nil pointer) returns ErrUninitialized from every method
+// instead of panicking.
+func TestZeroValueManager(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, m := range map[string]*apikey.Manager{"zero value": {}, "nil": nil} {
+		t.Run(name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				_, _, err := m.Create(ctx, "u", "k", apikey.CreateOptions{})
+				assert.ErrorIs(t, err, apikey.ErrUninitialized)
+				_, err = m.Import(ctx, "u", "k", "sk-"+strings.Repeat("A", 43), apikey.CreateOptions{})
+				assert.ErrorIs(t, err, apikey.ErrUninitialized)
+				_, err = m.List(ctx, "u")
+				assert.ErrorIs(t, err, apikey.ErrUninitialized)
+				assert.ErrorIs(t, m.Delete(ctx, "u", "id"), apikey.ErrUninitialized)
+				assert.ErrorIs(t, m.SetActive(ctx, "u", "id", false), apikey.ErrUninitialized)
+				_, err = m.Verify(ctx, "sk-"+strings.Repeat("A", 43))
+				assert.ErrorIs(t, err, apikey.ErrUninitialized)
+				assert.ErrorIs(t, m.Flush(ctx), apikey.ErrUninitialized)
+				assert.ErrorIs(t, m.Close(), apikey.ErrUninitialized)
+				m.Invalidate(apikey.HashKey("k"))
+			})
+		})
+	}
 }
 
 // TestList_Reference34: the caller's keys only, oldest first, masked.
@@ -309,7 +402,7 @@ func TestChecksumFormatManager(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrInvalid)
 	_, err = strict.Verify(ctx, bad)
 	require.ErrorIs(t, err, apikey.ErrInvalid)
-	assert.Zero(t, store.byHashCalls.Load())
+	assert.Zero(t, store.calls("ByHash"))
 }
 
 func flipBase62(c byte) string {
@@ -338,6 +431,9 @@ func TestNewManagerConfig(t *testing.T) {
 		{"AcceptFormats rejects Format's keys", apikey.Config{Format: f, AcceptFormats: []apikey.Format{apikey.Langflow}}},
 		{"nil in AcceptFormats", apikey.Config{AcceptFormats: []apikey.Format{apikey.Langflow, nil}}},
 		{"empty AcceptFormats", apikey.Config{AcceptFormats: []apikey.Format{}}},
+		// Issue 13 item 10: a typed nil is refused, not panicking per call.
+		{"typed-nil Store", apikey.Config{Store: (*apikey.MemoryStore)(nil)}},
+		{"typed-nil Changes", apikey.Config{Changes: (*fakeFeed)(nil)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := apikey.NewManager(tc.cfg)
@@ -359,7 +455,7 @@ func TestCacheTTLAndInvalidate(t *testing.T) {
 	key, rec := create(t, m, "alice", "k", apikey.CreateOptions{})
 	_, err := m.Verify(ctx, key)
 	require.NoError(t, err)
-	require.EqualValues(t, 1, store.byHashCalls.Load())
+	require.EqualValues(t, 1, store.calls("ByHash"))
 
 	// Another instance deletes the key directly in the shared store.
 	_, err = store.Store.Delete(ctx, "alice", rec.ID)
@@ -367,7 +463,7 @@ func TestCacheTTLAndInvalidate(t *testing.T) {
 	clock.Advance(4 * time.Second)
 	_, err = m.Verify(ctx, key)
 	require.NoError(t, err, "served from the cache within CacheTTL")
-	require.EqualValues(t, 1, store.byHashCalls.Load(), "a warm cache does no I/O")
+	require.EqualValues(t, 1, store.calls("ByHash"), "a warm cache does no I/O")
 	clock.Advance(time.Second)
 	_, err = m.Verify(ctx, key)
 	require.ErrorIs(t, err, apikey.ErrInvalid, "seen once the entry is stale")
@@ -395,11 +491,11 @@ func TestNegativeCache(t *testing.T) {
 		_, err := m.Verify(ctx, unknown)
 		require.ErrorIs(t, err, apikey.ErrInvalid)
 	}
-	assert.EqualValues(t, 1, store.byHashCalls.Load())
+	assert.EqualValues(t, 1, store.calls("ByHash"))
 	clock.Advance(apikey.DefaultNegativeCacheTTL)
 	_, err = m.Verify(ctx, unknown)
 	require.ErrorIs(t, err, apikey.ErrInvalid)
-	assert.EqualValues(t, 2, store.byHashCalls.Load())
+	assert.EqualValues(t, 2, store.calls("ByHash"))
 }
 
 func TestCacheDisabled(t *testing.T) {
@@ -420,7 +516,7 @@ func TestCacheDisabled(t *testing.T) {
 			_, err = m.Verify(ctx, unknown)
 			require.ErrorIs(t, err, apikey.ErrInvalid)
 		}
-		assert.EqualValues(t, 6, store.byHashCalls.Load())
+		assert.EqualValues(t, 6, store.calls("ByHash"))
 	}
 }
 

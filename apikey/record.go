@@ -25,7 +25,8 @@ type Record struct {
 	Scopes     []string   // nil/empty: unrestricted
 }
 
-// MaskedKey returns the key as Langflow's list shows it (reference §3.4): the
+// MaskedKey returns the key as Langflow's list shows it
+// (docs/langflow-compatibility.md#api-key-storage): the
 // 8-character display prefix followed by one "*" for every other character,
 // e.g. "sk-7htLx" and 38 "*" for a 46-character key.
 func (r Record) MaskedKey() string {
@@ -37,15 +38,6 @@ func (r Record) MaskedKey() string {
 		n = len(r.Prefix)
 	}
 	return r.Prefix + strings.Repeat("*", n-len(r.Prefix))
-}
-
-// Principal is who a verified key acts for.
-//
-// Verify returns the same Scopes slice to every caller for the same cached
-// key, so callers must treat it as read-only.
-type Principal struct {
-	UserID, KeyID, KeyName string
-	Scopes                 []string
 }
 
 // displayPrefixLen is how many leading characters of a key a Record keeps.

@@ -64,3 +64,28 @@ type IdempotentUsage interface {
 	// batch and recording batchID happen atomically. batchID is a UUID.
 	AddUsageOnce(ctx context.Context, batchID string, batch []Usage) error
 }
+
+// KeyInserter is an optional capability of a Store whose rows must hold more
+// than the key's hash: a store on a table that another program also reads,
+// such as package langflowdb on Langflow's own apikey table, where Langflow
+// expects the key (in clear or encrypted, by Langflow version). When the
+// Manager's store has it, Create and Import call InsertKey instead of Insert.
+//
+// key is the plaintext of r (HashKey(key) == r.Hash). InsertKey has Insert's
+// contract otherwise; implementations must never log key or put it in an
+// error.
+type KeyInserter interface {
+	InsertKey(ctx context.Context, r Record, key string) error
+}
+
+// CacheBound is an optional capability of a Store that other programs change
+// without any ChangeFeed reporting it (package langflowdb: a running Langflow
+// deletes and disables keys in its own table, which has no change log).
+// MaxCacheAge is how long a verification result read from the store may be
+// served from the cache. A Manager whose store has it, and whose
+// Config.Changes is nil, caps Config.CacheTTL and Config.NegativeCacheTTL to
+// it, so that a change made elsewhere is seen within MaxCacheAge. A value ≤ 0
+// sets no cap.
+type CacheBound interface {
+	MaxCacheAge() time.Duration
+}

@@ -85,6 +85,9 @@ func mergeUsage(batch map[string]Usage, id string, n int64, last time.Time) {
 // are serialised; Flush is safe for concurrent use and a no-op when usage
 // tracking is off.
 func (m *Manager) Flush(ctx context.Context) error {
+	if err := m.ready(); err != nil {
+		return err
+	}
 	if !m.track {
 		return nil
 	}
@@ -158,7 +161,7 @@ func (m *Manager) keepUsage(batch map[string]Usage, err error) error {
 	u := &m.usage
 	u.carry = batch
 	m.log.Warn("apikey: usage flush failed; counts kept for the next flush",
-		"keys", len(batch)+len(u.doubt), "error", err)
+		"keys", len(batch)+len(u.doubt), "err", err)
 	if room := m.maxPending - len(u.doubt); m.maxPending > 0 && len(batch) > max(room, 0) {
 		room = max(room, 0)
 		keep := make([]Usage, 0, len(batch))

@@ -16,7 +16,7 @@ import (
 
 // TestUsageExactUnderConcurrency: 10 000 concurrent verifications of a few
 // keys give exactly 10 000 uses, written in one AddUsage call with one entry
-// per key (reference §3.6, without a write per request).
+// per key (docs/langflow-compatibility.md#usage-counters, without a write per request).
 func TestUsageExactUnderConcurrency(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -57,7 +57,7 @@ func TestUsageExactUnderConcurrency(t *testing.T) {
 			}
 			wg.Wait()
 			require.NoError(t, m.Flush(ctx))
-			require.EqualValues(t, 1, store.addUsageCalls.Load(), "one store write per flush")
+			require.EqualValues(t, 1, store.calls("AddUsage"), "one store write per flush")
 			batch := store.lastBatch()
 			require.Len(t, batch, nkeys, "one entry per key")
 			var total int64
@@ -74,7 +74,7 @@ func TestUsageExactUnderConcurrency(t *testing.T) {
 
 			// Nothing left: the next flush writes nothing.
 			require.NoError(t, m.Flush(ctx))
-			assert.EqualValues(t, 1, store.addUsageCalls.Load())
+			assert.EqualValues(t, 1, store.calls("AddUsage"))
 		})
 	}
 }
@@ -172,7 +172,7 @@ func TestUsageBackgroundFlush(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond)
 }
 
-// TestUsageDisabled: LANGFLOW_DISABLE_TRACK_APIKEY_USAGE (reference §3.6).
+// TestUsageDisabled: LANGFLOW_DISABLE_TRACK_APIKEY_USAGE (docs/langflow-compatibility.md#usage-counters).
 func TestUsageDisabled(t *testing.T) {
 	store := newFaultyStore()
 	m := newManager(t, apikey.Config{Store: store, DisableUsageTracking: true})
@@ -184,7 +184,7 @@ func TestUsageDisabled(t *testing.T) {
 	}
 	require.NoError(t, m.Flush(ctx))
 	require.NoError(t, m.Close())
-	assert.Zero(t, store.addUsageCalls.Load())
+	assert.Zero(t, store.calls("AddUsage"))
 	rec := record(t, store, key)
 	assert.Zero(t, rec.TotalUses)
 	assert.Nil(t, rec.LastUsedAt)

@@ -59,7 +59,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		endpoint.ServeHTTP(w, middleware.WithPrincipal(r, middleware.Principal{UserID: p.UserID, KeyID: p.KeyID, KeyName: p.KeyName, Scopes: p.Scopes, Source: middleware.SourceDB}))
+		endpoint.ServeHTTP(w, middleware.WithPrincipal(r, p))
 	})
 	cases := []struct {
 		name   string

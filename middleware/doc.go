@@ -1,5 +1,6 @@
 // Package middleware authenticates net/http requests with keyflow API keys,
-// answering exactly as Langflow's API does (reference §3.7), and hands the
+// answering exactly as Langflow's API does (see
+// docs/langflow-compatibility.md#authentication-errors), and hands the
 // next handler the caller as a Principal in the request context.
 //
 // New validates a Config and returns a func(http.Handler) http.Handler, so it
@@ -12,20 +13,33 @@
 //
 // and in the handler:
 //
-//	p, ok := middleware.FromContext(r.Context()) // p.UserID, p.KeyID, p.KeyName, p.Scopes, p.Source
+//	p, ok := middleware.FromContext(r.Context()) // an apikey.Principal: UserID, KeyID, KeyName, Scopes, Source
+//
+// The Principal is apikey.Principal: the one type that apikey.Manager.Verify
+// returns, that the middleware puts in the context, and that a UserFunc
+// (FromRequest behind this middleware) gives the handlers of packages
+// apikeyhttp and variableshttp.
+//
+// The package is named middleware. A project that also imports chi's
+// middleware package (or another one of that name) names one of them:
+//
+//	import kfmw "github.com/keyflow-dev/keyflow/middleware"
 //
 // # Keys
 //
 // By default the key is read from the query parameter x-api-key, then the
-// header x-api-key; the query wins when both are present, as in Langflow.
-// Config.Extractors changes the sources (FromQuery, FromHeader, and the
-// opt-in FromBearer for "Authorization: Bearer"). A raw '?' inside the query
-// value ends the key, so Langflow's documented
-// "/api/v1/run/FLOW_ID?x-api-key=API_KEY?stream=false" works and the handler
-// still sees stream=false. Before calling the next handler the middleware
-// removes every query parameter holding the key from a copy of the request
-// (URL.RawQuery and RequestURI), so access logs downstream never see it; the
-// caller's request is not modified, and a header key costs no URL copy.
+// header x-api-key; the query wins when both are present, as in Langflow. A
+// repeated query parameter counts with its last value (Starlette's reading),
+// a repeated header with its first. Config.Extractors changes the sources
+// (FromQuery, FromHeader, and the opt-in FromBearer for "Authorization:
+// Bearer"). A raw '?' inside the query value ends the key, so Langflow's
+// documented "/api/v1/run/FLOW_ID?x-api-key=API_KEY?stream=false" works and
+// the handler still sees stream=false. Before calling the next handler the
+// middleware removes every x-api-key parameter (whatever its value, also one
+// written after a raw '?') and every parameter holding the key from a copy of
+// the request (URL, URL.RawQuery and RequestURI), so handlers and access logs
+// downstream never see it; the caller's request is not modified, and a
+// request without any costs no URL copy.
 //
 // # Answers
 //
@@ -46,8 +60,10 @@
 //
 // # Langflow modes
 //
+// (See docs/langflow-compatibility.md#auto-login-and-the-environment-key.)
 // ConfigFromEnv reads LANGFLOW_AUTO_LOGIN, LANGFLOW_SKIP_AUTH_AUTO_LOGIN,
-// LANGFLOW_API_KEY_SOURCE and LANGFLOW_API_KEY. With AutoLogin and
+// LANGFLOW_API_KEY_SOURCE and LANGFLOW_API_KEY (booleans as Langflow reads
+// them: unset is the default, an empty value an error). With AutoLogin and
 // SkipAuthAutoLogin a request without a key acts as Config.Superuser (Source
 // SourceAutoLogin; Langflow's deprecation warning is logged once); with
 // AutoLogin alone it is refused with Langflow's auto-login message; a request
@@ -57,17 +73,20 @@
 //
 // # Routes
 //
-// OPTIONS requests pass unauthenticated (CORS preflights carry no key) unless
-// Config.PassOptions is false. Config.Skip exempts routes entirely (health
-// checks); Config.Optional attaches a principal when a valid key is present
-// and never rejects. RequireScope restricts a route to keys that have a scope
-// (a key without scopes is unrestricted) and answers 403 otherwise.
+// CORS preflights (OPTIONS with an Access-Control-Request-Method header)
+// pass unauthenticated, as browsers send them without a key; any other
+// OPTIONS request is authenticated (Config.OptionsPolicy: OptionsPreflight by
+// default, OptionsAll, OptionsAuthenticate). Config.Skip exempts routes
+// (health checks); Config.Optional attaches a principal when a valid key is
+// present and never rejects. RequireScope restricts a route to keys that have
+// a scope (a key without scopes is unrestricted) and answers 403 otherwise;
+// apikeyhttp lets a key with scopes create only keys within them.
 //
 // # Testing handlers behind the middleware
 //
 // To test a handler alone, attach a principal without any key:
 //
-//	r := middleware.WithPrincipal(httptest.NewRequest("GET", "/", nil), middleware.Principal{UserID: "u1"})
+//	r := middleware.WithPrincipal(httptest.NewRequest("GET", "/", nil), apikey.Principal{UserID: "u1"})
 //
 // (NewContext does the same for a context). To test through the real
 // middleware, an in-memory setup takes three lines:

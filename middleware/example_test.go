@@ -55,15 +55,15 @@ func Example_serveMux() {
 
 	api := http.NewServeMux()
 	api.HandleFunc("POST /api/v1/run/{flow_id}", func(w http.ResponseWriter, r *http.Request) {
-		uid, _ := middleware.UserID(r)
-		fmt.Fprintf(w, "run %s for %s, query %q", r.PathValue("flow_id"), uid, r.URL.RawQuery)
+		p, _ := middleware.FromRequest(r)
+		fmt.Fprintf(w, "run %s for %s, query %q", r.PathValue("flow_id"), p.UserID, r.URL.RawQuery)
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	mux.Handle("/api/", auth(api))
 
 	show(mux, httptest.NewRequest("GET", "/health", nil))
-	// The seed's own example, with a '?' typed for '&'.
+	// Langflow documentation's own example, with a '?' typed for '&'.
 	show(mux, httptest.NewRequest("POST", "/api/v1/run/FLOW_ID?x-api-key="+key+"?stream=false", nil))
 	// Output:
 	// 200 ok
@@ -82,7 +82,7 @@ func ExampleWithPrincipal() {
 	})
 
 	r := httptest.NewRequest("GET", "/api/v1/flows/", nil)
-	r = middleware.WithPrincipal(r, middleware.Principal{UserID: "user-1", Source: middleware.SourceDB})
+	r = middleware.WithPrincipal(r, apikey.Principal{UserID: "user-1", Source: apikey.SourceDB})
 	show(myHandler, r)
 	// Output:
 	// 200 flows of user-1
@@ -123,7 +123,7 @@ func ExampleConfigFromEnv() {
 		"LANGFLOW_API_KEY_SOURCE": "env",
 		"LANGFLOW_API_KEY":        "shared-deploy-key",
 	}
-	cfg, err := middleware.ConfigFromEnv(func(k string) string { return env[k] })
+	cfg, err := middleware.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -131,7 +131,7 @@ func ExampleConfigFromEnv() {
 	keys, _ := apikey.NewManager(apikey.Config{})
 	defer keys.Close()
 	cfg.Verifier = keys
-	cfg.Superuser = middleware.Principal{UserID: "langflow-superuser-id"}
+	cfg.Superuser = apikey.Principal{UserID: "langflow-superuser-id"}
 	auth, _ := middleware.New(cfg)
 
 	h := auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -142,8 +142,9 @@ func ExampleConfigFromEnv() {
 	r.Header.Set("x-api-key", "shared-deploy-key")
 	show(h, r)
 
-	_, err = middleware.ConfigFromEnv(func(k string) string {
-		return map[string]string{"LANGFLOW_API_KEY_SOURCE": "vault"}[k]
+	_, err = middleware.ConfigFromEnv(func(k string) (string, bool) {
+		v, ok := map[string]string{"LANGFLOW_API_KEY_SOURCE": "vault"}[k]
+		return v, ok
 	})
 	fmt.Println(err)
 	// Output:
@@ -187,8 +188,8 @@ func ExampleConfig_optional() {
 	key, _, _ := keys.Create(context.Background(), "user-1", "k", apikey.CreateOptions{})
 	auth, _ := middleware.New(middleware.Config{Verifier: keys, Optional: true})
 	h := auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if uid, ok := middleware.UserID(r); ok {
-			fmt.Fprintf(w, "public page, personalised for %s", uid)
+		if p, ok := middleware.FromRequest(r); ok {
+			fmt.Fprintf(w, "public page, personalised for %s", p.UserID)
 			return
 		}
 		io.WriteString(w, "public page")
@@ -198,4 +199,22 @@ func ExampleConfig_optional() {
 	// Output:
 	// 200 public page
 	// 200 public page, personalised for user-1
+}
+
+// Only real CORS preflights pass without a key (OptionsPreflight, the
+// default): a bare OPTIONS request is authenticated like any other method.
+func ExampleOptionsPolicy() {
+	keys, _ := apikey.NewManager(apikey.Config{})
+	defer keys.Close()
+	auth, _ := middleware.New(middleware.Config{Verifier: keys})
+	h := auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "reached") }))
+
+	preflight := httptest.NewRequest("OPTIONS", "/admin/export", nil)
+	preflight.Header.Set("Origin", "https://app.example")
+	preflight.Header.Set("Access-Control-Request-Method", "POST")
+	show(h, preflight)
+	show(h, httptest.NewRequest("OPTIONS", "/admin/export", nil))
+	// Output:
+	// 200 reached
+	// 403 {"detail":"An API key must be passed as query or header"}
 }

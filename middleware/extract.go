@@ -18,7 +18,8 @@ const APIKeyName = "x-api-key"
 
 // FromQuery returns an Extractor that reads the query parameter name (matched
 // exactly, after percent-decoding). When the parameter occurs more than once,
-// the first non-empty value wins.
+// the last occurrence counts, as in Langflow (Starlette keeps the last value of
+// a repeated query parameter); an empty last value means no key in the query.
 //
 // A raw '?' inside the value ends the key: Langflow's documented example
 // "/api/v1/run/FLOW_ID?x-api-key=API_KEY?stream=false" (a '?' typed for '&')
@@ -76,9 +77,13 @@ func defaultExtractors() []Extractor {
 	return []Extractor{FromQuery(APIKeyName), FromHeader(APIKeyName)}
 }
 
-// queryParam returns the first non-empty value of name in the raw query,
-// cut at a raw '?' and percent-decoded.
+// queryParam returns the last value of name in the raw query, cut at a raw
+// '?' and percent-decoded; ok is false when there is none or it is empty. A
+// value whose escapes are invalid is returned as it is (it then fails the
+// key's format check), as Python's unquote leaves such escapes alone.
 func queryParam(raw, name string) (string, bool) {
+	var last string
+	found := false
 	for raw != "" {
 		var seg string
 		seg, raw, _ = strings.Cut(raw, "&")
@@ -86,20 +91,18 @@ func queryParam(raw, name string) (string, bool) {
 		if !unescapedEqual(k, name) {
 			continue
 		}
-		v, _, _ = strings.Cut(v, "?")
-		if v == "" {
-			continue
-		}
-		if strings.ContainsAny(v, "%+") {
-			d, err := url.QueryUnescape(v)
-			if err != nil || d == "" {
-				continue
-			}
-			return d, true
-		}
-		return v, true
+		last, _, _ = strings.Cut(v, "?")
+		found = true
 	}
-	return "", false
+	if !found || last == "" {
+		return "", false
+	}
+	if strings.ContainsAny(last, "%+") {
+		if d, err := url.QueryUnescape(last); err == nil {
+			last = d
+		}
+	}
+	return last, last != ""
 }
 
 // unescapedEqual reports whether the query-encoded raw decodes to s, without
@@ -156,21 +159,27 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// keyParam reports whether the query segment seg carries key as its value
-// (cut at a raw '?'), and returns what follows that '?' (the parameters of
-// the seed's typo), which the caller keeps.
-func keyParam(seg, key string) (rest string, ok bool) {
-	_, v, _ := strings.Cut(seg, "=")
-	v, rest, _ = strings.Cut(v, "?")
-	if !unescapedEqual(v, key) {
-		return "", false
-	}
-	return rest, true
+// isKeyParam reports whether the query parameter p (name=value, with no raw
+// '&' or '?') must be hidden: its name is x-api-key, or its value is key.
+func isKeyParam(p, key string) bool {
+	k, v, _ := strings.Cut(p, "=")
+	return unescapedEqual(k, APIKeyName) || key != "" && unescapedEqual(v, key)
 }
 
-// stripKey removes from the raw query every parameter whose value is key,
-// keeping what followed a typo'd '?' in that value as parameters. It
-// allocates only when it removes something.
+// mayHoldKey is the cheap test before stripping: without escapes a name or a
+// value decodes to itself, so the key and x-api-key can only be there
+// verbatim.
+func mayHoldKey(raw, key string) bool {
+	return strings.Contains(raw, APIKeyName) || key != "" && strings.Contains(raw, key) ||
+		strings.IndexByte(raw, '%') >= 0 || key != "" && strings.IndexByte(raw, '+') >= 0
+}
+
+// stripKey removes from the raw query every x-api-key parameter and every
+// parameter whose value is key, including those written after a raw '?'
+// (the '?' typed for '&' in Langflow's documented curl command, e.g. "x-api-key=K?stream=false" or
+// "stream=false?x-api-key=K"). The other parts of a segment that held one are
+// kept as parameters of their own. It allocates only when it removes
+// something.
 func stripKey(raw, key string) (string, bool) {
 	full, start, ok := stripKeyAfter("", raw, key)
 	if !ok {
@@ -179,24 +188,32 @@ func stripKey(raw, key string) (string, bool) {
 	return full[start:], true
 }
 
+// segmentHoldsKey reports whether one of seg's '?'-separated parts is a key
+// parameter.
+func segmentHoldsKey(seg, key string) bool {
+	for seg != "" {
+		var p string
+		p, seg, _ = strings.Cut(seg, "?")
+		if p != "" && isKeyParam(p, key) {
+			return true
+		}
+	}
+	return false
+}
+
 // stripKeyAfter is stripKey building prefix + "?" + the new query in one
 // string (so a request's RequestURI and RawQuery share one allocation); the
 // new query is full[start:]. When the new query is empty, full is prefix.
 // prefix is cut at its first '?' (pass the request's RequestURI).
 func stripKeyAfter(prefix, raw, key string) (full string, start int, changed bool) {
-	if key == "" || raw == "" {
-		return "", 0, false
-	}
-	// Without escapes a value decodes to itself, so the key can only be
-	// there verbatim: one fast substring search settles the common case.
-	if !strings.Contains(raw, key) && strings.IndexByte(raw, '%') < 0 && strings.IndexByte(raw, '+') < 0 {
+	if raw == "" || !mayHoldKey(raw, key) {
 		return "", 0, false
 	}
 	found := false
 	for s := raw; s != "" && !found; {
 		var seg string
 		seg, s, _ = strings.Cut(s, "&")
-		_, found = keyParam(seg, key)
+		found = segmentHoldsKey(seg, key)
 	}
 	if !found {
 		return "", 0, false
@@ -207,23 +224,29 @@ func stripKeyAfter(prefix, raw, key string) (full string, start int, changed boo
 	b.WriteString(prefix)
 	b.WriteByte('?')
 	start = b.Len()
-	add := func(seg string) {
-		if seg == "" {
+	add := func(p string) {
+		if p == "" {
 			return
 		}
 		if b.Len() > start {
 			b.WriteByte('&')
 		}
-		b.WriteString(seg)
+		b.WriteString(p)
 	}
 	for s := raw; s != ""; {
 		var seg string
 		seg, s, _ = strings.Cut(s, "&")
-		if rest, ok := keyParam(seg, key); ok {
-			add(rest)
+		if !segmentHoldsKey(seg, key) {
+			add(seg)
 			continue
 		}
-		add(seg)
+		for seg != "" {
+			var p string
+			p, seg, _ = strings.Cut(seg, "?")
+			if !isKeyParam(p, key) {
+				add(p)
+			}
+		}
 	}
 	if b.Len() == start {
 		return prefix, len(prefix), true

@@ -30,7 +30,9 @@ func TestUnescapedEqual(t *testing.T) {
 	}
 }
 
-// TestQueryParam: §3.7's query source plus the seed's '?' typo.
+// TestQueryParam: Langflow's query source (the last value of a repeated
+// parameter; docs/langflow-compatibility.md#key-sources) plus the '?' typo of
+// Langflow's documented curl command.
 func TestQueryParam(t *testing.T) {
 	tests := []struct {
 		raw, key string
@@ -41,11 +43,14 @@ func TestQueryParam(t *testing.T) {
 		{"x-api-key=k?stream=false", "k", true},
 		{"stream=false&x-api-key=k", "k", true},
 		{"x-api-key=&x-api-key=k2", "k2", true},
-		{"x-api-key=k1&x-api-key=k2", "k1", true},
+		{"x-api-key=k1&x-api-key=k2", "k2", true}, // Starlette: the last value
+		{"x-api-key=k1&x-api-key=", "", false},    // an empty last value: no query key
+		{"x-api-key=k1&x-api-key=?a=1", "", false},
 		{"x-api-key=?stream=false", "", false},
 		{"x-api-key", "", false},
 		{"x-api-key=a%2Bb+c", "a+b c", true},
 		{"x-api-key=%zz&x-api-key=ok", "ok", true},
+		{"x-api-key=ok&x-api-key=%zz", "%zz", true}, // left as is, like Python's unquote
 		{"X-API-KEY=k", "", false},
 		{"x-api-key=a%3Fb", "a?b", true},
 	}
@@ -71,9 +76,19 @@ func TestStripKey(t *testing.T) {
 		{"x-api-key=k?stream=false&a=1", "k", "stream=false&a=1", true},
 		{"x-api-key=k?", "k", "", true},
 		{"a=1&&x-api-key=k", "k", "a=1", true},
-		{"x-api-key=kk&a=k", "k", "x-api-key=kk", true},
+		{"x-api-key=kk&a=k", "k", "", true}, // every x-api-key goes, whatever its value
 		{"a=%6B", "k", "", true},
 		{"a=%6", "k", "a=%6", false},
+		// Issue 13 item 6: keys after a raw '?', and every repeated key.
+		{"x-api-key=k&stream=false?x-api-key=k", "k", "stream=false", true},
+		{"x-api-key=k&x-api-key=k2", "k", "", true},
+		{"x-api-key=k2&x-api-key=k", "k", "", true},
+		{"q=what?x-api-key=k2&b=1", "k", "q=what&b=1", true},
+		{"a=1?b=2&x-api-key=k", "k", "a=1?b=2", true},
+		{"a=1?b=2", "k", "a=1?b=2", false},
+		{"x%2Dapi-key=zz&a=1", "k", "a=1", true},
+		{"x-api-key=", "", "", true},
+		{"x-api-key-other=1", "", "x-api-key-other=1", false},
 	}
 	for _, tt := range tests {
 		got, changed := stripKey(tt.raw, tt.key)

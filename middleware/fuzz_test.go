@@ -24,10 +24,12 @@ func (oneKey) Verify(_ context.Context, key string) (apikey.Principal, error) {
 	return apikey.Principal{}, apikey.ErrInvalid
 }
 
-// oracleKey is an independent reading of §3.7's rule with the seed's '?'
-// typo: the first non-empty x-api-key query value (decoded with net/url, cut
-// at a raw '?'), else the header.
+// oracleKey is an independent reading of Langflow's rule (Starlette keeps the
+// last value of a repeated query parameter; an empty one means no query key)
+// with the '?' typo of Langflow's documented curl command: the last x-api-key query value (decoded with
+// net/url when it decodes, cut at a raw '?'), unless empty, else the header.
 func oracleKey(rawQuery, header string) string {
+	last := ""
 	for _, seg := range strings.Split(rawQuery, "&") {
 		name, v, _ := strings.Cut(seg, "=")
 		n, err := url.QueryUnescape(name)
@@ -35,19 +37,22 @@ func oracleKey(rawQuery, header string) string {
 			continue
 		}
 		v, _, _ = strings.Cut(v, "?")
-		d, err := url.QueryUnescape(v)
-		if err != nil || d == "" {
-			continue
+		if d, err := url.QueryUnescape(v); err == nil {
+			v = d
 		}
-		return d
+		last = v
+	}
+	if last != "" {
+		return last
 	}
 	return header
 }
 
 // FuzzMiddleware feeds arbitrary x-api-key headers and raw queries: the
-// middleware never panics, passes exactly when the key §3.7 selects is the
-// valid one, hands over the right principal, and leaves no parameter holding
-// the key in the URL the next handler sees.
+// middleware never panics, passes exactly when the key that rule selects is the
+// valid one, hands over the right principal, and leaves no x-api-key
+// parameter and no parameter holding the key, even after a raw '?', in the
+// URL the next handler sees.
 func FuzzMiddleware(f *testing.F) {
 	for _, s := range [][2]string{
 		{"", ""},
@@ -56,6 +61,9 @@ func FuzzMiddleware(f *testing.F) {
 		{"", "x-api-key=" + fuzzKey + "?stream=false"},
 		{fuzzKey, "x-api-key=wrong"},
 		{"wrong", "x-api-key=" + fuzzKey + "&x-api-key=wrong"},
+		{"wrong", "x-api-key=wrong&x-api-key=" + fuzzKey},
+		{"", "x-api-key=" + fuzzKey + "&stream=false?x-api-key=" + fuzzKey},
+		{fuzzKey, "x-api-key=" + fuzzKey + "&x-api-key="},
 		{fuzzKey, "x-api-key=&stream=false"},
 		{"", "x%2dapi-key=sk%2Dfuzz" + fuzzKey[7:] + "&a=%zz"},
 		{"", "x-api-key=%"},
@@ -76,7 +84,7 @@ func FuzzMiddleware(f *testing.F) {
 			r.Header["X-Api-Key"] = []string{header}
 		}
 		var called bool
-		var got middleware.Principal
+		var got apikey.Principal
 		var gotOK bool
 		var gotQuery, gotURI string
 		w := httptest.NewRecorder()
@@ -96,14 +104,16 @@ func FuzzMiddleware(f *testing.F) {
 			}
 			return
 		}
-		if !gotOK || got.UserID != "u" || got.KeyID != "k" || got.Source != middleware.SourceDB {
+		if !gotOK || got.UserID != "u" || got.KeyID != "k" || got.Source != apikey.SourceDB {
 			t.Fatalf("wrong principal %+v (ok %v)", got, gotOK)
 		}
-		for _, seg := range strings.Split(gotQuery, "&") {
-			_, v, _ := strings.Cut(seg, "=")
-			v, _, _ = strings.Cut(v, "?")
-			if d, err := url.QueryUnescape(v); err == nil && d == fuzzKey {
+		for _, seg := range strings.FieldsFunc(gotQuery, func(r rune) bool { return r == '&' || r == '?' }) {
+			k, v, _ := strings.Cut(seg, "=")
+			if d, err := url.QueryUnescape(v); err == nil && d == fuzzKey || v == fuzzKey {
 				t.Fatalf("key left in the downstream query %q", gotQuery)
+			}
+			if d, err := url.QueryUnescape(k); err == nil && d == "x-api-key" || k == "x-api-key" {
+				t.Fatalf("x-api-key parameter left in the downstream query %q", gotQuery)
 			}
 		}
 		wantURI := "/"

@@ -8,14 +8,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/internal/isnil"
 )
 
-// Langflow's messages (reference §3.7), answered verbatim by the default
+// Langflow's messages (see docs/langflow-compatibility.md#authentication-errors), answered verbatim by the default
 // error handler.
 const (
 	// MsgNoKey answers a request without a key when auto-login is off (403).
@@ -54,6 +55,31 @@ type Verifier interface {
 	Verify(ctx context.Context, key string) (apikey.Principal, error)
 }
 
+// OptionsPolicy says which OPTIONS requests pass without authentication
+// (why the default differs from Langflow:
+// docs/langflow-compatibility.md#options-requests).
+type OptionsPolicy int
+
+const (
+	// OptionsPreflight, the default, lets through unauthenticated only CORS
+	// preflights: OPTIONS requests with an Access-Control-Request-Method
+	// header (browsers send one, and never a key). Any other OPTIONS
+	// request is authenticated like every other method, so a handler that
+	// does not check the method is not reachable without a key.
+	OptionsPreflight OptionsPolicy = iota
+	// OptionsAll lets every OPTIONS request through unauthenticated.
+	OptionsAll
+	// OptionsAuthenticate authenticates OPTIONS requests like any other,
+	// preflights included (for a CORS layer placed in front of the
+	// middleware).
+	OptionsAuthenticate
+)
+
+// isPreflight reports whether r is a CORS preflight request.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
 // Config configures New. Only Verifier is required; the zero value of every
 // other field is Langflow's behaviour with LANGFLOW_AUTO_LOGIN=false.
 type Config struct {
@@ -74,7 +100,7 @@ type Config struct {
 	SkipAuthAutoLogin bool
 	// Superuser is who auto-login and the env key act as. Its UserID is
 	// required when either is enabled; its Source is set by the middleware.
-	Superuser Principal
+	Superuser apikey.Principal
 	// EnvKey is LANGFLOW_API_KEY, used with LANGFLOW_API_KEY_SOURCE=env: a
 	// key equal to it (compared in constant time) acts as Superuser (Source
 	// SourceEnv); any other key falls back to Verifier, as in Langflow.
@@ -87,12 +113,12 @@ type Config struct {
 	// callers who authenticate.
 	Optional bool
 	// Skip, when it returns true, passes the request to the next handler
-	// untouched: no key is read, no principal attached, nothing stripped.
+	// without authentication: no key is read, no principal attached (any
+	// x-api-key parameter is still removed from its URL).
 	// For health checks and other public routes.
 	Skip func(*http.Request) bool
-	// PassOptions lets OPTIONS requests through untouched (CORS preflights
-	// carry no key). nil: true.
-	PassOptions *bool
+	// OptionsPolicy says which OPTIONS requests pass without a key. The zero value, OptionsPreflight, passes only CORS preflights.
+	OptionsPolicy OptionsPolicy
 	// ErrorHandler answers a rejected request; err is ErrNoKey,
 	// ErrAutoLoginNoKey or the Verifier's error (test it with errors.Is on
 	// the apikey sentinels). It is never given the key. nil:
@@ -104,41 +130,43 @@ type Config struct {
 	// runs on the request's goroutine and must be safe for concurrent use.
 	OnFailure func(r *http.Request, err error)
 	// Logger receives the cause of 503s (Error), rejected keys' reasons
-	// (Debug) and the auto-login warning (Warn); never a key. nil:
-	// slog.Default() at the time of logging.
+	// (Debug) and the auto-login warning (Warn), errors under the key "err";
+	// never a key. nil: slog.Default() at the time of logging.
 	Logger *slog.Logger
 }
 
-// ConfigFromEnv reads Langflow's settings with getenv (nil: os.Getenv):
+// ConfigFromEnv reads Langflow's settings with lookup (nil: os.LookupEnv):
 //
 //	LANGFLOW_AUTO_LOGIN            bool, default false (Langflow's default is true)
 //	LANGFLOW_SKIP_AUTH_AUTO_LOGIN  bool, default false
 //	LANGFLOW_API_KEY_SOURCE        "db" (default) or "env"
 //	LANGFLOW_API_KEY               the env key, used only when the source is "env"
 //
-// Booleans accept pydantic's spellings (1/0, true/false, t/f, yes/no, y/n,
-// on/off, any case); an empty value counts as unset. Any other value, or a
-// source other than db/env, is an error naming the variable, as Langflow's
-// settings validation refuses to start. As in Langflow, source "env" with an
-// empty LANGFLOW_API_KEY is not an error: every key then goes to the store.
-// Verifier and Superuser are left for the caller to set.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
+// Booleans are read as Langflow's settings read them (see
+// docs/langflow-compatibility.md#boolean-settings): 1/0, true/false, t/f,
+// yes/no, y/n, on/off in any case; unset means the default, and any other
+// value, the empty string included, is an error naming the variable, as
+// Langflow's settings validation refuses to start. So is a source other than
+// db/env. As in Langflow, source "env" with an empty LANGFLOW_API_KEY is not
+// an error: every key then goes to the store. Verifier and Superuser are
+// left for the caller to set.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
 	var cfg Config
 	var errs []error
 	var err error
-	if cfg.AutoLogin, err = envBool(getenv, "LANGFLOW_AUTO_LOGIN"); err != nil {
-		errs = append(errs, err)
+	if cfg.AutoLogin, err = envbool.Lookup(lookup, "LANGFLOW_AUTO_LOGIN", false); err != nil {
+		errs = append(errs, fmt.Errorf("middleware: %w", err))
 	}
-	if cfg.SkipAuthAutoLogin, err = envBool(getenv, "LANGFLOW_SKIP_AUTH_AUTO_LOGIN"); err != nil {
-		errs = append(errs, err)
+	if cfg.SkipAuthAutoLogin, err = envbool.Lookup(lookup, "LANGFLOW_SKIP_AUTH_AUTO_LOGIN", false); err != nil {
+		errs = append(errs, fmt.Errorf("middleware: %w", err))
 	}
-	switch src := getenv("LANGFLOW_API_KEY_SOURCE"); src {
+	switch src, _ := lookup("LANGFLOW_API_KEY_SOURCE"); src {
 	case "", "db":
 	case "env":
-		cfg.EnvKey = getenv("LANGFLOW_API_KEY")
+		cfg.EnvKey, _ = lookup("LANGFLOW_API_KEY")
 	default:
 		errs = append(errs, fmt.Errorf("middleware: LANGFLOW_API_KEY_SOURCE must be \"db\" or \"env\", got %q", src))
 	}
@@ -148,19 +176,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-func envBool(getenv func(string) string, name string) (bool, error) {
-	v := strings.TrimSpace(getenv(name))
-	switch strings.ToLower(v) {
-	case "":
-		return false, nil
-	case "1", "true", "t", "yes", "y", "on":
-		return true, nil
-	case "0", "false", "f", "no", "n", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("middleware: %s must be a boolean (true/false, 1/0, yes/no, on/off), got %q", name, v)
-}
-
 // auth is the validated, precomputed configuration shared by every handler
 // New's middleware wraps.
 type auth struct {
@@ -168,13 +183,13 @@ type auth struct {
 	extractors   []Extractor
 	autoLogin    bool
 	skipAuth     bool
-	autoLoginP   Principal
-	envP         Principal
+	autoLoginP   apikey.Principal
+	envP         apikey.Principal
 	envHash      apikey.Hash
 	hasEnv       bool
 	optional     bool
 	skip         func(*http.Request) bool
-	passOptions  bool
+	options      OptionsPolicy
 	errorHandler func(http.ResponseWriter, *http.Request, error)
 	onFailure    func(*http.Request, error)
 	logger       *slog.Logger
@@ -183,23 +198,29 @@ type auth struct {
 
 // New validates cfg and returns the authentication middleware, usable with
 // http.ServeMux, chi and anything else built on net/http. It is an error if
-// Verifier is nil, an Extractor is nil, or Superuser.UserID is empty while
-// auto-login skipping or an env key is enabled.
+// Verifier is nil (a nil interface or a nil pointer in one, such as a nil
+// *apikey.Manager), an Extractor is nil, OptionsPolicy is unknown, or
+// Superuser.UserID is empty while auto-login skipping or an env key is
+// enabled.
 //
-// For each request the middleware, in order: passes OPTIONS (unless
-// PassOptions is false) and Skip'd requests untouched; finds the key with the
+// For each request the middleware, in order: passes CORS preflights (see
+// OptionsPolicy) and Skip'd requests without authentication; finds the key with the
 // Extractors; with no key, acts as Superuser (AutoLogin+SkipAuthAutoLogin) or
 // rejects with ErrAutoLoginNoKey / ErrNoKey; checks EnvKey, then Verifier;
 // on success calls next with a shallow copy of the request whose context
-// carries the Principal (FromContext) and whose URL (RawQuery and RequestURI)
-// no longer contains any query parameter holding the key, so downstream
-// access logs never see it. The caller's request is never modified.
+// carries the Principal (FromContext) and whose URL (RawQuery, RequestURI
+// and URL) no longer contains any x-api-key parameter or any parameter
+// holding the key (see StripKeys), so downstream handlers and access logs
+// never see it. The caller's request is never modified.
 //
 // The returned middleware and the handlers it makes are safe for concurrent
 // use.
 func New(cfg Config) (func(http.Handler) http.Handler, error) {
-	if cfg.Verifier == nil {
-		return nil, errors.New("middleware: Config.Verifier is required")
+	if isnil.Value(cfg.Verifier) {
+		return nil, errors.New("middleware: Config.Verifier is required (it is nil)")
+	}
+	if cfg.OptionsPolicy < OptionsPreflight || cfg.OptionsPolicy > OptionsAuthenticate {
+		return nil, fmt.Errorf("middleware: Config.OptionsPolicy %d is unknown", cfg.OptionsPolicy)
 	}
 	a := &auth{
 		verifier:     cfg.Verifier,
@@ -208,7 +229,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		skipAuth:     cfg.AutoLogin && cfg.SkipAuthAutoLogin,
 		optional:     cfg.Optional,
 		skip:         cfg.Skip,
-		passOptions:  cfg.PassOptions == nil || *cfg.PassOptions,
+		options:      cfg.OptionsPolicy,
 		errorHandler: cfg.ErrorHandler,
 		onFailure:    cfg.OnFailure,
 		logger:       cfg.Logger,
@@ -237,7 +258,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		su.Scopes = nil
 	}
 	a.autoLoginP, a.envP = su, su
-	a.autoLoginP.Source, a.envP.Source = SourceAutoLogin, SourceEnv
+	a.autoLoginP.Source, a.envP.Source = apikey.SourceAutoLogin, apikey.SourceEnv
 	if cfg.EnvKey != "" {
 		a.hasEnv = true
 		a.envHash = apikey.HashKey(cfg.EnvKey)
@@ -257,8 +278,8 @@ type handler struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a := h.a
-	if a.passOptions && r.Method == http.MethodOptions || a.skip != nil && a.skip(r) {
-		h.next.ServeHTTP(w, r)
+	if a.passes(r) || a.skip != nil && a.skip(r) {
+		h.serve(w, r, nil, "")
 		return
 	}
 	key, ok := a.extract(r)
@@ -268,7 +289,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.warnOnce.Do(func() { a.log().WarnContext(r.Context(), AutoLoginWarning) })
 			h.serve(w, r, &principalCtx{Context: r.Context(), p: a.autoLoginP}, "")
 		case a.optional:
-			h.next.ServeHTTP(w, r)
+			h.serve(w, r, nil, "")
 		case a.autoLogin:
 			a.reject(w, r, ErrAutoLoginNoKey)
 		default:
@@ -293,21 +314,38 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.reject(w, r, err)
 		return
 	}
-	h.serve(w, r, &principalCtx{
-		Context: r.Context(),
-		p:       Principal{UserID: ap.UserID, KeyID: ap.KeyID, KeyName: ap.KeyName, Scopes: ap.Scopes, Source: SourceDB},
-	}, key)
+	c := &principalCtx{Context: r.Context(), p: ap}
+	if c.p.Source == "" {
+		c.p.Source = apikey.SourceDB
+	}
+	h.serve(w, r, c, key)
+}
+
+// passes reports whether r is an OPTIONS request that OptionsPolicy lets
+// through without a key.
+func (a *auth) passes(r *http.Request) bool {
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	switch a.options {
+	case OptionsAll:
+		return true
+	case OptionsPreflight:
+		return isPreflight(r)
+	}
+	return false
 }
 
 // serve calls next with a copy of r whose context is c (unchanged if c is
-// nil) and without the key in its URL. c holds the Principal itself, so the
-// context and the principal are one allocation.
+// nil) and without any x-api-key parameter, or parameter holding key, in its
+// URL. c holds the Principal itself, so the context and the principal are one
+// allocation.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, c *principalCtx, key string) {
 	var r2 *http.Request
 	if c != nil {
 		r2 = r.WithContext(c)
 	}
-	if key != "" && r.URL != nil && r.URL.RawQuery != "" {
+	if r.URL != nil && r.URL.RawQuery != "" {
 		if full, start, changed := stripKeyAfter(r.RequestURI, r.URL.RawQuery, key); changed {
 			if r2 == nil {
 				r2 = r.WithContext(r.Context())
@@ -375,7 +413,7 @@ func (a *auth) logFailure(r *http.Request, err error) {
 		path = r.URL.Path
 	}
 	if IsRejection(err) {
-		a.log().DebugContext(ctx, "keyflow: API key rejected", "method", r.Method, "path", path, "reason", err)
+		a.log().DebugContext(ctx, "keyflow: API key rejected", "method", r.Method, "path", path, "err", err)
 		return
 	}
 	a.log().ErrorContext(ctx, "keyflow: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
@@ -396,7 +434,8 @@ func IsRejection(err error) bool {
 		errors.Is(err, apikey.ErrNotFound)
 }
 
-// DefaultErrorHandler answers as Langflow does (reference §3.7), with a JSON
+// DefaultErrorHandler answers as Langflow does
+// (docs/langflow-compatibility.md#authentication-errors), with a JSON
 // body {"detail": msg}:
 //
 //	ErrAutoLoginNoKey                              403 MsgAutoLoginNoKey

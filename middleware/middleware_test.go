@@ -78,7 +78,7 @@ func newFixture(t *testing.T) *fixture {
 // seen records what the downstream handler received.
 type seen struct {
 	called     bool
-	principal  middleware.Principal
+	principal  apikey.Principal
 	ok         bool
 	rawQuery   string
 	requestURI string
@@ -140,9 +140,10 @@ func unknownKey() string {
 	return "sk-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// TestMiddleware_Langflow37 covers reference §3.7: key sources, precedence,
+// TestMiddleware_Langflow covers docs/langflow-compatibility.md#key-sources and the sections after
+// it: key sources, precedence,
 // and Langflow's status codes and messages.
-func TestMiddleware_Langflow37(t *testing.T) {
+func TestMiddleware_Langflow(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
 		name     string
@@ -155,21 +156,30 @@ func TestMiddleware_Langflow37(t *testing.T) {
 		detail   string
 		user     string
 		keyName  string
-		source   middleware.Source
+		source   apikey.Source
 		rawQuery string // what the downstream handler sees
 	}{
-		{name: "§3.7 no key, auto-login off: 403", target: "/run", status: 403, detail: middleware.MsgNoKey},
-		{name: "§3.7 header key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", keyName: "primary", source: middleware.SourceDB},
-		{name: "§3.7 header name is case-insensitive", target: "/run", header: map[string]string{"X-API-KEY": f.valid}, status: 200, user: "user-1"},
-		{name: "§3.7 query key", target: "/run?x-api-key=" + f.valid, status: 200, user: "user-1"},
-		{name: "§3.7 query wins over header (valid query, wrong header)", target: "/run?x-api-key=" + f.other, header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2"},
-		{name: "§3.7 query wins over header (wrong query, valid header)", target: "/run?x-api-key=" + wellFormedUnknown, header: map[string]string{"x-api-key": f.valid}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "§3.7 empty query value falls back to the header", target: "/run?x-api-key=&stream=false", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "x-api-key=&stream=false"},
+		{name: "no key, auto-login off: 403", target: "/run", status: 403, detail: middleware.MsgNoKey},
+		{name: "header key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", keyName: "primary", source: apikey.SourceDB},
+		{name: "header name is case-insensitive", target: "/run", header: map[string]string{"X-API-KEY": f.valid}, status: 200, user: "user-1"},
+		{name: "query key", target: "/run?x-api-key=" + f.valid, status: 200, user: "user-1"},
+		{name: "query wins over header (valid query, wrong header)", target: "/run?x-api-key=" + f.other, header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2"},
+		{name: "query wins over header (wrong query, valid header)", target: "/run?x-api-key=" + wellFormedUnknown, header: map[string]string{"x-api-key": f.valid}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "empty query value falls back to the header", target: "/run?x-api-key=&stream=false", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "stream=false"},
+		// Issue 12 item 7: Starlette keeps the last value of a repeated parameter.
+		{name: "repeated query key: the last value authenticates", target: "/run?x-api-key=" + wellFormedUnknown + "&x-api-key=" + f.valid, status: 200, user: "user-1"},
+		{name: "repeated query key: a wrong last value is refused", target: "/run?x-api-key=" + f.valid + "&x-api-key=" + wellFormedUnknown, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "repeated query key: an empty last value falls back to the header", target: "/run?x-api-key=" + wellFormedUnknown + "&x-api-key=", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1"},
+		// Issue 13 item 6: every x-api-key parameter is gone, also after a raw '?'.
+		{name: "every x-api-key parameter is stripped", target: "/run?x-api-key=" + f.valid + "&x-api-key=" + f.other + "&a=1", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2", rawQuery: "a=1"},
+		{name: "a key after a raw '?' is stripped", target: "/run?x-api-key=" + f.valid + "&stream=false?x-api-key=" + f.valid, status: 200, user: "user-1", rawQuery: "stream=false"},
+		{name: "a second key after a raw '?' is stripped", target: "/run?x-api-key=" + f.valid + "&stream=false?x-api-key=" + f.other + "&b=2", status: 200, user: "user-1", rawQuery: "stream=false&b=2"},
+		{name: "header-authenticated request: query keys stripped too", target: "/run?q=1&x-api-key=", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "q=1"},
 		{name: "query parameter name is exact", target: "/run?X-API-KEY=" + f.valid, status: 403, detail: middleware.MsgNoKey},
 		{name: "percent-encoded query key", target: "/run?x%2Dapi%2Dkey=" + url.QueryEscape(f.valid) + "&a=1", status: 200, user: "user-1", rawQuery: "a=1"},
-		{name: "§3.7 unknown key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "§3.7 malformed key: 403", target: "/run", header: map[string]string{"x-api-key": malformedKey}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "§3.5 revoked (deleted) key: 403", target: "/run", header: map[string]string{"x-api-key": f.revoked}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "unknown key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "malformed key: 403", target: "/run", header: map[string]string{"x-api-key": malformedKey}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "revoked (deleted) key: 403", target: "/run", header: map[string]string{"x-api-key": f.revoked}, status: 403, detail: middleware.MsgInvalidKey},
 		{name: "expired key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.expired}, status: 403, detail: middleware.MsgInvalidKey},
 		{name: "inactive key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.inactive}, status: 403, detail: middleware.MsgInvalidKey},
 		{name: "store down: 503 without internals", target: "/run", header: map[string]string{"x-api-key": unknownKey()}, failDB: true, status: 503, detail: middleware.MsgUnavailable},
@@ -182,10 +192,15 @@ func TestMiddleware_Langflow37(t *testing.T) {
 			cfg: func(c *middleware.Config) { c.Extractors = []middleware.Extractor{middleware.FromBearer()} }},
 		{name: "header-only extractors ignore the query", target: "/run?x-api-key=" + f.valid, status: 403, detail: middleware.MsgNoKey,
 			cfg: func(c *middleware.Config) { c.Extractors = []middleware.Extractor{middleware.FromHeader("x-api-key")} }},
-		{name: "OPTIONS passes by default", method: http.MethodOptions, target: "/run", status: 200},
-		{name: "OPTIONS checked when PassOptions is false", method: http.MethodOptions, target: "/run", status: 403, detail: middleware.MsgNoKey,
-			cfg: func(c *middleware.Config) { c.PassOptions = new(bool) }},
-		{name: "skip function passes untouched", target: "/health?x-api-key=" + wellFormedUnknown, status: 200, rawQuery: "x-api-key=" + wellFormedUnknown,
+		// Issue 13 item 7: only real CORS preflights skip authentication.
+		{name: "CORS preflight passes by default", method: http.MethodOptions, target: "/run", header: map[string]string{"Access-Control-Request-Method": "POST"}, status: 200},
+		{name: "OPTIONS without Access-Control-Request-Method needs a key", method: http.MethodOptions, target: "/admin/export", status: 403, detail: middleware.MsgNoKey},
+		{name: "OPTIONS with a key is authenticated", method: http.MethodOptions, target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1"},
+		{name: "OptionsAll passes every OPTIONS", method: http.MethodOptions, target: "/run", status: 200,
+			cfg: func(c *middleware.Config) { c.OptionsPolicy = middleware.OptionsAll }},
+		{name: "OptionsAuthenticate checks preflights too", method: http.MethodOptions, target: "/run", header: map[string]string{"Access-Control-Request-Method": "POST"}, status: 403, detail: middleware.MsgNoKey,
+			cfg: func(c *middleware.Config) { c.OptionsPolicy = middleware.OptionsAuthenticate }},
+		{name: "skip function passes without authentication, key stripped", target: "/health?x-api-key=" + wellFormedUnknown + "&v=1", status: 200, rawQuery: "v=1",
 			cfg: func(c *middleware.Config) { c.Skip = func(r *http.Request) bool { return r.URL.Path == "/health" } }},
 		{name: "skip function does not apply elsewhere", target: "/run", status: 403, detail: middleware.MsgNoKey,
 			cfg: func(c *middleware.Config) { c.Skip = func(r *http.Request) bool { return r.URL.Path == "/health" } }},
@@ -197,33 +212,33 @@ func TestMiddleware_Langflow37(t *testing.T) {
 			cfg: func(c *middleware.Config) { c.Optional = true }},
 		{name: "optional: valid key attaches the principal", target: "/public", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
 			cfg: func(c *middleware.Config) { c.Optional = true }},
-		{name: "§3.7 auto-login without skip, no key: 403 AUTO_LOGIN_ERROR", target: "/run", status: 403, detail: middleware.MsgAutoLoginNoKey,
+		{name: "auto-login without skip, no key: 403 AUTO_LOGIN_ERROR", target: "/run", status: 403, detail: middleware.MsgAutoLoginNoKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
-		{name: "§3.7 auto-login without skip, valid key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
+		{name: "auto-login without skip, valid key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
-		{name: "§3.7 auto-login without skip, wrong key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "auto-login without skip, wrong key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
-		{name: "§3.7 auto-login with skip, no key: superuser", target: "/run", status: 200, user: "su", source: middleware.SourceAutoLogin,
+		{name: "auto-login with skip, no key: superuser", target: "/run", status: 200, user: "su", source: apikey.SourceAutoLogin,
 			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
-		{name: "§3.7 auto-login with skip, a key is still checked", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "auto-login with skip, a key is still checked", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
 		{name: "skip auto-login alone does nothing", target: "/run", status: 403, detail: middleware.MsgNoKey,
 			cfg: func(c *middleware.Config) { c.SkipAuthAutoLogin = true }},
-		{name: "§3.7 env key: superuser", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, status: 200, user: "su", source: middleware.SourceEnv,
+		{name: "env key: superuser", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, status: 200, user: "su", source: apikey.SourceEnv,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "§3.7 env key in the query is stripped", target: "/run?x-api-key=my-env-key&stream=false", status: 200, user: "su", source: middleware.SourceEnv, rawQuery: "stream=false",
+		{name: "env key in the query is stripped", target: "/run?x-api-key=my-env-key&stream=false", status: 200, user: "su", source: apikey.SourceEnv, rawQuery: "stream=false",
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "§3.7 env source falls back to the store", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", source: middleware.SourceDB,
+		{name: "env source falls back to the store", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", source: apikey.SourceDB,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "§3.7 env compare is exact (no trim, case-sensitive)", target: "/run", header: map[string]string{"x-api-key": "MY-ENV-KEY"}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "env compare is exact (no trim, case-sensitive)", target: "/run", header: map[string]string{"x-api-key": "MY-ENV-KEY"}, status: 403, detail: middleware.MsgInvalidKey,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "env key works while the store is down", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, failDB: true, status: 200, user: "su", source: middleware.SourceEnv,
+		{name: "env key works while the store is down", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, failDB: true, status: 200, user: "su", source: apikey.SourceEnv,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs logBuf
-			cfg := middleware.Config{Verifier: f.m, Superuser: middleware.Principal{UserID: "su"}, Logger: debugLogger(&logs)}
+			cfg := middleware.Config{Verifier: f.m, Superuser: apikey.Principal{UserID: "su"}, Logger: debugLogger(&logs)}
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
@@ -275,8 +290,8 @@ func TestMiddleware_Langflow37(t *testing.T) {
 	}
 }
 
-// TestMiddleware_SeedCurl runs the seed's two curl commands (reference §3.7,
-// seed "Use the API key") against a real server, with API_KEY replaced by a
+// TestMiddleware_SeedCurl runs the two curl commands of Langflow's documentation (docs/langflow-compatibility.md#key-sources,
+// "Use the API key") against a real server, with API_KEY replaced by a
 // real key: the header form, and the query form with its '?' typed for '&'.
 func TestMiddleware_SeedCurl(t *testing.T) {
 	f := newFixture(t)
@@ -375,8 +390,8 @@ func TestMiddleware_KeyStripped(t *testing.T) {
 		{"key first", "/run?x-api-key=" + k + "&stream=false", "stream=false", "/run?stream=false"},
 		{"key last", "/run?stream=false&x-api-key=" + k, "stream=false", "/run?stream=false"},
 		{"key in the middle", "/run?a=1&x-api-key=" + k + "&b=2", "a=1&b=2", "/run?a=1&b=2"},
-		{"seed typo", "/run?x-api-key=" + k + "?stream=false", "stream=false", "/run?stream=false"},
-		{"seed typo with more", "/run?x-api-key=" + k + "?stream=false&tweaks=1", "stream=false&tweaks=1", "/run?stream=false&tweaks=1"},
+		{"documented typo", "/run?x-api-key=" + k + "?stream=false", "stream=false", "/run?stream=false"},
+		{"documented typo with more", "/run?x-api-key=" + k + "?stream=false&tweaks=1", "stream=false&tweaks=1", "/run?stream=false&tweaks=1"},
 		{"typo after other params", "/run?a=1&x-api-key=" + k + "?stream=false", "a=1&stream=false", "/run?a=1&stream=false"},
 		{"repeated key", "/run?x-api-key=" + k + "&x-api-key=" + k, "", "/run"},
 		{"key under another name too", "/run?x-api-key=" + k + "&token=" + k, "", "/run"},
@@ -426,7 +441,7 @@ func TestMiddleware_KeyStrippedFromParsedForm(t *testing.T) {
 	assert.Equal(t, f.valid, r.Form.Get("x-api-key"), "caller's form untouched")
 }
 
-// TestMiddleware_RevokedImmediately: §3.5 DELETE is the revocation; the next
+// TestMiddleware_RevokedImmediately: DELETE is the revocation (docs/langflow-compatibility.md#api-key-endpoints); the next
 // request with that key is refused at once, even on a warm cache.
 func TestMiddleware_RevokedImmediately(t *testing.T) {
 	ctx := context.Background()
@@ -511,7 +526,7 @@ func TestMiddleware_AutoLoginWarnsOnce(t *testing.T) {
 	var logs logBuf
 	mw, err := middleware.New(middleware.Config{
 		Verifier: f.m, AutoLogin: true, SkipAuthAutoLogin: true,
-		Superuser: middleware.Principal{UserID: "su", KeyName: "langflow", Scopes: []string{}},
+		Superuser: apikey.Principal{UserID: "su", KeyName: "langflow", Scopes: []string{}},
 		Logger:    debugLogger(&logs),
 	})
 	require.NoError(t, err)
@@ -524,7 +539,7 @@ func TestMiddleware_AutoLoginWarnsOnce(t *testing.T) {
 	}
 	assert.Equal(t, 1, strings.Count(logs.String(), "LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed"))
 	assert.Contains(t, logs.String(), "level=WARN")
-	assert.Equal(t, middleware.Principal{UserID: "su", KeyName: "langflow", Source: middleware.SourceAutoLogin}, s.principal)
+	assert.Equal(t, apikey.Principal{UserID: "su", KeyName: "langflow", Source: apikey.SourceAutoLogin}, s.principal)
 }
 
 func TestNew_Validates(t *testing.T) {
@@ -537,6 +552,10 @@ func TestNew_Validates(t *testing.T) {
 		err  string
 	}{
 		{"no verifier", middleware.Config{}, "Verifier is required"},
+		// Issue 13 item 10: a typed nil passed the nil check and panicked on
+		// every request.
+		{"typed-nil *apikey.Manager", middleware.Config{Verifier: (*apikey.Manager)(nil)}, "Verifier is required"},
+		{"unknown OptionsPolicy", middleware.Config{Verifier: m, OptionsPolicy: 7}, "OptionsPolicy 7 is unknown"},
 		{"nil extractor", middleware.Config{Verifier: m, Extractors: []middleware.Extractor{nil}}, "Extractors[0] is nil"},
 		{"skip auto-login without superuser", middleware.Config{Verifier: m, AutoLogin: true, SkipAuthAutoLogin: true}, "Superuser.UserID is required"},
 		{"env key without superuser", middleware.Config{Verifier: m, EnvKey: "k"}, "Superuser.UserID is required"},
@@ -586,18 +605,20 @@ func TestConfigFromEnv(t *testing.T) {
 	}{
 		{"unset: our defaults", nil, middleware.Config{}, nil},
 		{"auto-login with skip", map[string]string{"LANGFLOW_AUTO_LOGIN": "true", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN": "1"}, middleware.Config{AutoLogin: true, SkipAuthAutoLogin: true}, nil},
-		{"pydantic spellings", map[string]string{"LANGFLOW_AUTO_LOGIN": " Yes ", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN": "OFF"}, middleware.Config{AutoLogin: true}, nil},
+		{"pydantic spellings", map[string]string{"LANGFLOW_AUTO_LOGIN": "Yes", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN": "OFF"}, middleware.Config{AutoLogin: true}, nil},
+		{"set but empty is an error, as in Langflow", map[string]string{"LANGFLOW_AUTO_LOGIN": ""}, middleware.Config{}, []string{"LANGFLOW_AUTO_LOGIN is set but empty"}},
+		{"pydantic does not trim", map[string]string{"LANGFLOW_AUTO_LOGIN": " true"}, middleware.Config{}, []string{"LANGFLOW_AUTO_LOGIN must be a boolean"}},
 		{"false spelled out", map[string]string{"LANGFLOW_AUTO_LOGIN": "False"}, middleware.Config{}, nil},
 		{"source db ignores LANGFLOW_API_KEY", map[string]string{"LANGFLOW_API_KEY_SOURCE": "db", "LANGFLOW_API_KEY": "k"}, middleware.Config{}, nil},
 		{"source env", map[string]string{"LANGFLOW_API_KEY_SOURCE": "env", "LANGFLOW_API_KEY": " k "}, middleware.Config{EnvKey: " k "}, nil},
 		{"source env without a key (Langflow: store only)", map[string]string{"LANGFLOW_API_KEY_SOURCE": "env"}, middleware.Config{}, nil},
-		{"bad bool", map[string]string{"LANGFLOW_AUTO_LOGIN": "maybe"}, middleware.Config{}, []string{"LANGFLOW_AUTO_LOGIN must be a boolean", `"maybe"`}},
+		{"bad bool", map[string]string{"LANGFLOW_AUTO_LOGIN": "maybe"}, middleware.Config{}, []string{"LANGFLOW_AUTO_LOGIN must be a boolean"}},
 		{"bad source (case-sensitive like the Literal)", map[string]string{"LANGFLOW_API_KEY_SOURCE": "ENV"}, middleware.Config{}, []string{`LANGFLOW_API_KEY_SOURCE must be "db" or "env", got "ENV"`}},
 		{"all errors at once", map[string]string{"LANGFLOW_SKIP_AUTH_AUTO_LOGIN": "2", "LANGFLOW_API_KEY_SOURCE": "vault"}, middleware.Config{}, []string{"LANGFLOW_SKIP_AUTH_AUTO_LOGIN", "vault"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := middleware.ConfigFromEnv(func(k string) string { return tt.env[k] })
+			cfg, err := middleware.ConfigFromEnv(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
 			if tt.err != nil {
 				require.Error(t, err)
 				for _, e := range tt.err {
@@ -612,7 +633,7 @@ func TestConfigFromEnv(t *testing.T) {
 			assert.Nil(t, cfg.Verifier)
 		})
 	}
-	t.Run("nil getenv reads the process environment", func(t *testing.T) {
+	t.Run("nil lookup reads the process environment", func(t *testing.T) {
 		t.Setenv("LANGFLOW_AUTO_LOGIN", "on")
 		cfg, err := middleware.ConfigFromEnv(nil)
 		require.NoError(t, err)
@@ -637,17 +658,20 @@ func TestRequireScope(t *testing.T) {
 		{"unrestricted key", "GET", f.valid, "runs:write", 200, ""},
 		{"env key is unrestricted", "GET", "env-key", "runs:write", 200, ""},
 		{"no principal (optional route)", "GET", "", "runs:read", 403, middleware.MsgInvalidKey},
-		{"OPTIONS without principal passes", "OPTIONS", "", "runs:read", 200, ""},
+		{"CORS preflight without principal passes", "OPTIONS", "", "runs:read", 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mw, err := middleware.New(middleware.Config{Verifier: f.m, Optional: true, EnvKey: "env-key", Superuser: middleware.Principal{UserID: "su"}})
+			mw, err := middleware.New(middleware.Config{Verifier: f.m, Optional: true, EnvKey: "env-key", Superuser: apikey.Principal{UserID: "su"}})
 			require.NoError(t, err)
 			var s seen
 			h := mw(middleware.RequireScope(tt.scope)(recorder(&s)))
 			r := httptest.NewRequest(tt.method, "/", nil)
 			if tt.key != "" {
 				r.Header.Set("x-api-key", tt.key)
+			}
+			if tt.method == http.MethodOptions {
+				r.Header.Set("Access-Control-Request-Method", "GET")
 			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
@@ -659,29 +683,29 @@ func TestRequireScope(t *testing.T) {
 		})
 	}
 	t.Run("HasScope", func(t *testing.T) {
-		assert.True(t, middleware.Principal{}.HasScope("x"))
-		assert.True(t, middleware.Principal{Scopes: []string{"a", "x"}}.HasScope("x"))
-		assert.False(t, middleware.Principal{Scopes: []string{"a"}}.HasScope("x"))
+		assert.True(t, apikey.Principal{}.HasScope("x"))
+		assert.True(t, apikey.Principal{Scopes: []string{"a", "x"}}.HasScope("x"))
+		assert.False(t, apikey.Principal{Scopes: []string{"a"}}.HasScope("x"))
 	})
 }
 
 // TestTestHelpers: WithPrincipal and NewContext attach a principal without a
 // key, so a host's handlers can be tested alone.
 func TestTestHelpers(t *testing.T) {
-	p := middleware.Principal{UserID: "u1", KeyID: "k1", KeyName: "ci", Scopes: []string{"a"}, Source: middleware.SourceDB}
+	p := apikey.Principal{UserID: "u1", KeyID: "k1", KeyName: "ci", Scopes: []string{"a"}, Source: apikey.SourceDB}
 	r := middleware.WithPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), p)
 	got, ok := middleware.FromContext(r.Context())
 	require.True(t, ok)
 	assert.Equal(t, p, got)
-	uid, ok := middleware.UserID(r)
+	got, ok = middleware.FromRequest(r)
 	assert.True(t, ok)
-	assert.Equal(t, "u1", uid)
+	assert.Equal(t, p, got)
 
 	_, ok = middleware.FromContext(context.Background())
 	assert.False(t, ok)
-	_, ok = middleware.UserID(httptest.NewRequest(http.MethodGet, "/", nil))
+	_, ok = middleware.FromRequest(httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.False(t, ok)
-	_, ok = middleware.UserID(middleware.WithPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), middleware.Principal{}))
+	_, ok = middleware.FromRequest(middleware.WithPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), apikey.Principal{}))
 	assert.False(t, ok, "an empty user ID is no user")
 
 	//lint:ignore SA1012 a nil context is tolerated on purpose
@@ -700,10 +724,10 @@ func TestTestHelpers(t *testing.T) {
 	cancel()
 	<-child.Done()
 	assert.ErrorIs(t, child.Err(), context.Canceled)
-	assert.Contains(t, middleware.NewContext(context.Background(), p).(interface{ String() string }).String(), "middleware.Principal")
+	assert.Contains(t, middleware.NewContext(context.Background(), p).(interface{ String() string }).String(), "apikey.Principal")
 
 	// An inner NewContext shadows the outer principal.
-	inner := middleware.NewContext(middleware.NewContext(context.Background(), p), middleware.Principal{UserID: "u2"})
+	inner := middleware.NewContext(middleware.NewContext(context.Background(), p), apikey.Principal{UserID: "u2"})
 	got, _ = middleware.FromContext(inner)
 	assert.Equal(t, "u2", got.UserID)
 }
@@ -735,8 +759,9 @@ func TestRouters(t *testing.T) {
 	}
 }
 
-// TestMessages_Langflow37 pins the default answers to §3.7's literal texts.
-func TestMessages_Langflow37(t *testing.T) {
+// TestMessages_Langflow pins the default answers to Langflow's literal texts
+// (docs/langflow-compatibility.md#authentication-errors).
+func TestMessages_Langflow(t *testing.T) {
 	tests := []struct {
 		err    error
 		status int
@@ -792,7 +817,7 @@ func TestMiddleware_UnknownVerifierError(t *testing.T) {
 // path's two: the context and the request copy).
 func TestMiddleware_EnvKeyCostsNoAllocation(t *testing.T) {
 	f := newFixture(t)
-	mw, err := middleware.New(middleware.Config{Verifier: f.m, EnvKey: "an-env-key-longer-than-thirty-two-bytes", Superuser: middleware.Principal{UserID: "su"}})
+	mw, err := middleware.New(middleware.Config{Verifier: f.m, EnvKey: "an-env-key-longer-than-thirty-two-bytes", Superuser: apikey.Principal{UserID: "su"}})
 	require.NoError(t, err)
 	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	r := httptest.NewRequest(http.MethodGet, "/api/v1/run/flow", nil)

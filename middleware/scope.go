@@ -3,6 +3,7 @@ package middleware
 import (
 	"net/http"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 )
 
@@ -19,8 +20,9 @@ const MsgMissingScope = "API key lacks the required scope"
 // which is 403 in Langflow too (InsufficientPermissionsError), and the scope's
 // name helps the key's owner without revealing anything secret. A request
 // with no principal at all (a Skip'd route, or Optional mode without a valid
-// key) gets 403 MsgInvalidKey, as if the route were not optional; OPTIONS
-// requests without a principal pass, matching New's default.
+// key) gets 403 MsgInvalidKey, as if the route were not optional; CORS
+// preflights (OPTIONS with Access-Control-Request-Method) without a principal
+// pass, matching New's default OptionsPreflight.
 func RequireScope(scope string) func(http.Handler) http.Handler {
 	detail := MsgMissingScope + " \"" + scope + "\""
 	return func(next http.Handler) http.Handler {
@@ -28,9 +30,9 @@ func RequireScope(scope string) func(http.Handler) http.Handler {
 			next = http.NotFoundHandler()
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, ok := r.Context().Value(principalKey).(*Principal)
+			p, ok := r.Context().Value(principalKey).(*apikey.Principal)
 			switch {
-			case !ok && r.Method == http.MethodOptions:
+			case !ok && isPreflight(r):
 				next.ServeHTTP(w, r)
 			case !ok:
 				httpjson.Detail(w, http.StatusForbidden, MsgInvalidKey)

@@ -113,7 +113,7 @@ var (
 
 // pythonURLSafeB64Decode is CPython's base64.urlsafe_b64decode: translate
 // "-_" to "+/", then binascii.a2b_base64 in its default, non-strict mode
-// (reference §2.2 (c)):
+// (docs/langflow-compatibility.md#fernet-key-derivation):
 //   - bytes outside the alphabet are skipped (spaces, '.', non-ASCII);
 //   - both alphabets are accepted;
 //   - a '=' before the second character of a quad is ignored;

@@ -15,7 +15,8 @@
 // with Langflow, pyca/cryptography and fernet-go given the same derived key,
 // and never expire (Langflow decrypts without a TTL).
 //
-// To rotate the master secret (Langflow has no way to): start every
+// To rotate the master secret (Langflow has no way to; see
+// docs/langflow-compatibility.md#secret-rotation): start every
 // instance with the new secret in LANGFLOW_SECRET_KEY and the old one in
 // KEYFLOW_PREVIOUS_SECRET_KEYS, so new data is encrypted under the new secret
 // and old data still opens; run Reencrypt over the stored ciphertexts (it is

@@ -189,7 +189,7 @@ func (k *Keyring) open(token string, ttl time.Duration, now time.Time) (msg []by
 }
 
 // fernetPrefix is how every Fernet token starts: version 0x80 and the 28
-// high bits of the timestamp, zero until the year 4147 (reference §2.3).
+// high bits of the timestamp, zero until the year 4147.
 const fernetPrefix = "gAAAAA"
 
 // IsEncrypted reports whether value looks like a Fernet token, by Langflow's

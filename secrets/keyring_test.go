@@ -194,7 +194,7 @@ func TestRotate(t *testing.T) {
 }
 
 // Rotating a Langflow ≤ 1.10.0 token of a short secret moves it to the
-// current SHA-256 key of the same secret (reference §2.4, 1.11.3).
+// current SHA-256 key of the same secret (docs/langflow-compatibility.md#fernet-key-derivation, Langflow 1.11.3).
 func TestRotateUpgradesLegacyDerivation(t *testing.T) {
 	k := mustKeyring(t, testShort)
 	legacy := sealAt(k.keys[1], []byte("v"), 1600000000)

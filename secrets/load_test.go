@@ -37,7 +37,7 @@ func readFile(t testing.TB, path string) string {
 	return string(b)
 }
 
-// Reference §2.1: explicit > LANGFLOW_SECRET_KEY > <config dir>/secret_key
+// Langflow's order (docs/langflow-compatibility.md#secret-key-loading): explicit > LANGFLOW_SECRET_KEY > <config dir>/secret_key
 // > generated; an empty env value counts as unset. Unlike Langflow, a secret
 // from the environment is never written to the file.
 func TestLoadPrecedence(t *testing.T) {
@@ -74,7 +74,7 @@ func TestLoadUsesProcessEnvironmentByDefault(t *testing.T) {
 	assert.True(t, opensWith(t, mustKeyring(t, testShort), k))
 }
 
-// Reference §2.1: secrets.token_urlsafe(32), written without a newline,
+// As Langflow (docs/langflow-compatibility.md#secret-key-loading): secrets.token_urlsafe(32), written without a newline,
 // mode 0600, reused on the next start.
 func TestLoadGeneratesPersistsAndReuses(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "config") // missing parents too
@@ -128,7 +128,7 @@ func TestLoadReadsFileVerbatim(t *testing.T) {
 	assert.True(t, opensWith(t, k, mustKeyring(t, testSecretA+"\n")))
 }
 
-// Langflow regenerates over an empty file (reference §2.1); keyflow reports
+// Langflow regenerates over an empty file (docs/langflow-compatibility.md#secret-key-loading); keyflow reports
 // it, and an unreadable file, as errors and leaves the file alone (see Load).
 func TestLoadEmptyOrUnreadableSecretFile(t *testing.T) {
 	t.Run("empty file is an error and stays", func(t *testing.T) {

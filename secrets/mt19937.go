@@ -3,8 +3,8 @@ package secrets
 import "crypto/sha512"
 
 // This file ports the parts of CPython's random module that Langflow ≤ 1.10.0
-// used to turn a short secret into a Fernet key (reference
-// langflow-behaviour.md §2.2 (b)):
+// used to turn a short secret into a Fernet key (see
+// docs/langflow-compatibility.md#fernet-key-derivation):
 //
 //	random.seed(s)                                # s a str: "version 2" seeding
 //	bytes(random.getrandbits(8) for _ in range(32))

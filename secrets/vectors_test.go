@@ -18,7 +18,7 @@ import (
 // Fernet spec vectors: testdata/{generate,verify,invalid}.json are copied
 // from github.com/fernet/fernet-go @ 303da6aec611 (MIT, © Keith Rarick),
 // which extends github.com/fernet/spec's files with a ttl_sec -1 verify case
-// and two short-payload invalid cases (security-and-performance.md §2.3).
+// and two short-payload invalid cases.
 type specCase struct {
 	Desc   string    `json:"desc"`
 	Token  string    `json:"token"`
@@ -87,7 +87,7 @@ func TestFernetSpecVerify(t *testing.T) {
 }
 
 func TestFernetSpecInvalid(t *testing.T) {
-	// Langflow decrypts without a TTL (reference §2.2 (d)), so the two cases
+	// Langflow decrypts without a TTL (docs/langflow-compatibility.md#fernet-tokens), so the two cases
 	// that are invalid only because of their age open through Decrypt.
 	validWithoutTTL := map[string]bool{
 		"far-future TS (unacceptable clock skew)": true,
@@ -113,7 +113,7 @@ func TestFernetSpecInvalid(t *testing.T) {
 }
 
 // testdata/langflow_fernet_vectors.json: tokens made by CPython + pyca
-// Fernet under Langflow's current and legacy derivations (reference §2.4).
+// Fernet under Langflow's current and legacy derivations (docs/langflow-compatibility.md#fernet-key-derivation).
 type langflowVectors struct {
 	Cases []struct {
 		Secret           string `json:"secret"`
@@ -257,7 +257,7 @@ func TestLangflowDerivationVectors(t *testing.T) {
 	}
 }
 
-// Reference §2.4, "Test vectors: key derivation (verified with CPython)", plus
+// Key derivation vectors computed with CPython (docs/langflow-compatibility.md#fernet-key-derivation), plus
 // secrets that exercise CPython's seeding (leading zero bytes of the seed
 // integer, multi-byte UTF-8, 31 code points), printed by CPython 3.11.
 func TestDeriveKeysTable(t *testing.T) {

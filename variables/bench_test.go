@@ -24,7 +24,7 @@ func BenchmarkResolve(b *testing.B) {
 	}{
 		{"memory", func(*testing.B) variables.Store { return variables.NewMemoryStore() }},
 		{"sqlite", func(b *testing.B) variables.Store {
-			s, err := sqlstore.New(context.Background(), testdb.SQLite(b), sqlstore.Options{Dialect: sqlstore.SQLite})
+			s, err := sqlstore.New(context.Background(), testdb.SQLite(b), sqlstore.Config{Dialect: sqlstore.SQLite})
 			require.NoError(b, err)
 			return s
 		}},

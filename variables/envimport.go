@@ -7,10 +7,12 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 )
 
 // Environment settings read by EnvSettingsFromEnv, ImportEnv and NewResolver
-// (Langflow's names, §1).
+// (Langflow's names, docs/langflow-compatibility.md#environment-settings).
 const (
 	EnvStoreEnvironmentVariables = "LANGFLOW_STORE_ENVIRONMENT_VARIABLES"
 	EnvVariablesToGet            = "LANGFLOW_VARIABLES_TO_GET_FROM_ENVIRONMENT"
@@ -18,7 +20,7 @@ const (
 )
 
 // DefaultEnvNames is Langflow's default list of environment variables
-// imported as Credential variables (VARIABLES_TO_GET_FROM_ENVIRONMENT, §1):
+// imported as Credential variables (VARIABLES_TO_GET_FROM_ENVIRONMENT, docs/langflow-compatibility.md#environment-settings):
 // the 1.8 baseline plus the names Langflow 1.11.x adds. The agentic names that
 // LANGFLOW_AGENTIC_EXPERIENCE adds (FLOW_ID, COMPONENT_ID, FIELD_NAME,
 // ASTRA_TOKEN) are not included. Do not modify it.
@@ -57,7 +59,7 @@ var providerNames = func() map[string]bool {
 
 // ProviderDefaultFields returns the default fields the environment import
 // gives a model-provider variable — [provider, "api_key"], e.g. ["OpenAI",
-// "api_key"] for OPENAI_API_KEY (§4.4) — and false for other names.
+// "api_key"] for OPENAI_API_KEY (docs/langflow-compatibility.md#environment-import) — and false for other names.
 func ProviderDefaultFields(name string) ([]string, bool) {
 	p, ok := providers[name]
 	if !ok {
@@ -79,17 +81,20 @@ type EnvSettings struct {
 	FallbackToEnv bool
 }
 
-// ErrInvalidSetting: a boolean setting holds something other than
-// true/false, 1/0, yes/no, on/off, t/f or y/n (any case). The error names the
+// ErrInvalidSetting: a boolean setting is set to something other than
+// true/false, 1/0, yes/no, on/off, t/f or y/n (any case), the empty string
+// included, as Langflow's settings refuse it (see
+// docs/langflow-compatibility.md#boolean-settings). The error names the
 // variable, not its value.
 var ErrInvalidSetting = errors.New("variables: invalid boolean setting")
 
-// EnvSettingsFromEnv reads EnvSettings through getenv (nil: os.Getenv).
-func EnvSettingsFromEnv(getenv func(string) string) (EnvSettings, error) {
-	if getenv == nil {
-		getenv = os.Getenv
+// EnvSettingsFromEnv reads EnvSettings through lookup (nil: os.LookupEnv).
+// Unset booleans take Langflow's defaults (true); set ones must be booleans
+// (ErrInvalidSetting).
+func EnvSettingsFromEnv(lookup func(string) (string, bool)) (EnvSettings, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
-	lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
 	var st EnvSettings
 	var err error
 	if st.StoreEnvironmentVariables, err = boolSetting(lookup, EnvStoreEnvironmentVariables); err != nil {
@@ -104,7 +109,7 @@ func EnvSettingsFromEnv(getenv func(string) string) (EnvSettings, error) {
 }
 
 // mergeNames returns defaults followed by the comma-separated, trimmed names
-// in extra that are not already present. Unlike Langflow (§1), whitespace
+// in extra that are not already present. Unlike Langflow (docs/langflow-compatibility.md#environment-settings), whitespace
 // around a name is removed, so "A, B" means A and B.
 func mergeNames(defaults []string, extra string) []string {
 	out := slices.Clone(defaults)
@@ -117,20 +122,14 @@ func mergeNames(defaults []string, extra string) []string {
 	return out
 }
 
-// boolSetting parses a boolean like pydantic does; unset or empty is true
-// (the default of every setting read here).
+// boolSetting reads a boolean setting as Langflow does; unset is true (the
+// default of every setting read here).
 func boolSetting(lookup func(string) (string, bool), name string) (bool, error) {
-	v, ok := lookup(name)
-	if !ok {
-		return true, nil
+	b, err := envbool.Lookup(lookup, name, true)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrInvalidSetting, err)
 	}
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "1", "true", "t", "yes", "y", "on":
-		return true, nil
-	case "0", "false", "f", "no", "n", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: %s", ErrInvalidSetting, name)
+	return b, nil
 }
 
 // EnvImportOptions configures ImportEnv.
@@ -155,7 +154,8 @@ type EnvImportReport struct {
 }
 
 // ImportEnv copies environment variables into the user's variables, as
-// Langflow's initialize_user_variables (§4.4) with its #14983 bug fixed. It
+// Langflow's initialize_user_variables (docs/langflow-compatibility.md#environment-import)
+// with its #14983 bug fixed. It
 // does nothing when LANGFLOW_STORE_ENVIRONMENT_VARIABLES is false. For each
 // name that is set to a value that is non-empty once trimmed (the trimmed
 // value is used), skipping model-provider keys whose value is "dummy" (any
@@ -175,6 +175,9 @@ type EnvImportReport struct {
 // Per-variable failures do not stop the import; they are logged (by name),
 // listed in Report.Failed and joined in the returned error.
 func (s *Service) ImportEnv(ctx context.Context, userID string, opts EnvImportOptions) (EnvImportReport, error) {
+	if err := s.ready(); err != nil {
+		return EnvImportReport{}, err
+	}
 	lookup := opts.Getenv
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -210,7 +213,7 @@ func (s *Service) ImportEnv(ctx context.Context, userID string, opts EnvImportOp
 		}
 		outcome, err := s.importOne(ctx, userID, name, value, fields)
 		if err != nil {
-			s.log.Warn("variables: environment import failed", "variable", name, "error", err)
+			s.log.Warn("variables: environment import failed", "variable", name, "err", err)
 			rep.Failed = append(rep.Failed, name)
 			errs = append(errs, err)
 			continue

@@ -22,13 +22,15 @@ func TestEnvSettingsFromEnv(t *testing.T) {
 		wantError bool
 	}{
 		{name: "defaults", env: envMap{}, store: true, fallback: true},
-		{name: "§1 list is added to the defaults, trimmed (unlike Langflow)", env: envMap{variables.EnvVariablesToGet: "A, B ,,OPENAI_API_KEY, A"}, store: true, fallback: true, extra: []string{"A", "B"}},
+		{name: "list is added to the defaults, trimmed (unlike Langflow)", env: envMap{variables.EnvVariablesToGet: "A, B ,,OPENAI_API_KEY, A"}, store: true, fallback: true, extra: []string{"A", "B"}},
 		{name: "switches off", env: envMap{variables.EnvStoreEnvironmentVariables: "false", variables.EnvFallbackToEnvVar: "0"}, store: false, fallback: false},
-		{name: "pydantic spellings", env: envMap{variables.EnvStoreEnvironmentVariables: " Off ", variables.EnvFallbackToEnvVar: "YES"}, store: false, fallback: true},
+		{name: "pydantic spellings", env: envMap{variables.EnvStoreEnvironmentVariables: "Off", variables.EnvFallbackToEnvVar: "YES"}, store: false, fallback: true},
 		{name: "invalid boolean", env: envMap{variables.EnvFallbackToEnvVar: "maybe"}, wantError: true},
+		{name: "set but empty is invalid, as in Langflow", env: envMap{variables.EnvStoreEnvironmentVariables: ""}, wantError: true},
+		{name: "no trimming, as pydantic", env: envMap{variables.EnvFallbackToEnvVar: " true "}, wantError: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := variables.EnvSettingsFromEnv(func(k string) string { return tc.env[k] })
+			st, err := variables.EnvSettingsFromEnv(tc.env.Lookup)
 			if tc.wantError {
 				require.ErrorIs(t, err, variables.ErrInvalidSetting)
 				assert.NotContains(t, err.Error(), "maybe")
@@ -53,7 +55,7 @@ func TestProviderDefaultFields(t *testing.T) {
 	assert.False(t, ok)
 }
 
-// TestImportEnvRules ports §4.4 and test_service.py's import test (§5):
+// TestImportEnvRules ports docs/langflow-compatibility.md#environment-import and test_service.py's import test:
 // listed names are created as Credential with trimmed values; empty values,
 // unlisted names and provider keys set to "dummy" are skipped.
 func TestImportEnvRules(t *testing.T) {
@@ -144,7 +146,7 @@ func TestImportEnvAcrossRestarts(t *testing.T) {
 	stores := map[string]func(t *testing.T) variables.Store{
 		"memory": func(*testing.T) variables.Store { return variables.NewMemoryStore() },
 		"sqlite": func(t *testing.T) variables.Store {
-			s, err := sqlstore.New(context.Background(), testdb.SQLite(t), sqlstore.Options{Dialect: sqlstore.SQLite})
+			s, err := sqlstore.New(context.Background(), testdb.SQLite(t), sqlstore.Config{Dialect: sqlstore.SQLite})
 			require.NoError(t, err)
 			return s
 		},

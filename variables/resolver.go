@@ -54,12 +54,26 @@ type Resolution struct {
 	Source   Source
 }
 
+// EnvFallback says whether a Resolver reads the environment for variables
+// the store does not have (Langflow's LANGFLOW_FALLBACK_TO_ENV_VAR).
+type EnvFallback int
+
+const (
+	// EnvFallbackFromEnv, the default, reads LANGFLOW_FALLBACK_TO_ENV_VAR
+	// through ResolverConfig.LookupEnv: on when unset, as in Langflow.
+	EnvFallbackFromEnv EnvFallback = iota
+	// EnvFallbackOn turns the environment layer on.
+	EnvFallbackOn
+	// EnvFallbackOff turns it off.
+	EnvFallbackOff
+)
+
 // ResolverConfig configures a Resolver. Service is required.
 type ResolverConfig struct {
 	Service *Service
-	// FallbackToEnv enables the environment layer. nil: the value of
-	// LANGFLOW_FALLBACK_TO_ENV_VAR read through LookupEnv, true when unset.
-	FallbackToEnv *bool
+	// EnvFallback enables the environment layer; the zero value reads
+	// LANGFLOW_FALLBACK_TO_ENV_VAR (true when unset).
+	EnvFallback EnvFallback
 	// LookupEnv reads the environment; nil: os.LookupEnv. Tests inject a map
 	// lookup instead of calling os.Setenv.
 	LookupEnv func(string) (string, bool)
@@ -82,8 +96,10 @@ var protectedEnv = []string{
 	"LANGFLOW_SUPERUSER_PASSWORD", "LANGFLOW_DATABASE_URL", "KEYFLOW_TEST_POSTGRES_DSN",
 }
 
-// NewResolver returns a Resolver. It fails without a Service or when
-// LANGFLOW_FALLBACK_TO_ENV_VAR is needed and not a boolean (ErrInvalidSetting).
+// NewResolver returns a Resolver. It fails without a Service, with an
+// unknown EnvFallback, or when LANGFLOW_FALLBACK_TO_ENV_VAR is needed and set
+// to something that is not a boolean (ErrInvalidSetting; see
+// EnvSettingsFromEnv).
 func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("variables: ResolverConfig.Service is required")
@@ -92,13 +108,17 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if r.lookup == nil {
 		r.lookup = os.LookupEnv
 	}
-	if cfg.FallbackToEnv != nil {
-		r.fallback = *cfg.FallbackToEnv
-	} else {
+	switch cfg.EnvFallback {
+	case EnvFallbackOn:
+		r.fallback = true
+	case EnvFallbackOff:
+	case EnvFallbackFromEnv:
 		var err error
 		if r.fallback, err = boolSetting(r.lookup, EnvFallbackToEnvVar); err != nil {
 			return nil, err
 		}
+	default:
+		return nil, fmt.Errorf("variables: ResolverConfig.EnvFallback %d is unknown", cfg.EnvFallback)
 	}
 	return r, nil
 }
@@ -123,6 +143,9 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 // secrets.ErrInvalidToken); a store failure (wrapping ErrUnavailable). Errors
 // name variables, never values. Nothing is logged.
 func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, overrides map[string]string) ([]Resolution, error) {
+	if r == nil || r.svc == nil {
+		return nil, ErrUninitialized
+	}
 	out := make([]Resolution, len(fields))
 	needStore := false
 	for i, f := range fields {
@@ -244,7 +267,7 @@ const overridePrefix = "x-langflow-global-var-"
 
 // OverridesFromRequest returns the request-level variable overrides carried
 // by X-LANGFLOW-GLOBAL-VAR-<NAME> headers, as Langflow's /api/v1/run does
-// (§4.6): the header name is lower-cased, the prefix removed and the rest
+// (docs/langflow-compatibility.md#variable-precedence): the header name is lower-cased, the prefix removed and the rest
 // upper-cased, so X-LANGFLOW-GLOBAL-VAR-API-KEY overrides the variable
 // "API-KEY" (dashes are not turned into underscores). When a header repeats,
 // the last value wins. Headers with an empty name or value are ignored. It

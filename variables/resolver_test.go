@@ -2,6 +2,7 @@ package variables_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,13 +19,21 @@ import (
 
 func newResolver(t testing.TB, s *variables.Service, fallback *bool, env envMap) *variables.Resolver {
 	t.Helper()
-	r, err := variables.NewResolver(variables.ResolverConfig{Service: s, FallbackToEnv: fallback, LookupEnv: env.Lookup})
+	mode := variables.EnvFallbackFromEnv
+	switch {
+	case fallback == nil:
+	case *fallback:
+		mode = variables.EnvFallbackOn
+	default:
+		mode = variables.EnvFallbackOff
+	}
+	r, err := variables.NewResolver(variables.ResolverConfig{Service: s, EnvFallback: mode, LookupEnv: env.Lookup})
 	require.NoError(t, err)
 	return r
 }
 
 // TestPrecedenceMatrix checks every combination of the four sources, with
-// the environment fallback on and off (§4.6 "Effective precedence"): flow
+// the environment fallback on and off (docs/langflow-compatibility.md#variable-precedence): flow
 // literal > request override > stored variable > environment > none. When the
 // flow has a literal, the field is unbound: the bound sources must not leak
 // into it, and a stored variable whose default fields name the field must
@@ -42,7 +51,7 @@ func TestPrecedenceMatrix(t *testing.T) {
 					_, err := s.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "from-store", DefaultFields: []string{"api_key"}})
 					require.NoError(t, err)
 				}
-				e := envMap{variables.EnvFallbackToEnvVar: "true"} // ignored: FallbackToEnv is explicit
+				e := envMap{variables.EnvFallbackToEnvVar: "true"} // ignored: EnvFallback is explicit
 				if env {
 					e["K"] = "from-env"
 				}
@@ -109,7 +118,7 @@ func TestResolveOneStoreCallPerRun(t *testing.T) {
 	assert.Equal(t, variables.SourceNone, got[6].Source)
 }
 
-// TestResolveLoadingPort ports interface/initialize/test_loading.py (§5).
+// TestResolveLoadingPort ports interface/initialize/test_loading.py.
 func TestResolveLoadingPort(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, nil)
@@ -153,7 +162,7 @@ func TestResolveLoadingPort(t *testing.T) {
 	})
 }
 
-// TestResolveSessionID: a Credential cannot feed a session_id field (§4.3,
+// TestResolveSessionID: a Credential cannot feed a session_id field (docs/langflow-compatibility.md#variable-types,
 // test_service.py), with Langflow's message.
 func TestResolveSessionID(t *testing.T) {
 	ctx := context.Background()
@@ -186,7 +195,7 @@ func TestResolveDefaultFields(t *testing.T) {
 		_, err := s.Create(ctx, "u1", variables.CreateInput{Name: name, Value: value, DefaultFields: fields})
 		require.NoError(t, err)
 	}
-	mk("OPENAI_API_KEY", "sk-openai", "OpenAI", "api_key") // as imported from the environment (§4.4)
+	mk("OPENAI_API_KEY", "sk-openai", "OpenAI", "api_key") // as imported from the environment
 	mk("SERP", "serp-key", "serpapi_api_key", "SerpAPI Key")
 	mk("FIRST", "first", "shared_field")
 	mk("SECOND", "second", "shared_field")
@@ -226,7 +235,7 @@ func TestResolveEnvironmentDetails(t *testing.T) {
 	ctx := context.Background()
 	store := variables.NewMemoryStore()
 	s := newService(t, store)
-	// A stored variable with an empty value counts as missing (§4.3).
+	// A stored variable with an empty value counts as missing, as in Langflow.
 	require.NoError(t, store.Create(ctx, variables.Variable{ID: ids.New(), UserID: "u1", Name: "EMPTY", Type: variables.Generic, Origin: variables.OriginUser}))
 	env := envMap{"EMPTY": "env-empty", "BLANK": "", "LANGFLOW_SECRET_KEY": "master", "langflow_api_key": "k"}
 	r := newResolver(t, s, ptr(true), env)
@@ -292,7 +301,7 @@ func TestResolveErrors(t *testing.T) {
 	assert.ErrorIs(t, err, errBroken)
 }
 
-// TestOverridesFromRequest ports the header normalisation of §4.6.
+// TestOverridesFromRequest ports the header normalisation (docs/langflow-compatibility.md#variable-precedence).
 func TestOverridesFromRequest(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -300,7 +309,7 @@ func TestOverridesFromRequest(t *testing.T) {
 		want    map[string]string
 	}{
 		{"none", nil, nil},
-		{"§4.6 upper-cased, dashes kept", [][2]string{{"X-LANGFLOW-GLOBAL-VAR-API-KEY", "v"}}, map[string]string{"API-KEY": "v"}},
+		{"upper-cased, dashes kept", [][2]string{{"X-LANGFLOW-GLOBAL-VAR-API-KEY", "v"}}, map[string]string{"API-KEY": "v"}},
 		{"lower-case header", [][2]string{{"x-langflow-global-var-openai_api_key", "sk"}}, map[string]string{"OPENAI_API_KEY": "sk"}},
 		{"several", [][2]string{{"X-Langflow-Global-Var-A", "1"}, {"X-Langflow-Global-Var-B", "2"}, {"X-Other", "3"}}, map[string]string{"A": "1", "B": "2"}},
 		{"repeated: last wins", [][2]string{{"X-Langflow-Global-Var-A", "1"}, {"X-Langflow-Global-Var-A", "2"}}, map[string]string{"A": "2"}},
@@ -357,8 +366,11 @@ func FuzzValidateName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		err := variables.ValidateName(name)
 		if err != nil {
-			if err != variables.ErrEmptyName && err != variables.ErrInvalidName { //nolint:errorlint // sentinels returned as is
+			if !errors.Is(err, variables.ErrEmptyName) && !errors.Is(err, variables.ErrInvalidName) {
 				t.Fatalf("%q: unexpected error %v", name, err)
+			}
+			if len(name) > 3 && strings.Contains(err.Error(), name) {
+				t.Fatalf("error %q echoes the name", err)
 			}
 			return
 		}

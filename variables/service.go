@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/isnil"
 	"github.com/keyflow-dev/keyflow/secrets"
 )
 
@@ -48,10 +49,14 @@ var errNoKeyring = errors.New("variables: ServiceConfig.Keyring is required")
 // ImportEnv when a row changes between read and write.
 const maxUpdateAttempts = 5
 
-// NewService returns a Service; it fails only without a Keyring.
+// NewService returns a Service. It fails without a Keyring, and when Store
+// holds a nil pointer (a typed nil; a nil Store means a new MemoryStore).
 func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Keyring == nil {
 		return nil, errNoKeyring
+	}
+	if cfg.Store != nil && isnil.Value(cfg.Store) {
+		return nil, errors.New("variables: ServiceConfig.Store holds a nil pointer")
 	}
 	s := &Service{inner: cfg.Store, keyring: cfg.Keyring, now: cfg.Now, log: cfg.Logger}
 	if s.inner == nil {
@@ -70,7 +75,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 // Store returns the Store the Service works on. Calls made on it directly
 // bypass the Service's rules, and their failures are not wrapped in
 // ErrUnavailable.
-func (s *Service) Store() Store { return s.inner }
+func (s *Service) Store() Store {
+	if s == nil {
+		return nil
+	}
+	return s.inner
+}
 
 // timestamp is now in UTC, truncated to microseconds so that it survives
 // every SQL store unchanged.
@@ -93,12 +103,19 @@ type Patch struct {
 }
 
 // Create stores a new variable for the user, checking in Langflow's order
-// (§4.2): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
-// ErrInvalidName, ErrInvalidType and ErrInvalidValue, then ErrNameExists.
+// (docs/langflow-compatibility.md#variable-rules-and-messages): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
+// ErrInvalidName, ErrInvalidDefaultFields, ErrInvalidType and ErrInvalidValue,
+// then ErrNameExists.
 // A Credential value is encrypted; a Generic value is stored as given. The
 // returned Variable holds the stored value (a token for Credential) with
 // Origin OriginUser and a zero UpdatedAt.
+//
+// A Generic value that is a token the keyring opens is refused
+// (ErrEncryptedGenericValue): listings would decrypt it.
 func (s *Service) Create(ctx context.Context, userID string, in CreateInput) (Variable, error) {
+	if err := s.ready(); err != nil {
+		return Variable{}, err
+	}
 	return s.create(ctx, userID, in, OriginUser)
 }
 
@@ -112,6 +129,9 @@ func (s *Service) create(ctx context.Context, userID string, in CreateInput, ori
 		return Variable{}, ErrEmptyValue
 	}
 	if err := ValidateName(in.Name); err != nil {
+		return Variable{}, err
+	}
+	if err := ValidateDefaultFields(in.DefaultFields); err != nil {
 		return Variable{}, err
 	}
 	typ := in.Type
@@ -147,11 +167,16 @@ func (s *Service) create(ctx context.Context, userID string, in CreateInput, ori
 	return v, nil
 }
 
-// seal turns a plaintext into the stored form for typ.
+// seal turns a plaintext into the stored form for typ. A Generic value that
+// is a token the keyring opens is refused (ErrEncryptedGenericValue): open
+// would decrypt it for every listing.
 func (s *Service) seal(typ Type, plaintext string) (string, error) {
 	if typ != Credential {
 		if err := validateStoredText(plaintext); err != nil {
 			return "", err
+		}
+		if secrets.IsEncrypted(plaintext) && s.opens(plaintext) == nil {
+			return "", ErrEncryptedGenericValue
 		}
 		return plaintext, nil
 	}
@@ -186,13 +211,34 @@ func (s *Service) open(v *Variable) (string, error) {
 // Reveal returns the plaintext of a variable as stored (as Get returns it):
 // see Value for how legacy values are read. The error wraps
 // secrets.ErrInvalidToken when a Credential does not decrypt.
-func (s *Service) Reveal(v Variable) (string, error) { return s.open(&v) }
+func (s *Service) Reveal(v Variable) (string, error) {
+	if err := s.ready(); err != nil {
+		return "", err
+	}
+	return s.open(&v)
+}
+
+// ErrUninitialized is returned by every method of a Service (or Resolver)
+// that was not made by NewService (NewResolver): a nil pointer or a zero
+// value, instead of a panic.
+var ErrUninitialized = errors.New("variables: Service or Resolver not created with NewService or NewResolver")
+
+// ready returns ErrUninitialized unless s was made by NewService.
+func (s *Service) ready() error {
+	if s == nil || s.store == nil {
+		return ErrUninitialized
+	}
+	return nil
+}
 
 // List returns the user's variables for display, oldest first: Credential
 // values are "" (the API shows null), Generic values are plaintext (legacy
 // encrypted ones decrypted when they open), and names wrapped in "__" are
 // left out.
 func (s *Service) List(ctx context.Context, userID string) ([]Variable, error) {
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
 	all, err := s.store.ListByUser(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("variables: list: %w", err)
@@ -218,6 +264,9 @@ func (s *Service) List(ctx context.Context, userID string) ([]Variable, error) {
 // Get returns the user's variable with this ID as stored (Value is a token
 // for Credential), or ErrNotFound.
 func (s *Service) Get(ctx context.Context, userID, id string) (Variable, error) {
+	if err := s.ready(); err != nil {
+		return Variable{}, err
+	}
 	if !ids.Valid(id) {
 		return Variable{}, ErrNotFound
 	}
@@ -229,6 +278,9 @@ func (s *Service) Get(ctx context.Context, userID, id string) (Variable, error) 
 // wrapping secrets.ErrInvalidToken if a Credential does not decrypt with the
 // keyring.
 func (s *Service) Value(ctx context.Context, userID, name string) (string, error) {
+	if err := s.ready(); err != nil {
+		return "", err
+	}
 	v, err := s.store.GetByName(ctx, userID, name)
 	if err != nil {
 		return "", err
@@ -242,20 +294,30 @@ func (s *Service) Value(ctx context.Context, userID, name string) (string, error
 // Update applies p to the user's variable with this ID and returns it as
 // stored. ErrNotFound if there is none (or id is not a UUID). A new Value is
 // encrypted when the resulting type is Credential. Changing the type without
-// a new value converts the stored value: Generic → Credential encrypts it
-// (Langflow leaves the plaintext), Credential → Generic decrypts it. A new
+// a new value: Generic → Credential encrypts the stored value (Langflow
+// leaves the plaintext); Credential → Generic is refused with
+// ErrCredentialToGeneric, since Generic values are shown and a decrypted
+// Credential must never be (Langflow decrypts it). A new
 // Name is checked with ValidateName and must be free (ErrNameExists); a new
 // Type must be valid (ErrInvalidType). The variable becomes OriginUser, so the
 // environment import never overwrites it again. A row changed by someone else
 // between read and write is read again and the patch reapplied; after
 // repeated changes the error wraps ErrConflict.
 func (s *Service) Update(ctx context.Context, userID, id string, p Patch) (Variable, error) {
+	if err := s.ready(); err != nil {
+		return Variable{}, err
+	}
 	if !ids.Valid(id) {
 		return Variable{}, ErrNotFound
 	}
 	id = strings.ToLower(id)
 	if p.Name != nil {
 		if err := ValidateName(*p.Name); err != nil {
+			return Variable{}, err
+		}
+	}
+	if p.DefaultFields != nil {
+		if err := ValidateDefaultFields(*p.DefaultFields); err != nil {
 			return Variable{}, err
 		}
 	}
@@ -320,15 +382,9 @@ func (s *Service) apply(cur Variable, p Patch) (Variable, error) {
 			next.Value = v
 		}
 	case next.Type != Credential && cur.Type == Credential:
-		// Credential → Generic: store the plaintext, as Generic values are.
-		plain, err := s.open(&cur)
-		if err != nil {
-			return Variable{}, err
-		}
-		if err := validateStoredText(plain); err != nil {
-			return Variable{}, err
-		}
-		next.Value = plain
+		// Credential → Generic would store, and then list, the decrypted
+		// value: only a new value may come with the change.
+		return Variable{}, ErrCredentialToGeneric
 	}
 	next.UpdatedAt = s.timestamp()
 	next.Origin = OriginUser
@@ -343,6 +399,9 @@ func (s *Service) opens(token string) error {
 // Delete removes the user's variable with this ID; ErrNotFound if there is
 // none (or id is not a UUID).
 func (s *Service) Delete(ctx context.Context, userID, id string) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
 	if !ids.Valid(id) {
 		return ErrNotFound
 	}

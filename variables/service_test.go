@@ -20,10 +20,12 @@ func TestNewServiceRequiresKeyring(t *testing.T) {
 	s, err := variables.NewService(variables.ServiceConfig{Keyring: keyring(t)})
 	require.NoError(t, err)
 	assert.NotNil(t, s.Store(), "nil Store means a memory store")
+	_, err = variables.NewService(variables.ServiceConfig{Keyring: keyring(t), Store: (*variables.MemoryStore)(nil)})
+	assert.ErrorContains(t, err, "nil pointer", "a typed-nil Store is refused (issue 13 item 10)")
 }
 
 // TestCreateValidation ports the 400 cases of Langflow's
-// api/v1/test_variable.py (§4.2, §5): the four messages, in Langflow's order,
+// api/v1/test_variable.py (docs/langflow-compatibility.md#variable-rules-and-messages): the four messages, in Langflow's order,
 // plus keyflow's own checks.
 func TestCreateValidation(t *testing.T) {
 	ctx := context.Background()
@@ -37,15 +39,24 @@ func TestCreateValidation(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"§4.2 both empty", variables.CreateInput{}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
-		{"§4.2 both empty beats bad type", variables.CreateInput{Type: "Bogus"}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
-		{"§4.2 empty name", variables.CreateInput{Value: "v"}, variables.ErrEmptyName, "Variable name cannot be empty"},
-		{"§4.2 empty value", variables.CreateInput{Name: "N"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
-		{"§4.2 empty value beats duplicate", variables.CreateInput{Name: "TAKEN"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
-		{"§4.2 name exists", variables.CreateInput{Name: "TAKEN", Value: "other"}, variables.ErrNameExists, "Variable name already exists"},
-		{"control character in name", variables.CreateInput{Name: "A\nB", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
-		{"invalid UTF-8 name", variables.CreateInput{Name: "A\xff", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
-		{"name too long", variables.CreateInput{Name: strings.Repeat("n", 256), Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message},
+		{"both empty", variables.CreateInput{}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
+		{"both empty beats bad type", variables.CreateInput{Type: "Bogus"}, variables.ErrEmptyNameAndValue, "Variable name and value cannot be empty"},
+		{"empty name", variables.CreateInput{Value: "v"}, variables.ErrEmptyName, "Variable name cannot be empty"},
+		{"empty value", variables.CreateInput{Name: "N"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
+		{"empty value beats duplicate", variables.CreateInput{Name: "TAKEN"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
+		{"name exists", variables.CreateInput{Name: "TAKEN", Value: "other"}, variables.ErrNameExists, "Variable name already exists"},
+		{"control character in name", variables.CreateInput{Name: "A\nB", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+000A)"},
+		{"invalid UTF-8 name", variables.CreateInput{Name: "A\xff", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name is not valid UTF-8)"},
+		{"name too long", variables.CreateInput{Name: strings.Repeat("n", 256), Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name is longer than 255 bytes)"},
+		// Issue 13 item 8: names that look like others, and what "\ud800" decodes to.
+		{"NUL in name", variables.CreateInput{Name: "A\x00", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+0000)"},
+		{"zero-width space in name", variables.CreateInput{Name: "OPENAI\u200b_API_KEY", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+200B)"},
+		{"bidi override in name", variables.CreateInput{Name: "\u202eYEK", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+202E)"},
+		{"U+FFFD in name", variables.CreateInput{Name: "A\ufffd", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds U+FFFD, the replacement character (an unpaired surrogate escape or invalid input))"},
+		{"NUL in default_fields", variables.CreateInput{Name: "N", Value: "v", DefaultFields: []string{"a\x00"}}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (entry 0 holds the invisible or control character U+0000)"},
+		{"empty default_fields entry", variables.CreateInput{Name: "N", Value: "v", DefaultFields: []string{"api_key", ""}}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (entry 1 is empty)"},
+		{"huge default_fields entry", variables.CreateInput{Name: "N", Value: "v", DefaultFields: []string{strings.Repeat("f", 100<<10)}}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (entry 0 is longer than 255 bytes)"},
+		{"too many default_fields", variables.CreateInput{Name: "N", Value: "v", DefaultFields: make([]string, 20000)}, variables.ErrInvalidDefaultFields, variables.ErrInvalidDefaultFields.Message + " (more than 64 entries)"},
 		{"unknown type", variables.CreateInput{Name: "N", Value: "v", Type: "Secret"}, variables.ErrInvalidType, variables.ErrInvalidType.Message},
 		{"NUL in Generic value", variables.CreateInput{Name: "N", Value: "a\x00b", Type: variables.Generic}, variables.ErrInvalidValue, variables.ErrInvalidValue.Message},
 	} {
@@ -67,7 +78,7 @@ func TestCreateValidation(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-// TestCreateDefaultsToCredential ports test_service.py's create test (§5):
+// TestCreateDefaultsToCredential ports test_service.py's create test:
 // the default type is Credential, the stored value is encrypted, and
 // updated_at is unset.
 func TestCreateDefaultsToCredential(t *testing.T) {
@@ -90,7 +101,7 @@ func TestCreateDefaultsToCredential(t *testing.T) {
 	assert.NotNil(t, g.DefaultFields)
 }
 
-// TestValueRoundTrip ports get_variable (§4.3, §5): the value decrypts, a
+// TestValueRoundTrip ports get_variable (docs/langflow-compatibility.md#variable-types): the value decrypts, a
 // missing name or an empty stored value is not found.
 func TestValueRoundTrip(t *testing.T) {
 	ctx := context.Background()
@@ -109,7 +120,7 @@ func TestValueRoundTrip(t *testing.T) {
 
 	require.NoError(t, store.Create(ctx, variables.Variable{ID: ids.New(), UserID: "u1", Name: "EMPTY", Type: variables.Generic}))
 	_, err = s.Value(ctx, "u1", "EMPTY")
-	assert.ErrorIs(t, err, variables.ErrNotFound, "an empty value counts as not found (§4.3)")
+	assert.ErrorIs(t, err, variables.ErrNotFound, "an empty value counts as not found")
 }
 
 // TestLegacyValues: rows written by older Langflow versions still read.
@@ -158,7 +169,7 @@ func TestLegacyValues(t *testing.T) {
 	assert.Empty(t, byName["FOREIGN_CREDENTIAL"].Value, "List never needs to decrypt a Credential")
 }
 
-// TestList ports the list behaviour (§4.2): Credential values null, Generic
+// TestList ports the list behaviour (docs/langflow-compatibility.md#variable-types): Credential values null, Generic
 // equal, "__x__" names hidden, oldest first.
 func TestList(t *testing.T) {
 	ctx := context.Background()
@@ -191,8 +202,8 @@ func TestList(t *testing.T) {
 	assert.Empty(t, empty)
 }
 
-// TestUpdate ports update_variable and update_variable_fields (§4.2, §4.3,
-// §5): a new ciphertext, updated_at set, created_at kept, name/value/fields
+// TestUpdate ports update_variable and update_variable_fields
+// (docs/langflow-compatibility.md#variable-endpoints): a new ciphertext, updated_at set, created_at kept, name/value/fields
 // changed.
 func TestUpdate(t *testing.T) {
 	ctx := context.Background()
@@ -220,7 +231,7 @@ func TestUpdate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "three", got)
 
-	// An empty string is a value (§4.2 step 4) and is encrypted.
+	// An empty string is a value, as in Langflow, and is encrypted.
 	u3, err := s.Update(ctx, "u1", v.ID, variables.Patch{Value: ptr("")})
 	require.NoError(t, err)
 	assert.True(t, secrets.IsEncrypted(u3.Value))
@@ -243,7 +254,7 @@ func TestUpdateErrors(t *testing.T) {
 		p              variables.Patch
 		want           error
 	}{
-		{"§4.2 unknown id", "u1", ids.New(), variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
+		{"unknown id", "u1", ids.New(), variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
 		{"malformed id", "u1", "not-a-uuid", variables.Patch{}, variables.ErrNotFound},
 		{"another user's id", "u2", a.ID, variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
 		{"rename onto existing", "u1", a.ID, variables.Patch{Name: ptr("B")}, variables.ErrNameExists},
@@ -262,7 +273,7 @@ func TestUpdateErrors(t *testing.T) {
 }
 
 // TestTypeChange: Generic → Credential encrypts the existing value (Langflow
-// leaves it plaintext, §4.2 quirks); Credential → Generic stores the
+// leaves it plaintext, docs/langflow-compatibility.md#variable-types); Credential → Generic stores the
 // plaintext.
 func TestTypeChange(t *testing.T) {
 	ctx := context.Background()
@@ -277,10 +288,6 @@ func TestTypeChange(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "was generic", got)
 
-	back, err := s.Update(ctx, "u1", g.ID, variables.Patch{Type: ptr(variables.Generic)})
-	require.NoError(t, err)
-	assert.Equal(t, "was generic", back.Value, "Credential → Generic stores the plaintext")
-
 	// Type and value together: the new value follows the new type.
 	c2, err := s.Update(ctx, "u1", g.ID, variables.Patch{Type: ptr(variables.Credential), Value: ptr("new")})
 	require.NoError(t, err)
@@ -288,6 +295,63 @@ func TestTypeChange(t *testing.T) {
 	got, err = s.Value(ctx, "u1", "G")
 	require.NoError(t, err)
 	assert.Equal(t, "new", got)
+
+	back, err := s.Update(ctx, "u1", g.ID, variables.Patch{Type: ptr(variables.Generic), Value: ptr("public now")})
+	require.NoError(t, err)
+	assert.Equal(t, "public now", back.Value, "Credential → Generic with a new value stores it as given")
+}
+
+// TestCredentialNeverBecomesVisible: a Credential cannot be made Generic
+// without a new value (its decrypted value would then be listed), alone or
+// with other changes, and nothing is changed by the refused update; a
+// Generic value cannot be a token the keyring opens (the listing would
+// decrypt a copied Credential ciphertext).
+func TestCredentialNeverBecomesVisible(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, nil)
+	c, err := s.Create(ctx, "u1", variables.CreateInput{Name: "C", Value: "credential-plaintext"})
+	require.NoError(t, err)
+	for name, p := range map[string]variables.Patch{
+		"type alone":         {Type: ptr(variables.Generic)},
+		"type and name":      {Type: ptr(variables.Generic), Name: ptr("C2")},
+		"type and fields":    {Type: ptr(variables.Generic), DefaultFields: &[]string{"f"}},
+		"type in upper case": {Type: ptr(variables.Type("Generic"))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Update(ctx, "u1", c.ID, p)
+			require.ErrorIs(t, err, variables.ErrCredentialToGeneric)
+			assert.NotContains(t, err.Error(), "credential-plaintext")
+			got, err := s.Get(ctx, "u1", c.ID)
+			require.NoError(t, err)
+			assert.Equal(t, c, got, "a refused update changes nothing")
+		})
+	}
+	list, err := s.List(ctx, "u1")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Empty(t, list[0].Value)
+
+	// The token of the Credential, copied into a Generic value.
+	_, err = s.Create(ctx, "u1", variables.CreateInput{Name: "COPY", Value: c.Value, Type: variables.Generic})
+	require.ErrorIs(t, err, variables.ErrEncryptedGenericValue)
+	g, err := s.Create(ctx, "u1", variables.CreateInput{Name: "G", Value: "plain", Type: variables.Generic})
+	require.NoError(t, err)
+	_, err = s.Update(ctx, "u1", g.ID, variables.Patch{Value: &c.Value})
+	require.ErrorIs(t, err, variables.ErrEncryptedGenericValue)
+	_, err = s.Update(ctx, "u1", c.ID, variables.Patch{Type: ptr(variables.Generic), Value: &c.Value})
+	require.ErrorIs(t, err, variables.ErrEncryptedGenericValue)
+	list, err = s.List(ctx, "u1")
+	require.NoError(t, err)
+	for _, v := range list {
+		assert.NotEqual(t, "credential-plaintext", v.Value, v.Name)
+	}
+	// A token under another secret is only text to this Service.
+	otherKeys, err := secrets.NewKeyring("another secret, another keyring, 1234567890")
+	require.NoError(t, err)
+	foreign, err := otherKeys.Encrypt("x")
+	require.NoError(t, err)
+	_, err = s.Create(ctx, "u1", variables.CreateInput{Name: "FOREIGN", Value: foreign, Type: variables.Generic})
+	require.NoError(t, err)
 }
 
 // TestUpdateMarksUserOrigin: an edit makes an imported row the user's.
@@ -305,7 +369,7 @@ func TestUpdateMarksUserOrigin(t *testing.T) {
 	assert.Equal(t, variables.OriginUser, u.Origin)
 }
 
-// TestDelete ports delete_variable_by_id (§4.3, §5).
+// TestDelete ports delete_variable_by_id.
 func TestDelete(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, nil)
@@ -402,4 +466,52 @@ func TestConcurrentPatchesDoNotLoseEachOther(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "RENAMED", stored.Name, "the concurrent rename is kept")
 	assert.Equal(t, []string{"api_key"}, stored.DefaultFields)
+}
+
+// TestZeroValueService: issue 13 item 10. A Service or Resolver not made by
+// its constructor returns ErrUninitialized instead of panicking.
+func TestZeroValueService(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, s := range map[string]*variables.Service{"zero value": {}, "nil": nil} {
+		require.NotPanics(t, func() {
+			_, err := s.Create(ctx, "u", variables.CreateInput{Name: "N", Value: "v"})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.List(ctx, "u")
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.Get(ctx, "u", "00000000-0000-0000-0000-000000000000")
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.Value(ctx, "u", "N")
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.Update(ctx, "u", "00000000-0000-0000-0000-000000000000", variables.Patch{})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			assert.ErrorIs(t, s.Delete(ctx, "u", "00000000-0000-0000-0000-000000000000"), variables.ErrUninitialized, name)
+			_, err = s.Reveal(variables.Variable{})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = s.ImportEnv(ctx, "u", variables.EnvImportOptions{})
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = (&variables.Resolver{}).Resolve(ctx, "u", nil, nil)
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+		})
+	}
+}
+
+// TestUpdateValidatesDefaultFields: issue 13 item 8, on the update path:
+// nothing is stored.
+func TestUpdateValidatesDefaultFields(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newService(t, nil)
+	v, err := s.Create(ctx, "u1", variables.CreateInput{Name: "K", Value: "v", DefaultFields: []string{"api_key"}})
+	require.NoError(t, err)
+	for _, bad := range [][]string{{"\x00"}, {""}, {"a\u202e"}, make([]string, variables.MaxDefaultFields+1)} {
+		_, err := s.Update(ctx, "u1", v.ID, variables.Patch{DefaultFields: &bad})
+		require.ErrorIs(t, err, variables.ErrInvalidDefaultFields)
+	}
+	_, err = s.Update(ctx, "u1", v.ID, variables.Patch{Name: ptr("K\u200b")})
+	require.ErrorIs(t, err, variables.ErrInvalidName)
+	got, err := s.Get(ctx, "u1", v.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"api_key"}, got.DefaultFields, "nothing stored")
+	assert.Equal(t, "K", got.Name)
 }

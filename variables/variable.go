@@ -4,8 +4,9 @@ import (
 	"errors"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/keyflow-dev/keyflow/names"
 )
 
 // Type is the kind of a variable: Credential (the default) or Generic.
@@ -87,9 +88,17 @@ var (
 	ErrEmptyValue        = &ValidationError{Message: "Variable value cannot be empty"}
 	// ErrNameExists also matches ErrDuplicate.
 	ErrNameExists = &ValidationError{Message: "Variable name already exists"}
-	// ErrInvalidName: the name is not valid UTF-8, has a control character
-	// or is longer than MaxNameLen bytes (keyflow's check; Langflow has none).
-	ErrInvalidName = &ValidationError{Message: "Variable name must be valid UTF-8 without control characters, at most 255 bytes"}
+	// ErrInvalidName: package names refuses the name: longer than
+	// MaxNameLen bytes, not valid UTF-8, or holding a control, invisible or
+	// bidirectional character, or U+FFFD (keyflow's check; Langflow has
+	// none). The error returned matches it with errors.Is and adds the
+	// reason (never the name).
+	ErrInvalidName = &ValidationError{Message: "Variable name must be at most 255 bytes of valid UTF-8 without control, invisible or bidirectional characters"}
+	// ErrInvalidDefaultFields: default_fields has more than
+	// MaxDefaultFields entries, or an entry that is empty or that package
+	// names refuses (keyflow's check; Langflow stores any list). The error
+	// returned matches it with errors.Is and adds the reason.
+	ErrInvalidDefaultFields = &ValidationError{Message: "Variable default_fields must hold at most 64 non-empty field names of at most 255 bytes, without control, invisible or bidirectional characters"}
 	// ErrInvalidValue: a Generic value holds a NUL character or invalid UTF-8,
 	// which SQL text columns cannot store (keyflow's check).
 	ErrInvalidValue = &ValidationError{Message: "Variable value must be valid UTF-8 without NUL characters"}
@@ -100,6 +109,17 @@ var (
 	// field. The error returned carries Langflow's message, which names the
 	// variable, and matches this value with errors.Is.
 	ErrCredentialSessionID = &ValidationError{Message: "Credential variables cannot be used in a Session ID field"}
+	// ErrCredentialToGeneric: an update would turn a Credential into a
+	// Generic variable without giving a new value. Generic values are listed
+	// in clear, so keeping the old value would reveal the decrypted
+	// Credential (keyflow's check; Langflow decrypts and shows it).
+	ErrCredentialToGeneric = &ValidationError{Message: "A Credential variable can become Generic only with a new value: its current value is never shown"}
+	// ErrEncryptedGenericValue: a new Generic value is a Fernet token that
+	// opens with the Service's keyring. Generic values are shown decrypted
+	// (for Langflow's legacy encrypted Generic rows), so storing such a token
+	// would turn the API into a decryption oracle for anyone holding a copy
+	// of a Credential's ciphertext (keyflow's check).
+	ErrEncryptedGenericValue = &ValidationError{Message: "A Generic variable's value cannot be a token encrypted with this server's secret"}
 )
 
 // ValidationError is an input the Service refused. Message is safe to show to
@@ -130,23 +150,33 @@ func credentialSessionIDError(name string) error {
 }
 
 // MaxNameLen is the longest variable name accepted, in bytes.
-const MaxNameLen = 255
+const MaxNameLen = names.MaxLen
 
-// ValidateName checks a variable name: non-empty (ErrEmptyName), valid UTF-8
-// without control characters and at most MaxNameLen bytes (ErrInvalidName).
+// MaxDefaultFields is the most entries a variable's default_fields may hold.
+const MaxDefaultFields = 64
+
+// ValidateName checks a variable name: non-empty (ErrEmptyName), and
+// accepted by package names (ErrInvalidName): at most MaxNameLen bytes of
+// valid UTF-8 without control, invisible or bidirectional characters.
 // Langflow checks only emptiness; the other rules keep names storable in
-// every SQL database and printable in logs.
+// every SQL database, printable in logs, and distinct on screen (no
+// "OPENAI_API_KEY" with a zero-width space that looks like the real one).
 func ValidateName(name string) error {
 	if name == "" {
 		return ErrEmptyName
 	}
-	if len(name) > MaxNameLen || !utf8.ValidString(name) {
-		return ErrInvalidName
+	if err := names.Check(name); err != nil {
+		return &ValidationError{Message: ErrInvalidName.Message + " (" + err.Error() + ")", kind: ErrInvalidName}
 	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return ErrInvalidName
-		}
+	return nil
+}
+
+// ValidateDefaultFields checks a variable's default_fields: at most
+// MaxDefaultFields entries, each non-empty and accepted by package names
+// (ErrInvalidDefaultFields). nil and empty lists are valid.
+func ValidateDefaultFields(fields []string) error {
+	if err := names.CheckList(fields, MaxDefaultFields); err != nil {
+		return &ValidationError{Message: ErrInvalidDefaultFields.Message + " (" + err.Error() + ")", kind: ErrInvalidDefaultFields}
 	}
 	return nil
 }

@@ -1,9 +1,10 @@
 // Package apikeyhttp serves Langflow's API-key management endpoints
-// (/api/v1/api_key/, reference §3.5) over an *apikey.Manager, as an
+// (/api/v1/api_key/, see docs/langflow-compatibility.md#api-key-endpoints) over an *apikey.Manager, as an
 // http.Handler a host mounts behind its own authentication:
 //
 //	auth, _ := middleware.New(middleware.Config{Verifier: keys})
-//	mux.Handle("/api/v1/api_key/", auth(http.StripPrefix("/api/v1/api_key", apikeyhttp.New(keys, middleware.UserID))))
+//	h, err := apikeyhttp.New(apikeyhttp.Config{Manager: keys, User: middleware.FromRequest})
+//	mux.Handle("/api/v1/api_key/", auth(http.StripPrefix("/api/v1/api_key", h)))
 //
 // Relative to where it is mounted it serves:
 //
@@ -19,12 +20,20 @@
 // Timestamps are UTC with second precision ("2026-01-02T15:04:05+00:00"), as
 // newer Langflow writes them. A key created without a name lists with name
 // null. Arguments the Manager refuses (an expiry in the past, a malformed
-// scope) answer 400 with its message, as Langflow answers 400 str(e).
+// scope, a name with control, invisible or bidi characters: see package
+// names) answer 400 with its message, as Langflow answers 400 str(e).
+//
+// A caller whose Principal has scopes (a scoped API key) may only create keys
+// whose scopes are a non-empty subset of its own: anything else answers 403
+// {"detail": MsgScopeNotAllowed} (apikey.ErrScopeNotAllowed), so a key limited
+// to "keys" cannot mint an unrestricted key. A caller without scopes is
+// unrestricted, as Langflow's keys are.
 //
 // Every answer is JSON. No current user → 401 {"detail": "Not authenticated"};
-// a body over 1 MiB → 413; malformed JSON → 422; a store failure → 503 with no
-// internals (the cause goes to slog.Default()); a wrong method → 405 with an
-// Allow header; any other path → 404. Keys never reach a log.
+// a body over 1 MiB → 413; malformed JSON (or a JSON string with an unpaired
+// surrogate escape) → 422; a store failure → 503 with no internals (the cause
+// is logged to Config.Logger under the key "err"); a wrong method → 405 with
+// an Allow header; any other path → 404. Keys never reach a log.
 package apikeyhttp
 
 import (
@@ -39,6 +48,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/middleware"
 )
 
 // Messages answered by the handler; the first three are Langflow's.
@@ -48,24 +58,49 @@ const (
 	MsgNotAuthenticated = "Not authenticated"
 	MsgInvalidID        = "API key id must be a UUID"
 	MsgUnavailable      = "API key store unavailable"
-	MsgNotConfigured    = "API key management is not configured"
+	// MsgScopeNotAllowed answers (403) a scoped caller asking for a key
+	// with scopes it does not have, or with none (unrestricted).
+	MsgScopeNotAllowed = "An API key with scopes can only create keys with a subset of its scopes"
 )
 
-// UserFunc returns the ID of the request's current user; ok false makes the
-// handler answer 401 {"detail": "Not authenticated"}. middleware.UserID is
-// one, for handlers mounted behind keyflow's middleware.
-type UserFunc func(r *http.Request) (userID string, ok bool)
+// Config configures New. Manager and User are required.
+type Config struct {
+	// Manager creates, lists and deletes the keys (required).
+	Manager *apikey.Manager
+	// User tells the handler who the caller is (required):
+	// middleware.FromRequest behind keyflow's middleware. No principal (or
+	// an empty UserID) answers 401. The principal's Scopes limit the scopes
+	// of the keys it creates.
+	User middleware.UserFunc
+	// Logger receives store failures (answered 503), errors under the key
+	// "err"; never a key. nil: slog.Default() at the time of logging.
+	Logger *slog.Logger
+}
 
-// New returns the management handler for m's keys, acting for the user that
-// user reports. It is safe for concurrent use. If m or user is nil (a
-// programming error), every request is answered 500 and logged.
-func New(m *apikey.Manager, user UserFunc) http.Handler {
-	return &handler{m: m, user: user}
+// New returns the management handler for cfg.Manager's keys, acting for the
+// caller cfg.User reports. It returns an error when Manager (or User) is
+// nil. The handler is safe for concurrent use.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Manager == nil {
+		return nil, errors.New("apikeyhttp: Config.Manager is required")
+	}
+	if cfg.User == nil {
+		return nil, errors.New("apikeyhttp: Config.User is required")
+	}
+	return &handler{m: cfg.Manager, user: cfg.User, logger: cfg.Logger}, nil
 }
 
 type handler struct {
-	m    *apikey.Manager
-	user UserFunc
+	m      *apikey.Manager
+	user   middleware.UserFunc
+	logger *slog.Logger
+}
+
+func (h *handler) log() *slog.Logger {
+	if h.logger != nil {
+		return h.logger
+	}
+	return slog.Default()
 }
 
 // unmaskedAPIKeyRead is Langflow's UnmaskedApiKeyRead (POST), with the newer
@@ -182,23 +217,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	if h.m == nil || h.user == nil {
-		slog.Default().ErrorContext(r.Context(), "keyflow/apikeyhttp: handler built with a nil Manager or UserFunc")
-		httpjson.Detail(w, http.StatusInternalServerError, MsgNotConfigured)
-		return
-	}
-	userID, ok := h.user(r)
-	if !ok || userID == "" {
+	p, ok := h.user(r)
+	if !ok || p.UserID == "" {
 		httpjson.Detail(w, http.StatusUnauthorized, MsgNotAuthenticated)
 		return
 	}
 	switch {
 	case path != "/":
-		h.delete(w, r, userID, path[1:])
+		h.delete(w, r, p.UserID, path[1:])
 	case r.Method == http.MethodGet:
-		h.list(w, r, userID)
+		h.list(w, r, p.UserID)
 	default:
-		h.create(w, r, userID)
+		h.create(w, r, p)
 	}
 }
 
@@ -210,7 +240,7 @@ func methodNotAllowed(w http.ResponseWriter, allow string) {
 func (h *handler) list(w http.ResponseWriter, r *http.Request, userID string) {
 	recs, err := h.m.List(r.Context(), userID)
 	if err != nil {
-		unavailable(w, r, "list", err)
+		h.unavailable(w, r, "list", err)
 		return
 	}
 	out := listResponse{TotalCount: len(recs), UserID: userID, APIKeys: make([]apiKeyRead, 0, len(recs))}
@@ -220,7 +250,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, userID string) {
 	httpjson.Write(w, http.StatusOK, out)
 }
 
-func (h *handler) create(w http.ResponseWriter, r *http.Request, userID string) {
+func (h *handler) create(w http.ResponseWriter, r *http.Request, p apikey.Principal) {
 	var req *createRequest
 	if !httpjson.Decode(w, r, &req) {
 		return
@@ -233,15 +263,19 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, userID string) 
 	if req.Name != nil {
 		name = *req.Name
 	}
-	opts := apikey.CreateOptions{Scopes: req.Scopes}
+	opts := apikey.CreateOptions{Scopes: req.Scopes, Creator: &p}
 	if req.ExpiresAt != nil {
 		t := time.Time(*req.ExpiresAt)
 		opts.ExpiresAt = &t
 	}
-	key, rec, err := h.m.Create(r.Context(), userID, name, opts)
+	key, rec, err := h.m.Create(r.Context(), p.UserID, name, opts)
 	if err != nil {
-		if errors.Is(err, apikey.ErrUnavailable) {
-			unavailable(w, r, "create", err)
+		switch {
+		case errors.Is(err, apikey.ErrScopeNotAllowed):
+			httpjson.Detail(w, http.StatusForbidden, MsgScopeNotAllowed)
+			return
+		case errors.Is(err, apikey.ErrUnavailable), errors.Is(err, apikey.ErrUninitialized):
+			h.unavailable(w, r, "create", err)
 			return
 		}
 		// A refusal of the input (Langflow: 400 str(e)); the apikey
@@ -265,13 +299,13 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id stri
 	case errors.Is(err, apikey.ErrNotFound):
 		httpjson.Detail(w, http.StatusBadRequest, MsgNotFound)
 	default:
-		unavailable(w, r, "delete", err)
+		h.unavailable(w, r, "delete", err)
 	}
 }
 
 // unavailable answers 503 without internals and logs the cause (the apikey
 // package's errors never contain a key).
-func unavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
-	slog.Default().ErrorContext(r.Context(), fmt.Sprintf("keyflow/apikeyhttp: %s failed; answering 503", op), "err", err)
+func (h *handler) unavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
+	h.log().ErrorContext(r.Context(), fmt.Sprintf("keyflow/apikeyhttp: %s failed; answering 503", op), "err", err)
 	httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)
 }

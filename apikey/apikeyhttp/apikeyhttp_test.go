@@ -20,6 +20,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
 	"github.com/keyflow-dev/keyflow/internal/faultstore"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -42,23 +43,29 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	inj := faultstore.New(1)
 	store := faultstore.Keys(apikey.NewMemoryStore(), inj)
-	m, err := apikey.NewManager(apikey.Config{Store: store})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = m.Close() })
+	m := keyflowtest.NewManagerConfig(t, apikey.Config{Store: store})
 	e := &env{m: m, inj: inj}
 	ctx := context.Background()
+	var err error
 	e.key1, e.rec1, err = m.Create(ctx, "user-1", "first", apikey.CreateOptions{})
 	require.NoError(t, err)
 	e.key2, e.rec2, err = m.Create(ctx, "user-2", "theirs", apikey.CreateOptions{})
 	require.NoError(t, err)
-	e.h = apikeyhttp.New(m, func(r *http.Request) (string, bool) {
+	e.h, err = apikeyhttp.New(apikeyhttp.Config{Manager: m, User: func(r *http.Request) (apikey.Principal, bool) {
 		u := r.Header.Get("X-User")
-		return u, u != ""
-	})
+		p := apikey.Principal{UserID: u}
+		if sc := r.Header.Get("X-Scopes"); sc != "" {
+			p.Scopes = strings.Split(sc, ",")
+		}
+		return p, u != ""
+	}})
+	require.NoError(t, err)
 	auth, err := middleware.New(middleware.Config{Verifier: m})
 	require.NoError(t, err)
+	h, err := apikeyhttp.New(apikeyhttp.Config{Manager: m, User: middleware.FromRequest})
+	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/api_key/", auth(http.StripPrefix("/api/v1/api_key", apikeyhttp.New(m, middleware.UserID))))
+	mux.Handle("/api/v1/api_key/", auth(http.StripPrefix("/api/v1/api_key", h)))
 	e.srv = mux
 	return e
 }
@@ -111,7 +118,7 @@ func TestList_Langflow35(t *testing.T) {
 	require.Len(t, list, 1)
 	k := list[0].(map[string]any)
 	assert.Equal(t, []string{"api_key", "created_at", "expires_at", "id", "is_active", "last_used_at", "name", "total_uses", "user_id"}, keys(k))
-	assert.Equal(t, e.key1[:8]+strings.Repeat("*", 38), k["api_key"], "§3.4 mask: first 8 characters, then *")
+	assert.Equal(t, e.key1[:8]+strings.Repeat("*", 38), k["api_key"], "mask: first 8 characters, then *")
 	assert.Len(t, k["api_key"], 46)
 	assert.Equal(t, e.rec1.ID, k["id"])
 	assert.Equal(t, "first", k["name"])
@@ -283,11 +290,10 @@ func TestErrors(t *testing.T) {
 	for _, k := range []string{e.key1, e.key2} {
 		assert.NotContains(t, logs.String(), k)
 	}
-	t.Run("nil manager or user func: 500", func(t *testing.T) {
-		for _, h := range []http.Handler{apikeyhttp.New(nil, middleware.UserID), apikeyhttp.New(e.m, nil)} {
-			w := do(h, "GET", "/", "")
-			assert.Equal(t, 500, w.Code)
-		}
+	t.Run("empty user ID: 401", func(t *testing.T) {
+		h, err := apikeyhttp.New(apikeyhttp.Config{Manager: e.m, User: func(*http.Request) (apikey.Principal, bool) { return apikey.Principal{}, true }})
+		require.NoError(t, err)
+		assert.Equal(t, 401, do(h, "GET", "/", "").Code)
 	})
 	t.Run("empty path (mounted without the trailing slash) is the root", func(t *testing.T) {
 		w := do(http.StripPrefix("/api/v1/api_key/", e.h), "GET", "/api/v1/api_key/", "", "X-User", "user-1")
@@ -316,7 +322,7 @@ func TestMounted_Langflow35(t *testing.T) {
 	assert.JSONEq(t, `{"detail":"API Key deleted"}`, w.Body.String())
 
 	w = do(e.srv, "GET", "/api/v1/api_key/", "", "x-api-key", newKey)
-	assert.Equal(t, 403, w.Code, "§3.5 revocation is immediate")
+	assert.Equal(t, 403, w.Code, "revocation is immediate")
 	assert.JSONEq(t, `{"detail":"Invalid or missing API key"}`, w.Body.String())
 
 	w = do(e.srv, "GET", "/api/v1/api_key/", "")
@@ -325,4 +331,96 @@ func TestMounted_Langflow35(t *testing.T) {
 
 	w = do(e.srv, "GET", "/api/v1/api_key", "", "x-api-key", e.key1)
 	assert.Equal(t, http.StatusTemporaryRedirect, w.Code, "ServeMux redirects to the trailing slash (307, as FastAPI)")
+}
+
+// TestNewRefusesMissingCollaborators: issue 13 item 10. A nil Manager or
+// UserFunc is refused by New (it used to answer 500 on every request); a
+// Manager not made by NewManager answers 503 and logs, never panics.
+func TestNewRefusesMissingCollaborators(t *testing.T) {
+	t.Parallel()
+	m, err := apikey.NewManager(apikey.Config{})
+	require.NoError(t, err)
+	defer m.Close()
+	for name, cfg := range map[string]apikeyhttp.Config{
+		"no manager":        {User: middleware.FromRequest},
+		"typed-nil manager": {Manager: (*apikey.Manager)(nil), User: middleware.FromRequest},
+		"no user func":      {Manager: m},
+	} {
+		h, err := apikeyhttp.New(cfg)
+		require.Error(t, err, name)
+		assert.Nil(t, h, name)
+	}
+
+	var logs strings.Builder
+	h, err := apikeyhttp.New(apikeyhttp.Config{
+		Manager: &apikey.Manager{},
+		User:    func(*http.Request) (apikey.Principal, bool) { return apikey.Principal{UserID: "u"}, true },
+		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	require.NoError(t, err)
+	for _, c := range []struct{ method, target, body string }{{"GET", "/", ""}, {"POST", "/", `{"name":"k"}`}, {"DELETE", "/" + ids.New(), ""}} {
+		require.NotPanics(t, func() {
+			w := do(h, c.method, c.target, c.body)
+			assert.Equal(t, 503, w.Code, c.method)
+		})
+	}
+	assert.Contains(t, logs.String(), "err=", "the cause goes to Config.Logger under the key err")
+}
+
+// TestCreateScopeSubset_Issue13: a key with scopes can create only keys
+// whose scopes are a non-empty subset of its own (403 otherwise); a key
+// without scopes keeps full access, as in Langflow.
+func TestCreateScopeSubset_Issue13(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	keysOnly, _, err := e.m.Create(context.Background(), "user-1", "keys only", apikey.CreateOptions{Scopes: []string{"keys", "run"}})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, key, body string
+		status          int
+	}{
+		{"scoped key, unrestricted new key: 403", keysOnly, `{"name":"x"}`, 403},
+		{"scoped key, empty scopes: 403", keysOnly, `{"name":"x","scopes":[]}`, 403},
+		{"scoped key, wider scopes: 403", keysOnly, `{"name":"x","scopes":["run","variables:write"]}`, 403},
+		{"scoped key, subset: 200", keysOnly, `{"name":"x","scopes":["run"]}`, 200},
+		{"unrestricted key, unrestricted new key: 200", e.key1, `{"name":"x"}`, 200},
+		{"unrestricted key, any scopes: 200", e.key1, `{"name":"x","scopes":["anything"]}`, 200},
+	} {
+		w := do(e.srv, "POST", "/api/v1/api_key/", tc.body, "x-api-key", tc.key)
+		require.Equal(t, tc.status, w.Code, "%s: %s", tc.name, w.Body.String())
+		if tc.status == 403 {
+			assert.Equal(t, apikeyhttp.MsgScopeNotAllowed, decode(t, w)["detail"])
+		}
+	}
+	recs, err := e.m.List(context.Background(), "user-1")
+	require.NoError(t, err)
+	assert.Len(t, recs, 1+1+3, "refused keys are not stored")
+}
+
+// TestCreateBadNames_Issue13: names with control, invisible or bidi
+// characters, or an unpaired surrogate escape, answer 4xx and store nothing.
+func TestCreateBadNames_Issue13(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct {
+		body   string
+		status int
+	}{
+		{`{"name":"a\u0000b"}`, 400},
+		{`{"name":"\u001b[31mred"}`, 400},
+		{`{"name":"OPENAI\u200b_API_KEY"}`, 400},
+		{`{"name":"\u202eyek"}`, 400},
+		{`{"name":"a\ufffd"}`, 400},
+		{`{"name":"a\ud800"}`, 422},
+		{`{"name":"a\udc00b"}`, 422},
+		{`{"name":"` + strings.Repeat("n", 256) + `"}`, 400},
+	} {
+		w := do(e.h, "POST", "/", tc.body, "X-User", "user-9")
+		assert.Equal(t, tc.status, w.Code, "%s: %s", tc.body, w.Body.String())
+	}
+	recs, err := e.m.List(context.Background(), "user-9")
+	require.NoError(t, err)
+	assert.Empty(t, recs, "nothing stored")
+	w := do(e.h, "POST", "/", `{"name":"ok \ud83d\udd11"}`, "X-User", "user-9")
+	assert.Equal(t, 200, w.Code, "a paired surrogate escape is a character: %s", w.Body.String())
 }

@@ -25,15 +25,20 @@ func call(h http.Handler, method, target, key, body string) *httptest.ResponseRe
 }
 
 // Mount the handlers at Langflow's path behind the middleware, on a plain
-// http.ServeMux; the current user is the key's owner (middleware.UserID).
+// http.ServeMux; the current user is the key's owner (middleware.FromRequest).
 func Example() {
 	keys, _ := apikey.NewManager(apikey.Config{})
 	defer keys.Close()
 	bootstrap, _, _ := keys.Create(context.Background(), "user-1", "CLI", apikey.CreateOptions{})
 	auth, _ := middleware.New(middleware.Config{Verifier: keys})
 
+	h, err := apikeyhttp.New(apikeyhttp.Config{Manager: keys, User: middleware.FromRequest})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/api_key/", auth(http.StripPrefix("/api/v1/api_key", apikeyhttp.New(keys, middleware.UserID))))
+	mux.Handle("/api/v1/api_key/", auth(http.StripPrefix("/api/v1/api_key", h)))
 
 	// Create: 200 with the key, shown this once.
 	w := call(mux, "POST", "/api/v1/api_key/", bootstrap, `{"name": "deploy"}`)
@@ -78,17 +83,38 @@ func Example() {
 	// revoked key: 403 {"detail":"Invalid or missing API key"}
 }
 
-// Behind a host's own authentication (sessions, JWT, …): give New a UserFunc
-// that reads the host's user.
-func ExampleUserFunc() {
+// A key limited to scopes can create keys only within those scopes: it cannot
+// mint an unrestricted key.
+func ExampleConfig_scopes() {
+	ctx := context.Background()
+	keys, _ := apikey.NewManager(apikey.Config{})
+	defer keys.Close()
+	ci, _, _ := keys.Create(ctx, "user-1", "ci", apikey.CreateOptions{Scopes: []string{"keys", "run"}})
+	auth, _ := middleware.New(middleware.Config{Verifier: keys})
+	h, _ := apikeyhttp.New(apikeyhttp.Config{Manager: keys, User: middleware.FromRequest})
+	srv := auth(h)
+
+	w := call(srv, "POST", "/", ci, `{"name": "runner", "scopes": ["run"]}`)
+	fmt.Println(w.Code)
+	w = call(srv, "POST", "/", ci, `{"name": "anything"}`)
+	fmt.Println(w.Code, strings.TrimSpace(w.Body.String()))
+	// Output:
+	// 200
+	// 403 {"detail":"An API key with scopes can only create keys with a subset of its scopes"}
+}
+
+// Behind a host's own authentication (sessions, JWT, …): give New a
+// middleware.UserFunc that reads the host's user.
+func ExampleNew_ownAuthentication() {
 	keys, _ := apikey.NewManager(apikey.Config{})
 	defer keys.Close()
 	type userKey struct{}
-	current := func(r *http.Request) (string, bool) {
+	current := func(r *http.Request) (apikey.Principal, bool) {
 		id, ok := r.Context().Value(userKey{}).(string)
-		return id, ok
+		return apikey.Principal{UserID: id, Source: "session"}, ok
 	}
-	h := http.StripPrefix("/api/v1/api_key", apikeyhttp.New(keys, current))
+	keysHandler, _ := apikeyhttp.New(apikeyhttp.Config{Manager: keys, User: current})
+	h := http.StripPrefix("/api/v1/api_key", keysHandler)
 
 	w := call(h, "GET", "/api/v1/api_key/", "", "")
 	fmt.Println(w.Code, strings.TrimSpace(w.Body.String()))

@@ -15,7 +15,7 @@ import (
 // table of 10 000 keys.
 func benchVerifyCold(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: dialect})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func BenchmarkVerifyColdPostgres(b *testing.B) {
 // verified), on a log of 1 000 rows.
 func benchChangesIdle(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: dialect})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
 	if err != nil {
 		b.Fatal(err)
 	}

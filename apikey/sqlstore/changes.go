@@ -147,7 +147,7 @@ func changeQueries(d Dialect, table string) (changes, position, prune []string) 
 
 // Changes implements apikey.ChangeFeed over the change log that triggers
 // write in the transaction of every change (see the package comment). One
-// call is one query; about once every tenth of Options.ChangeRetention, a
+// call is one query; about once every tenth of Config.ChangeRetention, a
 // call also prunes the log (a failed prune is retried by a later call and
 // does not fail this one). A cursor older than half of ChangeRetention
 // (PostgreSQL), or one past which rows were pruned (SQLite), is answered
@@ -308,7 +308,7 @@ func (s *Store) maybePrune(ctx context.Context) {
 	_ = s.PruneChanges(ctx)
 }
 
-// PruneChanges deletes the change-log rows older than Options.ChangeRetention
+// PruneChanges deletes the change-log rows older than Config.ChangeRetention
 // (see the package comment for the exact rule), and the IDs of usage batches
 // (AddUsageOnce) older than a day. Changes calls it regularly;
 // a deployment where no process polls Changes may call it itself (the log

@@ -42,7 +42,7 @@ func TestChangesReportsEveryChange(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Options{Dialect: d.dialect})
+			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			hs, cur := poll(t, s, "")
 			assert.Empty(t, hs)
@@ -77,7 +77,7 @@ func TestChangesReportsEveryChange(t *testing.T) {
 func TestChangesOutOfOrderCommit(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.Postgres(t)
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	_, cur := poll(t, s, "")
 
@@ -116,7 +116,7 @@ func TestChangesLost(t *testing.T) {
 			t.Parallel() // each waits out the retention twice: overlap the waits
 			ctx := context.Background()
 			db := d.open(t)
-			s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect, ChangeRetention: time.Second})
+			s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect, ChangeRetention: time.Second})
 			require.NoError(t, err)
 			_, old := poll(t, s, "")
 			_, r := testRecord(t, "u")
@@ -177,7 +177,7 @@ func TestNewConcurrent(t *testing.T) {
 			for _, db := range dbs {
 				go func() {
 					<-start
-					s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+					s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 					errs <- err
 					stores <- s
 				}()
@@ -204,7 +204,7 @@ func TestAddUsageOnce(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Options{Dialect: d.dialect})
+			s, err := sqlstore.New(ctx, d.open(t), sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			_, r := testRecord(t, "u")
 			require.NoError(t, s.Insert(ctx, r))
@@ -230,7 +230,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := d.open(t)
-			s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+			s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			_, r := testRecord(t, "u")
 			require.NoError(t, s.Insert(ctx, r))
@@ -246,7 +246,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 				require.NoError(t, err, q)
 			}
 
-			s2, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+			s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			got, err := s2.ByHash(ctx, r.Hash)
 			require.NoError(t, err)
@@ -266,7 +266,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 func TestMigrateFromVersion2(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.Postgres(t)
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	_, r := testRecord(t, "u")
 	require.NoError(t, s.Insert(ctx, r))
@@ -291,7 +291,7 @@ func TestMigrateFromVersion2(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, notifies())
 
-	s2, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	assert.True(t, notifies())
 	got, err := s2.ByHash(ctx, r.Hash)

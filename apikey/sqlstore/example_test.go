@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"time"
 
+	_ "modernc.org/sqlite" // the host's choice of driver
+
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 )
 
 // Two processes (here: two Managers, each with its own connection pool) share
@@ -23,11 +25,11 @@ func ExampleStore_Changes() {
 	path := filepath.Join(dir, "keys.db") // PostgreSQL: sqlstore.Postgres on a pgx *sql.DB
 
 	manager := func() (*apikey.Manager, error) {
-		db, err := testdb.OpenSQLite(path) // the host opens the *sql.DB with its driver
+		db, err := sqlitedb.Open(ctx, path) // the host opens the *sql.DB with its driver
 		if err != nil {
 			return nil, err
 		}
-		s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.SQLite})
+		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
 		if err != nil {
 			return nil, err
 		}

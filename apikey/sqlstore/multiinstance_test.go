@@ -75,7 +75,7 @@ func newCluster(t *testing.T, n int, cfg apikey.Config, addr func(i int) string)
 		require.NoError(t, err)
 		db.SetMaxOpenConns(6)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Options{Dialect: sqlstore.Postgres})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
 		reads := new(atomic.Int64)
@@ -419,7 +419,7 @@ func TestMultiInstanceSQLite(t *testing.T) {
 		db, err := testdb.OpenSQLite(path)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.SQLite})
+		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
 		require.NoError(t, err)
 		cfg := longCache
 		n := new(atomic.Int64)

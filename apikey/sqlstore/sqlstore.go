@@ -1,7 +1,7 @@
 // Package sqlstore is an apikey.Store on database/sql for SQLite and
 // PostgreSQL. It imports no driver: the host opens the *sql.DB with the driver
 // it chooses (for example modernc.org/sqlite or pgx's stdlib) and names the
-// dialect in Options; nothing is guessed from the driver.
+// dialect in Config; nothing is guessed from the driver.
 //
 // New creates or migrates the schema: one table (default "apikey") with a
 // unique index on the key hash and an index on the user ID, and a table
@@ -11,7 +11,7 @@
 // prefix.
 //
 // The default table name is Langflow's, but the columns are not: to keep
-// keyflow's keys in a Langflow database, pick another Options.Table (New
+// keyflow's keys in a Langflow database, pick another Config.Table (New
 // refuses to take over an existing table it did not create).
 //
 // Schema version 2 serves several processes sharing the database. Triggers
@@ -64,8 +64,8 @@ const (
 	Postgres Dialect = "postgres"
 )
 
-// Options configure a Store.
-type Options struct {
+// Config configures a Store.
+type Config struct {
 	// Dialect of the database; required.
 	Dialect Dialect
 	// Table is the name of the key table: letters, digits and underscores,
@@ -80,7 +80,7 @@ type Options struct {
 	ChangeRetention time.Duration
 }
 
-// DefaultChangeRetention is the default Options.ChangeRetention.
+// DefaultChangeRetention is the default Config.ChangeRetention.
 const DefaultChangeRetention = 10 * time.Minute
 
 // Store is an apikey.Store on a *sql.DB. It is safe for concurrent use.
@@ -115,26 +115,26 @@ const columns = "id, user_id, name, api_key_hash, prefix, key_length, created_at
 
 // New returns a Store on db, creating or migrating its schema first. It does
 // not close db.
-func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
+func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: db is nil")
 	}
-	if opts.Dialect != SQLite && opts.Dialect != Postgres {
-		return nil, fmt.Errorf("sqlstore: Options.Dialect must be sqlstore.SQLite or sqlstore.Postgres, not %q", opts.Dialect)
+	if cfg.Dialect != SQLite && cfg.Dialect != Postgres {
+		return nil, fmt.Errorf("sqlstore: Config.Dialect must be sqlstore.SQLite or sqlstore.Postgres, not %q", cfg.Dialect)
 	}
-	table := opts.Table
+	table := cfg.Table
 	if table == "" {
 		table = "apikey"
 	}
 	if !tableName.MatchString(table) {
 		return nil, fmt.Errorf("sqlstore: table name %q is not a plain SQL identifier", table)
 	}
-	s := &Store{db: db, dialect: opts.Dialect, retention: opts.ChangeRetention, table: table}
+	s := &Store{db: db, dialect: cfg.Dialect, retention: cfg.ChangeRetention, table: table}
 	if s.retention == 0 {
 		s.retention = DefaultChangeRetention
 	}
 	if s.retention < time.Second {
-		return nil, errors.New("sqlstore: Options.ChangeRetention must be at least a second")
+		return nil, errors.New("sqlstore: Config.ChangeRetention must be at least a second")
 	}
 	s.q = queries{
 		insert:    "INSERT INTO " + table + " (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -161,7 +161,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	}
 	rows, err := db.QueryContext(ctx, s.q.probe)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Options.Table): %w", table, err)
+		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Config.Table): %w", table, err)
 	}
 	_ = rows.Close()
 	if s.dialect == SQLite {
@@ -242,7 +242,7 @@ func (s *Store) migrate(ctx context.Context, table string) error {
 	for v := int(current.Int64); v < len(steps); v++ {
 		for _, stmt := range steps[v] {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("sqlstore: migrate table %s to version %d (if the table belongs to another program, choose Options.Table): %w", table, v+1, err)
+				return fmt.Errorf("sqlstore: migrate table %s to version %d (if the table belongs to another program, choose Config.Table): %w", table, v+1, err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, insertVersion, v+1); err != nil {

@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) apikey.Store {
-				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Options{Dialect: d.dialect})
+				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Config{Dialect: d.dialect})
 				require.NoError(t, err)
 				t.Cleanup(func() { assert.NoError(t, s.Close()) })
 				return s
@@ -40,7 +40,7 @@ func TestChangeFeedConformance(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			storetest.RunChangeFeed(t, func(t *testing.T) storetest.FeedStore {
-				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Options{Dialect: d.dialect})
+				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Config{Dialect: d.dialect})
 				require.NoError(t, err)
 				return s
 			})
@@ -53,20 +53,20 @@ func TestNewOptions(t *testing.T) {
 	db := testdb.SQLite(t)
 	for _, tc := range []struct {
 		name string
-		opts sqlstore.Options
+		cfg  sqlstore.Config
 	}{
-		{"no dialect", sqlstore.Options{}},
-		{"unknown dialect", sqlstore.Options{Dialect: "mysql"}},
-		{"table with a space", sqlstore.Options{Dialect: sqlstore.SQLite, Table: "api key"}},
-		{"table with a quote", sqlstore.Options{Dialect: sqlstore.SQLite, Table: `x"; DROP TABLE y; --`}},
-		{"table starting with a digit", sqlstore.Options{Dialect: sqlstore.SQLite, Table: "1keys"}},
+		{"no dialect", sqlstore.Config{}},
+		{"unknown dialect", sqlstore.Config{Dialect: "mysql"}},
+		{"table with a space", sqlstore.Config{Dialect: sqlstore.SQLite, Table: "api key"}},
+		{"table with a quote", sqlstore.Config{Dialect: sqlstore.SQLite, Table: `x"; DROP TABLE y; --`}},
+		{"table starting with a digit", sqlstore.Config{Dialect: sqlstore.SQLite, Table: "1keys"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := sqlstore.New(ctx, db, tc.opts)
+			_, err := sqlstore.New(ctx, db, tc.cfg)
 			assert.Error(t, err)
 		})
 	}
-	_, err := sqlstore.New(ctx, nil, sqlstore.Options{Dialect: sqlstore.SQLite})
+	_, err := sqlstore.New(ctx, nil, sqlstore.Config{Dialect: sqlstore.SQLite})
 	assert.Error(t, err)
 }
 
@@ -77,7 +77,7 @@ func TestMigrateTwice(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := d.open(t)
-			s1, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect, Table: "keys"})
+			s1, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect, Table: "keys"})
 			require.NoError(t, err)
 			m, err := apikey.NewManager(apikey.Config{Store: s1})
 			require.NoError(t, err)
@@ -85,7 +85,7 @@ func TestMigrateTwice(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, m.Close())
 
-			s2, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect, Table: "keys"})
+			s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect, Table: "keys"})
 			require.NoError(t, err)
 			got, err := s2.ByHash(ctx, apikey.HashKey(key))
 			require.NoError(t, err)
@@ -98,7 +98,7 @@ func TestMigrateTwice(t *testing.T) {
 }
 
 // TestRefusesForeignTable: a table of the same name created by another
-// program, such as Langflow's apikey table (reference §3.2), is not adopted.
+// program, such as Langflow's apikey table (docs/langflow-compatibility.md#api-key-storage), is not adopted.
 func TestRefusesForeignTable(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
@@ -106,26 +106,26 @@ func TestRefusesForeignTable(t *testing.T) {
 			db := d.open(t)
 			_, err := db.ExecContext(ctx, `CREATE TABLE apikey (id CHAR(32) PRIMARY KEY, name VARCHAR, api_key VARCHAR NOT NULL, api_key_hash VARCHAR, user_id CHAR(32))`)
 			require.NoError(t, err)
-			_, err = sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+			_, err = sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "Options.Table")
+			assert.Contains(t, err.Error(), "Config.Table")
 			// Nothing of keyflow's was left behind.
 			var n int
 			require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikey").Scan(&n))
-			_, err = sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect, Table: "keyflow_apikey"})
+			_, err = sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect, Table: "keyflow_apikey"})
 			assert.NoError(t, err)
 		})
 	}
 }
 
 // TestHashStoredAsHex: the hash column holds Langflow's api_key_hash form,
-// sha256(key).hexdigest() (reference §3.3), and no column holds the key.
+// sha256(key).hexdigest() (docs/langflow-compatibility.md#api-key-storage), and no column holds the key.
 func TestHashStoredAsHex(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := d.open(t)
-			s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: d.dialect})
+			s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
 			require.NoError(t, err)
 			m, err := apikey.NewManager(apikey.Config{Store: s})
 			require.NoError(t, err)

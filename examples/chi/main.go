@@ -62,6 +62,10 @@ func newRouter(keys *apikey.Manager) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	keysAPI, err := apikeyhttp.New(apikeyhttp.Config{Manager: keys, User: middleware.FromRequest})
+	if err != nil {
+		return nil, err
+	}
 	store := &items{byUser: map[string][]string{}}
 	r := chi.NewRouter()
 	r.Get("/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -72,13 +76,14 @@ func newRouter(keys *apikey.Manager) (http.Handler, error) {
 		// chi's Mount does not strip the prefix from r.URL.Path: strip it with
 		// http.StripPrefix, as with ServeMux.
 		r.With(middleware.RequireScope("keys")).Handle("/api/v1/api_key/*",
-			http.StripPrefix("/api/v1/api_key", apikeyhttp.New(keys, middleware.UserID)))
+			http.StripPrefix("/api/v1/api_key", keysAPI))
 	})
 	return r, nil
 }
 
 func (s *items) list(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	s.mu.Lock()
 	list := append([]string{}, s.byUser[userID]...)
 	s.mu.Unlock()
@@ -86,7 +91,8 @@ func (s *items) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *items) add(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	var in struct {
 		Name string `json:"name"`
 	}

@@ -50,8 +50,8 @@ func newHandler(keys *apikey.Manager, burst int, every time.Duration) (http.Hand
 		return nil, err
 	}
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		uid, _ := middleware.UserID(r)
-		fmt.Fprintf(w, "hello %s\n", uid)
+		p, _ := middleware.FromRequest(r)
+		fmt.Fprintf(w, "hello %s\n", p.UserID)
 	})
 	return limit.Middleware(auth(hello)), nil
 }

@@ -153,7 +153,7 @@ func TestBadInput(t *testing.T) {
 		{"NUL in a Generic value", "POST", "/api/v1/variables/", auth, `{"name":"NUL_VALUE","value":"a\u0000b","type":"Generic"}`, []int{400}, jsonDetail},
 		{"raw NUL in JSON", "POST", "/api/v1/api_key/", auth, "{\"name\":\"a\x00b\"}", []int{422}, jsonDetail},
 		{"NUL in a flow name", "POST", "/api/v1/flows/", auth, `{"name":"a\u0000b"}`, []int{400}, jsonDetail},
-		{"NUL in the run id", "POST", "/api/v1/run/%00", auth, "{}", []int{422}, jsonDetail},
+		{"NUL in the run id", "POST", "/api/v1/run/%00", auth, "{}", []int{404}, jsonDetail},
 		// Repeated and conflicting keys.
 		{"duplicate x-api-key, the first wrong", "POST", "/api/v1/api_key/", [][2]string{{"x-api-key", wrongKey}, {"x-api-key", key}}, `{"name":"dup"}`, []int{403}, jsonDetail},
 		{"wrong key in the query wins over the header", "POST", "/api/v1/variables/?x-api-key=" + wrongKey, auth, `{"name":"Q","value":"v"}`, []int{403}, jsonDetail},
@@ -170,8 +170,9 @@ func TestBadInput(t *testing.T) {
 		{"key id too long", "DELETE", "/api/v1/api_key/" + keyID + "0", auth, "", []int{422}, jsonDetail},
 		{"variable id not a UUID", "PATCH", "/api/v1/variables/xyz", auth, `{"value":"x"}`, []int{422}, jsonAny},
 		{"variable id of 10 000 characters", "DELETE", "/api/v1/variables/" + long, auth, "", []int{422}, jsonAny},
-		{"flow id not a UUID", "POST", "/api/v1/run/not-a-uuid", auth, "{}", []int{422}, jsonDetail},
-		{"flow id with a bad hex digit", "POST", "/api/v1/run/" + flowID[:35] + "g", auth, "{}", []int{422}, jsonDetail},
+		// Not a UUID: an endpoint name, unknown → 404, as in Langflow.
+		{"flow id not a UUID", "POST", "/api/v1/run/not-a-uuid", auth, "{}", []int{404}, jsonDetail},
+		{"flow id with a bad hex digit", "POST", "/api/v1/run/" + flowID[:35] + "g", auth, "{}", []int{404}, jsonDetail},
 		{"body id differs from the path", "PATCH", "/api/v1/variables/" + varID, auth, `{"id":"` + keyID + `","value":"x"}`, []int{422}, jsonDetail},
 		// Wrong types.
 		{"name of the wrong type", "POST", "/api/v1/variables/", auth, `{"name":1,"value":"v"}`, []int{422}, jsonDetail},

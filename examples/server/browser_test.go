@@ -485,28 +485,44 @@ func saveScreenshot(t *testing.T, ctx context.Context, a *app, srv *httptest.Ser
 	t.Logf("saved %s", path)
 }
 
-// With auto-login off the UI asks for an API key and sends it as x-api-key.
-func TestBrowserSignInWithKey(t *testing.T) {
+// With auto-login off the UI asks for a username and password, then uses
+// the login cookies (HttpOnly: the page cannot read them); Log out in the
+// header ends the session.
+func TestBrowserSignIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives a browser")
 	}
 	ctx := newBrowser(t)
-	a, srv, _ := startApp(t, false)
-	key, _, err := a.keys.Create(context.Background(), a.superuser.ID, "sign-in", apikey.CreateOptions{})
+	a, srv := startLoginApp(t, nil)
+	_, _, err := a.keys.Create(context.Background(), a.superuser.ID, "sign-in", apikey.CreateOptions{})
 	require.NoError(t, err)
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/"),
-		chromedp.WaitVisible(chromedp.ID("login-key")),
-		chromedp.SendKeys(chromedp.ID("login-key"), "sk-wrong"),
-		chromedp.Click(chromedp.CSS(`#login-form button`)),
+		chromedp.WaitVisible(chromedp.ID("login-username")),
+		chromedp.SendKeys(chromedp.ID("login-username"), "admin"),
+		chromedp.SendKeys(chromedp.ID("login-password"), "wrong-password"),
+		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.ID("login-error")),
-		chromedp.SendKeys(chromedp.ID("login-key"), key),
-		chromedp.Click(chromedp.CSS(`#login-form button`)),
+		chromedp.SendKeys(chromedp.ID("login-password"), testPassword),
+		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="sign-in"]`)),
+		chromedp.WaitVisible(chromedp.ID("signout")),
 	))
-	// No session cookie in this mode: the page's cookie jar is empty.
+	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("who")))
+	require.NoError(t, err)
+	assert.Equal(t, "Signed in as admin", who)
 	cookies, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
 	require.NoError(t, err)
-	assert.Empty(t, cookies)
+	assert.Empty(t, cookies, "the login cookies are HttpOnly")
+
+	// A reload keeps the session; Log out ends it.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="sign-in"]`)),
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("login-username")),
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("login-username")),
+	))
 }

@@ -27,7 +27,7 @@ import (
 // read the database (docs/langflow-compatibility.md#command-line).
 func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
 	fs, common := newFlagSet("api-key", stderr)
-	username := fs.String("username", superuserName, "the `NAME` of the user the key belongs to; the user is created when missing")
+	username := fs.String("username", "", "the `NAME` of the user the key belongs to; the user is created when missing (default: the superuser, LANGFLOW_SUPERUSER)")
 	name := fs.String("name", "CLI", "the key's `NAME`")
 	quiet := fs.Bool("quiet", false, "print only the key, on one line, without the box and the clipboard (the default when stdout is not a terminal)")
 	if err := fs.Parse(args); err != nil {
@@ -41,7 +41,7 @@ func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
 	defer a.Close()
 
 	u := a.superuser
-	if *username != superuserName {
+	if *username != "" && *username != u.Username {
 		if u, err = a.ensureUser(ctx, *username, false); err != nil {
 			return err
 		}

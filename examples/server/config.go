@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables/dotenv"
 )
 
@@ -27,11 +29,29 @@ type config struct {
 	Host        string
 	Port        int
 	LogLevel    slog.Level
+	// AllowedHosts are the host names the server answers besides loopback
+	// and Host (KEYFLOW_ALLOWED_HOSTS, --allowed-hosts; see hosts.go).
+	AllowedHosts []string
 
 	Auth                 middleware.Config // AutoLogin, SkipAuthAutoLogin, EnvKey
 	DisableUsageTracking bool              // LANGFLOW_DISABLE_TRACK_APIKEY_USAGE
 	FallbackToEnv        bool              // LANGFLOW_FALLBACK_TO_ENV_VAR
 	StoreEnvVariables    bool              // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
+
+	// Schema is "langflow" to serve keys and variables from a Langflow
+	// database's own tables (langflowdb.go), "keyflow" for keyflow's
+	// tables, "" to detect it from the database.
+	Schema string
+
+	// Login and users (users.go, login.go).
+	Superuser         string        // LANGFLOW_SUPERUSER; "langflow" under auto-login
+	SuperuserPassword string        // LANGFLOW_SUPERUSER_PASSWORD; "" under auto-login
+	NewUserIsActive   bool          // LANGFLOW_NEW_USER_IS_ACTIVE
+	AccessTokenTTL    time.Duration // LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS
+	RefreshTokenTTL   time.Duration // LANGFLOW_REFRESH_TOKEN_EXPIRE_SECONDS
+	// superuserCommand: the superuser subcommand runs, which may repair a
+	// LANGFLOW_SUPERUSER that names a user who is not a superuser.
+	superuserCommand bool
 
 	// ChangeMaxLag bounds how late this instance sees API keys created,
 	// revoked or disabled by other instances sharing the database (the
@@ -43,8 +63,8 @@ type config struct {
 
 // commonFlags are the flags every subcommand takes.
 type commonFlags struct {
-	configDir, databaseURL, envFile, logLevel, changeMaxLag string
-	defaultLevel                                            string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
+	configDir, databaseURL, envFile, logLevel, changeMaxLag, schema string
+	defaultLevel                                                    string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
 }
 
 // newFlagSet returns the subcommand's flag set with the common flags. The
@@ -63,6 +83,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *commonFlags) {
 	fs.StringVar(&c.databaseURL, "database-url", "", "the database `URL`: sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
 	fs.StringVar(&c.envFile, "env-file", "", "load the .env `FILE` first; its values override the process environment, as with langflow run --env-file")
 	fs.StringVar(&c.changeMaxLag, "change-max-lag", "", "the longest this instance may take to see API keys revoked, disabled or created by other instances on the same database, a `DURATION` such as 1s or 500ms; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
+	fs.StringVar(&c.schema, "schema", "", "`SCHEMA`: langflow to serve on a Langflow database's own tables, keyflow for keyflow's tables (env KEYFLOW_SCHEMA; default: detected)")
 	fs.StringVar(&c.logLevel, "log-level", "", "log `LEVEL`: debug, info, warning, error or critical (env LANGFLOW_LOG_LEVEL; default: info for run, warning otherwise)")
 	return fs, c
 }
@@ -142,6 +163,15 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 			return config{}, fmt.Errorf("--env-file: %w", err)
 		}
 	}
+	// lookup is the environment with the server's defaults for unset
+	// variables; getenv is the same for readers that take no "unset".
+	lookup := func(name string) (string, bool) {
+		if v, ok := os.LookupEnv(name); ok {
+			return v, true
+		}
+		v, ok := serverDefaults[name]
+		return v, ok
+	}
 	getenv := func(name string) string {
 		if v := os.Getenv(name); v != "" {
 			return v
@@ -184,6 +214,10 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		cfg.Port = *port
 	}
 
+	if cfg.AllowedHosts, err = parseAllowedHosts("KEYFLOW_ALLOWED_HOSTS", os.Getenv("KEYFLOW_ALLOWED_HOSTS")); err != nil {
+		errs = append(errs, err)
+	}
+
 	level := c.logLevel
 	if level == "" {
 		level = os.Getenv("LANGFLOW_LOG_LEVEL")
@@ -192,6 +226,10 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		level = c.defaultLevel
 	}
 	if cfg.LogLevel, err = parseLevel(level); err != nil {
+		errs = append(errs, err)
+	}
+
+	if cfg.Schema, err = parseSchema(c.schema, os.Getenv("KEYFLOW_SCHEMA")); err != nil {
 		errs = append(errs, err)
 	}
 
@@ -208,7 +246,10 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		}
 	}
 
-	if cfg.Auth, err = middleware.ConfigFromEnv(getenv); err != nil {
+	if cfg.Auth, err = middleware.ConfigFromEnv(lookup); err != nil {
+		errs = append(errs, err)
+	}
+	if err := loginSettings(&cfg, getenv); err != nil {
 		errs = append(errs, err)
 	}
 	for _, b := range []struct {
@@ -219,7 +260,8 @@ func loadConfig(c *commonFlags, host *string, port *int) (config, error) {
 		{"LANGFLOW_FALLBACK_TO_ENV_VAR", &cfg.FallbackToEnv},
 		{"LANGFLOW_STORE_ENVIRONMENT_VARIABLES", &cfg.StoreEnvVariables},
 	} {
-		if *b.dst, err = parseBool(b.name, getenv(b.name)); err != nil {
+		// Unset: the server's default (serverDefaults), else false.
+		if *b.dst, err = envbool.Lookup(lookup, b.name, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -240,17 +282,6 @@ func parseLevel(v string) (slog.Level, error) {
 		return 0, fmt.Errorf("log level must be debug, info, warning, error or critical, got %q", v)
 	}
 	return l, nil
-}
-
-// parseBool accepts pydantic's spellings, as Langflow's settings do.
-func parseBool(name, v string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "0", "false", "f", "no", "n", "off":
-		return false, nil
-	case "1", "true", "t", "yes", "y", "on":
-		return true, nil
-	}
-	return false, fmt.Errorf("%s must be a boolean (true/false), got %q", name, v)
 }
 
 // database is a resolved --database-url.
@@ -283,8 +314,7 @@ func parseDatabaseURL(raw, configDir string) (database, error) {
 		if path == "" || path == ":memory:" {
 			return database{}, errors.New("database URL: an SQLite URL needs a file path (sqlite:///path/to.db)")
 		}
-		dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-		return database{driver: "sqlite", dsn: dsn, display: "sqlite:///" + path}, nil
+		return database{driver: sqlitedb.Driver, dsn: sqlitedb.DSN(path), display: "sqlite:///" + path}, nil
 	case "postgres", "postgresql":
 		dsn := "postgres://" + rest
 		return database{driver: "pgx", dsn: dsn, postgres: true, display: redactURL(dsn)}, nil

@@ -26,7 +26,7 @@ import (
 )
 
 // The end-to-end test builds the real binary and drives it as a user would:
-// the CLI on a fresh config dir, the server over HTTP (the seed's two curl
+// the CLI on a fresh config dir, the server over HTTP (Langflow's documented two curl
 // forms verbatim), revocation, the precedence matrix through /run, graceful
 // shutdown, and master-secret rotation — on SQLite, and on PostgreSQL when
 // KEYFLOW_TEST_POSTGRES_DSN is set.
@@ -37,9 +37,9 @@ var (
 )
 
 const (
-	// The seed's request body, verbatim.
+	// The request body of Langflow's documentation, verbatim.
 	seedBody = `{"inputs": {"text":""}, "tweaks": {}}`
-	// Langflow's answers (§3.7).
+	// Langflow's answers (docs/langflow-compatibility.md#authentication-errors).
 	msgAutoLoginNoKey = "Since v1.5, LANGFLOW_AUTO_LOGIN requires a valid API key. Set LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true to skip this check. Please update your authentication method."
 	msgInvalidKey     = "Invalid or missing API key"
 )
@@ -129,7 +129,14 @@ type server struct {
 
 func (e *e2e) start(env ...string) *server {
 	e.t.Helper()
+	return e.startArgs(nil, env...)
+}
+
+// startArgs starts `server run` with extra flags.
+func (e *e2e) startArgs(flags []string, env ...string) *server {
+	e.t.Helper()
 	args := append([]string{"run", "--port", "0", "--env-file", filepath.Join(e.dir, ".env")}, e.common()...)
+	args = append(args, flags...)
 	cmd := exec.Command(e.bin, args...)
 	cmd.Env = e.env(env...)
 	stderr, err := cmd.StderrPipe()
@@ -206,14 +213,34 @@ func (s *server) do(method, path, body string, headers ...string) (int, string) 
 	return res.StatusCode, string(b)
 }
 
-// runResult is the body of a successful /run.
+// runResult is the body of a successful /run: Langflow's RunResponse (the
+// parts a client reads) and keyflow's fields.
 type runResult struct {
-	FlowID  string            `json:"flow_id"`
-	Outputs map[string]string `json:"outputs"`
-	Fields  map[string]struct {
+	SessionID string `json:"session_id"`
+	Outputs   []struct {
+		Inputs  map[string]string `json:"inputs"`
+		Outputs []struct {
+			Outputs struct {
+				Message struct {
+					Message string `json:"message"`
+					Type    string `json:"type"`
+				} `json:"message"`
+			} `json:"outputs"`
+		} `json:"outputs"`
+	} `json:"outputs"`
+	Fields map[string]struct {
 		Variable string `json:"variable"`
 		Source   string `json:"source"`
 	} `json:"fields"`
+}
+
+// text is the flow's chat output, as the Langflow client's
+// chatOutputText() reads it.
+func (rr runResult) text() string {
+	if len(rr.Outputs) == 0 || len(rr.Outputs[0].Outputs) == 0 {
+		return "(no output)"
+	}
+	return rr.Outputs[0].Outputs[0].Outputs.Message.Message
 }
 
 // run calls /run with a key in the header and decodes a 200.
@@ -300,8 +327,8 @@ func (e *e2e) workflows() {
 			"Content-Type", "application/json", "x-api-key", cliKey)
 		require.Equal(t, 200, code, body)
 		rr := decode[runResult](t, body)
-		assert.Equal(t, echo.ID, rr.FlowID)
-		assert.Equal(t, map[string]string{"text": ""}, rr.Outputs)
+		assert.Equal(t, echo.ID, rr.SessionID, "Langflow's fallback session: the flow's id")
+		assert.Equal(t, "", rr.text())
 		assert.Equal(t, map[string]string{"api_key": "OPENAI_API_KEY:stored"}, s.sources(rr), "imported from .env at start")
 		assertNoSecrets(t, "/run", body)
 
@@ -366,7 +393,7 @@ func (e *e2e) workflows() {
 		assert.Equal(t, "********", matrix.Fields["literal"].Value)
 
 		rr, raw := s.run(matrix.ID, cliKey, `{"inputs":{"text":"hello"},"tweaks":{}}`)
-		assert.Equal(t, "hello", rr.Outputs["text"])
+		assert.Equal(t, "hello", rr.text())
 		assert.Equal(t, map[string]string{
 			"literal":       ":flow",
 			"openai":        "OPENAI_API_KEY:stored", // .env imported at start
@@ -415,8 +442,9 @@ func (e *e2e) workflows() {
 		assert.JSONEq(t, `[]`, body)
 		code, _ = s.do("POST", "/api/v1/run/00000000-0000-4000-8000-000000000000", seedBody, "x-api-key", alice)
 		assert.Equal(t, 404, code)
-		code, _ = s.do("POST", "/api/v1/run/not-a-uuid", seedBody, "x-api-key", alice)
-		assert.Equal(t, 422, code)
+		code, body = s.do("POST", "/api/v1/run/not-a-uuid", seedBody, "x-api-key", alice)
+		assert.Equal(t, 404, code, "not a UUID: an unknown endpoint name, as in Langflow")
+		assert.Equal(t, detail("Flow identifier not-a-uuid not found"), body)
 		code, _ = s.do("POST", "/api/v1/run/"+echo.ID, `{"inputs":`, "x-api-key", cliKey)
 		assert.Equal(t, 422, code)
 
@@ -520,7 +548,7 @@ func (e *e2e) workflows() {
 		code, body := s.do("POST", "/api/v1/run/"+matrix.ID, seedBody)
 		assert.Equal(t, 200, code, "auto-login skip acts as the superuser: %s", body)
 		rr, _ = s.run(matrix.ID, envKey, seedBody)
-		assert.Equal(t, matrix.ID, rr.FlowID, "LANGFLOW_API_KEY acts as the superuser")
+		assert.Equal(t, matrix.ID, rr.SessionID, "LANGFLOW_API_KEY acts as the superuser")
 		s.stop()
 		assert.NotContains(t, s.log(), envKey)
 	})

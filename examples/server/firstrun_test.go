@@ -270,7 +270,8 @@ func TestCmdAPIKeyOutput(t *testing.T) {
 // without a key.
 func TestREADMENoKeyAnswer(t *testing.T) {
 	for _, k := range []string{"LANGFLOW_AUTO_LOGIN", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN", "LANGFLOW_API_KEY_SOURCE"} {
-		t.Setenv(k, "")
+		t.Setenv(k, "") // restored after the test; unset meanwhile (an empty boolean is an error)
+		require.NoError(t, os.Unsetenv(k))
 	}
 	cfg, err := loadConfig(&commonFlags{configDir: t.TempDir(), defaultLevel: "warn"}, nil, nil)
 	require.NoError(t, err)
@@ -283,7 +284,9 @@ func TestREADMENoKeyAnswer(t *testing.T) {
 	require.NoError(t, err)
 
 	res := httptest.NewRecorder()
-	h.ServeHTTP(res, httptest.NewRequest("POST", "/api/v1/run/"+echo.ID+"?stream=false", strings.NewReader(seedBody)))
+	req := httptest.NewRequest("POST", "/api/v1/run/"+echo.ID+"?stream=false", strings.NewReader(seedBody))
+	req.Host = "localhost:7860" // as the READMEs' curl sends it (auto-login answers only local names)
+	h.ServeHTTP(res, req)
 	require.Equal(t, http.StatusForbidden, res.Code)
 	var body struct{ Detail string }
 	require.NoError(t, json.Unmarshal(res.Body.Bytes(), &body))

@@ -4,14 +4,16 @@
 //
 //	go run ./examples/server                 # serve on http://127.0.0.1:7860
 //	go run ./examples/server api-key         # a key for the superuser, in a box
+//	go run ./examples/server superuser --username admin --password '…'
 //	echo -n secret | go run ./examples/server encrypt
 //	go run ./examples/server decrypt < token.txt
 //	go run ./examples/server rotate-secret   # re-encrypt under a new master secret
 //
 // Every subcommand takes --config-dir, --database-url, --env-file,
 // --log-level and --change-max-lag, and creates the database, its schema and
-// the superuser "langflow" when they are missing, so the CLI and a running
-// server share one database from the first command on. Logs go to stderr.
+// the superuser (LANGFLOW_SUPERUSER, default "langflow") when they are
+// missing, so the CLI and a running server share one database from the
+// first command on. Logs go to stderr.
 package main
 
 import (
@@ -62,9 +64,11 @@ func subcommands() []command {
 			return cmdRun(args, stderr)
 		})},
 		{"api-key", "create an API key for the superuser (or --username NAME) and print it once", noStdin(cmdAPIKey)},
+		{"superuser", "create a superuser, or reset one's password (--username, --password)", cmdSuperuser},
 		{"encrypt", "read a value on stdin, print one Fernet token under the master secret", cmdEncrypt},
 		{"decrypt", "read one Fernet token on stdin, print the value", cmdDecrypt},
 		{"rotate-secret", "re-encrypt stored Credential variables under a new master secret", noStdin(cmdRotateSecret)},
+		{"import-langflow", "copy a Langflow database's users, API keys and variables (--from URL)", noStdin(cmdImportLangflow)},
 	}
 }
 
@@ -90,11 +94,11 @@ func usage() string {
 	fmt.Fprintf(&b, "keyflow's reference server: Langflow's API keys, global variables and API, with a web UI.\n\n")
 	fmt.Fprintf(&b, "usage: %s [subcommand] [flags]\n\nsubcommands:\n", prog)
 	for _, c := range subcommands() {
-		fmt.Fprintf(&b, "  %-14s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-15s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(&b, "  %-14s %s\n", "help", "print this help, or a subcommand's flags: help SUBCOMMAND")
-	fmt.Fprintf(&b, "\nEvery subcommand takes --config-dir, --database-url, --env-file, --log-level and\n"+
-		"--change-max-lag. Run \"%s SUBCOMMAND -h\" for a subcommand's flags.\n", prog)
+	fmt.Fprintf(&b, "  %-15s %s\n", "help", "print this help, or a subcommand's flags: help SUBCOMMAND")
+	fmt.Fprintf(&b, "\nEvery subcommand takes --config-dir, --database-url, --env-file, --log-level,\n"+
+		"--change-max-lag and --schema. Run \"%s SUBCOMMAND -h\" for a subcommand's flags.\n", prog)
 	return b.String()
 }
 
@@ -176,13 +180,16 @@ type app struct {
 	db        *sql.DB
 	store     *store
 	keyring   *secrets.Keyring
-	varStore  *varsql.Store
+	varStore  variables.Store
+	keyStore  apikey.Store
+	langflow  *langflowConn // non-nil when serving on a Langflow database (langflowdb.go)
 	keys      *apikey.Manager
 	notify    *pgnotify.Listener // nil: not PostgreSQL, or no change feed
 	vars      *variables.Service
 	resolver  *variables.Resolver
 	superuser user
 	dbDisplay string // the database URL without a password, for logs
+	throttle  *loginThrottle
 }
 
 // openApp creates the config dir, loads (or generates) the master secret,
@@ -204,6 +211,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareSQLiteFile(dbc, log); err != nil { // dbfiles.go: 0600
+		return nil, err
+	}
 	db, err := sql.Open(dbc.driver, dbc.dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dbc.display, err)
@@ -217,8 +227,12 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		db.SetMaxIdleConns(maxPostgresConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display}
-	if err := a.open(ctx, dbc); err != nil {
+	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display, throttle: newLoginThrottle()}
+	open, err := a.chooseSchema(ctx, dbc)
+	if err == nil {
+		err = open(ctx, dbc)
+	}
+	if err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
 		}
@@ -226,6 +240,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 			_ = a.notify.Close()
 		}
 		_ = db.Close()
+		_ = a.closeLangflow()
 		return nil, err
 	}
 	log.Debug("database ready", "url", dbc.display)
@@ -255,13 +270,18 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.store, err = newStore(ctx, a.db, dbc.postgres); err != nil {
 		return err
 	}
-	keyStore, err := keysql.New(ctx, a.db, keysql.Options{Dialect: keyDialect})
+	if err := a.store.migrateUsers(ctx); err != nil {
+		return err
+	}
+	keyStore, err := keysql.New(ctx, a.db, keysql.Config{Dialect: keyDialect})
 	if err != nil {
 		return fmt.Errorf("api key store: %w", err)
 	}
-	if a.varStore, err = varsql.New(ctx, a.db, varsql.Options{Dialect: varDialect}); err != nil {
+	varStore, err := varsql.New(ctx, a.db, varsql.Config{Dialect: varDialect})
+	if err != nil {
 		return fmt.Errorf("variable store: %w", err)
 	}
+	a.varStore, a.keyStore = varStore, keyStore
 	keyCfg := apikey.Config{
 		Store:                keyStore,
 		DisableUsageTracking: a.cfg.DisableUsageTracking,
@@ -289,11 +309,14 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: a.varStore, Keyring: a.keyring, Logger: a.log}); err != nil {
 		return err
 	}
-	fallback := a.cfg.FallbackToEnv
-	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, FallbackToEnv: &fallback}); err != nil {
+	fallback := variables.EnvFallbackOff
+	if a.cfg.FallbackToEnv {
+		fallback = variables.EnvFallbackOn
+	}
+	if a.resolver, err = variables.NewResolver(variables.ResolverConfig{Service: a.vars, EnvFallback: fallback}); err != nil {
 		return err
 	}
-	a.superuser, err = a.ensureUser(ctx, superuserName, true)
+	a.superuser, err = a.setupSuperuser(ctx)
 	return err
 }
 
@@ -327,6 +350,9 @@ func startupLock(ctx context.Context, db *sql.DB, postgres bool) (func(), error)
 // ensureUser returns the named user, creating it when missing; a new user
 // gets the environment's variables imported at once.
 func (a *app) ensureUser(ctx context.Context, username string, superuser bool) (user, error) {
+	if a.langflow != nil {
+		return a.langflowUser(ctx, username) // Langflow owns its users
+	}
 	u, created, err := a.store.ensureUser(ctx, username, superuser)
 	if err != nil {
 		return user{}, err
@@ -369,11 +395,11 @@ func (a *app) Close() error {
 		dbErr := a.db.Close()
 		_ = a.keys.Close()
 		a.closeNotify()
-		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr)
+		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr, a.closeLangflow())
 	}
 	err := a.keys.Close()
 	a.closeNotify()
-	return errors.Join(err, a.db.Close())
+	return errors.Join(err, a.db.Close(), a.closeLangflow())
 }
 
 func (a *app) closeNotify() {
@@ -401,6 +427,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs, common := newFlagSet("run", stderr)
 	host := fs.String("host", "127.0.0.1", "the `ADDRESS` to listen on (env LANGFLOW_HOST; default 127.0.0.1)")
 	port := fs.Int("port", 7860, "the `PORT` to listen on, 0 for any free port (env LANGFLOW_PORT; default 7860)")
+	allowedHosts := fs.String("allowed-hosts", "", "the `HOSTS` the server answers besides localhost, loopback addresses and --host, comma-separated: name, .domain (with its subdomains) or * (env KEYFLOW_ALLOWED_HOSTS; enforced while LANGFLOW_AUTO_LOGIN is on, or when set)")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
@@ -420,9 +447,16 @@ func cmdRun(args []string, stderr io.Writer) error {
 		stop() // a second Ctrl-C ends the process at once
 	}()
 
+	hosts, err := parseAllowedHosts("--allowed-hosts", *allowedHosts)
+	if err != nil {
+		return err
+	}
 	a, err := setup(ctx, common, host, port, stderr)
 	if err != nil {
 		return err
+	}
+	if explicit["allowed-hosts"] {
+		a.cfg.AllowedHosts = hosts
 	}
 	// Close writes the usage counters; if it cannot, the exit code says so.
 	return errors.Join(a.serve(ctx), a.Close())
@@ -450,6 +484,7 @@ func (a *app) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.warnIfNoLogin(ctx)
 
 	h, err := a.handler()
 	if err != nil {
@@ -547,8 +582,9 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// ensureEchoFlow gives the superuser the demo flow "Echo", whose field
-// api_key is bound to the global variable OPENAI_API_KEY.
+// ensureEchoFlow gives the superuser the demo flow "Echo" (endpoint name
+// "echo"), whose field api_key is bound to the global variable
+// OPENAI_API_KEY.
 func (a *app) ensureEchoFlow(ctx context.Context) (flow, error) {
 	f, _, err := a.echoFlow(ctx)
 	return f, err
@@ -565,7 +601,7 @@ func (a *app) echoFlow(ctx context.Context) (f flow, created bool, err error) {
 			return f, false, nil
 		}
 	}
-	f, err = a.store.createFlow(ctx, a.superuser.ID, "Echo", map[string]flowField{
+	f, err = a.store.createNamedFlow(ctx, a.superuser.ID, "Echo", "echo", map[string]flowField{
 		"api_key": {Variable: "OPENAI_API_KEY"},
 	})
 	return f, err == nil, err

@@ -34,7 +34,7 @@ func TestAPIKeyBox(t *testing.T) {
 │ Make sure to store it in a secure location.          │
 ╰──────────────────────────────────────────────────────╯
 `},
-		{"copied on macOS (the seed's box)", true, "darwin", `╭─────────────────────────────────────────────────────────────────────╮
+		{"copied on macOS (Langflow's box)", true, "darwin", `╭─────────────────────────────────────────────────────────────────────╮
 │ API Key Created Successfully:                                       │
 │                                                                     │
 │ sk-O0elzoWID1izAH8RUKrnnvyyMwIzHi2Wk-uXWoNJ2Ro                      │
@@ -93,8 +93,15 @@ func TestLoadConfig(t *testing.T) {
 	for _, k := range []string{"LANGFLOW_AUTO_LOGIN", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN", "LANGFLOW_API_KEY_SOURCE", "LANGFLOW_API_KEY",
 		"LANGFLOW_FALLBACK_TO_ENV_VAR", "LANGFLOW_STORE_ENVIRONMENT_VARIABLES", "LANGFLOW_DISABLE_TRACK_APIKEY_USAGE",
 		"LANGFLOW_HOST", "LANGFLOW_PORT", "LANGFLOW_LOG_LEVEL", "LANGFLOW_CONFIG_DIR", "LANGFLOW_DATABASE_URL"} {
-		t.Setenv(k, "")
+		t.Setenv(k, "") // restored after the test
+		require.NoError(t, os.Unsetenv(k))
 	}
+
+	t.Run("a boolean set but empty is an error, as in Langflow", func(t *testing.T) {
+		t.Setenv("LANGFLOW_FALLBACK_TO_ENV_VAR", "")
+		_, err := loadConfig(&commonFlags{configDir: "/x", defaultLevel: "info"}, nil, nil)
+		require.ErrorContains(t, err, "LANGFLOW_FALLBACK_TO_ENV_VAR is set but empty")
+	})
 
 	t.Run("Langflow's defaults", func(t *testing.T) {
 		cfg, err := loadConfig(&commonFlags{configDir: "rel", defaultLevel: "info"}, nil, nil)
@@ -246,7 +253,7 @@ func TestHandler(t *testing.T) {
 		{"run with the UI session only", "POST", "/api/v1/run/" + echo.ID, seedBody, nil, session, 403, `{"detail":"` + msgAutoLoginNoKey + `"}`},
 		{"run with a key", "POST", "/api/v1/run/" + echo.ID, seedBody, []string{"x-api-key", key}, nil, 200, ""},
 		{"run without a body", "POST", "/api/v1/run/" + echo.ID, "", []string{"x-api-key", key}, nil, 200, ""},
-		{"run with a non-string tweak", "POST", "/api/v1/run/" + echo.ID, `{"tweaks":{"api_key":1}}`, []string{"x-api-key", key}, nil, 422, ""},
+		{"run with a list tweak", "POST", "/api/v1/run/" + echo.ID, `{"tweaks":{"api_key":[1]}}`, []string{"x-api-key", key}, nil, 422, ""},
 		{"cross-site create", "POST", "/api/v1/api_key/", `{"name":"x"}`, []string{"Sec-Fetch-Site", "cross-site"}, session, 403, `{"detail":"Cross-origin request refused"}`},
 		{"same-origin create", "POST", "/api/v1/api_key/", `{"name":"x"}`, []string{"Sec-Fetch-Site", "same-origin"}, session, 200, ""},
 		{"flow without a name", "POST", "/api/v1/flows/", `{"fields":{}}`, []string{"x-api-key", key}, nil, 400, `{"detail":"Flow name cannot be empty"}`},

@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/http"
-	"slices"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
-	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
-	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/variableshttp"
 )
 
@@ -23,10 +20,14 @@ import (
 //	     /api/v1/variables/…            keyflow's variableshttp handler
 //	GET  /api/v1/flows/                 the caller's flows
 //	POST /api/v1/flows/                 create a flow
-//	POST /api/v1/run/{flow_id}          run a flow: API key only, as in Langflow
+//	POST /api/v1/run/{flow_id_or_name}  run a flow (run.go): API key only, as in Langflow
+//	POST /api/v1/login, /refresh, /logout   login tokens (login.go)
+//	GET  /api/v1/users/whoami           the caller (users.go)
+//	GET, POST /api/v1/users/, PATCH /api/v1/users/{user_id}   users, superusers only
 //	GET  /                              the web UI (Settings)
 //
-// The management endpoints accept an API key or, in auto-login mode, the web
+// The management endpoints accept a login token (Authorization: Bearer, or
+// the access_token_lf cookie), an API key or, in auto-login mode, the web
 // UI's session cookie (see ui.go). Every POST/PATCH/DELETE that a browser
 // marks as cross-origin is refused with 403 (http.CrossOriginProtection).
 // When the database fails, the flows and run handlers answer 503
@@ -35,7 +36,7 @@ import (
 func (a *app) handler() (http.Handler, error) {
 	mwCfg := a.cfg.Auth
 	mwCfg.Verifier = a.keys
-	mwCfg.Superuser = middleware.Principal{UserID: a.superuser.ID, KeyName: superuserName}
+	mwCfg.Superuser = apikey.Principal{UserID: a.superuser.ID, KeyName: a.superuser.Username}
 	mwCfg.Logger = a.log
 	requireKey, err := middleware.New(mwCfg)
 	if err != nil {
@@ -45,20 +46,40 @@ func (a *app) handler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Management endpoints: the UI session (auto-login) or an API key.
-	manage := func(h http.Handler) http.Handler { return ui.session(h, requireKey(h)) }
+	// Management endpoints: a login token, the UI session (auto-login) or
+	// an API key. Every one names the scope a key needs for it (scopes.go).
+	manage := func(scope func(http.Handler) http.Handler, h http.Handler) http.Handler {
+		h = scope(h)
+		return a.tokenAuth(h, ui.session(h, requireKey(h)))
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.Handle("/api/v1/api_key/", manage(http.StripPrefix("/api/v1/api_key",
-		a.currentUsage(apikeyhttp.New(a.keys, middleware.UserID)))))
-	mux.Handle("/api/v1/variables/", manage(http.StripPrefix("/api/v1/variables",
-		variableshttp.New(a.vars, middleware.UserID))))
-	mux.Handle("GET /api/v1/flows/{$}", manage(http.HandlerFunc(a.listFlows)))
-	mux.Handle("POST /api/v1/flows/{$}", manage(http.HandlerFunc(a.createFlow)))
-	mux.Handle("POST /api/v1/run/{flow_id}", requireKey(http.HandlerFunc(a.runFlow)))
+	keysAPI, err := apikeyhttp.New(apikeyhttp.Config{Manager: a.keys, User: middleware.FromRequest, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	varsAPI, err := variableshttp.New(variableshttp.Config{Service: a.vars, User: middleware.FromRequest, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	// Keys without scopes, login tokens, the UI session and LANGFLOW_API_KEY
+	// have every scope.
+	mux.Handle("/api/v1/api_key/", manage(scope(scopeKeys), checkKeyCreate(http.StripPrefix("/api/v1/api_key", a.currentUsage(keysAPI)))))
+	mux.Handle("/api/v1/variables/", manage(variablesScope, http.StripPrefix("/api/v1/variables", varsAPI)))
+	mux.Handle("GET /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.listFlows)))
+	mux.Handle("POST /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.createFlow)))
+	mux.Handle("POST /api/v1/run/{flow_id_or_name}", requireKey(scope(scopeRun)(http.HandlerFunc(a.runFlow))))
+	mux.HandleFunc("POST /api/v1/login", a.login)
+	mux.HandleFunc("POST /api/v1/refresh", a.refresh)
+	mux.HandleFunc("POST /api/v1/logout", a.logout)
+	// No scope names the users' routes: keys with scopes never reach them.
+	mux.Handle("GET /api/v1/users/whoami", manage(unscoped, http.HandlerFunc(a.whoami)))
+	mux.Handle("GET /api/v1/users/{$}", manage(unscoped, http.HandlerFunc(a.listUsers)))
+	mux.Handle("POST /api/v1/users/{$}", manage(unscoped, http.HandlerFunc(a.createUser)))
+	mux.Handle("PATCH /api/v1/users/{user_id}", manage(unscoped, http.HandlerFunc(a.patchUser)))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusNotFound, "Not Found")
 	})
@@ -68,7 +89,7 @@ func (a *app) handler() (http.Handler, error) {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusForbidden, "Cross-origin request refused")
 	}))
-	return cop.Handler(mux), nil
+	return a.harden(cop.Handler(mux)), nil // hardening.go: Host check, nosniff, no key in redirects
 }
 
 // currentUsage writes this instance's pending API-key usage counts before a
@@ -92,11 +113,13 @@ func (a *app) currentUsage(next http.Handler) http.Handler {
 // flowJSON is a flow as the API shows it. Literal field values are never
 // returned: they show as "********".
 type flowJSON struct {
-	ID        string               `json:"id"`
-	Name      string               `json:"name"`
-	UserID    string               `json:"user_id"`
-	Fields    map[string]flowField `json:"fields"`
-	CreatedAt time.Time            `json:"created_at"`
+	ID           string               `json:"id"`
+	Name         string               `json:"name"`
+	EndpointName *string              `json:"endpoint_name"`
+	ComponentID  string               `json:"component_id"`
+	UserID       string               `json:"user_id"`
+	Fields       map[string]flowField `json:"fields"`
+	CreatedAt    time.Time            `json:"created_at"`
 }
 
 func toFlowJSON(f flow) flowJSON {
@@ -107,11 +130,17 @@ func toFlowJSON(f flow) flowJSON {
 		}
 		fields[name] = fld
 	}
-	return flowJSON{ID: f.ID, Name: f.Name, UserID: f.UserID, Fields: fields, CreatedAt: f.CreatedAt}
+	var endpoint *string
+	if f.EndpointName != "" {
+		endpoint = &f.EndpointName
+	}
+	return flowJSON{ID: f.ID, Name: f.Name, EndpointName: endpoint, ComponentID: componentID(f),
+		UserID: f.UserID, Fields: fields, CreatedAt: f.CreatedAt}
 }
 
 func (a *app) listFlows(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	flows, err := a.store.flowsByUser(r.Context(), userID)
 	if err != nil {
 		a.storeUnavailable(w, r, "list flows", err)
@@ -124,131 +153,46 @@ func (a *app) listFlows(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, out)
 }
 
-// createFlow: {"name": "...", "fields": {"api_key": {"variable": "OPENAI_API_KEY"},
-// "model": {"value": "gpt-4o"}, "token": {}}} → 201.
+// createFlow: {"name": "...", "endpoint_name": "my-flow", "fields": {"api_key":
+// {"variable": "OPENAI_API_KEY"}, "model": {"value": "gpt-4o"}, "token": {}}}
+// → 201. endpoint_name is optional; Langflow's rules: letters, digits, "-"
+// and "_" (else 422), unique among the user's flows (else 400 "Endpoint name
+// must be unique").
 func (a *app) createFlow(w http.ResponseWriter, r *http.Request) {
-	userID, _ := middleware.UserID(r)
+	caller, _ := middleware.FromRequest(r)
+	userID := caller.UserID
 	var in struct {
-		Name   string               `json:"name"`
-		Fields map[string]flowField `json:"fields"`
+		Name         string               `json:"name"`
+		EndpointName *string              `json:"endpoint_name"`
+		Fields       map[string]flowField `json:"fields"`
 	}
 	if !httpjson.Decode(w, r, &in) {
 		return
 	}
-	if in.Name == "" {
-		httpjson.Detail(w, http.StatusBadRequest, "Flow name cannot be empty")
-		return
-	}
 	// Names go to TEXT columns (PostgreSQL refuses NUL) and back to every
-	// client: the same rule as variable names, without echoing the input.
-	if variables.ValidateName(in.Name) != nil {
-		httpjson.Detail(w, http.StatusBadRequest, "Flow name must be valid UTF-8 without control characters, at most 255 bytes")
+	// client: checked without echoing the input (flowcheck.go).
+	if msg := checkFlow(in.Name, in.Fields); msg != "" {
+		httpjson.Detail(w, http.StatusBadRequest, msg)
 		return
 	}
-	for name, f := range in.Fields {
-		switch {
-		case name == "":
-			httpjson.Detail(w, http.StatusBadRequest, "Field names cannot be empty")
-			return
-		case variables.ValidateName(name) != nil:
-			httpjson.Detail(w, http.StatusBadRequest, "Field names must be valid UTF-8 without control characters, at most 255 bytes")
-			return
-		case f.Variable != "" && variables.ValidateName(f.Variable) != nil:
-			httpjson.Detail(w, http.StatusBadRequest, "Field '"+name+"': invalid variable name")
-			return
-		case f.Variable != "" && f.Value != "":
-			httpjson.Detail(w, http.StatusBadRequest, "Field '"+name+"': set either a variable or a value, not both")
+	endpoint := ""
+	if in.EndpointName != nil {
+		endpoint = *in.EndpointName
+		if len(endpoint) > maxEndpointName || !endpointNameRe.MatchString(endpoint) {
+			httpjson.Detail(w, http.StatusUnprocessableEntity, msgEndpointCharset)
 			return
 		}
 	}
-	f, err := a.store.createFlow(r.Context(), userID, in.Name, in.Fields)
+	f, err := a.store.createNamedFlow(r.Context(), userID, in.Name, endpoint, in.Fields)
+	if errors.Is(err, errEndpointTaken) {
+		httpjson.Detail(w, http.StatusBadRequest, "Endpoint name must be unique")
+		return
+	}
 	if err != nil {
 		a.storeUnavailable(w, r, "create flow", err)
 		return
 	}
 	httpjson.Write(w, http.StatusCreated, toFlowJSON(f))
-}
-
-// fieldResult tells which source gave a field its value, never the value.
-type fieldResult struct {
-	Variable string           `json:"variable"`
-	Source   variables.Source `json:"source"`
-}
-
-// runFlow is POST /api/v1/run/{flow_id} {"inputs": {"text": ...}, "tweaks":
-// {"<field>": "<literal>"}}. The Echo "component" outputs its input text and
-// reports, per field, where its value came from (Langflow §4.6: flow value or
-// tweak > X-LANGFLOW-GLOBAL-VAR-* header > stored variable > environment).
-func (a *app) runFlow(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("flow_id")
-	if !ids.Valid(id) {
-		httpjson.Detail(w, http.StatusUnprocessableEntity, "Invalid flow ID: not a UUID")
-		return
-	}
-	var in struct {
-		Inputs struct {
-			Text string `json:"text"`
-		} `json:"inputs"`
-		Tweaks map[string]string `json:"tweaks"`
-	}
-	if r.ContentLength != 0 && !httpjson.Decode(w, r, &in) {
-		return
-	}
-	userID, _ := middleware.UserID(r)
-	ctx := r.Context()
-	f, err := a.store.flowByID(ctx, id)
-	if errors.Is(err, errFlowNotFound) {
-		httpjson.Detail(w, http.StatusNotFound, "Flow not found")
-		return
-	}
-	if err != nil {
-		a.storeUnavailable(w, r, "read flow", err)
-		return
-	}
-	if f.UserID != userID { // superusers are not exempt (§3.7)
-		httpjson.Detail(w, http.StatusForbidden, "You do not have permission to run this flow")
-		return
-	}
-
-	res, err := a.resolver.Resolve(ctx, userID, flowFields(f, in.Tweaks), variables.OverridesFromRequest(r))
-	var verr *variables.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		httpjson.Detail(w, http.StatusBadRequest, verr.Message)
-		return
-	case errors.Is(err, variables.ErrUnavailable):
-		a.storeUnavailable(w, r, "resolve variables", err)
-		return
-	case err != nil: // e.g. a Credential that no secret decrypts
-		a.internalError(w, r, err)
-		return
-	}
-	out := make(map[string]fieldResult, len(res))
-	for _, rr := range res {
-		out[rr.Field] = fieldResult{Variable: rr.Variable, Source: rr.Source}
-	}
-	httpjson.Write(w, http.StatusOK, map[string]any{
-		"flow_id": f.ID,
-		"outputs": map[string]string{"text": in.Inputs.Text},
-		"fields":  out,
-	})
-}
-
-// flowFields turns the flow's fields into the Resolver's input. A tweak
-// replaces a field with a literal; tweaks for fields the flow lacks are
-// ignored, as in Langflow. An empty field is filled by the Resolver from the
-// user's variables whose "Apply To Fields" name it (Langflow does that only
-// in its frontend, issue #11781; here it applies to every run).
-func flowFields(f flow, tweaks map[string]string) []variables.Field {
-	fields := make([]variables.Field, 0, len(f.Fields))
-	for _, name := range slices.Sorted(maps.Keys(f.Fields)) {
-		fld := f.Fields[name]
-		if t, ok := tweaks[name]; ok {
-			fld = flowField{Value: t}
-		}
-		fields = append(fields, variables.Field{Name: name, Variable: fld.Variable, Value: fld.Value})
-	}
-	return fields
 }
 
 // msgStoreUnavailable answers a request whose own database work failed.

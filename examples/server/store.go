@@ -41,6 +41,9 @@ type flow struct {
 	Name      string
 	Fields    map[string]flowField
 	CreatedAt time.Time
+	// EndpointName is the flow's optional name in /api/v1/run/{name},
+	// unique per user (see run.go); "" when it has none.
+	EndpointName string
 }
 
 var errFlowNotFound = errors.New("flow not found")
@@ -166,14 +169,16 @@ func (s *store) createFlow(ctx context.Context, userID, name string, fields map[
 	return f, nil
 }
 
-const flowColumns = `id, user_id, name, fields, created_at`
+const flowColumns = `id, user_id, name, fields, created_at, endpoint_name`
 
 func scanFlow(row interface{ Scan(...any) error }) (flow, error) {
 	var f flow
 	var fields string
-	if err := row.Scan(&f.ID, &f.UserID, &f.Name, &fields, &f.CreatedAt); err != nil {
+	var endpoint sql.NullString
+	if err := row.Scan(&f.ID, &f.UserID, &f.Name, &fields, &f.CreatedAt, &endpoint); err != nil {
 		return flow{}, err
 	}
+	f.EndpointName = endpoint.String
 	if err := json.Unmarshal([]byte(fields), &f.Fields); err != nil {
 		return flow{}, fmt.Errorf("flow %s: fields: %w", f.ID, err)
 	}

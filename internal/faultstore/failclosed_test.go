@@ -299,15 +299,19 @@ func setDefaultLogger(t *testing.T) *syncBuffer {
 func TestHandlersUnderFailure(t *testing.T) {
 	logs := setDefaultLogger(t)
 	ks := newKeySetup(t, apikey.Config{})
-	user := func(*http.Request) (string, bool) { return "u1", true }
-	keysH := http.StripPrefix("/api/v1/api_key", apikeyhttp.New(ks.m, user))
+	user := func(*http.Request) (apikey.Principal, bool) { return apikey.Principal{UserID: "u1"}, true }
+	keysAPI, err := apikeyhttp.New(apikeyhttp.Config{Manager: ks.m, User: user})
+	require.NoError(t, err)
+	keysH := http.StripPrefix("/api/v1/api_key", keysAPI)
 
 	k, err := secrets.NewKeyring("a-secret-for-the-fault-tests-0123456789")
 	require.NoError(t, err)
 	vinj := faultstore.New(3)
 	svc, err := variables.NewService(variables.ServiceConfig{Store: faultstore.Variables(variables.NewMemoryStore(), vinj), Keyring: k})
 	require.NoError(t, err)
-	varsH := http.StripPrefix("/api/v1/variables", variableshttp.New(svc, user))
+	varsAPI, err := variableshttp.New(variableshttp.Config{Service: svc, User: user})
+	require.NoError(t, err)
+	varsH := http.StripPrefix("/api/v1/variables", varsAPI)
 	const credential = "credential-value-never-logged-42"
 	v, err := svc.Create(context.Background(), "u1", variables.CreateInput{Name: "EXISTING", Value: credential})
 	require.NoError(t, err)
@@ -374,9 +378,8 @@ func TestVariablesUnderFailure(t *testing.T) {
 		Store: faultstore.Variables(variables.NewMemoryStore(), inj), Keyring: k, Logger: logger,
 	})
 	require.NoError(t, err)
-	fallback := true
 	res, err := variables.NewResolver(variables.ResolverConfig{
-		Service: svc, FallbackToEnv: &fallback,
+		Service: svc, EnvFallback: variables.EnvFallbackOn,
 		LookupEnv: func(name string) (string, bool) { return "from-the-environment", true },
 	})
 	require.NoError(t, err)

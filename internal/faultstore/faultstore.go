@@ -47,7 +47,9 @@ type Injector struct {
 	after     bool
 	only      []string
 	decide    func(op string) error
+	hook      func(op string)
 	calls     int
+	callsOf   map[string]int
 	failures  int
 }
 
@@ -112,14 +114,32 @@ func (i *Injector) Only(ops ...string) {
 	i.only = slices.Clone(ops)
 }
 
-// Reset turns every fault off (rates, delay, FailNext, SetDecide, Only,
-// SetFailAfter) and zeroes the counters; the generator keeps its state.
+// SetHook installs f, called with the operation's name after each wrapped
+// call has run (not for calls failed before running), before the wrapper
+// returns: a test can stall a call there, between the store's read and the
+// caller's use of it. nil removes it.
+func (i *Injector) SetHook(f func(op string)) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.hook = f
+}
+
+// Reset turns every fault off (rates, delay, FailNext, SetDecide, SetHook,
+// Only, SetFailAfter) and zeroes the counters; the generator keeps its state.
 func (i *Injector) Reset() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.failRate, i.delayRate, i.delay, i.failNext = 0, 0, 0, 0
-	i.after, i.only, i.decide = false, nil, nil
-	i.calls, i.failures = 0, 0
+	i.after, i.only, i.decide, i.hook = false, nil, nil, nil
+	i.calls, i.failures, i.callsOf = 0, 0, nil
+}
+
+// CallsOf returns how many calls of operation op (e.g. "ByHash") went
+// through the wrappers since New or Reset, failed ones included.
+func (i *Injector) CallsOf(op string) int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.callsOf[op]
 }
 
 // Calls returns how many calls went through the wrappers since New or Reset.
@@ -147,6 +167,10 @@ func (i *Injector) plan(op string) plan {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.calls++
+	if i.callsOf == nil {
+		i.callsOf = map[string]int{}
+	}
+	i.callsOf[op]++
 	if len(i.only) > 0 && !slices.Contains(i.only, op) {
 		return plan{}
 	}
@@ -188,7 +212,14 @@ func call(ctx context.Context, i *Injector, op string, fn func() error) error {
 	if p.err != nil && !p.after {
 		return p.err
 	}
-	if err := fn(); err != nil {
+	err := fn()
+	i.mu.Lock()
+	hook := i.hook
+	i.mu.Unlock()
+	if hook != nil {
+		hook(op)
+	}
+	if err != nil {
 		return err
 	}
 	return p.err

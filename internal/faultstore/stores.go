@@ -2,6 +2,8 @@ package faultstore
 
 import (
 	"context"
+	"slices"
+	"sync"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/secrets"
@@ -14,6 +16,9 @@ import (
 type KeyStore struct {
 	Store apikey.Store
 	Inj   *Injector
+
+	mu      sync.Mutex
+	batches [][]apikey.Usage
 }
 
 var _ apikey.Store = (*KeyStore)(nil)
@@ -63,8 +68,26 @@ func (k *KeyStore) SetActive(ctx context.Context, userID, id string, active bool
 }
 
 // AddUsage implements apikey.Store.
+// Every batch that reaches the wrapped store is recorded (UsageBatches).
 func (k *KeyStore) AddUsage(ctx context.Context, batch []apikey.Usage) error {
-	return call(ctx, k.Inj, "AddUsage", func() error { return k.Store.AddUsage(ctx, batch) })
+	return call(ctx, k.Inj, "AddUsage", func() error {
+		k.mu.Lock()
+		k.batches = append(k.batches, slices.Clone(batch))
+		k.mu.Unlock()
+		return k.Store.AddUsage(ctx, batch)
+	})
+}
+
+// UsageBatches returns copies of the AddUsage batches that reached the
+// wrapped store, oldest first.
+func (k *KeyStore) UsageBatches() [][]apikey.Usage {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([][]apikey.Usage, len(k.batches))
+	for i, b := range k.batches {
+		out[i] = slices.Clone(b)
+	}
+	return out
 }
 
 // VariableStore is a variables.Store (and so a secrets.CiphertextStore)

@@ -67,7 +67,13 @@ func FuzzAPIKeyBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = m.Close() })
-	h := http.StripPrefix("/api/v1/api_key", apikeyhttp.New(m, func(*http.Request) (string, bool) { return "u1", true }))
+	keysAPI, err := apikeyhttp.New(apikeyhttp.Config{Manager: m, User: func(*http.Request) (apikey.Principal, bool) {
+		return apikey.Principal{UserID: "u1"}, true
+	}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := http.StripPrefix("/api/v1/api_key", keysAPI)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, before, after string) {
 		body := before + marker + after

@@ -42,6 +42,10 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: not valid UTF-8")
 		return false
 	}
+	if err == nil && hasLoneSurrogate(data) {
+		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: a \\u escape is an unpaired UTF-16 surrogate")
+		return false
+	}
 	var dec *json.Decoder
 	if err == nil {
 		dec = json.NewDecoder(bytes.NewReader(data))
@@ -77,4 +81,63 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: "+err.Error())
 	}
 	return false
+}
+
+// hasLoneSurrogate reports whether data holds a \u escape of a UTF-16
+// surrogate that is not part of a high-low pair (e.g. "\ud800" alone), which
+// encoding/json would silently decode to U+FFFD. Only string contents can hold
+// escapes in valid JSON; an escaped backslash ("\\") is skipped whole, so
+// "\\ud800" (a backslash, then the text ud800) is not an escape.
+func hasLoneSurrogate(data []byte) bool {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' || i+1 >= len(data) {
+			continue
+		}
+		if data[i+1] != 'u' {
+			i++ // skip the escaped character
+			continue
+		}
+		r, ok := hex4(data, i+2)
+		if !ok {
+			i++
+			continue
+		}
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff: // a low surrogate not after a high one
+			return true
+		case r >= 0xd800 && r <= 0xdbff:
+			lo, ok := -1, false
+			if i+11 < len(data) && data[i+6] == '\\' && data[i+7] == 'u' {
+				lo, ok = hex4(data, i+8)
+			}
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 11 // the pair
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// hex4 decodes the four hex digits at data[at:].
+func hex4(data []byte, at int) (int, bool) {
+	if at+4 > len(data) {
+		return 0, false
+	}
+	v := 0
+	for _, c := range data[at : at+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | int(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | int(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			v = v<<4 | int(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
 }

@@ -53,3 +53,34 @@ func TestDetail(t *testing.T) {
 	assert.Equal(t, 403, w.Code)
 	assert.JSONEq(t, `{"detail":"Invalid or missing API key"}`, w.Body.String())
 }
+
+// TestDecodeRefusesLoneSurrogates: issue 13 item 8. encoding/json decodes an
+// unpaired surrogate escape to U+FFFD, so the stored text would differ from
+// what the client sent: 422 instead. Pairs and escaped backslashes pass.
+func TestDecodeRefusesLoneSurrogates(t *testing.T) {
+	t.Parallel()
+	for body, ok := range map[string]bool{
+		`{"n":"a\ud800"}`:        false,
+		`{"n":"a\uD800b"}`:       false,
+		`{"n":"\udc00"}`:         false,
+		`{"n":"\ud800\u0041"}`:   false,
+		`{"n":"\ud800\ud800"}`:   false,
+		`{"n":"x\ud83d"}`:        false,
+		`{"n":"\ud83d\udd11"}`:   true,
+		`{"n":"\\ud800"}`:        true,
+		`{"n":"\\\ud83d\udd11"}`: true,
+		`{"n":"\u00e9\n\"\\"}`:   true,
+		`{"n":"\\\\\ud800"}`:     false,
+		`{"n":"plain"}`:          true,
+	} {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		var v map[string]string
+		got := Decode(w, r, &v)
+		assert.Equal(t, ok, got, body)
+		if !ok {
+			assert.Equal(t, 422, w.Code, body)
+			assert.Contains(t, w.Body.String(), "unpaired UTF-16 surrogate", body)
+		}
+	}
+}

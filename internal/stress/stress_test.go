@@ -129,9 +129,9 @@ func TestStress(t *testing.T) {
 		if pg {
 			kd, vd = keysql.Postgres, varsql.Postgres
 		}
-		ks, err := keysql.New(ctx, db, keysql.Options{Dialect: kd})
+		ks, err := keysql.New(ctx, db, keysql.Config{Dialect: kd})
 		require.NoError(t, err)
-		vs, err := varsql.New(ctx, db, varsql.Options{Dialect: vd})
+		vs, err := varsql.New(ctx, db, varsql.Config{Dialect: vd})
 		require.NoError(t, err)
 		stress(t, d/2, ks, vs)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 )
 
 // PostgresEnv names the environment variable that holds the PostgreSQL DSN
@@ -35,19 +37,11 @@ func SQLite(t testing.TB) *sql.DB {
 	return db
 }
 
-// OpenSQLite opens (creating if needed) the SQLite file at path with the
-// settings keyflow recommends: WAL journal, a 5 s busy timeout, foreign keys.
+// OpenSQLite opens (creating if needed) the SQLite file at path as keyflow's
+// users do, with sqlitedb.Open: WAL journal, a 5 s busy timeout, immediate
+// transactions, foreign keys.
 func OpenSQLite(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Ping(); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return db, nil
+	return sqlitedb.Open(context.Background(), path)
 }
 
 // PostgresDSN returns the DSN from KEYFLOW_TEST_POSTGRES_DSN, or skips the

@@ -1,8 +1,8 @@
 """Regenerates langflow_derivation_vectors.json (run with CPython 3.11 + cryptography).
 
 The two derivation functions are Langflow's, verbatim in substance:
-legacy_key   = services/auth/utils.py ensure_valid_key (<= 1.10.0, reference §2.2)
-current_key  = services/auth/utils.py ensure_fernet_key (>= 1.10.1, reference §2.4)
+legacy_key   = services/auth/utils.py ensure_valid_key (<= 1.10.0)
+current_key  = services/auth/utils.py ensure_fernet_key (>= 1.10.1)
 The secrets below are test strings, not real secrets.
 """
 import base64, hashlib, json, random, sys

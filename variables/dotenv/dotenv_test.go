@@ -12,7 +12,7 @@ import (
 )
 
 // TestLoad documents the override semantics: the file wins over the process
-// environment (Langflow's load_dotenv(override=True), reference §4.4), later
+// environment (Langflow's load_dotenv(override=True), docs/langflow-compatibility.md#env-files), later
 // files win over earlier ones, errors name the path and never a value.
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
@@ -60,10 +61,8 @@ func TestNewConcurrent(t *testing.T) {
 			}
 			return dbs
 		}},
-		// The settings keyflow recommends (testdb.OpenSQLite's).
-		{"SQLite", sqlstore.SQLite, sqlitePools(func(path string) string {
-			return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"
-		})},
+		// The settings keyflow recommends (sqlitedb.DSN).
+		{"SQLite", sqlstore.SQLite, sqlitePools(sqlitedb.DSN)},
 		// Deferred transactions by default: New must not depend on the
 		// DSN asking for immediate ones; a busy timeout is enough.
 		{"SQLite deferred", sqlstore.SQLite, sqlitePools(func(path string) string {
@@ -80,7 +79,7 @@ func TestNewConcurrent(t *testing.T) {
 			for i, db := range dbs {
 				wg.Go(func() {
 					<-start
-					stores[i], errs[i] = sqlstore.New(ctx, db, sqlstore.Options{Dialect: tc.dialect})
+					stores[i], errs[i] = sqlstore.New(ctx, db, sqlstore.Config{Dialect: tc.dialect})
 				})
 			}
 			close(start)

@@ -39,8 +39,8 @@ const (
 	Postgres                    // PostgreSQL 11 or later (e.g. pgx's stdlib driver)
 )
 
-// Options configures New. Dialect is required.
-type Options struct {
+// Config configures New. Dialect is required.
+type Config struct {
 	Dialect Dialect
 	Table   string // default "variable"; letters, digits and underscores
 }
@@ -66,21 +66,21 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // New returns a Store on db and creates its table and indexes when they are
 // missing.
-func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
+func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sql.DB")
 	}
-	if opts.Dialect != SQLite && opts.Dialect != Postgres {
-		return nil, errors.New("sqlstore: Options.Dialect must be SQLite or Postgres")
+	if cfg.Dialect != SQLite && cfg.Dialect != Postgres {
+		return nil, errors.New("sqlstore: Config.Dialect must be SQLite or Postgres")
 	}
-	if opts.Table == "" {
-		opts.Table = "variable"
+	if cfg.Table == "" {
+		cfg.Table = "variable"
 	}
-	if !tableName.MatchString(opts.Table) {
-		return nil, fmt.Errorf("sqlstore: invalid table name %q", opts.Table)
+	if !tableName.MatchString(cfg.Table) {
+		return nil, fmt.Errorf("sqlstore: invalid table name %q", cfg.Table)
 	}
-	s := &Store{db: db, dialect: opts.Dialect, table: opts.Table}
-	t := opts.Table
+	s := &Store{db: db, dialect: cfg.Dialect, table: cfg.Table}
+	t := cfg.Table
 	cols := "id, user_id, name, value, type, default_fields, created_at, updated_at, origin"
 	// IDs compare in byte order, as Go strings and SQLite's default BINARY
 	// collation do, whatever PostgreSQL's collation; Update compares prev's
@@ -123,7 +123,7 @@ func (s *Store) Close() error { return s.list.Close() }
 // Migrate creates the table and its indexes when they are missing, and
 // checks that an existing table has this Store's columns (a table of the same
 // name from another program, such as Langflow's own "variable" table, is an
-// error, and is left untouched: choose another Options.Table). New calls it.
+// error, and is left untouched: choose another Config.Table). New calls it.
 //
 // It is idempotent and safe to run from several pools or processes at once
 // (instances starting together on a fresh database): it runs in one
@@ -221,7 +221,7 @@ func (s *Store) migrateIn(ctx context.Context, ex execQuerier) error {
 	probe := "SELECT id, user_id, name, value, type, default_fields, created_at, updated_at, origin FROM " + table + " WHERE 1 = 0"
 	rows, err := ex.QueryContext(ctx, probe)
 	if err != nil {
-		return fmt.Errorf("sqlstore: table %s exists with another schema (use Options.Table): %w", table, err)
+		return fmt.Errorf("sqlstore: table %s exists with another schema (use Config.Table): %w", table, err)
 	}
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("sqlstore: migrate: %w", err)

@@ -27,7 +27,7 @@ var dialects = []struct {
 
 func newStore(t *testing.T, open func(testing.TB) *sql.DB, d sqlstore.Dialect) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.New(context.Background(), open(t), sqlstore.Options{Dialect: d})
+	s, err := sqlstore.New(context.Background(), open(t), sqlstore.Config{Dialect: d})
 	require.NoError(t, err)
 	return s
 }
@@ -46,18 +46,18 @@ func TestNewOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		db   *sql.DB
-		opts sqlstore.Options
+		cfg  sqlstore.Config
 		ok   bool
 	}{
-		{"no dialect", db, sqlstore.Options{}, false},
-		{"nil db", nil, sqlstore.Options{Dialect: sqlstore.SQLite}, false},
-		{"bad table", db, sqlstore.Options{Dialect: sqlstore.SQLite, Table: "x; DROP TABLE y"}, false},
-		{"custom table", db, sqlstore.Options{Dialect: sqlstore.SQLite, Table: "kf_variable"}, true},
-		{"default table", db, sqlstore.Options{Dialect: sqlstore.SQLite}, true},
-		{"default table again (idempotent)", db, sqlstore.Options{Dialect: sqlstore.SQLite}, true},
+		{"no dialect", db, sqlstore.Config{}, false},
+		{"nil db", nil, sqlstore.Config{Dialect: sqlstore.SQLite}, false},
+		{"bad table", db, sqlstore.Config{Dialect: sqlstore.SQLite, Table: "x; DROP TABLE y"}, false},
+		{"custom table", db, sqlstore.Config{Dialect: sqlstore.SQLite, Table: "kf_variable"}, true},
+		{"default table", db, sqlstore.Config{Dialect: sqlstore.SQLite}, true},
+		{"default table again (idempotent)", db, sqlstore.Config{Dialect: sqlstore.SQLite}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := sqlstore.New(ctx, tc.db, tc.opts)
+			_, err := sqlstore.New(ctx, tc.db, tc.cfg)
 			if tc.ok {
 				assert.NoError(t, err)
 			} else {
@@ -67,11 +67,11 @@ func TestNewOptions(t *testing.T) {
 	}
 }
 
-// TestSchemaUniqueUserName checks the constraint Langflow lacks (§4.1) at
+// TestSchemaUniqueUserName checks the constraint Langflow lacks (docs/langflow-compatibility.md#variable-rules-and-messages) at
 // the SQL level, not only through the Store.
 func TestSchemaUniqueUserName(t *testing.T) {
 	db := testdb.SQLite(t)
-	_, err := sqlstore.New(context.Background(), db, sqlstore.Options{Dialect: sqlstore.SQLite})
+	_, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.SQLite})
 	require.NoError(t, err)
 	ins := `INSERT INTO variable (id, user_id, name, value, type, created_at) VALUES (?, 'u', 'N', 'v', 'Generic', 0)`
 	_, err = db.Exec(ins, "id-1")
@@ -142,16 +142,16 @@ func TestReencrypt(t *testing.T) {
 }
 
 // TestForeignTable: a table of the same name with another schema (such as
-// Langflow's own "variable" table, §4.1) is reported, not silently used.
+// Langflow's own "variable" table) is reported, not silently used.
 func TestForeignTable(t *testing.T) {
 	db := testdb.SQLite(t)
 	_, err := db.Exec(`CREATE TABLE variable (id CHAR(32) PRIMARY KEY, name VARCHAR NOT NULL, value VARCHAR NOT NULL,
 		type VARCHAR, default_fields JSON, created_at DATETIME, updated_at DATETIME, user_id CHAR(32) NOT NULL)`)
 	require.NoError(t, err)
-	_, err = sqlstore.New(context.Background(), db, sqlstore.Options{Dialect: sqlstore.SQLite})
+	_, err = sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.SQLite})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "Options.Table")
-	s, err := sqlstore.New(context.Background(), db, sqlstore.Options{Dialect: sqlstore.SQLite, Table: "keyflow_variable"})
+	assert.Contains(t, err.Error(), "Config.Table")
+	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.SQLite, Table: "keyflow_variable"})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 }
@@ -173,7 +173,7 @@ func TestPostgresOrderIgnoresCollation(t *testing.T) {
 		default_fields TEXT NOT NULL DEFAULT '[]', created_at BIGINT NOT NULL, updated_at BIGINT,
 		origin TEXT NOT NULL DEFAULT 'user')`)
 	require.NoError(t, err)
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, id := range []string{"a-lower", "B-upper"} {

@@ -6,6 +6,8 @@
 //	}
 //
 // newStore must return a new, empty store for each call.
+//
+// It imports only the standard library and keyflow.
 package storetest
 
 import (
@@ -18,9 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -28,30 +27,49 @@ import (
 
 // Run runs every conformance test against stores made by newStore.
 func Run(t *testing.T, newStore func(t *testing.T) variables.Store) {
+	RunWith(t, newStore, Config{})
+}
+
+// Config tell the suite what a store cannot keep because it works on a
+// schema it does not own (package langflowdb on Langflow's variable table).
+// The zero value checks everything.
+type Config struct {
+	// NoOrigin: the store does not keep Origin (every variable reads back
+	// with one fixed origin); the suite does not compare origins.
+	NoOrigin bool
+}
+
+// RunWith is Run for a store that cannot keep everything a Variable
+// holds.
+func RunWith(t *testing.T, newStore func(t *testing.T) variables.Store, o Config) {
+	st := suite{o}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s variables.Store)
 	}{
-		{"CreateGetRoundTrip", testRoundTrip},
-		{"DuplicateNamePerUser", testDuplicateName},
-		{"DuplicateID", testDuplicateID},
-		{"NotFoundAndOtherUsers", testNotFound},
-		{"ListByUserOrderAndIsolation", testList},
-		{"ReturnsCopies", testCopies},
-		{"Update", testUpdate},
-		{"UpdateConflict", testUpdateConflict},
-		{"UpdateRenameDuplicate", testUpdateRenameDuplicate},
-		{"Delete", testDelete},
-		{"ListCiphertexts", testListCiphertexts},
-		{"SwapCiphertext", testSwap},
-		{"ConcurrentCreateSameName", testConcurrentCreate},
-		{"ConcurrentUpdates", testConcurrentUpdates},
-		{"CancelledContext", testCancelledContext},
+		{"CreateGetRoundTrip", st.testRoundTrip},
+		{"DuplicateNamePerUser", st.testDuplicateName},
+		{"DuplicateID", st.testDuplicateID},
+		{"NotFoundAndOtherUsers", st.testNotFound},
+		{"ListByUserOrderAndIsolation", st.testList},
+		{"ReturnsCopies", st.testCopies},
+		{"Update", st.testUpdate},
+		{"UpdateConflict", st.testUpdateConflict},
+		{"UpdateRenameDuplicate", st.testUpdateRenameDuplicate},
+		{"Delete", st.testDelete},
+		{"ListCiphertexts", st.testListCiphertexts},
+		{"SwapCiphertext", st.testSwap},
+		{"ConcurrentCreateSameName", st.testConcurrentCreate},
+		{"ConcurrentUpdates", st.testConcurrentUpdates},
+		{"CancelledContext", st.testCancelledContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
 }
+
+// suite carries the Config of one run to its tests.
+type suite struct{ o Config }
 
 // base is a fixed instant with microseconds, to check precision.
 var base = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
@@ -71,28 +89,30 @@ func newVar(user, name string, i int) variables.Variable {
 
 func mustCreate(t *testing.T, s variables.Store, v variables.Variable) variables.Variable {
 	t.Helper()
-	require.NoError(t, s.Create(context.Background(), v))
+	mustNoError(t, s.Create(context.Background(), v))
 	return v
 }
 
-func assertSame(t *testing.T, want, got variables.Variable) {
+func (st suite) assertSame(t *testing.T, want, got variables.Variable) {
 	t.Helper()
-	assert.Equal(t, want.ID, got.ID)
-	assert.Equal(t, want.UserID, got.UserID)
-	assert.Equal(t, want.Name, got.Name)
-	assert.Equal(t, want.Value, got.Value)
-	assert.Equal(t, want.Type, got.Type)
-	assert.Equal(t, want.Origin, got.Origin)
-	if len(want.DefaultFields) == 0 {
-		assert.Empty(t, got.DefaultFields)
-	} else {
-		assert.Equal(t, want.DefaultFields, got.DefaultFields)
+	equal(t, want.ID, got.ID)
+	equal(t, want.UserID, got.UserID)
+	equal(t, want.Name, got.Name)
+	equal(t, want.Value, got.Value)
+	equal(t, want.Type, got.Type)
+	if !st.o.NoOrigin {
+		equal(t, want.Origin, got.Origin)
 	}
-	assert.True(t, want.CreatedAt.Equal(got.CreatedAt), "CreatedAt: want %v, got %v", want.CreatedAt, got.CreatedAt)
-	assert.True(t, want.UpdatedAt.Equal(got.UpdatedAt), "UpdatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
+	if len(want.DefaultFields) == 0 {
+		empty(t, got.DefaultFields)
+	} else {
+		equal(t, want.DefaultFields, got.DefaultFields)
+	}
+	isTrue(t, want.CreatedAt.Equal(got.CreatedAt), "CreatedAt: want %v, got %v", want.CreatedAt, got.CreatedAt)
+	isTrue(t, want.UpdatedAt.Equal(got.UpdatedAt), "UpdatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
 }
 
-func testRoundTrip(t *testing.T, s variables.Store) {
+func (st suite) testRoundTrip(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	cases := []variables.Variable{
 		newVar("u1", "PLAIN", 0),
@@ -112,53 +132,53 @@ func testRoundTrip(t *testing.T, s variables.Store) {
 	for _, v := range cases {
 		mustCreate(t, s, v)
 		got, err := s.Get(ctx, v.UserID, v.ID)
-		require.NoError(t, err)
-		assertSame(t, v, got)
+		mustNoError(t, err)
+		st.assertSame(t, v, got)
 		got, err = s.GetByName(ctx, v.UserID, v.Name)
-		require.NoError(t, err)
-		assertSame(t, v, got)
-		assert.True(t, got.UpdatedAt.IsZero() == v.UpdatedAt.IsZero(), "zero UpdatedAt must stay zero")
+		mustNoError(t, err)
+		st.assertSame(t, v, got)
+		isTrue(t, got.UpdatedAt.IsZero() == v.UpdatedAt.IsZero(), "zero UpdatedAt must stay zero")
 	}
 }
 
-func testDuplicateName(t *testing.T, s variables.Store) {
+func (st suite) testDuplicateName(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newVar("u1", "KEY", 0))
 	err := s.Create(ctx, newVar("u1", "KEY", 1))
-	assert.ErrorIs(t, err, variables.ErrDuplicate)
+	errorIs(t, err, variables.ErrDuplicate)
 	// Another user may use the same name; names are case-sensitive.
-	assert.NoError(t, s.Create(ctx, newVar("u2", "KEY", 2)))
-	assert.NoError(t, s.Create(ctx, newVar("u1", "key", 3)))
+	noError(t, s.Create(ctx, newVar("u2", "KEY", 2)))
+	noError(t, s.Create(ctx, newVar("u1", "key", 3)))
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
-	assert.Len(t, list, 2)
+	mustNoError(t, err)
+	hasLen(t, list, 2)
 }
 
-func testDuplicateID(t *testing.T, s variables.Store) {
+func (st suite) testDuplicateID(t *testing.T, s variables.Store) {
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	w := newVar("u2", "B", 1)
 	w.ID = v.ID
-	assert.ErrorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
+	errorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
 }
 
-func testNotFound(t *testing.T, s variables.Store) {
+func (st suite) testNotFound(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	_, err := s.Get(ctx, "u1", ids.New())
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	_, err = s.Get(ctx, "u2", v.ID)
-	assert.ErrorIs(t, err, variables.ErrNotFound, "another user's variable must look missing")
+	errorIs(t, err, variables.ErrNotFound, "another user's variable must look missing")
 	_, err = s.GetByName(ctx, "u2", "A")
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	_, err = s.GetByName(ctx, "u1", "a")
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	list, err := s.ListByUser(ctx, "nobody")
-	require.NoError(t, err)
-	assert.NotNil(t, list)
-	assert.Empty(t, list)
+	mustNoError(t, err)
+	notNil(t, list)
+	empty(t, list)
 }
 
-func testList(t *testing.T, s variables.Store) {
+func (st suite) testList(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	// Inserted out of order; the same CreatedAt is ordered by ID.
 	c := mustCreate(t, s, newVar("u1", "C", 2))
@@ -172,35 +192,35 @@ func testList(t *testing.T, s variables.Store) {
 	mustCreate(t, s, b1)
 	mustCreate(t, s, newVar("u2", "X", 0))
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
+	mustNoError(t, err)
 	var names []string
 	for _, v := range list {
 		names = append(names, v.Name)
-		assert.Equal(t, "u1", v.UserID)
+		equal(t, "u1", v.UserID)
 	}
-	assert.Equal(t, []string{"A", "B1", "B2", "C"}, names)
-	assertSame(t, a, list[0])
-	assertSame(t, c, list[3])
+	equal(t, []string{"A", "B1", "B2", "C"}, names)
+	st.assertSame(t, a, list[0])
+	st.assertSame(t, c, list[3])
 }
 
-func testCopies(t *testing.T, s variables.Store) {
+func (st suite) testCopies(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := newVar("u1", "A", 0)
 	v.DefaultFields = []string{"f1", "f2"}
 	mustCreate(t, s, v)
 	v.DefaultFields[0] = "changed after Create"
 	got, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	got.DefaultFields[1] = "changed after Get"
 	list, err := s.ListByUser(ctx, "u1")
-	require.NoError(t, err)
+	mustNoError(t, err)
 	list[0].DefaultFields[0] = "changed after List"
 	again, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"f1", "f2"}, again.DefaultFields)
+	mustNoError(t, err)
+	equal(t, []string{"f1", "f2"}, again.DefaultFields)
 }
 
-func testUpdate(t *testing.T, s variables.Store) {
+func (st suite) testUpdate(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	prev := mustCreate(t, s, newVar("u1", "A", 0))
 	next := prev
@@ -210,81 +230,83 @@ func testUpdate(t *testing.T, s variables.Store) {
 	next.Origin = variables.OriginEnv
 	// Fields that never change, even if the caller changes them.
 	next.CreatedAt = base.Add(time.Hour)
-	require.NoError(t, s.Update(ctx, prev, next))
+	mustNoError(t, s.Update(ctx, prev, next))
 	got, err := s.Get(ctx, "u1", prev.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	want := next
 	want.CreatedAt = prev.CreatedAt
-	assertSame(t, want, got)
+	st.assertSame(t, want, got)
 	_, err = s.GetByName(ctx, "u1", "A")
-	assert.ErrorIs(t, err, variables.ErrNotFound, "old name is free after a rename")
+	errorIs(t, err, variables.ErrNotFound, "old name is free after a rename")
 
 	missing := newVar("u1", "M", 0)
-	assert.ErrorIs(t, s.Update(ctx, missing, missing), variables.ErrNotFound)
+	errorIs(t, s.Update(ctx, missing, missing), variables.ErrNotFound)
 	foreign := got
 	foreign.UserID = "u2"
-	assert.ErrorIs(t, s.Update(ctx, got, foreign), variables.ErrNotFound, "another user's variable must look missing")
+	errorIs(t, s.Update(ctx, got, foreign), variables.ErrNotFound, "another user's variable must look missing")
 }
 
-func testUpdateConflict(t *testing.T, s variables.Store) {
+func (st suite) testUpdateConflict(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	prev := mustCreate(t, s, newVar("u1", "A", 0))
 	edited := prev
 	edited.Value = "edited"
-	require.NoError(t, s.Update(ctx, prev, edited))
+	mustNoError(t, s.Update(ctx, prev, edited))
 
 	stale := prev
 	stale.Value = "stale write"
-	assert.ErrorIs(t, s.Update(ctx, prev, stale), variables.ErrConflict, "value changed since prev was read")
+	errorIs(t, s.Update(ctx, prev, stale), variables.ErrConflict, "value changed since prev was read")
 
 	imported := edited
 	imported.Origin = variables.OriginEnv
-	require.NoError(t, s.Update(ctx, edited, imported))
-	staleOrigin := edited // same value, origin changed meanwhile
-	staleOrigin.Name = "B"
-	assert.ErrorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
+	mustNoError(t, s.Update(ctx, edited, imported))
+	if !st.o.NoOrigin {
+		staleOrigin := edited // same value, origin changed meanwhile
+		staleOrigin.Name = "B"
+		errorIs(t, s.Update(ctx, edited, staleOrigin), variables.ErrConflict, "origin changed since prev was read")
+	}
 
 	touched := imported // same value and origin, updated meanwhile
 	touched.DefaultFields = []string{"f"}
 	touched.UpdatedAt = base.Add(time.Minute)
-	require.NoError(t, s.Update(ctx, imported, touched))
+	mustNoError(t, s.Update(ctx, imported, touched))
 	staleUpdatedAt := imported
 	staleUpdatedAt.Name = "C"
-	assert.ErrorIs(t, s.Update(ctx, imported, staleUpdatedAt), variables.ErrConflict, "updated since prev was read")
+	errorIs(t, s.Update(ctx, imported, staleUpdatedAt), variables.ErrConflict, "updated since prev was read")
 	again := touched
 	again.UpdatedAt = base.Add(2 * time.Minute)
-	require.NoError(t, s.Update(ctx, touched, again), "a set UpdatedAt matches itself")
+	mustNoError(t, s.Update(ctx, touched, again), "a set UpdatedAt matches itself")
 
 	got, err := s.Get(ctx, "u1", prev.ID)
-	require.NoError(t, err)
-	assertSame(t, again, got)
+	mustNoError(t, err)
+	st.assertSame(t, again, got)
 }
 
-func testUpdateRenameDuplicate(t *testing.T, s variables.Store) {
+func (st suite) testUpdateRenameDuplicate(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newVar("u1", "A", 0))
 	b := mustCreate(t, s, newVar("u1", "B", 1))
 	mustCreate(t, s, newVar("u2", "C", 2))
 	next := b
 	next.Name = "A"
-	assert.ErrorIs(t, s.Update(ctx, b, next), variables.ErrDuplicate)
+	errorIs(t, s.Update(ctx, b, next), variables.ErrDuplicate)
 	next.Name = "C" // only u2 has C
-	assert.NoError(t, s.Update(ctx, b, next))
+	noError(t, s.Update(ctx, b, next))
 }
 
-func testDelete(t *testing.T, s variables.Store) {
+func (st suite) testDelete(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := mustCreate(t, s, newVar("u1", "A", 0))
-	assert.ErrorIs(t, s.Delete(ctx, "u2", v.ID), variables.ErrNotFound, "another user cannot delete it")
-	require.NoError(t, s.Delete(ctx, "u1", v.ID))
-	assert.ErrorIs(t, s.Delete(ctx, "u1", v.ID), variables.ErrNotFound)
+	errorIs(t, s.Delete(ctx, "u2", v.ID), variables.ErrNotFound, "another user cannot delete it")
+	mustNoError(t, s.Delete(ctx, "u1", v.ID))
+	errorIs(t, s.Delete(ctx, "u1", v.ID), variables.ErrNotFound)
 	_, err := s.Get(ctx, "u1", v.ID)
-	assert.ErrorIs(t, err, variables.ErrNotFound)
+	errorIs(t, err, variables.ErrNotFound)
 	// The name is free again.
-	assert.NoError(t, s.Create(ctx, newVar("u1", "A", 1)))
+	noError(t, s.Create(ctx, newVar("u1", "A", 1)))
 }
 
-func testListCiphertexts(t *testing.T, s variables.Store) {
+func (st suite) testListCiphertexts(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	var want []secrets.Ciphertext
 	for i := range 7 {
@@ -304,25 +326,25 @@ func testListCiphertexts(t *testing.T, s variables.Store) {
 	slices.SortFunc(want, func(a, b secrets.Ciphertext) int { return strings.Compare(a.ID, b.ID) })
 
 	all, err := s.ListCiphertexts(ctx, "", 100)
-	require.NoError(t, err)
-	assert.Equal(t, want, all)
+	mustNoError(t, err)
+	equal(t, want, all)
 
 	var paged []secrets.Ciphertext
 	after := ""
 	for range 10 {
 		page, err := s.ListCiphertexts(ctx, after, 2)
-		require.NoError(t, err)
-		assert.LessOrEqual(t, len(page), 2)
+		mustNoError(t, err)
+		isTrue(t, len(page) <= 2, "page of %d, limit 2", len(page))
 		if len(page) == 0 {
 			break
 		}
 		paged = append(paged, page...)
 		after = page[len(page)-1].ID
 	}
-	assert.Equal(t, want, paged, "pages of 2 must add up to the whole list")
+	equal(t, want, paged, "pages of 2 must add up to the whole list")
 }
 
-func testSwap(t *testing.T, s variables.Store) {
+func (st suite) testSwap(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	v := newVar("u1", "A", 0)
 	v.Type, v.Value, v.Origin = variables.Credential, "gAAAAAold", variables.OriginEnv
@@ -330,24 +352,24 @@ func testSwap(t *testing.T, s variables.Store) {
 	mustCreate(t, s, v)
 
 	ok, err := s.SwapCiphertext(ctx, v.ID, "gAAAAAwrong", "gAAAAAnew")
-	require.NoError(t, err)
-	assert.False(t, ok, "swap with a stale token must not apply")
+	mustNoError(t, err)
+	isFalse(t, ok, "swap with a stale token must not apply")
 
 	ok, err = s.SwapCiphertext(ctx, v.ID, "gAAAAAold", "gAAAAAnew")
-	require.NoError(t, err)
-	assert.True(t, ok)
+	mustNoError(t, err)
+	isTrue(t, ok)
 	got, err := s.Get(ctx, "u1", v.ID)
-	require.NoError(t, err)
+	mustNoError(t, err)
 	want := v
 	want.Value = "gAAAAAnew"
-	assertSame(t, want, got) // timestamps and origin untouched
+	st.assertSame(t, want, got) // timestamps and origin untouched
 
 	ok, err = s.SwapCiphertext(ctx, ids.New(), "gAAAAAold", "gAAAAAx")
-	require.NoError(t, err)
-	assert.False(t, ok, "missing id")
+	mustNoError(t, err)
+	isFalse(t, ok, "missing id")
 }
 
-func testConcurrentCreate(t *testing.T, s variables.Store) {
+func (st suite) testConcurrentCreate(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	const n = 8
 	var wg sync.WaitGroup
@@ -361,13 +383,13 @@ func testConcurrentCreate(t *testing.T, s variables.Store) {
 		if err == nil {
 			won++
 		} else {
-			assert.ErrorIs(t, err, variables.ErrDuplicate)
+			errorIs(t, err, variables.ErrDuplicate)
 		}
 	}
-	assert.Equal(t, 1, won, "exactly one concurrent create of a name succeeds")
+	equal(t, 1, won, "exactly one concurrent create of a name succeeds")
 }
 
-func testConcurrentUpdates(t *testing.T, s variables.Store) {
+func (st suite) testConcurrentUpdates(t *testing.T, s variables.Store) {
 	ctx := context.Background()
 	prev := mustCreate(t, s, newVar("u1", "A", 0))
 	const n = 8
@@ -389,13 +411,13 @@ func testConcurrentUpdates(t *testing.T, s variables.Store) {
 			t.Errorf("concurrent update: %v (want nil or ErrConflict)", err)
 		}
 	}
-	assert.Equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
+	equal(t, 1, won, "exactly one of several updates from the same prev succeeds")
 }
 
 // testCancelledContext: with ctx already cancelled, every method fails with
 // an error that matches context.Canceled and changes nothing, although each
 // call would succeed otherwise.
-func testCancelledContext(t *testing.T, s variables.Store) {
+func (st suite) testCancelledContext(t *testing.T, s variables.Store) {
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -418,11 +440,11 @@ func testCancelledContext(t *testing.T, s variables.Store) {
 		},
 	}
 	for name, call := range calls {
-		assert.ErrorIs(t, call(), context.Canceled, name)
+		errorIs(t, call(), context.Canceled, name)
 	}
 	list, err := s.ListByUser(context.Background(), "u1")
-	require.NoError(t, err)
-	require.Len(t, list, 1, "nothing created or deleted")
-	assert.Equal(t, "A", list[0].Name)
-	assert.Equal(t, "value-A", list[0].Value)
+	mustNoError(t, err)
+	mustLen(t, list, 1, "nothing created or deleted")
+	equal(t, "A", list[0].Name)
+	equal(t, "value-A", list[0].Value)
 }

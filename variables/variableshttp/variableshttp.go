@@ -1,22 +1,25 @@
 // Package variableshttp serves Langflow's global-variable management API
-// (/api/v1/variables/, §4.2 of the behaviour reference) over a
+// (/api/v1/variables/, see docs/langflow-compatibility.md#variable-endpoints) over a
 // variables.Service, for a host server to mount behind its own
 // authentication:
 //
-//	h := variableshttp.New(svc, middleware.UserID)
-//	mux.Handle("/api/v1/variables/", http.StripPrefix("/api/v1/variables", h))
+//	h, err := variableshttp.New(variableshttp.Config{Service: svc, User: middleware.FromRequest})
+//	mux.Handle("/api/v1/variables/", auth(http.StripPrefix("/api/v1/variables", h)))
 //
 // Relative to the mount point it serves POST "/" (create, 201), GET "/"
 // (list), PATCH "/{id}" (update) and DELETE "/{id}" (204), with Langflow's
 // JSON shapes: a variable is {"id", "name", "type", "value",
 // "default_fields"}, and "value" is null for Credential variables. Errors are
-// {"detail": "..."}: 400 with Langflow's validation messages, 401 "Not
-// authenticated" when the UserFunc finds no user, 404 "Variable not found",
-// 405, 409 for a PATCH that lost to concurrent writes five times running,
-// 413 for bodies over 1 MiB, 422 for malformed JSON or ids, 503 when the
+// {"detail": "..."}: 400 with Langflow's validation messages (and keyflow's:
+// names and default_fields entries with control, invisible or bidirectional
+// characters, over 255 bytes, or more than 64 default_fields; see package
+// names), 401 "Not authenticated" when the UserFunc finds no user, 404
+// "Variable not found", 405, 409 for a PATCH that lost to concurrent writes
+// five times running, 413 for bodies over 1 MiB, 422 for malformed JSON (an
+// unpaired surrogate escape such as "\ud800" included) or ids, 503 when the
 // store is unavailable (fail closed), 500 for a stored value that does not
-// decrypt (the cause is logged with slog, never sent). Unlike Langflow,
-// DELETE of a missing variable answers 404, not 500.
+// decrypt (the cause is logged to Config.Logger under the key "err", never
+// sent). Unlike Langflow, DELETE of a missing variable answers 404, not 500.
 package variableshttp
 
 import (
@@ -28,23 +31,47 @@ import (
 
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
-// UserFunc tells the handler the current user; ok false, or an empty user
-// ID, answers 401.
-type UserFunc func(*http.Request) (string, bool)
-
-type handler struct {
-	svc  *variables.Service
-	user UserFunc
+// Config configures New. Service and User are required.
+type Config struct {
+	// Service applies Langflow's rules and stores the variables (required).
+	Service *variables.Service
+	// User tells the handler who the caller is (required):
+	// middleware.FromRequest behind keyflow's middleware. No principal, or
+	// an empty UserID, answers 401.
+	User middleware.UserFunc
+	// Logger receives the failures answered 500 or 503, errors under the key
+	// "err", naming variables, never values. nil: slog.Default() at the
+	// time of logging.
+	Logger *slog.Logger
 }
 
-// New returns the handler. It is safe for concurrent use. A nil user function
-// answers every request with 401. Failures it answers with 500 or 503 are
-// logged with slog's default logger, naming variables, never values.
-func New(s *variables.Service, user UserFunc) http.Handler {
-	return &handler{svc: s, user: user}
+type handler struct {
+	svc    *variables.Service
+	user   middleware.UserFunc
+	logger *slog.Logger
+}
+
+// New returns the handler for cfg. It returns an error when Service or User
+// is nil. The handler is safe for concurrent use.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("variableshttp: Config.Service is required")
+	}
+	if cfg.User == nil {
+		return nil, errors.New("variableshttp: Config.User is required")
+	}
+	return &handler{svc: cfg.Service, user: cfg.User, logger: cfg.Logger}, nil
+}
+
+func (h *handler) log() *slog.Logger {
+	if h.logger != nil {
+		return h.logger
+	}
+	return slog.Default()
 }
 
 // variableRead is Langflow's VariableRead.
@@ -101,11 +128,8 @@ type variableUpdate struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var userID string
-	ok := false
-	if h.user != nil {
-		userID, ok = h.user(r)
-	}
+	p, ok := h.user(r)
+	userID := p.UserID
 	if !ok || userID == "" { // fail closed: "" is nobody, not a shared account
 		httpjson.Detail(w, http.StatusUnauthorized, "Not authenticated")
 		return
@@ -248,11 +272,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpjson.Detail(w, http.StatusNotFound, "Variable not found")
 	case errors.Is(err, variables.ErrConflict):
 		httpjson.Detail(w, http.StatusConflict, "Variable changed by another request; try again")
-	case errors.Is(err, variables.ErrUnavailable):
-		slog.ErrorContext(r.Context(), "variableshttp: store unavailable", "method", r.Method, "error", err)
+	case errors.Is(err, variables.ErrUnavailable), errors.Is(err, variables.ErrUninitialized):
+		h.log().ErrorContext(r.Context(), "variableshttp: store unavailable", "method", r.Method, "err", err)
 		httpjson.Detail(w, http.StatusServiceUnavailable, "Variable store unavailable")
 	default:
-		slog.ErrorContext(r.Context(), "variableshttp: request failed", "method", r.Method, "error", err)
+		h.log().ErrorContext(r.Context(), "variableshttp: request failed", "method", r.Method, "err", err)
 		httpjson.Detail(w, http.StatusInternalServerError, "Internal server error")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,14 +14,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
+	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/variableshttp"
 )
 
-// server mounts the handler as a host would, with the user taken from the
-// X-Test-User header (standing in for the host's auth).
+// server mounts the handler as a host would behind keyflow's middleware
+// (User: middleware.FromRequest); requests carry their caller as the
+// middleware would attach it (keyflowtest.AsUser).
 type server struct {
 	t   testing.TB
 	svc *variables.Service
@@ -36,12 +41,10 @@ func newServer(t testing.TB, store variables.Store) *server {
 	}
 	svc, err := variables.NewService(variables.ServiceConfig{Store: store, Keyring: k})
 	require.NoError(t, err)
-	user := func(r *http.Request) (string, bool) {
-		u := r.Header.Get("X-Test-User")
-		return u, u != ""
-	}
+	h, err := variableshttp.New(variableshttp.Config{Service: svc, User: middleware.FromRequest})
+	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/variables/", http.StripPrefix("/api/v1/variables", variableshttp.New(svc, user)))
+	mux.Handle("/api/v1/variables/", http.StripPrefix("/api/v1/variables", h))
 	return &server{t: t, svc: svc, h: mux}
 }
 
@@ -69,7 +72,7 @@ func (r response) detail(t testing.TB) string {
 func (s *server) do(method, path, user string, body io.Reader) response {
 	req := httptest.NewRequest(method, path, body)
 	if user != "" {
-		req.Header.Set("X-Test-User", user)
+		req = keyflowtest.AsUser(req, user)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -88,7 +91,7 @@ func (s *server) createdID(user, body string) string {
 	return r.json(s.t).(map[string]any)["id"].(string)
 }
 
-// TestCreate ports api/v1/test_variable.py's create cases (§4.2, §5).
+// TestCreate ports api/v1/test_variable.py's create cases (docs/langflow-compatibility.md#variable-rules-and-messages).
 func TestCreate(t *testing.T) {
 	s := newServer(t, nil)
 	require.Equal(t, http.StatusCreated, s.create("u1", `{"name":"TAKEN","value":"x","default_fields":[]}`).code)
@@ -98,7 +101,7 @@ func TestCreate(t *testing.T) {
 		code       int
 		check      func(t *testing.T, r response)
 	}{
-		{"§4.2 201 with the Generic value echoed", `{"name":"G","value":"plain","type":"Generic","default_fields":["f"]}`, 201, func(t *testing.T, r response) {
+		{"201 with the Generic value echoed", `{"name":"G","value":"plain","type":"Generic","default_fields":["f"]}`, 201, func(t *testing.T, r response) {
 			m := r.json(t).(map[string]any)
 			assert.Equal(t, "plain", m["value"])
 			assert.Equal(t, "Generic", m["type"])
@@ -106,18 +109,18 @@ func TestCreate(t *testing.T) {
 			assert.True(t, ids.Valid(m["id"].(string)))
 			assert.ElementsMatch(t, []string{"id", "name", "type", "value", "default_fields"}, keys(m))
 		}},
-		{"§4.2 the default type is Credential and its value null", `{"name":"C","value":"sk-secret","default_fields":null,"category":"Global"}`, 201, func(t *testing.T, r response) {
+		{"the default type is Credential and its value null", `{"name":"C","value":"sk-secret","default_fields":null,"category":"Global"}`, 201, func(t *testing.T, r response) {
 			m := r.json(t).(map[string]any)
 			assert.Equal(t, "Credential", m["type"])
 			assert.Nil(t, m["value"])
 			assert.Equal(t, []any{}, m["default_fields"])
 			assert.NotContains(t, string(r.body), "sk-secret")
 		}},
-		{"§4.2 both empty", `{"name":"","value":""}`, 400, detail("Variable name and value cannot be empty")},
-		{"§4.2 missing fields count as empty", `{}`, 400, detail("Variable name and value cannot be empty")},
-		{"§4.2 empty name", `{"name":"","value":"v"}`, 400, detail("Variable name cannot be empty")},
-		{"§4.2 empty value", `{"name":"N","value":""}`, 400, detail("Variable value cannot be empty")},
-		{"§4.2 name exists", `{"name":"TAKEN","value":"v"}`, 400, detail("Variable name already exists")},
+		{"both empty", `{"name":"","value":""}`, 400, detail("Variable name and value cannot be empty")},
+		{"missing fields count as empty", `{}`, 400, detail("Variable name and value cannot be empty")},
+		{"empty name", `{"name":"","value":"v"}`, 400, detail("Variable name cannot be empty")},
+		{"empty value", `{"name":"N","value":""}`, 400, detail("Variable value cannot be empty")},
+		{"name exists", `{"name":"TAKEN","value":"v"}`, 400, detail("Variable name already exists")},
 		{"unknown type", `{"name":"N","value":"v","type":"Secret"}`, 400, detail("Variable type must be Credential or Generic")},
 		{"malformed JSON", `{"name":`, 422, nil},
 		{"wrong field type", `{"name":1,"value":"v"}`, 422, nil},
@@ -155,7 +158,7 @@ func TestBodyTooLarge(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, r.code)
 }
 
-// TestList ports the list cases (§4.2, §5): Credential values null, Generic
+// TestList ports the list cases (docs/langflow-compatibility.md#variable-types): Credential values null, Generic
 // equal, "__x__" hidden, per user.
 func TestList(t *testing.T) {
 	s := newServer(t, nil)
@@ -178,7 +181,7 @@ func TestList(t *testing.T) {
 	assert.JSONEq(t, `[]`, string(r.body))
 }
 
-// TestPatch ports the update cases (§4.2, §5).
+// TestPatch ports the update cases (docs/langflow-compatibility.md#variable-endpoints).
 func TestPatch(t *testing.T) {
 	s := newServer(t, nil)
 	id := s.createdID("u1", `{"name":"K","value":"one","type":"Generic","default_fields":["a"]}`)
@@ -210,7 +213,7 @@ func TestPatch(t *testing.T) {
 			assert.Equal(t, "Credential", m["type"])
 			assert.Nil(t, m["value"])
 		}},
-		{"§4.2 unknown id: 404", "u1", "/api/v1/variables/" + ids.New(), `{"value":"x"}`, 404, detail("Variable not found")},
+		{"unknown id: 404", "u1", "/api/v1/variables/" + ids.New(), `{"value":"x"}`, 404, detail("Variable not found")},
 		{"another user's id: 404", "u2", path, `{"value":"x"}`, 404, detail("Variable not found")},
 		{"malformed id: 422", "u1", "/api/v1/variables/not-a-uuid", `{"value":"x"}`, 422, func(t *testing.T, r response) {
 			d := r.json(t).(map[string]any)["detail"].([]any)[0].(map[string]any)
@@ -236,7 +239,30 @@ func TestPatch(t *testing.T) {
 	assert.Equal(t, "two", v, "the Generic → Credential change kept the value, now encrypted")
 }
 
-// TestDelete ports the delete cases (§4.2, §5), with 404 instead of
+// TestCredentialToGeneric: PATCH {"type":"Generic"} on a Credential without
+// a new value is refused (its decrypted value would be answered and listed);
+// with a value it is allowed and answers the new value only.
+func TestCredentialToGeneric(t *testing.T) {
+	s := newServer(t, nil)
+	id := s.createdID("u1", `{"name":"C","value":"credential-plaintext"}`)
+	path := "/api/v1/variables/" + id
+	for _, body := range []string{`{"type":"Generic"}`, `{"type":"Generic","name":"C2"}`, `{"type":"Generic","default_fields":["f"]}`} {
+		r := s.do(http.MethodPatch, path, "u1", strings.NewReader(body))
+		assert.Equal(t, http.StatusBadRequest, r.code, body)
+		assert.Equal(t, variables.ErrCredentialToGeneric.Message, r.detail(t))
+		assert.NotContains(t, string(r.body), "credential-plaintext")
+	}
+	r := s.do(http.MethodGet, "/api/v1/variables/", "u1", nil)
+	require.Equal(t, http.StatusOK, r.code)
+	assert.NotContains(t, string(r.body), "credential-plaintext")
+	assert.Contains(t, string(r.body), `"type":"Credential"`)
+
+	r = s.do(http.MethodPatch, path, "u1", strings.NewReader(`{"type":"Generic","value":"now public"}`))
+	require.Equal(t, http.StatusOK, r.code, string(r.body))
+	assert.JSONEq(t, `{"id":"`+id+`","name":"C","type":"Generic","value":"now public","default_fields":[]}`, string(r.body))
+}
+
+// TestDelete ports the delete cases (docs/langflow-compatibility.md#variable-endpoints), with 404 instead of
 // Langflow's 500 for a missing variable.
 func TestDelete(t *testing.T) {
 	s := newServer(t, nil)
@@ -279,14 +305,15 @@ func TestRoutingAndAuth(t *testing.T) {
 			assert.Equal(t, tc.allow, r.header.Get("Allow"))
 		})
 	}
-	// A nil UserFunc answers 401, and so does one that reports an empty
-	// user ID as authenticated (as apikeyhttp): "" is nobody, and must not
-	// become an account every such request shares.
-	for name, user := range map[string]variableshttp.UserFunc{
-		"nil UserFunc":  nil,
-		"empty user ID": func(*http.Request) (string, bool) { return "", true },
+	// A UserFunc that reports an empty user ID as authenticated answers 401
+	// (as apikeyhttp): "" is nobody, and must not become an account every
+	// such request shares.
+	for name, user := range map[string]middleware.UserFunc{
+		"empty user ID": func(*http.Request) (apikey.Principal, bool) { return apikey.Principal{}, true },
+		"no principal":  middleware.FromRequest,
 	} {
-		h := variableshttp.New(s.svc, user)
+		h, err := variableshttp.New(variableshttp.Config{Service: s.svc, User: user})
+		require.NoError(t, err)
 		for _, req := range []*http.Request{
 			httptest.NewRequest(http.MethodGet, "/", nil),
 			httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"name":"K","value":"v"}`)),
@@ -376,4 +403,67 @@ func FuzzHandlerBodies(f *testing.F) {
 			t.Fatalf("PATCH %q: status %d %s", body, r.code, r.body)
 		}
 	})
+}
+
+// TestNewRefusesMissingCollaborators: issue 13 item 10. New(nil, …) used to
+// return a handler that panicked on every request; now New refuses a missing
+// Service or UserFunc, and a Service not made by NewService answers 503.
+func TestNewRefusesMissingCollaborators(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	for name, cfg := range map[string]variableshttp.Config{
+		"no service":   {User: middleware.FromRequest},
+		"no user func": {Service: s.svc},
+	} {
+		h, err := variableshttp.New(cfg)
+		require.Error(t, err, name)
+		assert.Nil(t, h, name)
+	}
+	var logs strings.Builder
+	h, err := variableshttp.New(variableshttp.Config{
+		Service: &variables.Service{},
+		User:    func(*http.Request) (apikey.Principal, bool) { return apikey.Principal{UserID: "u"}, true },
+		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	require.NoError(t, err)
+	require.NotPanics(t, func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	})
+	assert.Contains(t, logs.String(), "err=", "logged to Config.Logger under the key err")
+}
+
+// TestBadNamesAndFields_Issue13: names and default_fields entries with
+// control, invisible or bidi characters, unpaired surrogate escapes, too many
+// or too long entries: a 4xx, and nothing stored.
+func TestBadNamesAndFields_Issue13(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	many := make([]string, 20000)
+	for i := range many {
+		many[i] = "f"
+	}
+	manyJSON, err := json.Marshal(many)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"name":"A\u0000B","value":"v"}`, 400},
+		{`{"name":"\u001b[2J","value":"v"}`, 400},
+		{`{"name":"OPENAI\u200b_API_KEY","value":"v"}`, 400},
+		{`{"name":"OPENAI_\u202eYEK","value":"v"}`, 400},
+		{`{"name":"A\ud800","value":"v"}`, 422},
+		{`{"name":"K","value":"v","default_fields":["a\u0000"]}`, 400},
+		{`{"name":"K","value":"v","default_fields":[""]}`, 400},
+		{`{"name":"K","value":"v","default_fields":["` + strings.Repeat("f", 100<<10) + `"]}`, 400},
+		{`{"name":"K","value":"v","default_fields":` + string(manyJSON) + `}`, 400},
+		{`{"name":"K","value":"v","default_fields":["\udfff"]}`, 422},
+	} {
+		r := s.do(http.MethodPost, "/api/v1/variables/", "u1", strings.NewReader(tc.body))
+		assert.Equal(t, tc.code, r.code, "%.80s: %s", tc.body, r.body)
+	}
+	r := s.do(http.MethodGet, "/api/v1/variables/", "u1", nil)
+	assert.JSONEq(t, `[]`, string(r.body), "nothing stored")
 }

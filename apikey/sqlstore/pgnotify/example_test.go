@@ -25,7 +25,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	store, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -198,10 +198,10 @@ func (l *Listener) run() {
 		now := time.Now()
 		if !failing {
 			failing, failSince, lastLog = true, now, now
-			l.log.Warn("pgnotify: notification connection failed; reconnecting (changes are still seen by polling)", "channel", l.channel, "error", err)
+			l.log.Warn("pgnotify: notification connection failed; reconnecting (changes are still seen by polling)", "channel", l.channel, "err", err)
 		} else if now.Sub(lastLog) >= failureLog {
 			lastLog = now
-			l.log.Warn("pgnotify: notification connection still failing", "channel", l.channel, "down_for", now.Sub(failSince).Round(time.Second), "error", err)
+			l.log.Warn("pgnotify: notification connection still failing", "channel", l.channel, "down_for", now.Sub(failSince).Round(time.Second), "err", err)
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(2*backoff, maxBackoff)

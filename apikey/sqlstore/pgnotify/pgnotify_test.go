@@ -104,7 +104,7 @@ func TestListenerSignals(t *testing.T) {
 	t.Parallel()
 	db, _ := testdb.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	assert.Equal(t, "apikey_changes", channel)
@@ -145,7 +145,7 @@ func TestListenerPings(t *testing.T) {
 	t.Parallel()
 	db, _ := testdb.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	app := "kfn_" + ids.New()[:8]
@@ -181,7 +181,7 @@ func TestListenerReconnects(t *testing.T) {
 	t.Parallel()
 	db, _ := testdb.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	app := "kfn_" + ids.New()[:8]
@@ -263,7 +263,7 @@ func newNodes(t *testing.T, n int, cfg apikey.Config, notifier func(i int, chann
 		require.NoError(t, err)
 		db.SetMaxOpenConns(8)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Options{Dialect: sqlstore.Postgres})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
 		reads, polls := new(atomic.Int64), new(atomic.Int64)

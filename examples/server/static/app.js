@@ -3,7 +3,6 @@
 "use strict";
 
 const autoLogin = document.body.dataset.autoLogin === "true";
-const KEY_STORAGE = "keyflow-api-key";
 const $ = (id) => document.getElementById(id);
 
 // ---- API ---------------------------------------------------------------
@@ -12,15 +11,21 @@ class APIError extends Error {
   constructor(status, detail) { super(detail); this.status = status; }
 }
 
-async function api(method, path, body) {
+// With auto-login off, the login cookies (HttpOnly, set by POST
+// /api/v1/login) authenticate every call; a refused call (the access cookie
+// expired, or was revoked) is retried once after renewing the tokens with
+// the refresh cookie.
+async function api(method, path, body, retried = false) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const key = sessionStorage.getItem(KEY_STORAGE);
-  if (!autoLogin && key) headers["x-api-key"] = key;
   const res = await fetch(path, {
     method, headers, credentials: "same-origin", cache: "no-store",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if ((res.status === 401 || res.status === 403) && !autoLogin && !retried) {
+    const r = await fetch("/api/v1/refresh", { method: "POST", credentials: "same-origin" });
+    if (r.ok) return api(method, path, body, true);
+  }
   if (res.status === 204) return null;
   const data = await res.json().catch(() => null);
   if (!res.ok) {
@@ -62,7 +67,7 @@ function toast(msg, bad = false) {
 
 function fail(err) {
   if (err instanceof APIError && (err.status === 401 || err.status === 403)) {
-    if (!autoLogin) { signOut("Your API key was refused: " + err.message); return; }
+    if (!autoLogin) { showLogin("Your session has ended: sign in again."); return; }
     toast("Session expired: reload the page.", true);
     return;
   }
@@ -333,33 +338,52 @@ $("confirm-form").addEventListener("submit", (ev) => {
   $("confirm-dialog").close("ok");
 });
 
-function signOut(message) {
-  sessionStorage.removeItem(KEY_STORAGE);
-  if (!autoLogin) $("who").textContent = "";
+function showLogin(message) {
   $("app").hidden = true;
   $("signout").hidden = true;
+  $("who").textContent = "";
   $("login").hidden = false;
   $("login-error").textContent = message || "";
   $("login-error").hidden = !message;
+  $("login-username").focus();
 }
 
 $("login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  sessionStorage.setItem(KEY_STORAGE, $("login-key").value.trim());
-  $("login-key").value = "";
+  const form = new URLSearchParams({ username: $("login-username").value, password: $("login-password").value });
+  $("login-password").value = "";
+  const res = await fetch("/api/v1/login", { method: "POST", credentials: "same-origin", body: form });
+  if (!res.ok) {
+    const data = await res.json().catch(() => null);
+    const detail = data && typeof data.detail === "string" ? data.detail : res.statusText;
+    showLogin(detail);
+    return;
+  }
   await start();
 });
-$("signout").addEventListener("click", () => signOut());
+
+$("signout").addEventListener("click", async () => {
+  await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin" }).catch(() => null);
+  showLogin();
+});
 
 async function start() {
-  if (!autoLogin && !sessionStorage.getItem(KEY_STORAGE)) { signOut(); return; }
+  if (!autoLogin) {
+    let me;
+    try {
+      me = await api("GET", "/api/v1/users/whoami");
+    } catch (err) {
+      showLogin(err instanceof APIError && (err.status === 401 || err.status === 403) ? "" : err.message);
+      return;
+    }
+    $("who").textContent = "Signed in as " + me.username;
+  }
   try {
     await loadKeys();
   } catch (err) { fail(err); return; }
   $("login").hidden = true;
   $("app").hidden = false;
   $("signout").hidden = autoLogin;
-  if (!autoLogin) $("who").textContent = "Signed in with an API key";
   showTab();
   await Promise.all([loadVariables(), loadFlows()]).catch(fail);
 }

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/langflowdb"
+	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
+	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/variables"
+)
+
+// langflowSecret is the fixtures' LANGFLOW_SECRET_KEY, shared by Langflow
+// and keyflow.
+const langflowSecret = "dBuuRmX0a5Gx3kqzT0C7mB1g7eYcY2Jq2Vd9sRxk2M0"
+
+// langflowDatabase makes a Langflow database of generation g and returns
+// its URL, the fixture and a connection to it.
+func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (string, *langflowtest.Fixture, *sql.DB) {
+	t.Helper()
+	k, err := secrets.NewKeyring(langflowSecret)
+	require.NoError(t, err)
+	var db *sql.DB
+	var url string
+	if postgres {
+		var schema string
+		db, schema = testdb.PostgresSchema(t)
+		dsn := testdb.PostgresDSN(t)
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		url = dsn + sep + "search_path=" + schema
+	} else {
+		path := filepath.Join(t.TempDir(), "langflow.db")
+		db, err = testdb.OpenSQLite(path)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = db.Close() })
+		url = "sqlite:///" + path
+	}
+	fx, err := langflowtest.Create(context.Background(), db, postgres, g, k)
+	require.NoError(t, err)
+	return url, fx, db
+}
+
+func langflowConfig(t *testing.T, dbURL, secret string) config {
+	return config{
+		ConfigDir:   t.TempDir(),
+		DatabaseURL: dbURL,
+		Host:        "127.0.0.1",
+		Auth:        middleware.Config{AutoLogin: false},
+		Getenv: func(name string) string {
+			if name == "LANGFLOW_SECRET_KEY" {
+				return secret
+			}
+			return ""
+		},
+	}
+}
+
+var backends = []struct {
+	name     string
+	postgres bool
+}{{"sqlite", false}, {"postgres", true}}
+
+// TestServeOnLangflowDatabase: pointed at a Langflow database, the server
+// detects it and serves the API on Langflow's own rows, for every schema
+// generation.
+func TestServeOnLangflowDatabase(t *testing.T) {
+	for _, b := range backends {
+		for _, g := range langflowtest.Generations {
+			t.Run(b.name+"/"+g.String(), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				url, fx, db := langflowDatabase(t, b.postgres, g)
+				a, err := openApp(ctx, langflowConfig(t, url, langflowSecret), quietLog())
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = a.Close() })
+				require.NotNil(t, a.langflow, "the Langflow database is detected")
+				assert.Equal(t, fx.Superuser.ID, a.superuser.ID, "Langflow's superuser")
+				h, err := a.handler()
+				require.NoError(t, err)
+				srv := httptest.NewServer(h)
+				t.Cleanup(srv.Close)
+
+				for _, label := range fx.Valid() {
+					assert.Equal(t, http.StatusOK, get(t, srv, "GET", "/api/v1/api_key/", fx.Keys[label].Plaintext), label)
+				}
+				for _, label := range fx.Refused() {
+					assert.Equal(t, http.StatusForbidden, get(t, srv, "GET", "/api/v1/api_key/", fx.Keys[label].Plaintext), label)
+				}
+				key := fx.Keys[langflowtest.KeyPlain].Plaintext
+
+				// A key created through the API is a row of the generation's form.
+				code, body := call(t, srv, "POST", "/api/v1/api_key/", key, `{"name":"from keyflow"}`)
+				require.Equal(t, http.StatusOK, code, body)
+				created := decode[struct {
+					ID     string `json:"id"`
+					APIKey string `json:"api_key"`
+				}](t, body)
+				_, _, hash, stored, err := langflowtest.KeyRow(ctx, db, b.postgres, g, created.ID)
+				require.NoError(t, err)
+				if g == langflowtest.Gen17 {
+					assert.Equal(t, created.APIKey, stored)
+				} else {
+					assert.True(t, secrets.IsEncrypted(stored))
+				}
+				if g.HasHash() {
+					assert.Equal(t, apikey.HashKey(created.APIKey).String(), hash)
+				}
+
+				// Variables: Langflow's, Credential values hidden.
+				code, body = call(t, srv, "GET", "/api/v1/variables/", key, "")
+				require.Equal(t, http.StatusOK, code, body)
+				assert.Contains(t, body, `"name":"OPENAI_API_KEY"`)
+				assert.Contains(t, body, `"value":"gpt-4o-mini"`)
+				assert.NotContains(t, body, fx.Vars["OPENAI_API_KEY"].Plain)
+
+				// Langflow's users log in with their Langflow passwords.
+				form := "username=alice&password=" + langflowtest.Password
+				resp, err := srv.Client().Post(srv.URL+"/api/v1/login", "application/x-www-form-urlencoded", strings.NewReader(form))
+				require.NoError(t, err)
+				_ = resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "login with the Langflow password")
+
+				// Revoked in Langflow's table: refused within the bound (the
+				// exact bound is tested with a fake clock in langflowdb).
+				require.NoError(t, langflowtest.DeleteKey(ctx, db, b.postgres, fx.Keys[langflowtest.KeyAlice].ID))
+				require.Eventually(t, func() bool {
+					return get(t, srv, "GET", "/api/v1/api_key/", fx.Keys[langflowtest.KeyAlice].Plaintext) == http.StatusForbidden
+				}, 10*time.Second, 20*time.Millisecond)
+			})
+		}
+	}
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, key, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("x-api-key", key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b := new(strings.Builder)
+	_, _ = io.Copy(b, resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+var importedRe = regexp.MustCompile(`(?m)^(users|api keys|variables):\s+(\d+) imported, (\d+) skipped`)
+
+// importCounts parses the summary: kind → [imported, skipped].
+func importCounts(t *testing.T, out string) map[string][2]string {
+	t.Helper()
+	m := map[string][2]string{}
+	for _, g := range importedRe.FindAllStringSubmatch(out, -1) {
+		m[g[1]] = [2]string{g[2], g[3]}
+	}
+	require.Len(t, m, 3, out)
+	return m
+}
+
+// TestImportLangflowTwice: import-langflow copies every generation into
+// keyflow's own database; keys that worked in Langflow work, revoked ones do
+// not; Credential values open under keyflow's secret; a second run changes
+// nothing.
+func TestImportLangflowTwice(t *testing.T) {
+	for _, b := range backends {
+		for _, g := range langflowtest.Generations {
+			t.Run(b.name+"/"+g.String(), func(t *testing.T) {
+				url, fx, _ := langflowDatabase(t, b.postgres, g)
+				dir := t.TempDir()
+				// keyflow runs under its own secret: Langflow's comes from its file.
+				secretFile := filepath.Join(t.TempDir(), "secret_key")
+				require.NoError(t, os.WriteFile(secretFile, []byte(langflowSecret), 0o600))
+				t.Setenv("LANGFLOW_SECRET_KEY", "keyflow-own-secret-which-is-long-enough-0123")
+				t.Setenv("LANGFLOW_STORE_ENVIRONMENT_VARIABLES", "false")
+				t.Setenv("LANGFLOW_DATABASE_URL", "")
+				t.Setenv("KEYFLOW_SCHEMA", "")
+				args := []string{"import-langflow", "--config-dir", dir, "--from", url, "--from-secret-key-file", secretFile, "--no-progress"}
+
+				var stdout, stderr strings.Builder
+				require.Equal(t, 0, realMain(args, nil, &stdout, &stderr), stderr.String())
+				first := importCounts(t, stdout.String())
+				keyRows := len(fx.Keys) - 1 // the deleted key has no row
+				sharedRows := 0
+				if g.HasHash() {
+					keyRows++ // the shared key has two rows
+					sharedRows = 2
+				}
+				assert.Equal(t, [2]string{strconv.Itoa(keyRows - sharedRows), strconv.Itoa(sharedRows)}, first["api keys"], stdout.String())
+				assert.Equal(t, [2]string{"4", "0"}, first["variables"], stdout.String())
+				assert.Equal(t, [2]string{"1", "1"}, first["users"], stdout.String()) // "langflow" exists in keyflow already
+				assert.NotContains(t, stdout.String()+stderr.String(), fx.Keys[langflowtest.KeyPlain].Plaintext)
+
+				stdout.Reset()
+				require.Equal(t, 0, realMain(args, nil, &stdout, &stderr), stderr.String())
+				second := importCounts(t, stdout.String())
+				for kind, c := range second {
+					assert.Equal(t, "0", c[0], "second run imports no %s:\n%s", kind, stdout.String())
+				}
+				assert.Contains(t, stdout.String(), skipAlready)
+
+				// The keys, as keyflow now serves them.
+				cfg, err := loadConfig(&commonFlags{configDir: dir, schema: "keyflow", defaultLevel: "warn"}, nil, nil)
+				require.NoError(t, err)
+				a, err := openApp(context.Background(), cfg, quietLog())
+				require.NoError(t, err)
+				defer a.Close()
+				ctx := context.Background()
+				for _, label := range fx.Valid() {
+					_, err := a.keys.Verify(ctx, fx.Keys[label].Plaintext)
+					assert.NoError(t, err, label)
+				}
+				for _, label := range fx.Refused() {
+					_, err := a.keys.Verify(ctx, fx.Keys[label].Plaintext)
+					assert.Error(t, err, label)
+				}
+				for _, name := range []string{"OPENAI_API_KEY", "MODEL_NAME", "OLD_GENERIC"} {
+					got, err := a.vars.Value(ctx, a.superuser.ID, name)
+					require.NoError(t, err, name)
+					assert.Equal(t, fx.Vars[name].Plain, got, name)
+				}
+				acct, err := a.store.accountByName(ctx, "alice")
+				require.NoError(t, err)
+				assert.Equal(t, langflowtest.PasswordHash, acct.PasswordHash, "alice keeps her Langflow password")
+				alice, err := a.vars.Value(ctx, fx.Alice.ID, "ALICE_TOKEN")
+				require.NoError(t, err)
+				assert.Equal(t, fx.Vars["ALICE_TOKEN"].Plain, alice)
+				// Re-encrypted under keyflow's secret, not kept under Langflow's.
+				v, err := a.varStore.GetByName(ctx, a.superuser.ID, "OPENAI_API_KEY")
+				require.NoError(t, err)
+				lf, err := secrets.NewKeyring(langflowSecret)
+				require.NoError(t, err)
+				_, err = lf.Decrypt(v.Value)
+				assert.ErrorIs(t, err, secrets.ErrInvalidToken)
+				assert.Equal(t, variables.Credential, v.Type)
+			})
+		}
+	}
+}
+
+// TestImportProgressBar: a large Langflow database gets a progress bar.
+func TestImportProgressBar(t *testing.T) {
+	url, fx, db := langflowDatabase(t, false, langflowtest.GenNewest)
+	tx, err := db.Begin()
+	require.NoError(t, err)
+	uid := strings.ReplaceAll(fx.Superuser.ID, "-", "")
+	for i := range importProgressMin {
+		_, err := tx.Exec(`INSERT INTO variable (id, user_id, name, value, type, default_fields, created_at) VALUES (?, ?, ?, 'v', 'Generic', '[]', '2026-01-01 00:00:00.000000')`,
+			strings.ReplaceAll(ids.New(), "-", ""), uid, "BULK_"+strconv.Itoa(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.Commit())
+	cfg := langflowConfig(t, "", langflowSecret)
+	cfg.Schema = "keyflow"
+	a, err := openApp(context.Background(), cfg, quietLog())
+	require.NoError(t, err)
+	defer a.Close()
+	src, err := parseDatabaseURL(url, "")
+	require.NoError(t, err)
+	lfdb, err := sql.Open(src.driver, src.dsn)
+	require.NoError(t, err)
+	defer lfdb.Close()
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
+	require.NoError(t, err)
+	var bar strings.Builder
+	rep, err := importLangflow(context.Background(), a, ldb, a.keyring, &bar)
+	require.NoError(t, err)
+	assert.Equal(t, importProgressMin+4, rep.imported["variables"])
+	assert.Contains(t, bar.String(), "import-langflow")
+}
+
+// TestCommandsRefusedOnLangflow: rotating keyflow's secret over Langflow's
+// rows would lock Langflow out of them; users and passwords are Langflow's.
+func TestCommandsRefusedOnLangflow(t *testing.T) {
+	url, _, _ := langflowDatabase(t, false, langflowtest.GenNewest)
+	t.Setenv("LANGFLOW_SECRET_KEY", "")
+	for _, args := range [][]string{
+		{"rotate-secret"},
+		{"superuser", "--username", "alice", "--password", "a-new-password-123"},
+	} {
+		var stdout, stderr strings.Builder
+		code := realMain(append(args, "--config-dir", t.TempDir(), "--database-url", url), nil, &stdout, &stderr)
+		assert.Equal(t, 1, code, args[0])
+		assert.Contains(t, stderr.String(), "does not run on a Langflow database", args[0])
+	}
+}
+
+func TestParseSchema(t *testing.T) {
+	for _, tc := range []struct{ flag, env, want, err string }{
+		{"", "", "", ""},
+		{"langflow", "keyflow", "langflow", ""},
+		{"", "Langflow", "langflow", ""},
+		{"KEYFLOW", "", "keyflow", ""},
+		{"mysql", "", "", "--schema must be langflow or keyflow"},
+	} {
+		got, err := parseSchema(tc.flag, tc.env)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got)
+	}
+}
+
+// TestSchemaMismatch: a forced schema that does not fit the database is an
+// error, never a table created in the other program's database.
+func TestSchemaMismatch(t *testing.T) {
+	ctx := context.Background()
+	url, _, db := langflowDatabase(t, false, langflowtest.GenNewest)
+	cfg := langflowConfig(t, url, langflowSecret)
+	cfg.Schema = "keyflow"
+	_, err := openApp(ctx, cfg, quietLog())
+	require.Error(t, err, "keyflow's tables on a Langflow database")
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name IN ('users', 'flows')`).Scan(&n))
+	assert.Zero(t, n, "no keyflow table in Langflow's database")
+
+	cfg = langflowConfig(t, "", langflowSecret)
+	cfg.Schema = "langflow"
+	_, err = openApp(ctx, cfg, quietLog())
+	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
+}
+
+// TestAPIKeyCommandOnLangflow: `api-key` on a Langflow database makes a key
+// for a Langflow user, stored as that Langflow version stores keys; a user
+// Langflow does not have is an error (keyflow does not create Langflow users).
+func TestAPIKeyCommandOnLangflow(t *testing.T) {
+	ctx := context.Background()
+	url, fx, db := langflowDatabase(t, false, langflowtest.Gen17)
+	t.Setenv("LANGFLOW_SECRET_KEY", langflowSecret)
+	t.Setenv("LANGFLOW_STORE_ENVIRONMENT_VARIABLES", "false")
+	dir := t.TempDir()
+	var stdout, stderr strings.Builder
+	require.Equal(t, 0, realMain([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "alice"}, nil, &stdout, &stderr), stderr.String())
+	key := strings.TrimSpace(stdout.String())
+	require.NoError(t, apikey.Langflow.Check(key), stdout.String())
+	var stored, owner string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT api_key, user_id FROM apikey WHERE name = 'CLI'`).Scan(&stored, &owner))
+	assert.Equal(t, key, stored, "a Langflow 1.7 table keeps the key itself")
+	assert.Equal(t, strings.ReplaceAll(fx.Alice.ID, "-", ""), owner)
+
+	stdout.Reset()
+	stderr.Reset()
+	assert.Equal(t, 1, realMain([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "nobody"}, nil, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `no Langflow user named "nobody"`)
+}

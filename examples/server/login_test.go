@@ -1,0 +1,440 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/middleware"
+)
+
+func init() { bcryptCost = bcrypt.MinCost } // fast hashes in tests
+
+const testPassword = "a-good-superuser-password"
+
+// startLoginApp serves a fresh app with LANGFLOW_AUTO_LOGIN=false, the
+// superuser "admin" with testPassword, and cfg adjusted by adjust.
+func startLoginApp(t *testing.T, adjust func(*config)) (*app, *httptest.Server) {
+	t.Helper()
+	cfg := config{
+		ConfigDir:         t.TempDir(),
+		Host:              "127.0.0.1",
+		FallbackToEnv:     true,
+		Superuser:         "admin",
+		SuperuserPassword: testPassword,
+		Getenv:            func(string) string { return "" },
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	ctx := context.Background()
+	a, err := openApp(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	h, err := a.handler()
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return a, srv
+}
+
+// httpDo sends a request and returns the response with its body read.
+func httpDo(t *testing.T, method, u string, body io.Reader, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res, string(b)
+}
+
+func loginForm(t *testing.T, srv *httptest.Server, username, password string) (*http.Response, string) {
+	t.Helper()
+	form := url.Values{"username": {username}, "password": {password}}
+	return httpDo(t, "POST", srv.URL+"/api/v1/login", strings.NewReader(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded")
+}
+
+func loginTokens(t *testing.T, srv *httptest.Server, username, password string) tokenPair {
+	t.Helper()
+	res, body := loginForm(t, srv, username, password)
+	require.Equal(t, 200, res.StatusCode, body)
+	return decode[tokenPair](t, body)
+}
+
+// TestLogin: Langflow's login, token response and cookies; wrong password
+// and unknown user answer alike after one bcrypt comparison each.
+func TestLogin(t *testing.T) {
+	a, srv := startLoginApp(t, nil)
+
+	res, body := loginForm(t, srv, "admin", testPassword)
+	require.Equal(t, 200, res.StatusCode, body)
+	tok := decode[tokenPair](t, body)
+	assert.Equal(t, "bearer", tok.TokenType)
+	assert.NotEmpty(t, tok.AccessToken)
+	assert.NotEmpty(t, tok.RefreshToken)
+	cookies := map[string]*http.Cookie{}
+	for _, c := range res.Cookies() {
+		cookies[c.Name] = c
+	}
+	require.Contains(t, cookies, accessCookie)
+	require.Contains(t, cookies, refreshCookie)
+	assert.Equal(t, tok.AccessToken, cookies[accessCookie].Value)
+	assert.True(t, cookies[accessCookie].HttpOnly)
+	assert.Equal(t, 3600, cookies[accessCookie].MaxAge)
+	assert.Equal(t, http.SameSiteStrictMode, cookies[refreshCookie].SameSite)
+
+	// Only hashes are stored.
+	var n int
+	require.NoError(t, a.db.QueryRow(`SELECT COUNT(*) FROM auth_tokens WHERE token_hash = ? OR token_hash = ?`,
+		tok.AccessToken, tok.RefreshToken).Scan(&n))
+	assert.Zero(t, n, "tokens are stored hashed")
+
+	// Wrong password, unknown user, user without a password: one answer,
+	// one bcrypt comparison each.
+	var compares atomic.Int32
+	orig := compareHash
+	compareHash = func(h, p []byte) error { compares.Add(1); return orig(h, p) }
+	t.Cleanup(func() { compareHash = orig })
+	_, err := a.ensureUser(context.Background(), "nopassword", false)
+	require.NoError(t, err)
+	var answers []string
+	for _, u := range []string{"admin", "nobody", "nopassword"} {
+		res, body := loginForm(t, srv, u, "wrong-password")
+		assert.Equal(t, 401, res.StatusCode)
+		assert.Equal(t, "Bearer", res.Header.Get("WWW-Authenticate"))
+		assert.Empty(t, res.Cookies())
+		answers = append(answers, body)
+	}
+	assert.Equal(t, int32(3), compares.Load(), "an unknown user costs a comparison too")
+	assert.JSONEq(t, `{"detail":"`+msgBadLogin+`"}`, answers[0])
+	assert.Equal(t, answers[0], answers[1])
+	assert.Equal(t, answers[0], answers[2])
+
+	// Missing fields: FastAPI's validation error.
+	res, body = httpDo(t, "POST", srv.URL+"/api/v1/login", strings.NewReader("username=admin"),
+		"Content-Type", "application/x-www-form-urlencoded")
+	assert.Equal(t, 422, res.StatusCode)
+	assert.Contains(t, body, `"loc":["body","password"]`)
+	assert.NotContains(t, body, "admin")
+}
+
+// TestLoginTokens: bearer tokens on the management endpoints (not on /run),
+// whoami, refresh, logout revoking, expiry, deactivation.
+func TestLoginTokens(t *testing.T) {
+	a, srv := startLoginApp(t, nil)
+	ctx := context.Background()
+	tok := loginTokens(t, srv, "admin", testPassword)
+	bearer := []string{"Authorization", "Bearer " + tok.AccessToken}
+
+	res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
+	require.Equal(t, 200, res.StatusCode, body)
+	me := decode[userJSON](t, body)
+	assert.Equal(t, "admin", me.Username)
+	assert.True(t, me.IsSuperuser)
+	assert.True(t, me.IsActive)
+	assert.NotNil(t, me.LastLoginAt)
+	assert.Equal(t, a.superuser.ID, me.ID, "LANGFLOW_SUPERUSER is the superuser")
+	for _, k := range []string{"profile_image", "store_api_key", "create_at", "updated_at", "optins"} {
+		assert.Contains(t, body, `"`+k+`"`)
+	}
+	assert.NotContains(t, body, "password")
+
+	// A key made with the token, used on /run; the token itself is not a
+	// run credential.
+	res, body = httpDo(t, "POST", srv.URL+"/api/v1/api_key/", strings.NewReader(`{"name":"from-login"}`), bearer...)
+	require.Equal(t, 200, res.StatusCode, body)
+	key := decode[struct {
+		APIKey string `json:"api_key"`
+	}](t, body).APIKey
+	echo, err := a.ensureEchoFlow(ctx)
+	require.NoError(t, err)
+	code, body := postJSON(t, srv.URL+"/api/v1/run/"+echo.ID, key, `{"input_value":"hi"}`)
+	require.Equal(t, 200, code, body)
+	res, _ = httpDo(t, "POST", srv.URL+"/api/v1/run/"+echo.ID, strings.NewReader(`{}`), bearer...)
+	assert.Equal(t, 403, res.StatusCode, "/run takes API keys only, as in Langflow")
+
+	// The cookie works as the bearer header does.
+	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Cookie", accessCookie+"="+tok.AccessToken)
+	assert.Equal(t, 200, res.StatusCode)
+
+	// Bad tokens: 401 with Langflow's messages.
+	for _, h := range [][]string{
+		{"Authorization", "Bearer not-a-token"},
+		{"Authorization", "Bearer " + tok.RefreshToken}, // a refresh token is no access token
+		{"Authorization", "Bearer " + key},              // nor is an API key
+	} {
+		res, body = httpDo(t, "GET", srv.URL+"/api/v1/variables/", nil, h...)
+		assert.Equal(t, 401, res.StatusCode, body)
+		assert.JSONEq(t, `{"detail":"`+msgBadToken+`"}`, body)
+	}
+	// An expired token (stored already expired: no waiting).
+	expired, hash := newToken()
+	require.NoError(t, a.store.saveToken(ctx, hash, a.superuser.ID, kindAccess, time.Now().Add(-time.Second)))
+	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+expired)
+	assert.Equal(t, 401, res.StatusCode)
+	assert.JSONEq(t, `{"detail":"`+msgTokenExpired+`"}`, body)
+
+	// Refresh: a new pair; the old refresh token is spent.
+	res, body = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+tok.RefreshToken)
+	require.Equal(t, 200, res.StatusCode, body)
+	tok2 := decode[tokenPair](t, body)
+	assert.NotEqual(t, tok.AccessToken, tok2.AccessToken)
+	res, _ = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+tok.RefreshToken)
+	assert.Equal(t, 401, res.StatusCode)
+
+	// Logout revokes what it is given and clears the cookies.
+	res, body = httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, bearer...)
+	require.Equal(t, 200, res.StatusCode)
+	assert.JSONEq(t, `{"message":"Logout successful"}`, body)
+	cleared := 0
+	for _, c := range res.Cookies() {
+		if (c.Name == accessCookie || c.Name == refreshCookie) && c.MaxAge < 0 {
+			cleared++
+		}
+	}
+	assert.Equal(t, 2, cleared)
+	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
+	assert.Equal(t, 401, res.StatusCode, "a logged-out token is refused at once")
+	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+tok2.AccessToken)
+	assert.Equal(t, 200, res.StatusCode, "another session stays")
+	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Cookie", accessCookie+"="+tok.AccessToken)
+	assert.Equal(t, 403, res.StatusCode, "a stale cookie is ignored: the request has no credentials")
+	assert.JSONEq(t, `{"detail":"An API key must be passed as query or header"}`, body)
+
+	// Deactivating a user revokes its tokens.
+	res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"carol","password":"carol-password"}`),
+		"Authorization", "Bearer "+tok2.AccessToken)
+	require.Equal(t, 201, res.StatusCode, body)
+	carol := decode[userJSON](t, body)
+	active := true
+	require.NoError(t, a.store.updateAccount(ctx, carol.ID, &active, nil, nil))
+	carolTok := loginTokens(t, srv, "carol", "carol-password")
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+carol.ID, strings.NewReader(`{"is_active":false}`),
+		"Authorization", "Bearer "+tok2.AccessToken)
+	require.Equal(t, 200, res.StatusCode, body)
+	assert.False(t, decode[userJSON](t, body).IsActive)
+	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+carolTok.AccessToken)
+	assert.Equal(t, 401, res.StatusCode)
+	res, body = loginForm(t, srv, "carol", "carol-password")
+	assert.Equal(t, 401, res.StatusCode)
+	assert.JSONEq(t, `{"detail":"Inactive user"}`, body)
+}
+
+// TestUsers: superusers create users in Langflow's shape, inactive unless
+// LANGFLOW_NEW_USER_IS_ACTIVE; others may not.
+func TestUsers(t *testing.T) {
+	for _, newActive := range []bool{false, true} {
+		t.Run(map[bool]string{false: "new users inactive", true: "new users active"}[newActive], func(t *testing.T) {
+			t.Parallel()
+			a, srv := startLoginApp(t, func(c *config) { c.NewUserIsActive = newActive })
+			su := []string{"Authorization", "Bearer " + loginTokens(t, srv, "admin", testPassword).AccessToken}
+
+			res, body := httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"dave","password":"dave-password"}`), su...)
+			require.Equal(t, 201, res.StatusCode, body)
+			dave := decode[userJSON](t, body)
+			assert.Equal(t, "dave", dave.Username)
+			assert.Equal(t, newActive, dave.IsActive)
+			assert.False(t, dave.IsSuperuser)
+			assert.Nil(t, dave.LastLoginAt)
+			assert.NotContains(t, body, "dave-password")
+
+			res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"dave","password":"x"}`), su...)
+			assert.Equal(t, 400, res.StatusCode)
+			assert.JSONEq(t, `{"detail":"This username is unavailable."}`, body)
+			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"erin"}`), su...)
+			assert.Equal(t, 422, res.StatusCode)
+			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"erin","password":"`+strings.Repeat("p", 73)+`"}`), su...)
+			assert.Equal(t, 400, res.StatusCode)
+
+			res, body = loginForm(t, srv, "dave", "dave-password")
+			if !newActive {
+				assert.Equal(t, 400, res.StatusCode)
+				assert.JSONEq(t, `{"detail":"`+msgWaitingForApprove+`"}`, body)
+				res, _ = loginForm(t, srv, "dave", "wrong")
+				assert.Equal(t, 401, res.StatusCode, "the state of a user is told only with the right password")
+				return
+			}
+			require.Equal(t, 200, res.StatusCode, body)
+			daveTok := []string{"Authorization", "Bearer " + decode[tokenPair](t, body).AccessToken}
+			res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"eve","password":"eve-password"}`), daveTok...)
+			assert.Equal(t, 403, res.StatusCode)
+			assert.JSONEq(t, `{"detail":"The user doesn't have enough privileges"}`, body)
+			res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/", nil, daveTok...)
+			assert.Equal(t, 403, res.StatusCode)
+
+			res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/?limit=1", nil, su...)
+			require.Equal(t, 200, res.StatusCode, body)
+			list := decode[struct {
+				Total int        `json:"total_count"`
+				Users []userJSON `json:"users"`
+			}](t, body)
+			assert.Equal(t, 2, list.Total)
+			assert.Len(t, list.Users, 1)
+
+			// An API key of the superuser manages users too.
+			key, _, err := a.keys.Create(context.Background(), a.superuser.ID, "k", apikey.CreateOptions{})
+			require.NoError(t, err)
+			res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "x-api-key", key)
+			assert.Equal(t, 200, res.StatusCode)
+		})
+	}
+}
+
+// TestLoginThrottle: after loginFreeFailures failures, attempts wait,
+// whoever the user is, and a success clears the user's count.
+func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	th := newLoginThrottle()
+	th.now = func() time.Time { return now }
+	for i := range loginFreeFailures {
+		assert.Zero(t, th.wait("ghost", "10.0.0.1"), "attempt %d", i)
+		th.fail("ghost", "10.0.0.1")
+	}
+	assert.Equal(t, time.Second, th.wait("ghost", "10.0.0.2"), "by username")
+	assert.Equal(t, time.Second, th.wait("other", "10.0.0.1"), "by address")
+	assert.Zero(t, th.wait("other", "10.0.0.2"))
+	now = now.Add(time.Second)
+	assert.Zero(t, th.wait("ghost", "10.0.0.1"))
+	th.fail("ghost", "10.0.0.1")
+	assert.Equal(t, 2*time.Second, th.wait("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
+	th.succeed("ghost")
+	assert.Zero(t, th.wait("ghost", "10.0.0.3"))
+	assert.Equal(t, 2*time.Second, th.wait("ghost", "10.0.0.1"), "the address keeps its count")
+	now = now.Add(loginForgetAfter + time.Hour)
+	assert.Zero(t, th.wait("x", "10.0.0.1"))
+	assert.Equal(t, loginMaxDelay, loginDelay(100))
+}
+
+// TestLoginThrottleHTTP: the handler answers 429 with Retry-After.
+func TestLoginThrottleHTTP(t *testing.T) {
+	t.Parallel()
+	_, srv := startLoginApp(t, nil)
+	for range loginFreeFailures {
+		res, _ := loginForm(t, srv, "admin", "guess")
+		require.Equal(t, 401, res.StatusCode)
+	}
+	res, body := loginForm(t, srv, "admin", testPassword)
+	assert.Equal(t, 429, res.StatusCode, "even the right password waits")
+	assert.JSONEq(t, `{"detail":"`+msgTooManyLogins+`"}`, body)
+	assert.Equal(t, "1", res.Header.Get("Retry-After"))
+}
+
+// TestSuperuserSettings: Langflow's rules for LANGFLOW_SUPERUSER and its
+// password, and the env key acting as LANGFLOW_SUPERUSER.
+func TestSuperuserSettings(t *testing.T) {
+	t.Parallel()
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	tests := []struct {
+		name      string
+		autoLogin bool
+		getenv    func(string) string
+		wantUser  string
+		wantPass  string
+		wantErr   string
+	}{
+		{"defaults", false, env(), "langflow", "", ""},
+		{"configured", false, env("LANGFLOW_SUPERUSER", "admin", "LANGFLOW_SUPERUSER_PASSWORD", "pw"), "admin", "pw", ""},
+		{"auto-login forces the defaults", true, env("LANGFLOW_SUPERUSER", "admin", "LANGFLOW_SUPERUSER_PASSWORD", "pw"), "langflow", "", ""},
+		{"legacy password refused", false, env("LANGFLOW_SUPERUSER_PASSWORD", "langflow"), "", "", "legacy default password"},
+		{"bad new-user flag", false, env("LANGFLOW_NEW_USER_IS_ACTIVE", "maybe"), "", "", "LANGFLOW_NEW_USER_IS_ACTIVE"},
+		{"bad token lifetime", false, env("LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS", "-1"), "", "", "LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config{Auth: middleware.Config{AutoLogin: tt.autoLogin}}
+			err := loginSettings(&cfg, tt.getenv)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				assert.NotContains(t, err.Error(), "langflow\"", "no password in the error")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantUser, cfg.Superuser)
+			assert.Equal(t, tt.wantPass, cfg.SuperuserPassword)
+		})
+	}
+
+	// The env key acts as LANGFLOW_SUPERUSER.
+	a, srv := startLoginApp(t, func(c *config) { c.Auth.EnvKey = "the-env-key" })
+	echo, err := a.ensureEchoFlow(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "admin", a.superuser.Username)
+	code, body := postJSON(t, srv.URL+"/api/v1/run/echo", "the-env-key", `{"input_value":"as admin"}`)
+	require.Equal(t, 200, code, body)
+	assert.Equal(t, echo.ID, decode[runResult](t, body).SessionID)
+}
+
+// TestSuperuserCommand: `superuser` creates a superuser, or resets an
+// existing user's password and makes it a superuser.
+func TestSuperuserCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LANGFLOW_CONFIG_DIR", dir)
+	t.Setenv("LANGFLOW_AUTO_LOGIN", "false")
+	run := func(stdin string, args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := realMain(args, strings.NewReader(stdin), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	code, out, errOut := run("", "superuser", "--username", "root", "--password", "first-password")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "Superuser created successfully.\n", out)
+	code, _, errOut = run("", "api-key", "--username", "frank")
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut = run("frank-password\n", "superuser", "--username", "frank")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "Superuser frank updated: password reset.\n", out)
+	code, _, errOut = run("", "superuser", "--username", "x", "--password", "langflow")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "legacy default password")
+
+	cfg, err := loadConfig(&commonFlags{configDir: dir, defaultLevel: "warn"}, nil, nil)
+	require.NoError(t, err)
+	a, err := openApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer a.Close()
+	h, err := a.handler()
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for user, pw := range map[string]string{"root": "first-password", "frank": "frank-password"} {
+		res, body := loginForm(t, srv, user, pw)
+		require.Equal(t, 200, res.StatusCode, body)
+		tok := decode[tokenPair](t, body)
+		res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+tok.AccessToken)
+		require.Equal(t, 200, res.StatusCode)
+		assert.True(t, decode[userJSON](t, body).IsSuperuser, user)
+	}
+
+	t.Setenv("LANGFLOW_ENABLE_SUPERUSER_CLI", "false")
+	code, _, errOut = run("", "superuser", "--username", "y", "--password", "p")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "disabled")
+}

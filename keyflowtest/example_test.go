@@ -1,0 +1,108 @@
+package keyflowtest_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
+	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/variables"
+)
+
+// hello is the handler a downstream project tests.
+func hello(w http.ResponseWriter, r *http.Request) {
+	p, _ := middleware.FromContext(r.Context())
+	fmt.Fprintf(w, "hello %s", p.UserID)
+}
+
+// exampleT stands in for the *testing.T a test function receives, so that
+// the examples run: done runs what the helpers registered with Cleanup, as
+// the testing package does when a test ends.
+type exampleT struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (t *exampleT) Helper()                        {}
+func (t *exampleT) Cleanup(f func())               { t.cleanups = append(t.cleanups, f) }
+func (t *exampleT) Errorf(format string, a ...any) { fmt.Printf(format+"\n", a...) }
+func (t *exampleT) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+func (t *exampleT) done() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}
+
+// The real stack in a test: a Manager in memory, a key, the middleware, and
+// requests with the key in the header or the query.
+func ExampleNewKey() {
+	t := &exampleT{} // in a test: func TestHello(t *testing.T)
+	defer t.done()
+	keys := keyflowtest.NewManager(t)
+	key := keyflowtest.NewKey(t, keys, "user-1", "flows:run")
+	auth, _ := middleware.New(middleware.Config{Verifier: keys})
+	h := auth(http.HandlerFunc(hello))
+
+	for _, r := range []*http.Request{
+		keyflowtest.WithKey(httptest.NewRequest("GET", "/hello", nil), key),
+		keyflowtest.WithQueryKey(httptest.NewRequest("GET", "/hello", nil), key),
+		httptest.NewRequest("GET", "/hello", nil),
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Println(w.Code, w.Body.String())
+	}
+	// Output:
+	// 200 hello user-1
+	// 200 hello user-1
+	// 403 {"detail":"An API key must be passed as query or header"}
+}
+
+// A handler alone, as the middleware would call it.
+func ExampleAsUser() {
+	w := httptest.NewRecorder()
+	hello(w, keyflowtest.AsUser(httptest.NewRequest("GET", "/hello", nil), "user-7"))
+	fmt.Println(w.Body.String())
+	// Output: hello user-7
+}
+
+// A fixed Verifier: the middleware's answers without a Manager, including
+// the one for a key store that is down.
+func ExampleVerifier() {
+	for _, v := range []keyflowtest.Verifier{
+		{Keys: map[string]apikey.Principal{"good-key": {UserID: "user-1"}}},
+		{Err: apikey.ErrUnavailable},
+	} {
+		auth, _ := middleware.New(middleware.Config{Verifier: v})
+		w := httptest.NewRecorder()
+		auth(http.HandlerFunc(hello)).ServeHTTP(w, keyflowtest.WithKey(httptest.NewRequest("GET", "/", nil), "good-key"))
+		fmt.Println(w.Code, w.Body.String())
+	}
+	// Output:
+	// 200 hello user-1
+	// 503 {"detail":"Authentication service unavailable"}
+}
+
+// Variables resolved against a map instead of the process environment.
+func ExampleNewVariables() {
+	t := &exampleT{} // in a test: func TestRun(t *testing.T)
+	defer t.done()
+	ctx := context.Background()
+	svc, res := keyflowtest.NewVariables(t, map[string]string{"SERPAPI_API_KEY": "serp-from-env"})
+	_, _ = svc.Create(ctx, "user-1", variables.CreateInput{Name: "OPENAI_API_KEY", Value: "sk-stored"})
+
+	out, _ := res.Resolve(ctx, "user-1", []variables.Field{
+		{Name: "api_key", Variable: "OPENAI_API_KEY"},
+		{Name: "serp", Variable: "SERPAPI_API_KEY"},
+	}, nil)
+	for _, f := range out {
+		fmt.Println(f.Field, f.Source, f.Value)
+	}
+	// Output:
+	// api_key stored sk-stored
+	// serp environment serp-from-env
+}
