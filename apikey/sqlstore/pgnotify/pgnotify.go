@@ -24,6 +24,10 @@
 // notifications in a queue of 8 GB; a listener that stops reading would fill
 // it and then make every transaction that notifies fail, so the Listener
 // reads continuously and drops its connection when it closes.
+//
+// Connect it to PostgreSQL directly, or through a pooler in session mode: a
+// pooler in transaction mode (PgBouncer's default) does not keep a LISTEN,
+// and the Managers then learn of changes by polling alone.
 package pgnotify
 
 import (
