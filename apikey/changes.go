@@ -33,6 +33,24 @@ type ChangeFeed interface {
 	Changes(ctx context.Context, cursor string) (changed []Hash, next string, err error)
 }
 
+// ChangeNotifier pushes word that a ChangeFeed may have changes to report,
+// so that a Manager reads the feed at once instead of at its next poll
+// (Config.ChangesNotifier). A notification is only a hint: the Manager still
+// learns what changed from the feed, and keeps polling it, so a lost or late
+// notification costs latency, never correctness. Package
+// apikey/sqlstore/pgnotify implements it with PostgreSQL's LISTEN/NOTIFY.
+//
+// Implementations must be safe for concurrent use.
+type ChangeNotifier interface {
+	// Subscribe returns a channel that receives a value whenever changes
+	// may have been committed since the subscriber last received one: when
+	// a notification arrives, and when the notifier reconnects (it may have
+	// missed notifications meanwhile). Signals are coalesced: the channel
+	// holds at most one, and a sender never blocks. cancel ends the
+	// subscription; the channel is not closed.
+	Subscribe() (signals <-chan struct{}, cancel func())
+}
+
 // ErrChangesLost is returned (wrapped) by ChangeFeed.Changes when the changes
 // since the given cursor are no longer all available. A Manager then drops
 // its whole cache.
@@ -46,16 +64,62 @@ const (
 // feedLog is how often a failing feed logs while it keeps failing.
 const feedLog = 10 * time.Second
 
-// feedLoop polls m.feed until Close. After each successful poll that
+// feedIdlePolls is how many polls in a row without a verification put the
+// poller to sleep (5 × ChangesMaxLag with the default interval).
+const feedIdlePolls = 25
+
+// Poller states (Manager.feedState). Verify sets feedUsed; the poller moves
+// feedUsed to feedUnused at each poll, and feedUnused to feedAsleep when it
+// has seen feedIdlePolls polls without a verification. A Verify that finds
+// feedAsleep wakes the poller.
+const (
+	feedUsed int32 = iota
+	feedUnused
+	feedAsleep
+)
+
+// feedTouch records a verification for the change feed's poller, and wakes
+// it if it sleeps. Called only when the state is not feedUsed, so the hot
+// path pays one atomic load.
+func (m *Manager) feedTouch() {
+	if m.feedState.Swap(feedUsed) == feedAsleep {
+		select {
+		case m.feedWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// feedNow is the poller's clock, in Unix nanoseconds. It does not read the
+// verification path's coarse clock (reading it keeps that clock's ticker
+// running); it reads the system clock, minus one tick of the coarse clock:
+// Verify reads the coarse clock, which lags real time by up to a tick, so a
+// trust deadline computed from a poll's start this way still ends no later
+// than maxLag after the poll really began.
+func (m *Manager) feedNow() int64 {
+	if m.nowFn != nil {
+		return m.nowFn().UnixNano()
+	}
+	return time.Now().UnixNano() - int64(clockTick)
+}
+
+// feedLoop reads m.feed until Close. After each successful poll that
 // started at time s, every change committed before s has been applied
 // (Invalidate), so cached results may be served until s+maxLag (m.trust).
 // When polls fail for longer than maxLag, cached results are no longer served
 // (Verify checks m.trust) and the cache is dropped; verifications then read
 // the store, and fail closed when it is down.
-func (m *Manager) feedLoop(every, maxLag time.Duration) {
+//
+// It polls every `every` while verifications happen, at once when notes
+// (the ChangeNotifier's subscription; nil without one) says that something
+// changed, and not at all after feedIdlePolls polls without a verification:
+// it then sleeps until a verification or a notification wakes it. While it
+// sleeps, m.trust runs out, so the first verifications after a pause read
+// the store until the poll that they trigger has caught up.
+func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 	defer m.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
+	timer := time.NewTimer(0) // the first poll at once
+	defer timer.Stop()
 	var (
 		cursor    string
 		failing   bool
@@ -63,10 +127,24 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 		lastLog   time.Time
 		failures  int
 		dropped   bool
+		asleep    bool
+		idle      int
 	)
 	for {
+		var tick <-chan time.Time
+		if !asleep {
+			tick = timer.C
+		}
+		select {
+		case <-m.done.Done():
+			return
+		case <-tick:
+		case <-notes:
+		case <-m.feedWake:
+		}
+
 		start := time.Now()
-		startNano := m.nowNano()
+		startNano := m.feedNow()
 		// Derived from m.done: Close does not wait for a slow poll.
 		ctx, cancel := context.WithTimeout(m.done, max(maxLag, time.Second))
 		changed, next, err := m.feed.Changes(ctx, cursor)
@@ -78,7 +156,12 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 				// Results cached before this position may predate changes
 				// that the feed will never report: forget them all.
 				m.cache.clear()
-				if lost {
+				switch {
+				case lost && asleep:
+					// Expected after a long pause: nothing cached was
+					// trusted meanwhile anyway.
+					m.log.Debug("apikey: change feed resumed after a pause longer than the log keeps; verification cache dropped", "err", err)
+				case lost:
 					m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "err", err)
 				}
 			}
@@ -103,17 +186,31 @@ func (m *Manager) feedLoop(every, maxLag time.Duration) {
 				lastLog = now
 				m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(failSince).Round(time.Millisecond), "failed_polls", failures, "err", err)
 			}
-			if !dropped && m.nowNano() >= m.trust.Load() {
+			if !dropped && m.feedNow() >= m.trust.Load() {
 				dropped = true
 				m.cache.clear()
 				m.log.Warn("apikey: change feed down for longer than its bound; verification cache dropped, verifications read the store",
 					"bound", maxLag)
 			}
 		}
-		select {
-		case <-m.done.Done():
-			return
-		case <-t.C:
+
+		if asleep {
+			// Woken by a notification, or by a verification (which set
+			// feedUsed and left a token in feedWake).
+			if m.feedState.Load() != feedUsed {
+				continue
+			}
+			asleep, idle = false, 0
+			select {
+			case <-m.feedWake:
+			default:
+			}
+		} else if m.feedState.Swap(feedUnused) == feedUsed {
+			idle = 0
+		} else if idle++; idle >= feedIdlePolls && m.feedState.CompareAndSwap(feedUnused, feedAsleep) {
+			asleep = true
+			continue
 		}
+		timer.Reset(every)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,117 @@ func TestChangeFeed(t *testing.T) {
 		return feed.lostAt > 0 && feed.polls > feed.lostAt
 	}, time.Second, 2*time.Millisecond)
 	assert.Equal(t, int64(1), verifyCached(), "the cache was dropped")
+}
+
+// fakeNotifier is a ChangeNotifier under the test's control.
+type fakeNotifier struct {
+	c         chan struct{}
+	cancelled atomic.Bool
+}
+
+func (n *fakeNotifier) Subscribe() (<-chan struct{}, func()) {
+	return n.c, func() { n.cancelled.Store(true) }
+}
+
+// timedFeed is a fakeFeed that records when its last poll began.
+type timedFeed struct {
+	fakeFeed
+	last atomic.Int64
+}
+
+func (f *timedFeed) Changes(ctx context.Context, cursor string) ([]apikey.Hash, string, error) {
+	f.last.Store(time.Now().UnixNano())
+	return f.fakeFeed.Changes(ctx, cursor)
+}
+
+func (f *timedFeed) quietFor() time.Duration { return time.Since(time.Unix(0, f.last.Load())) }
+
+// TestChangeNotifierTriggersPoll: a notification makes the Manager poll at
+// once, so a change is applied long before the next poll would have been
+// (here 10 s); the subscription ends at Close.
+func TestChangeNotifierTriggersPoll(t *testing.T) {
+	ctx := context.Background()
+	store := newFaultyStore()
+	feed := &fakeFeed{}
+	notes := &fakeNotifier{c: make(chan struct{}, 1)}
+	m, err := apikey.NewManager(apikey.Config{
+		Store: store, Changes: feed, ChangesNotifier: notes, CacheTTL: time.Hour,
+		ChangesMaxLag: 30 * time.Second, ChangesPollInterval: 10 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	key, rec, err := m.Create(ctx, "u", "k", apikey.CreateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { // cached once the first poll has ended
+		before := store.calls("ByHash")
+		_, err := m.Verify(ctx, key)
+		require.NoError(t, err)
+		return store.calls("ByHash") == before
+	}, 5*time.Second, time.Millisecond)
+
+	// Another process disables the key and notifies.
+	_, err = store.Store.SetActive(ctx, "u", rec.ID, false)
+	require.NoError(t, err)
+	_, err = m.Verify(ctx, key)
+	require.NoError(t, err, "still cached: nothing said it changed")
+	feed.set(func(f *fakeFeed) { f.pending = []apikey.Hash{rec.Hash} })
+	notes.c <- struct{}{}
+	require.Eventually(t, func() bool {
+		_, err := m.Verify(ctx, key)
+		return errors.Is(err, apikey.ErrInactive)
+	}, 5*time.Second, time.Millisecond)
+	assert.Equal(t, 2, feed.pollCount(), "one poll for the notification")
+
+	require.NoError(t, m.Close())
+	assert.True(t, notes.cancelled.Load(), "Close ends the subscription")
+}
+
+// TestChangeFeedSleepsWhenIdle: without verifications the poller stops
+// polling; cached results are then not trusted past the bound, so the next
+// verification reads the store, wakes the poller, and the cache serves again
+// once a poll has caught up. A notification makes a sleeping poller poll
+// once.
+func TestChangeFeedSleepsWhenIdle(t *testing.T) {
+	ctx := context.Background()
+	store := newFaultyStore()
+	feed := &timedFeed{}
+	notes := &fakeNotifier{c: make(chan struct{}, 1)}
+	const maxLag = 100 * time.Millisecond
+	m, err := apikey.NewManager(apikey.Config{
+		Store: store, Changes: feed, ChangesNotifier: notes, CacheTTL: time.Hour,
+		ChangesMaxLag: maxLag, ChangesPollInterval: 5 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	key, rec, err := m.Create(ctx, "u", "k", apikey.CreateOptions{})
+	require.NoError(t, err)
+	verifyReads := func() int64 {
+		before := store.calls("ByHash")
+		_, err := m.Verify(ctx, key)
+		require.NoError(t, err)
+		return store.calls("ByHash") - before
+	}
+	require.Eventually(t, func() bool { verifyReads(); return verifyReads() == 0 }, 5*time.Second, time.Millisecond)
+
+	// Idle: an awake poller polls every 5 ms, so a second without a poll
+	// means that it sleeps (and the bound has passed).
+	asleep := func() bool { return feed.quietFor() > 10*maxLag }
+	require.Eventually(t, asleep, 10*time.Second, 10*time.Millisecond)
+	polls := feed.pollCount()
+	assert.Equal(t, int64(1), verifyReads(), "past the bound, the store is read")
+	require.Eventually(t, func() bool { return feed.pollCount() > polls }, 5*time.Second, time.Millisecond, "the verification woke the poller")
+	require.Eventually(t, func() bool { return verifyReads() == 0 }, 5*time.Second, time.Millisecond, "cached again")
+
+	// Asleep again: a notification makes it poll (and apply) once.
+	require.Eventually(t, asleep, 10*time.Second, 10*time.Millisecond)
+	polls = feed.pollCount()
+	feed.set(func(f *fakeFeed) { f.pending = []apikey.Hash{rec.Hash} })
+	notes.c <- struct{}{}
+	require.Eventually(t, func() bool { return feed.pollCount() == polls+1 }, 5*time.Second, time.Millisecond)
+	feed.mu.Lock()
+	assert.Empty(t, feed.pending, "the change was read")
+	feed.mu.Unlock()
 }
 
 func TestChangeFeedConfig(t *testing.T) {

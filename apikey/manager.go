@@ -67,8 +67,9 @@ type Config struct {
 	// never logged.
 	Logger *slog.Logger
 
-	// Changes, when set, is polled every ChangesPollInterval for keys that
-	// other processes sharing the store changed, and each is dropped from
+	// Changes, when set, is polled (every ChangesPollInterval while keys are
+	// being verified, and at once on a ChangesNotifier's signal) for keys
+	// that other processes sharing the store changed, and each is dropped from
 	// the cache (Invalidate), so that a key revoked, disabled or created
 	// anywhere is seen here within ChangesMaxLag. nil: no feed; changes made
 	// elsewhere are then seen when cached entries expire (CacheTTL,
@@ -84,9 +85,22 @@ type Config struct {
 	// the feed works again. 0: 1 s.
 	ChangesMaxLag time.Duration
 
-	// ChangesPollInterval is how often Changes is polled. 0: a fifth of
-	// ChangesMaxLag (200 ms). It must be shorter than ChangesMaxLag.
+	// ChangesPollInterval is how often Changes is polled while keys are
+	// being verified. 0: a fifth of ChangesMaxLag (200 ms). It must be
+	// shorter than ChangesMaxLag. After 25 polls in a row without a
+	// verification the poller sleeps (an idle server does not poll); the
+	// next verification wakes it, and the verifications made until its
+	// first poll has caught up read the store instead of the cache.
 	ChangesPollInterval time.Duration
+
+	// ChangesNotifier, when set with Changes, pushes word of changes: the
+	// Manager polls Changes as soon as its subscription signals, instead of
+	// at the next poll, so that changes are seen in milliseconds rather
+	// than within ChangesPollInterval. The feed stays the source of truth
+	// and the polls go on, so that the ChangesMaxLag bound holds when
+	// notifications are lost or late. Package apikey/sqlstore/pgnotify
+	// provides one for PostgreSQL (LISTEN/NOTIFY).
+	ChangesNotifier ChangeNotifier
 
 	// MaxPendingUsage bounds how many keys' usage counts are kept in memory
 	// while the store cannot take them (failed flushes). When a failed flush
@@ -150,7 +164,10 @@ type Manager struct {
 	usage      usage
 	maxPending int // ≤ 0: unbounded
 
-	feed ChangeFeed // nil: none
+	feed        ChangeFeed   // nil: none
+	feedState   atomic.Int32 // feedUsed, feedUnused or feedAsleep (changes.go)
+	feedWake    chan struct{}
+	unsubscribe func() // ends the ChangesNotifier subscription; nil: none
 
 	// done ends at Close (stop): it stops the background goroutines and
 	// cancels a change-feed poll under way.
@@ -279,8 +296,14 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Changes != nil && m.cache != nil {
 		m.feed = cfg.Changes
 		m.trust.Store(0) // nothing cached is trusted before the first poll
+		m.feedState.Store(feedUsed)
+		m.feedWake = make(chan struct{}, 1)
+		var notes <-chan struct{}
+		if cfg.ChangesNotifier != nil {
+			notes, m.unsubscribe = cfg.ChangesNotifier.Subscribe()
+		}
 		m.wg.Add(1)
-		go m.feedLoop(poll, maxLag)
+		go m.feedLoop(poll, maxLag, notes)
 	}
 	return m, nil
 }
@@ -514,6 +537,9 @@ func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
 	now := m.nowNano()
 	var gen uint64
 	if m.cache != nil {
+		if m.feed != nil && m.feedState.Load() != feedUsed {
+			m.feedTouch()
+		}
 		var e *entry
 		if e, gen = m.cache.get(&h, now); e != nil && now < m.trust.Load() {
 			return m.admit(e, now, true)
@@ -667,6 +693,9 @@ func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.stop()
 		m.wg.Wait()
+		if m.unsubscribe != nil {
+			m.unsubscribe()
+		}
 		m.clock.close()
 	})
 	return m.Flush(context.Background())

@@ -50,3 +50,44 @@ func BenchmarkVerifyColdSQLite(b *testing.B) {
 func BenchmarkVerifyColdPostgres(b *testing.B) {
 	benchVerifyCold(b, testdb.Postgres(b), sqlstore.Postgres)
 }
+
+// benchChangesIdle measures one change-feed poll when nothing changed: what
+// a Manager pays per poll (every ChangesPollInterval while keys are being
+// verified), on a log of 1 000 rows.
+func benchChangesIdle(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
+	ctx := context.Background()
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := apikey.NewManager(apikey.Config{Store: s})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	for range 1000 {
+		if _, _, err := m.Create(ctx, "user", "bench", apikey.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, cursor, err := s.Changes(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		hs, next, err := s.Changes(ctx, cursor)
+		if err != nil || len(hs) != 0 {
+			b.Fatal(err, len(hs))
+		}
+		cursor = next
+	}
+}
+
+func BenchmarkChangesIdleSQLite(b *testing.B) {
+	benchChangesIdle(b, testdb.SQLite(b), sqlstore.SQLite)
+}
+
+func BenchmarkChangesIdlePostgres(b *testing.B) {
+	benchChangesIdle(b, testdb.Postgres(b), sqlstore.Postgres)
+}

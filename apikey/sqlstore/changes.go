@@ -45,13 +45,50 @@ func changeLogSchema(d Dialect, table string) []string {
 		"CREATE INDEX "+table+"_usage_at ON "+table+"_usage_batches (applied_at)")
 }
 
+// notifySchema is schema version 3: on PostgreSQL, the change log's trigger
+// function also sends a notification (see Store.Notification) in the
+// transaction of the change, so that listeners poll the log at once. Its
+// payload is the table's schema, not the key's hash: PostgreSQL folds
+// identical notifications of one transaction into one, so a statement that
+// changes 10 000 keys sends one, and the log says which keys changed. On
+// SQLite there is nothing to do.
+func notifySchema(d Dialect, table string) []string {
+	if d != Postgres {
+		return nil
+	}
+	return []string{changeLogFunction(table, true)}
+}
+
+// notifyChannel is the channel of the change log's notifications: lower
+// case, since LISTEN folds unquoted names (at most 56 characters, under
+// PostgreSQL's 63).
+func notifyChannel(table string) string { return strings.ToLower(table) + "_changes" }
+
+// changeLogFunction is the PostgreSQL trigger function that writes the
+// change log (and, from schema version 3, notifies).
+func changeLogFunction(table string, notify bool) string {
+	c := table + "_changes"
+	insert := func(v string) string {
+		return "EXECUTE format('INSERT INTO %I." + c + " (api_key_hash) VALUES (%L)', TG_TABLE_SCHEMA, " + v + ".api_key_hash);"
+	}
+	create, send := "CREATE FUNCTION ", ""
+	if notify {
+		create = "CREATE OR REPLACE FUNCTION "
+		send = "  PERFORM pg_notify('" + notifyChannel(table) + "', TG_TABLE_SCHEMA);\n"
+	}
+	return create + table + "_changes_log() RETURNS trigger LANGUAGE plpgsql AS $f$\n" +
+		"BEGIN\n" +
+		"  IF TG_OP <> 'INSERT' THEN " + insert("OLD") + " END IF;\n" +
+		"  IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.api_key_hash IS DISTINCT FROM OLD.api_key_hash) THEN " + insert("NEW") + " END IF;\n" +
+		send +
+		"  RETURN NULL;\n" +
+		"END\n$f$"
+}
+
 func changeLogTables(d Dialect, table string) []string {
 	c := table + "_changes"
 	if d == Postgres {
 		fn := table + "_changes_log"
-		insert := func(v string) string {
-			return "EXECUTE format('INSERT INTO %I." + c + " (api_key_hash) VALUES (%L)', TG_TABLE_SCHEMA, " + v + ".api_key_hash);"
-		}
 		return []string{
 			"CREATE TABLE " + c + " (" +
 				"id BIGSERIAL PRIMARY KEY, " +
@@ -62,12 +99,7 @@ func changeLogTables(d Dialect, table string) []string {
 			"CREATE TABLE " + c + "_hz (taken_at TIMESTAMPTZ NOT NULL, horizon XID8 NOT NULL)",
 			// The schema is the trigger's own, whatever the search_path of
 			// the session that changes the key.
-			"CREATE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$\n" +
-				"BEGIN\n" +
-				"  IF TG_OP <> 'INSERT' THEN " + insert("OLD") + " END IF;\n" +
-				"  IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.api_key_hash IS DISTINCT FROM OLD.api_key_hash) THEN " + insert("NEW") + " END IF;\n" +
-				"  RETURN NULL;\n" +
-				"END\n$f$",
+			changeLogFunction(table, false),
 			"CREATE TRIGGER " + c + "_iud AFTER INSERT OR DELETE ON " + table + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()",
 			"CREATE TRIGGER " + c + "_upd AFTER UPDATE OF user_id, name, api_key_hash, is_active, expires_at, scopes ON " + table +
 				" FOR EACH ROW EXECUTE FUNCTION " + fn + "()",
@@ -141,6 +173,21 @@ func (s *Store) Changes(ctx context.Context, cursor string) ([]apikey.Hash, stri
 	return hashes, next, err
 }
 
+// Notification returns the PostgreSQL notification that the change log's
+// trigger sends in the transaction of every change (schema version 3): its
+// channel ("<table>_changes", lower case) and its payload, the name of the
+// schema that holds the key table, so that a listener can tell the stores of
+// several schemas of one database apart. A transaction sends it once
+// however many keys it changes. Package apikey/sqlstore/pgnotify listens
+// for it and implements apikey.ChangeNotifier. On SQLite, which has no
+// notifications, both are "".
+func (s *Store) Notification() (channel, payload string) {
+	if s.dialect != Postgres {
+		return "", ""
+	}
+	return notifyChannel(s.table), s.schema
+}
+
 // Position returns the current position of the change log: the cursor from
 // which Changes reports later changes.
 func (s *Store) Position(ctx context.Context) (string, error) {
@@ -207,7 +254,7 @@ func (s *Store) changesSQLite(ctx context.Context, cursor string) ([]apikey.Hash
 	if err != nil || last < 0 {
 		return nil, "", errors.New("sqlstore: changes: malformed cursor")
 	}
-	rows, err := s.db.QueryContext(ctx, s.q.changes[0], last)
+	rows, err := s.changesStmt.QueryContext(ctx, last)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlstore: changes: %w", err)
 	}

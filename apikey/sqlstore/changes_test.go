@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,7 +193,7 @@ func TestNewConcurrent(t *testing.T) {
 			}
 			var versions int
 			require.NoError(t, dbs[0].QueryRowContext(ctx, "SELECT count(*) FROM apikey_migrations").Scan(&versions))
-			assert.Equal(t, 2, versions)
+			assert.Equal(t, 3, versions)
 		})
 	}
 }
@@ -222,7 +223,8 @@ func TestAddUsageOnce(t *testing.T) {
 }
 
 // TestMigrateFromVersion1: a database at schema version 1 (before the change
-// log) is migrated to version 2 with its keys, and changes are then logged.
+// log) is migrated to the current version with its keys, and changes are
+// then logged.
 func TestMigrateFromVersion1(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
@@ -233,7 +235,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 			_, r := testRecord(t, "u")
 			require.NoError(t, s.Insert(ctx, r))
 			// Back to version 1: drop what version 2 added.
-			down := []string{"DROP TABLE apikey_changes", "DROP TABLE apikey_usage_batches", "DELETE FROM apikey_migrations WHERE version = 2"}
+			down := []string{"DROP TABLE apikey_changes", "DROP TABLE apikey_usage_batches", "DELETE FROM apikey_migrations WHERE version >= 2"}
 			if d.dialect == sqlstore.Postgres {
 				down = append([]string{"DROP FUNCTION apikey_changes_log() CASCADE", "DROP TABLE apikey_changes_hz"}, down...)
 			} else {
@@ -256,4 +258,48 @@ func TestMigrateFromVersion1(t *testing.T) {
 			assert.Equal(t, []apikey.Hash{r.Hash}, hs)
 		})
 	}
+}
+
+// TestMigrateFromVersion2: on PostgreSQL, a database at schema version 2
+// (the change log without notifications) gets the notifying trigger
+// function; its keys and log are kept.
+func TestMigrateFromVersion2(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Postgres(t)
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	require.NoError(t, err)
+	_, r := testRecord(t, "u")
+	require.NoError(t, s.Insert(ctx, r))
+	notifies := func() bool {
+		var def string
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT pg_get_functiondef('apikey_changes_log'::regproc)").Scan(&def))
+		return strings.Contains(def, "pg_notify")
+	}
+	require.True(t, notifies())
+	// Back to version 2: the function without the notification.
+	var def string
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT pg_get_functiondef('apikey_changes_log'::regproc)").Scan(&def))
+	var kept []string
+	for _, line := range strings.Split(def, "\n") {
+		if !strings.Contains(line, "pg_notify") {
+			kept = append(kept, line)
+		}
+	}
+	_, err = db.ExecContext(ctx, strings.Join(kept, "\n"))
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "DELETE FROM apikey_migrations WHERE version = 3")
+	require.NoError(t, err)
+	require.False(t, notifies())
+
+	s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	require.NoError(t, err)
+	assert.True(t, notifies())
+	got, err := s2.ByHash(ctx, r.Hash)
+	require.NoError(t, err)
+	assert.Equal(t, r.ID, got.ID)
+	_, cur := poll(t, s2, "")
+	_, err = s2.Delete(ctx, "u", r.ID)
+	require.NoError(t, err)
+	hs, _ := poll(t, s2, cur)
+	assert.Equal(t, []apikey.Hash{r.Hash}, hs)
 }

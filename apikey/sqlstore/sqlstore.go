@@ -25,6 +25,15 @@
 // AddUsageOnce (apikey.IdempotentUsage) exact when a COMMIT's reply is lost.
 // On PostgreSQL this needs version 13 or later (xid8, pg_current_snapshot).
 //
+// Schema version 3 makes the PostgreSQL trigger also send a notification
+// (pg_notify, channel "<table>_changes", payload the table's schema) in the
+// transaction of the change; [Store.Notification] names it, and package
+// apikey/sqlstore/pgnotify listens for it (an apikey.ChangeNotifier), so
+// that other processes poll the log as soon as the change commits. The log
+// stays the source of truth: a notification may be lost. As with every
+// version, New refuses a schema newer than its own: once one instance has
+// migrated a shared database, restart the others with the new version too.
+//
 // Times are stored with microsecond precision: TIMESTAMPTZ on PostgreSQL,
 // fixed-width UTC text ("2006-01-02T15:04:05.000000Z", which sorts in time
 // order) on SQLite.
@@ -80,6 +89,10 @@ type Store struct {
 	dialect Dialect
 	q       queries
 	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
+	// changesStmt is the change-log poll, prepared on SQLite only.
+	changesStmt *sql.Stmt
+	table       string
+	schema      string // PostgreSQL: the schema of the key table
 
 	retention time.Duration
 	lastPrune atomic.Int64 // Unix nanoseconds of the last prune
@@ -116,7 +129,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if !tableName.MatchString(table) {
 		return nil, fmt.Errorf("sqlstore: table name %q is not a plain SQL identifier", table)
 	}
-	s := &Store{db: db, dialect: cfg.Dialect, retention: cfg.ChangeRetention}
+	s := &Store{db: db, dialect: cfg.Dialect, retention: cfg.ChangeRetention, table: table}
 	if s.retention == 0 {
 		s.retention = DefaultChangeRetention
 	}
@@ -158,6 +171,15 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		if s.byHash, err = db.PrepareContext(ctx, s.q.byHash); err != nil {
 			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
 		}
+		if s.changesStmt, err = db.PrepareContext(ctx, s.q.changes[0]); err != nil {
+			_ = s.byHash.Close()
+			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		}
+	} else {
+		err := db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", table).Scan(&s.schema)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: find the schema of table %s: %w", table, err)
+		}
 	}
 	return s, nil
 }
@@ -186,7 +208,7 @@ func migrations(d Dialect, table string) [][]string {
 			"scopes " + text + ")",
 		"CREATE UNIQUE INDEX " + table + "_api_key_hash_key ON " + table + " (api_key_hash)",
 		"CREATE INDEX " + table + "_user_id_idx ON " + table + " (user_id, created_at)",
-	}, changeLogSchema(d, table)}
+	}, changeLogSchema(d, table), notifySchema(d, table)}
 }
 
 func (s *Store) migrate(ctx context.Context, table string) error {
@@ -264,14 +286,17 @@ func (s *Store) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error
 	return s.one(ctx, "by hash", s.q.byHash, h.String())
 }
 
-// Close releases the store's prepared statement. It does not close the
+// Close releases the store's prepared statements. It does not close the
 // *sql.DB, and the store must not be used afterwards. Calling it is optional
 // when the *sql.DB is closed anyway.
 func (s *Store) Close() error {
-	if s.byHash == nil {
-		return nil
+	var errs []error
+	for _, st := range []*sql.Stmt{s.byHash, s.changesStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
-	return s.byHash.Close()
+	return errors.Join(errs...)
 }
 
 // ListByUser implements apikey.Store.

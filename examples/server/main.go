@@ -39,6 +39,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
+	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
@@ -183,6 +184,7 @@ type app struct {
 	keyStore  apikey.Store
 	langflow  *langflowConn // non-nil when serving on a Langflow database (langflowdb.go)
 	keys      *apikey.Manager
+	notify    *pgnotify.Listener // nil: not PostgreSQL, or no change feed
 	vars      *variables.Service
 	resolver  *variables.Resolver
 	superuser user
@@ -252,6 +254,9 @@ func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld boo
 	if err != nil {
 		if a.keys != nil {
 			_ = a.keys.Close()
+		}
+		if a.notify != nil {
+			_ = a.notify.Close()
 		}
 		_ = db.Close()
 		_ = a.closeLangflow()
@@ -330,6 +335,16 @@ func (a *app) open(ctx context.Context, dbc database) error {
 		// database are seen within ChangeMaxLag (the change log that
 		// keysql's triggers write).
 		keyCfg.Changes, keyCfg.ChangesMaxLag = keyStore, a.cfg.ChangeMaxLag
+		if dbc.postgres {
+			// On PostgreSQL they are pushed too (LISTEN/NOTIFY, on a
+			// connection of its own): seen in milliseconds.
+			channel, payload := keyStore.Notification()
+			a.notify, err = pgnotify.New(pgnotify.Config{ConnString: dbc.dsn, Channel: channel, Payload: payload, Logger: a.log})
+			if err != nil {
+				return err
+			}
+			keyCfg.ChangesNotifier = a.notify
+		}
 	}
 	if a.keys, err = apikey.NewManager(keyCfg); err != nil {
 		return err
@@ -426,9 +441,18 @@ func (a *app) Close() error {
 		// (which has no deadline) fails at once instead of waiting again.
 		dbErr := a.db.Close()
 		_ = a.keys.Close()
+		a.closeNotify()
 		return errors.Join(fmt.Errorf("write API-key usage: %w", err), dbErr, a.closeLangflow())
 	}
-	return errors.Join(a.keys.Close(), a.db.Close(), a.closeLangflow())
+	err := a.keys.Close()
+	a.closeNotify()
+	return errors.Join(err, a.db.Close(), a.closeLangflow())
+}
+
+func (a *app) closeNotify() {
+	if a.notify != nil {
+		_ = a.notify.Close()
+	}
 }
 
 // newLogger writes text logs to stderr.
