@@ -44,15 +44,3 @@ func FuzzCanonicalID(f *testing.F) {
 		}
 	})
 }
-
-func TestTimeValueParsesLangflowForms(t *testing.T) {
-	for _, s := range []string{"2026-01-16 09:30:15.123456", "2026-01-16 09:30:15", "2026-01-16 09:30:15.123456+00:00", "2026-01-16T09:30:15.123456Z"} {
-		var v timeValue
-		assert.NoError(t, v.Scan(s), s)
-		assert.True(t, v.valid)
-		assert.Equal(t, 2026, v.t.Year())
-	}
-	var v timeValue
-	assert.Error(t, v.Scan("yesterday"))
-	assert.Error(t, v.Scan(42))
-}

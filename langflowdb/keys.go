@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
 )
 
@@ -63,11 +64,11 @@ type keyRow struct {
 	id, userID        uuidValue
 	name              sql.NullString
 	apiKey            string
-	created, lastUsed timeValue
+	created, lastUsed sqlutil.NullTime
 	totalUses         int64
 	active            bool
 	hash              sql.NullString
-	expires           timeValue
+	expires           sqlutil.NullTime
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -113,13 +114,13 @@ func (s *KeyStore) record(r keyRow) (apikey.Record, error) {
 		Name:       r.name.String,
 		TotalUses:  r.totalUses,
 		Active:     r.active,
-		LastUsedAt: r.lastUsed.ptr(),
-		ExpiresAt:  r.expires.ptr(),
+		LastUsedAt: r.lastUsed.Ptr(),
+		ExpiresAt:  r.expires.Ptr(),
 	}
-	if !r.created.valid {
+	if !r.created.Valid {
 		return apikey.Record{}, fmt.Errorf("langflowdb: key %s: created_at is NULL", rec.ID)
 	}
-	rec.CreatedAt = r.created.t
+	rec.CreatedAt = r.created.T
 	plain, ok := s.reveal(r.apiKey)
 	shown := r.apiKey
 	if ok {

@@ -314,56 +314,6 @@ func (d *DB) nullTimeArg(t *time.Time) any {
 	return d.timeArg(*t)
 }
 
-// timeValue scans a nullable DateTime: time.Time from the driver, or text
-// in SQLAlchemy's or another common form. Naive times are UTC (Langflow
-// writes UTC).
-type timeValue struct {
-	t     time.Time
-	valid bool
-}
-
-var textTimeLayouts = []string{
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999-07:00",
-	"2006-01-02T15:04:05.999999999",
-	time.RFC3339Nano,
-	"2006-01-02 15:04:05.999999999Z07:00",
-}
-
-func (v *timeValue) Scan(src any) error {
-	switch x := src.(type) {
-	case nil:
-		*v = timeValue{}
-		return nil
-	case time.Time:
-		*v = timeValue{t: x.UTC(), valid: true}
-		return nil
-	case []byte:
-		return v.parse(string(x))
-	case string:
-		return v.parse(x)
-	}
-	return fmt.Errorf("cannot scan %T into a time", src)
-}
-
-func (v *timeValue) parse(s string) error {
-	for _, layout := range textTimeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			*v = timeValue{t: t.UTC(), valid: true}
-			return nil
-		}
-	}
-	return fmt.Errorf("cannot parse time %q", s)
-}
-
-func (v timeValue) ptr() *time.Time {
-	if !v.valid {
-		return nil
-	}
-	t := v.t
-	return &t
-}
-
 // tokenTest is an SQL condition: column holds a Fernet token by Langflow's
 // test (it starts with "gAAAAA", case-sensitive: SQLite's LIKE is not).
 func tokenTest(column string) string { return "substr(" + column + ", 1, 6) = 'gAAAAA'" }

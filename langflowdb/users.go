@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 )
 
 // User is a row of Langflow's user table.
@@ -30,13 +32,13 @@ func scanUser(row scanner) (User, error) {
 	var (
 		u        User
 		id       uuidValue
-		created  timeValue
+		created  sqlutil.NullTime
 		password sql.NullString
 	)
 	if err := row.Scan(&id, &u.Username, &u.IsActive, &u.IsSuperuser, &created, &password); err != nil {
 		return User{}, err
 	}
-	u.ID, u.CreatedAt, u.PasswordHash = id.s, created.t, password.String
+	u.ID, u.CreatedAt, u.PasswordHash = id.s, created.T, password.String
 	return u, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 
+	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -50,7 +51,7 @@ func (s *VariableStore) scan(row scanner) (variables.Variable, error) {
 		id, user         uuidValue
 		name, value, typ sql.NullString
 		fields           []byte
-		created, updated timeValue
+		created, updated sqlutil.NullTime
 		v                variables.Variable
 		defaultFields    []string
 		err              error
@@ -69,7 +70,7 @@ func (s *VariableStore) scan(row scanner) (variables.Variable, error) {
 	v = variables.Variable{
 		ID: id.s, UserID: user.s, Name: name.String, Value: value.String,
 		Type: variables.Generic, DefaultFields: defaultFields,
-		CreatedAt: created.t, UpdatedAt: updated.t, Origin: variables.OriginUser,
+		CreatedAt: created.T, UpdatedAt: updated.T, Origin: variables.OriginUser,
 	}
 	if typ.String == string(variables.Credential) {
 		v.Type = variables.Credential

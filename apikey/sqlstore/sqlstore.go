@@ -441,7 +441,7 @@ func scanRecord(row scanner) (apikey.Record, error) {
 	var (
 		r                          apikey.Record
 		hash                       string
-		created, lastUsed, expires timeValue
+		created, lastUsed, expires sqlutil.NullTime
 		scopes                     sql.NullString
 	)
 	err := row.Scan(&r.ID, &r.UserID, &r.Name, &hash, &r.Prefix, &r.Length,
@@ -452,61 +452,15 @@ func scanRecord(row scanner) (apikey.Record, error) {
 	if r.Hash, err = apikey.ParseHash(hash); err != nil {
 		return apikey.Record{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
-	if !created.valid {
+	if !created.Valid {
 		return apikey.Record{}, fmt.Errorf("record %s: created_at is NULL", r.ID)
 	}
-	r.CreatedAt = created.t
-	if lastUsed.valid {
-		r.LastUsedAt = &lastUsed.t
-	}
-	if expires.valid {
-		r.ExpiresAt = &expires.t
-	}
+	r.CreatedAt = created.T
+	r.LastUsedAt, r.ExpiresAt = lastUsed.Ptr(), expires.Ptr()
 	if scopes.Valid && scopes.String != "" {
 		if err := json.Unmarshal([]byte(scopes.String), &r.Scopes); err != nil {
 			return apikey.Record{}, fmt.Errorf("record %s: scopes: %w", r.ID, err)
 		}
 	}
 	return r, nil
-}
-
-// timeValue scans a nullable time from a TIMESTAMPTZ (time.Time) or from
-// text in keyflow's SQLite form or another common one; naive text is UTC.
-type timeValue struct {
-	t     time.Time
-	valid bool
-}
-
-var textTimeLayouts = []string{
-	sqliteTime,
-	time.RFC3339Nano,
-	"2006-01-02 15:04:05.999999999-07:00",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04:05.999999999",
-}
-
-func (v *timeValue) Scan(src any) error {
-	switch x := src.(type) {
-	case nil:
-		*v = timeValue{}
-		return nil
-	case time.Time:
-		*v = timeValue{t: x.UTC(), valid: true}
-		return nil
-	case []byte:
-		return v.parse(string(x))
-	case string:
-		return v.parse(x)
-	}
-	return fmt.Errorf("cannot scan %T into a time", src)
-}
-
-func (v *timeValue) parse(s string) error {
-	for _, layout := range textTimeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			*v = timeValue{t: t.UTC(), valid: true}
-			return nil
-		}
-	}
-	return fmt.Errorf("cannot parse time %q", s)
 }

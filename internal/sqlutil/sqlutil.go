@@ -1,5 +1,5 @@
-// Package sqlutil holds the two small pieces of SQL plumbing that keyflow's
-// SQL stores share: PostgreSQL placeholders and the migration lock.
+// Package sqlutil holds the small pieces of SQL plumbing that keyflow's
+// SQL stores share: PostgreSQL placeholders, the migration lock and NullTime.
 package sqlutil
 
 import (

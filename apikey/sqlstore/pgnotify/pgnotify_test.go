@@ -23,6 +23,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/revoketest"
 	"github.com/keyflow-dev/keyflow/internal/testdb"
 )
 
@@ -299,8 +300,10 @@ func refused(ctx context.Context, m *apikey.Manager, key string) bool {
 }
 
 // latencies of revocations seen by other instances: from the start of the
-// revoking call on A, and from its return (the commit).
-type latencies struct{ fromCall, fromCommit []time.Duration }
+// revoking call on A, and from its return (the commit); lateAccepts is, for
+// each, how long after that return the last verification that still
+// accepted the key began (revoketest): what the 1 s bound limits.
+type latencies struct{ fromCall, fromCommit, lateAccepts []time.Duration }
 
 // revocationLatencies creates n keys on A, caches them on the others, then
 // revokes them on A at random moments (10 streams, half deleted, half
@@ -351,12 +354,12 @@ func revocationLatencies(t *testing.T, nodes []*node, n int) latencies {
 				for _, nd := range nodes[1:] {
 					seen.Go(func() {
 						<-called
-						ok := waitUntilFine(2*time.Second, func() bool { return refused(ctx, nd.m, keys[i]) })
-						now := time.Now()
-						assert.True(t, ok, "key %d still accepted after 2 s", i)
+						w := revoketest.Until(10*time.Second, func() bool { return refused(ctx, nd.m, keys[i]) })
+						assert.True(t, w.Refused, "key %d still accepted after 10 s", i)
 						mu.Lock()
-						lat.fromCall = append(lat.fromCall, now.Sub(start))
-						lat.fromCommit = append(lat.fromCommit, now.Sub(committed))
+						lat.fromCall = append(lat.fromCall, w.SeenAt.Sub(start))
+						lat.fromCommit = append(lat.fromCommit, w.SeenAt.Sub(committed))
+						lat.lateAccepts = append(lat.lateAccepts, w.AcceptedAfter(committed))
 						mu.Unlock()
 					})
 				}
@@ -376,18 +379,6 @@ func revocationLatencies(t *testing.T, nodes []*node, n int) latencies {
 	return lat
 }
 
-// waitUntilFine is waitUntil with a 1 ms step, for latency measurements.
-func waitUntilFine(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
-
 func summary(lat latencies) string {
 	at := func(ds []time.Duration) string {
 		s := slices.Clone(ds)
@@ -397,18 +388,20 @@ func summary(lat latencies) string {
 		}
 		return fmt.Sprintf("p50 %v, p99 %v, max %v", q(0.5), q(0.99), s[len(s)-1].Round(100*time.Microsecond))
 	}
-	return fmt.Sprintf("%d measurements; from the revoking call: %s; from its return: %s", len(lat.fromCall), at(lat.fromCall), at(lat.fromCommit))
+	return fmt.Sprintf("%d measurements; from the revoking call: %s; from its return: %s; last acceptance begun after the return: max %v",
+		len(lat.fromCall), at(lat.fromCall), at(lat.fromCommit), slices.Max(lat.lateAccepts).Round(100*time.Microsecond))
 }
 
 // TestPushRevocation: with notifications, a key revoked on A is refused by B
 // and C as soon as the change commits (the figure in BENCHMARKS.md); the
-// 1 s bound is asserted, the latency is logged.
+// 1 s bound is asserted (no verification begun later accepts the key), the
+// latency is logged.
 func TestPushRevocation(t *testing.T) {
 	t.Parallel()
 	nodes := newNodes(t, 3, longCache, push)
 	lat := revocationLatencies(t, nodes, 100)
 	t.Logf("push: revocation on A refused on B and C: %s", summary(lat))
-	assert.Less(t, slices.Max(lat.fromCall), time.Second)
+	assert.Less(t, slices.Max(lat.lateAccepts), time.Second)
 }
 
 // TestLostNotifications: B's notifications never arrive (its Listener
@@ -424,7 +417,7 @@ func TestLostNotifications(t *testing.T) {
 	})
 	lat := revocationLatencies(t, nodes, 100)
 	t.Logf("notifications lost: revocation on A refused on B: %s", summary(lat))
-	assert.Less(t, slices.Max(lat.fromCall), time.Second)
+	assert.Less(t, slices.Max(lat.lateAccepts), time.Second)
 }
 
 // TestKilledListenerManager: B's listening session is terminated while keys
@@ -449,14 +442,15 @@ func TestKilledListenerManager(t *testing.T) {
 			_, err := nodes[0].db.ExecContext(ctx, "SELECT pg_terminate_backend($1)", pid)
 			require.NoError(t, err)
 		}
-		start := time.Now()
 		require.NoError(t, a.Delete(ctx, "user", rec.ID))
-		require.True(t, waitUntilFine(2*time.Second, func() bool { return refused(ctx, b, key) }))
-		assert.Less(t, time.Since(start), time.Second, "round %d: refused within the bound while the listener reconnects", round)
+		deleted := time.Now()
+		w := revoketest.Until(10*time.Second, func() bool { return refused(ctx, b, key) })
+		require.True(t, w.Refused)
+		assert.Less(t, w.AcceptedAfter(deleted), time.Second, "round %d: refused within the bound while the listener reconnects", round)
 	}
 	lat := revocationLatencies(t, nodes, 20)
 	t.Logf("after the listeners were killed 3 times: %s", summary(lat))
-	assert.Less(t, slices.Max(lat.fromCall), time.Second)
+	assert.Less(t, slices.Max(lat.lateAccepts), time.Second)
 }
 
 // TestBurst: 10 000 keys cached on B are revoked on A in a burst, half in
