@@ -189,8 +189,12 @@ type app struct {
 	resolver  *variables.Resolver
 	superuser user
 	dbDisplay string // the database URL without a password, for logs
-	throttle  *loginThrottle
-	unlock    func() // releases the database-use lock (lockDatabase)
+	// startupFile is, on SQLite, the file whose lock serialises the
+	// start-up of processes sharing the database file (startupLock); "" on
+	// PostgreSQL.
+	startupFile string
+	throttle    *loginThrottle
+	unlock      func() // releases the database-use lock (lockDatabase)
 }
 
 // openApp creates the config dir, takes the database-use lock (shared, see
@@ -247,6 +251,9 @@ func openAppWith(ctx context.Context, cfg config, log *slog.Logger, lockHeld boo
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	a := &app{cfg: cfg, log: log, db: db, keyring: keyring, dbDisplay: dbc.display, throttle: newLoginThrottle(), unlock: unlock}
+	if !dbc.postgres {
+		a.startupFile = sqlitePath(dbc) + "-keyflow-startup.lock"
+	}
 	open, err := a.chooseSchema(ctx, dbc)
 	if err == nil {
 		err = open(ctx, dbc)
@@ -305,7 +312,7 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	// Several instances may start together on one fresh PostgreSQL
 	// database: create the schemas (and the superuser) one instance at a
 	// time.
-	unlock, err := startupLock(ctx, a.db, dbc.postgres)
+	unlock, err := a.startupLock(ctx)
 	if err != nil {
 		return err
 	}
@@ -368,15 +375,22 @@ func (a *app) open(ctx context.Context, dbc database) error {
 // superuser, the demo flow); instances on other schemas do not wait.
 const startupLockSQL = "SELECT pg_advisory_lock(hashtext('keyflow-startup:' || current_schema()))"
 
-// startupLock takes the start-up lock on PostgreSQL (a session lock held on
-// one connection of db, which the other statements do not use) and returns
-// its release. On SQLite, where writers are serialised anyway, it does
-// nothing.
-func startupLock(ctx context.Context, db *sql.DB, postgres bool) (func(), error) {
-	if !postgres {
-		return func() {}, nil
+// startupLock takes the start-up lock and returns its release. On
+// PostgreSQL it is a session lock held on one connection of a.db, which the
+// other statements do not use. On SQLite it is flock(2) on a.startupFile
+// beside the database file: SQLite serialises each write, but not a
+// migration's "is the column there? then add it", which two processes
+// starting together on a fresh file would both run (systems without flock
+// have no lock).
+func (a *app) startupLock(ctx context.Context) (func(), error) {
+	if a.startupFile != "" {
+		release, err := waitLockFile(ctx, a.startupFile)
+		if err != nil {
+			return nil, fmt.Errorf("start-up lock: %w", err)
+		}
+		return release, nil
 	}
-	conn, err := db.Conn(ctx)
+	conn, err := a.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start-up lock: %w", err)
 	}
@@ -522,7 +536,7 @@ func (a *app) serve(ctx context.Context) error {
 			return err
 		}
 	}
-	unlock, err := startupLock(ctx, a.db, a.store.postgres) // one demo flow, however many instances start
+	unlock, err := a.startupLock(ctx) // one demo flow, however many instances start
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -74,32 +76,79 @@ func startInstance(t *testing.T, dbURL string) (*app, *httptest.Server) {
 }
 
 // TestInstancesStartTogether: instances starting at once on a fresh database
-// create every schema (the server's tables, API keys, variables) and the
-// superuser exactly once, without errors.
+// (PostgreSQL, or one SQLite file) create every schema (the server's tables,
+// API keys, variables), the superuser and the demo flow exactly once, without
+// errors; and a key revoked on one is refused by the others within the bound.
 func TestInstancesStartTogether(t *testing.T) {
-	dbURL := sharedDatabase(t)
-	const n = 4
-	apps := make([]*app, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			apps[i], errs[i] = openApp(context.Background(), instanceConfig(t, dbURL), quietLog())
+	for _, tc := range []struct {
+		name  string
+		dbURL func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite:///" + filepath.Join(t.TempDir(), "shared.db") }},
+		{"postgres", sharedDatabase},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dbURL := tc.dbURL(t)
+			const n = 4
+			apps := make([]*app, n)
+			errs := make([]error, n)
+			flows := make([]string, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					if apps[i], errs[i] = openApp(context.Background(), instanceConfig(t, dbURL), quietLog()); errs[i] != nil {
+						return
+					}
+					unlock, err := apps[i].startupLock(context.Background())
+					if errs[i] = err; err != nil {
+						return
+					}
+					f, _, err := apps[i].echoFlow(context.Background())
+					unlock()
+					flows[i], errs[i] = f.ID, err
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i := range n {
+				if apps[i] != nil {
+					t.Cleanup(func() { _ = apps[i].Close() })
+				}
+			}
+			for i := range n {
+				require.NoError(t, errs[i], "instance %d", i)
+			}
+			ctx := context.Background()
+			users, err := apps[0].store.users(ctx)
+			require.NoError(t, err)
+			require.Len(t, users, 1)
+			for i, a := range apps {
+				assert.Equal(t, users[0].ID, a.superuser.ID)
+				assert.Equal(t, flows[0], flows[i], "one demo flow")
+			}
+
+			// Every instance has the key cached; revoked on the first, it is
+			// refused by the others within the bound.
+			key, rec, err := apps[0].keys.Create(ctx, users[0].ID, "k", apikey.CreateOptions{})
+			require.NoError(t, err)
+			for _, a := range apps {
+				_, err := a.keys.Verify(ctx, key)
+				require.NoError(t, err)
+			}
+			require.NoError(t, apps[0].keys.Delete(ctx, users[0].ID, rec.ID))
+			revoked := time.Now()
+			for i, a := range apps[1:] {
+				w := revoketest.Until(10*time.Second, func() bool {
+					_, err := a.keys.Verify(ctx, key)
+					return errors.Is(err, apikey.ErrInvalid)
+				})
+				require.True(t, w.Refused, "instance %d", i+1)
+				assert.Less(t, w.AcceptedAfter(revoked), time.Second, "instance %d", i+1)
+			}
 		})
-	}
-	close(start)
-	wg.Wait()
-	for i := range n {
-		require.NoError(t, errs[i], "instance %d", i)
-		t.Cleanup(func() { _ = apps[i].Close() })
-	}
-	users, err := apps[0].store.users(context.Background())
-	require.NoError(t, err)
-	require.Len(t, users, 1)
-	for _, a := range apps {
-		assert.Equal(t, users[0].ID, a.superuser.ID)
 	}
 }
 
