@@ -504,11 +504,15 @@ func TestBrowserSignIn(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("login-password"), "wrong-password"),
 		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.ID("login-error")),
+	))
+	saveShot(t, ctx, "login-error-1280.png")
+	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("login-password"), testPassword),
 		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="sign-in"]`)),
 		chromedp.WaitVisible(chromedp.ID("signout")),
 	))
+	saveShot(t, ctx, "signed-in-1280.png")
 	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("who")))
 	require.NoError(t, err)
 	assert.Equal(t, "Signed in as admin", who)
@@ -525,4 +529,5 @@ func TestBrowserSignIn(t *testing.T) {
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("login-username")),
 	))
+	saveShot(t, ctx, "signed-out-1280.png")
 }
