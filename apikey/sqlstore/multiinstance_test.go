@@ -36,6 +36,21 @@ type instance struct {
 	store  *sqlstore.Store
 	m      *apikey.Manager
 	byHash *atomic.Int64 // the Manager's store reads
+	polls  *atomic.Int64 // the change feed's successful polls
+}
+
+// countingFeed counts successful polls of a change feed.
+type countingFeed struct {
+	apikey.ChangeFeed
+	n *atomic.Int64
+}
+
+func (c countingFeed) Changes(ctx context.Context, cursor string) ([]apikey.Hash, string, error) {
+	changed, next, err := c.ChangeFeed.Changes(ctx, cursor)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return changed, next, err
 }
 
 // countingStore counts ByHash calls: the Manager's cache misses.
@@ -79,15 +94,15 @@ func newCluster(t *testing.T, n int, cfg apikey.Config, addr func(i int) string)
 		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
-		reads := new(atomic.Int64)
-		icfg.Store, icfg.Changes = countingStore{s, reads}, s
+		reads, polls := new(atomic.Int64), new(atomic.Int64)
+		icfg.Store, icfg.Changes = countingStore{s, reads}, countingFeed{s, polls}
 		if icfg.Logger == nil {
 			icfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		}
 		m, err := apikey.NewManager(icfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = m.Close() })
-		c.nodes = append(c.nodes, &instance{db: db, store: s, m: m, byHash: reads})
+		c.nodes = append(c.nodes, &instance{db: db, store: s, m: m, byHash: reads, polls: polls})
 	}
 	return c
 }
@@ -139,22 +154,25 @@ func TestMultiInstanceRevocation(t *testing.T) {
 	// The feeds report the creations too (which drops B's and C's entries
 	// once); then cache every key as valid on B and C, and check that they
 	// are served from the cache.
-	time.Sleep(500 * time.Millisecond)
-	for _, m := range []*apikey.Manager{b, cc} {
-		for _, k := range keys {
-			_, err := m.Verify(ctx, k)
-			require.NoError(t, err)
-		}
+	// Wait for a poll that began after the creations, then until every
+	// key is served from the cache.
+	for _, nd := range c.nodes[1:] {
+		p := nd.polls.Load()
+		_, ok := waitFor(10*time.Second, func() bool {
+			_, _ = nd.m.Verify(ctx, keys[0]) // keeps the poller awake
+			return nd.polls.Load() >= p+2
+		})
+		require.True(t, ok, "the change feed polls")
+		_, ok = waitFor(10*time.Second, func() bool {
+			before := nd.byHash.Load()
+			for _, k := range keys {
+				_, err := nd.m.Verify(ctx, k)
+				require.NoError(t, err)
+			}
+			return nd.byHash.Load() == before
+		})
+		require.True(t, ok, "B and C serve the keys from their caches")
 	}
-	readsB, readsC := c.nodes[1].byHash.Load(), c.nodes[2].byHash.Load()
-	for _, m := range []*apikey.Manager{b, cc} {
-		for _, k := range keys {
-			_, err := m.Verify(ctx, k)
-			require.NoError(t, err)
-		}
-	}
-	require.Equal(t, readsB, c.nodes[1].byHash.Load(), "B serves the keys from its cache")
-	require.Equal(t, readsC, c.nodes[2].byHash.Load(), "C serves the keys from its cache")
 
 	// Revoke in 10 parallel streams of 10, measuring each key on B and C.
 	lat := make([]time.Duration, 0, 2*n)
