@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,13 +255,14 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	client := clientAddr(r)
-	if wait := a.throttle.wait(username, client); wait > 0 {
+	if wait := a.throttle.attempt(username, client); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		httpjson.Detail(w, http.StatusTooManyRequests, msgTooManyLogins)
 		return
 	}
 	acct, err := a.store.accountByName(ctx, username)
 	if err != nil && !errors.Is(err, errUserNotFound) {
+		a.throttle.abandoned(username, client)
 		a.storeUnavailable(w, r, "login", err)
 		return
 	}
@@ -269,14 +271,13 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		hash = dummyHash()
 	}
 	ok := compareHash(hash, []byte(password)) == nil && err == nil && acct.PasswordHash != ""
-	if !ok {
-		a.throttle.fail(username, client)
+	if !ok { // counted as a failure by attempt
 		a.log.InfoContext(ctx, "login failed", "client", client)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadLogin)
 		return
 	}
-	a.throttle.succeed(username)
+	a.throttle.succeeded(username, client)
 	if !acct.IsActive {
 		if acct.LastLoginAt == nil {
 			httpjson.Detail(w, http.StatusBadRequest, msgWaitingForApprove)
@@ -456,12 +457,20 @@ func clientAddr(r *http.Request) string {
 }
 
 // loginThrottle slows password guessing: after loginFreeFailures failed
-// logins for one username, or from one client address, each further
-// attempt must wait (1 s, then doubling up to loginMaxDelay) after the last
-// failure, or get 429 with Retry-After. A success clears the username's
-// count. Unknown and known usernames are counted alike.
+// logins for one username, or from one client address (an IPv6 client's
+// /64, which one host can hold whole), each further attempt must wait (1 s,
+// then doubling up to loginMaxDelay) after the last failure, or get 429 with
+// Retry-After. Unknown and known usernames are counted alike.
+//
+// An attempt is counted as a failure when it begins (attempt), before its
+// password is checked, and uncounted when it turns out not to be one
+// (succeeded, abandoned): so concurrent attempts cannot all pass the check
+// before the first of them fails. A success clears the username's count.
+//
 // Entries are forgotten loginForgetAfter after their last failure; at most
-// loginMaxEntries are kept. It is safe for concurrent use.
+// loginMaxEntries are kept: when full, the entries with the fewest failures
+// make room, so that a flood of new usernames or addresses cannot push out
+// the count of the one being guessed. It is safe for concurrent use.
 type loginThrottle struct {
 	mu  sync.Mutex
 	m   map[string]*loginFailures
@@ -484,7 +493,14 @@ func newLoginThrottle() *loginThrottle {
 	return &loginThrottle{m: map[string]*loginFailures{}, now: time.Now}
 }
 
+// throttleKeys are the counters of a login attempt: the username (without
+// case) and the client's address, an IPv6 address as its /64.
 func throttleKeys(username, client string) [2]string {
+	if a, err := netip.ParseAddr(client); err == nil && a.Is6() && !a.Is4In6() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			client = p.String()
+		}
+	}
 	return [2]string{"u:" + strings.ToLower(username), "a:" + client}
 }
 
@@ -497,42 +513,31 @@ func loginDelay(n int) time.Duration {
 	return min(d, loginMaxDelay)
 }
 
-// wait reports how long the caller must still wait (0: go ahead).
-func (t *loginThrottle) wait(username, client string) time.Duration {
+// attempt begins a login attempt: it returns how long the caller must still
+// wait (the attempt is then not made), or 0, and then counts the attempt as
+// a failure until succeeded or abandoned says otherwise.
+func (t *loginThrottle) attempt(username, client string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	keys := throttleKeys(username, client)
 	var longest time.Duration
-	for _, k := range throttleKeys(username, client) {
+	for _, k := range keys {
 		f := t.m[k]
-		if f == nil {
+		if f == nil || now.Sub(f.last) > loginForgetAfter {
 			continue
 		}
 		if w := f.last.Add(loginDelay(f.n)).Sub(now); w > longest {
 			longest = w
 		}
 	}
-	return longest
-}
-
-// fail records a failed login.
-func (t *loginThrottle) fail(username, client string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	if len(t.m) >= loginMaxEntries {
-		for k, f := range t.m {
-			if now.Sub(f.last) > loginForgetAfter {
-				delete(t.m, k)
-			}
-		}
+	if longest > 0 {
+		return longest
 	}
-	for _, k := range throttleKeys(username, client) {
+	for _, k := range keys {
 		f := t.m[k]
 		if f == nil {
-			if len(t.m) >= loginMaxEntries {
-				continue // full of recent failures: the other key still counts
-			}
+			t.makeRoom(now)
 			f = &loginFailures{}
 			t.m[k] = f
 		} else if now.Sub(f.last) > loginForgetAfter {
@@ -541,13 +546,61 @@ func (t *loginThrottle) fail(username, client string) {
 		f.n++
 		f.last = now
 	}
+	return 0
 }
 
-// succeed clears the username's count after a successful login. The
-// address's count stays: one valid account must not reset the count of an
-// address that guesses other users' passwords.
-func (t *loginThrottle) succeed(username string) {
+// makeRoom keeps the map under loginMaxEntries: it drops forgotten entries,
+// then, if still full, every entry with the fewest failures (a flood of
+// one-off attempts goes in one pass; a counter close to or past
+// loginFreeFailures outlives them).
+func (t *loginThrottle) makeRoom(now time.Time) {
+	if len(t.m) < loginMaxEntries {
+		return
+	}
+	fewest := -1
+	for k, f := range t.m {
+		switch {
+		case now.Sub(f.last) > loginForgetAfter:
+			delete(t.m, k)
+		case fewest < 0 || f.n < fewest:
+			fewest = f.n
+		}
+	}
+	if len(t.m) < loginMaxEntries {
+		return
+	}
+	for k, f := range t.m {
+		if f.n == fewest {
+			delete(t.m, k)
+		}
+	}
+}
+
+// uncount takes one attempt back from a counter.
+func (t *loginThrottle) uncount(k string) {
+	if f := t.m[k]; f != nil && f.n > 0 {
+		f.n--
+	}
+}
+
+// succeeded ends an attempt whose password was right: the username's count
+// is cleared; the address keeps its earlier failures (one valid account
+// must not reset the count of an address that guesses other users'
+// passwords), without this attempt.
+func (t *loginThrottle) succeeded(username, client string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, throttleKeys(username, "")[0])
+	keys := throttleKeys(username, client)
+	delete(t.m, keys[0])
+	t.uncount(keys[1])
+}
+
+// abandoned ends an attempt that could not be decided (the database did not
+// answer): it is not counted.
+func (t *loginThrottle) abandoned(username, client string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range throttleKeys(username, client) {
+		t.uncount(k)
+	}
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -308,22 +310,88 @@ func TestLoginThrottle(t *testing.T) {
 	th := newLoginThrottle()
 	th.now = func() time.Time { return now }
 	for i := range loginFreeFailures {
-		assert.Zero(t, th.wait("ghost", "10.0.0.1"), "attempt %d", i)
-		th.fail("ghost", "10.0.0.1")
+		assert.Zero(t, th.attempt("ghost", "10.0.0.1"), "attempt %d", i) // each fails
 	}
-	assert.Equal(t, time.Second, th.wait("ghost", "10.0.0.2"), "by username")
-	assert.Equal(t, time.Second, th.wait("other", "10.0.0.1"), "by address")
-	assert.Zero(t, th.wait("other", "10.0.0.2"))
+	assert.Equal(t, time.Second, th.attempt("ghost", "10.0.0.2"), "by username")
+	assert.Equal(t, time.Second, th.attempt("other", "10.0.0.1"), "by address")
+	assert.Zero(t, th.attempt("other", "10.0.0.2"))
+	th.succeeded("other", "10.0.0.2")
 	now = now.Add(time.Second)
-	assert.Zero(t, th.wait("ghost", "10.0.0.1"))
-	th.fail("ghost", "10.0.0.1")
-	assert.Equal(t, 2*time.Second, th.wait("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
-	th.succeed("ghost")
-	assert.Zero(t, th.wait("ghost", "10.0.0.3"))
-	assert.Equal(t, 2*time.Second, th.wait("ghost", "10.0.0.1"), "the address keeps its count")
+	assert.Zero(t, th.attempt("ghost", "10.0.0.1"))
+	assert.Equal(t, 2*time.Second, th.attempt("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
+	th.succeeded("ghost", "10.0.0.1") // the sixth attempt had the right password
+	assert.Zero(t, th.attempt("ghost", "10.0.0.3"), "a success clears the username's count")
+	th.succeeded("ghost", "10.0.0.3")
+	assert.Equal(t, time.Second, th.attempt("other", "10.0.0.1"), "the address keeps its earlier failures")
 	now = now.Add(loginForgetAfter + time.Hour)
-	assert.Zero(t, th.wait("x", "10.0.0.1"))
+	assert.Zero(t, th.attempt("x", "10.0.0.1"))
 	assert.Equal(t, loginMaxDelay, loginDelay(100))
+
+	// An attempt the database could not decide is not counted.
+	for range 2 * loginFreeFailures {
+		require.Zero(t, th.attempt("db-down", "10.0.0.9"))
+		th.abandoned("db-down", "10.0.0.9")
+	}
+}
+
+// TestLoginThrottleConcurrent: attempts made at the same moment are counted
+// before any password is checked, so a burst cannot slip through while the
+// first attempts are still being checked: once the wait is over, exactly
+// one more guess is checked and the rest are told to wait.
+func TestLoginThrottleConcurrent(t *testing.T) {
+	t.Parallel()
+	a, srv := startLoginApp(t, nil)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	a.throttle.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	burst := func() map[int]int {
+		codes := make([]int, 3*loginFreeFailures)
+		var wg sync.WaitGroup
+		for i := range codes {
+			wg.Go(func() {
+				res, _ := loginForm(t, srv, "admin", "guess")
+				codes[i] = res.StatusCode
+			})
+		}
+		wg.Wait()
+		seen := map[int]int{}
+		for _, c := range codes {
+			seen[c]++
+		}
+		return seen
+	}
+	assert.Equal(t, map[int]int{401: loginFreeFailures, 429: 2 * loginFreeFailures}, burst(),
+		"only the free attempts are checked")
+	clock.Add(int64(time.Second))
+	assert.Equal(t, map[int]int{401: 1, 429: 3*loginFreeFailures - 1}, burst(),
+		"after the wait, one attempt")
+}
+
+// TestLoginThrottleKeys: an IPv6 client counts as its /64 (one host can
+// hold the whole prefix); a flood of new usernames and addresses cannot push
+// out the count of the username being guessed.
+func TestLoginThrottleKeys(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	th := newLoginThrottle()
+	th.now = func() time.Time { return now }
+	for i := range loginFreeFailures {
+		require.Zero(t, th.attempt(fmt.Sprintf("user%d", i), fmt.Sprintf("2001:db8:1:2::%x", i+1)))
+	}
+	assert.Equal(t, time.Second, th.attempt("another", "2001:db8:1:2:ffff::1"), "same /64")
+	assert.Zero(t, th.attempt("another", "2001:db8:1:3::1"), "another /64")
+	assert.Equal(t, [2]string{"u:x", "a:192.0.2.1"}, throttleKeys("X", "192.0.2.1"))
+
+	// The victim's count survives a flood that fills the table.
+	for i := range loginFreeFailures + 2 {
+		now = now.Add(loginMaxDelay)
+		require.Zero(t, th.attempt("victim", fmt.Sprintf("198.51.100.%d", i)))
+	}
+	for i := range loginMaxEntries + 10 {
+		th.attempt(fmt.Sprintf("spray%d", i), fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+	}
+	assert.LessOrEqual(t, len(th.m), loginMaxEntries)
+	assert.NotZero(t, th.attempt("victim", "203.0.113.1"), "still throttled")
 }
 
 // TestLoginThrottleHTTP: the handler answers 429 with Retry-After.
