@@ -260,7 +260,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusTooManyRequests, msgTooManyLogins)
 		return
 	}
-	acct, err := a.store.accountByName(ctx, username)
+	acct, err := a.accountByName(ctx, username)
 	if err != nil && !errors.Is(err, errUserNotFound) {
 		a.throttle.abandoned(username, client)
 		a.storeUnavailable(w, r, "login", err)
@@ -329,7 +329,7 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "refresh", err)
 		return
 	}
-	acct, err := a.store.accountByID(ctx, userID)
+	acct, err := a.accountByID(ctx, userID)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadRefresh)
@@ -423,7 +423,7 @@ func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 			a.storeUnavailable(w, r, "check token", err)
 			return
 		default:
-			acct, err := a.store.accountByID(ctx, userID)
+			acct, err := a.accountByID(ctx, userID)
 			switch {
 			case errors.Is(err, errUserNotFound) || err == nil && !acct.IsActive:
 				msg = msgUserInactive

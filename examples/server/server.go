@@ -50,7 +50,7 @@ func (a *app) handler() (http.Handler, error) {
 	// an API key. Every one names the scope a key needs for it (scopes.go).
 	manage := func(scope func(http.Handler) http.Handler, h http.Handler) http.Handler {
 		h = scope(h)
-		return a.tokenAuth(h, ui.session(h, requireKey(h)))
+		return a.tokenAuth(h, ui.session(h, requireKey(a.activeKeyUser(h))))
 	}
 
 	mux := http.NewServeMux()
@@ -71,15 +71,15 @@ func (a *app) handler() (http.Handler, error) {
 	mux.Handle("/api/v1/variables/", manage(variablesScope, http.StripPrefix("/api/v1/variables", varsAPI)))
 	mux.Handle("GET /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.listFlows)))
 	mux.Handle("POST /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.createFlow)))
-	mux.Handle("POST /api/v1/run/{flow_id_or_name}", requireKey(scope(scopeRun)(http.HandlerFunc(a.runFlow))))
+	mux.Handle("POST /api/v1/run/{flow_id_or_name}", requireKey(a.activeKeyUser(scope(scopeRun)(http.HandlerFunc(a.runFlow)))))
 	mux.HandleFunc("POST /api/v1/login", a.login)
 	mux.HandleFunc("POST /api/v1/refresh", a.refresh)
 	mux.HandleFunc("POST /api/v1/logout", a.logout)
 	// No scope names the users' routes: keys with scopes never reach them.
 	mux.Handle("GET /api/v1/users/whoami", manage(unscoped, http.HandlerFunc(a.whoami)))
 	mux.Handle("GET /api/v1/users/{$}", manage(unscoped, http.HandlerFunc(a.listUsers)))
-	mux.Handle("POST /api/v1/users/{$}", manage(unscoped, http.HandlerFunc(a.createUser)))
-	mux.Handle("PATCH /api/v1/users/{user_id}", manage(unscoped, http.HandlerFunc(a.patchUser)))
+	mux.Handle("POST /api/v1/users/{$}", manage(unscoped, a.usersReadOnly(http.HandlerFunc(a.createUser))))
+	mux.Handle("PATCH /api/v1/users/{user_id}", manage(unscoped, a.usersReadOnly(http.HandlerFunc(a.patchUser))))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusNotFound, "Not Found")
 	})

@@ -386,7 +386,7 @@ func toUserJSON(a account) userJSON {
 func (a *app) currentAccount(w http.ResponseWriter, r *http.Request) (account, bool) {
 	caller, _ := middleware.FromRequest(r)
 	id := caller.UserID
-	acct, err := a.store.accountByID(r.Context(), id)
+	acct, err := a.accountByID(r.Context(), id)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, "User not found or is inactive.")

@@ -404,6 +404,13 @@ func SetActive(ctx context.Context, db *sql.DB, postgres bool, id string, active
 	return s.exec(ctx, `UPDATE apikey SET is_active = ? WHERE id = ?`, active, s.id(id))
 }
 
+// SetUserActive sets a user's is_active column, as a Langflow superuser
+// deactivating or activating that user does.
+func SetUserActive(ctx context.Context, db *sql.DB, postgres bool, id string, active bool) error {
+	s := &seeder{db: db, postgres: postgres}
+	return s.exec(ctx, `UPDATE "user" SET is_active = ? WHERE id = ?`, active, s.id(id))
+}
+
 // KeyRow reads back what Langflow would read of a key: total_uses,
 // last_used_at (nil when NULL), and api_key_hash ("" when absent or NULL).
 func KeyRow(ctx context.Context, db *sql.DB, postgres bool, g Generation, id string) (uses int64, lastUsed *time.Time, hash, stored string, err error) {
