@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -108,10 +109,10 @@ func tokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// saveToken stores a token's hash.
-func (s *store) saveToken(ctx context.Context, hash, userID, kind string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO auth_tokens (token_hash, user_id, kind, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`),
-		hash, userID, kind, expires.UTC(), time.Now().UTC())
+// saveToken stores a token's hash, with the pair it belongs to.
+func (s *store) saveToken(ctx context.Context, hash, userID, kind, pair string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO auth_tokens (token_hash, user_id, kind, pair, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		hash, userID, kind, pair, expires.UTC(), time.Now().UTC())
 	if err != nil {
 		return fmt.Errorf("save token: %w", err)
 	}
@@ -134,18 +135,39 @@ func (s *store) tokenOwner(ctx context.Context, hash, kind string) (string, erro
 	case k != kind:
 		return "", errTokenInvalid
 	case !time.Now().Before(expires):
-		_ = s.deleteToken(ctx, hash)
+		_, _ = s.revokePair(ctx, hash)
 		return "", errTokenExpired
 	}
 	return userID, nil
 }
 
-// deleteToken revokes one token; a missing one is not an error.
-func (s *store) deleteToken(ctx context.Context, hash string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM auth_tokens WHERE token_hash = ?`), hash); err != nil {
-		return fmt.Errorf("revoke token: %w", err)
+// revokePair revokes a token and the other token of its pair (the access
+// and refresh tokens of one login or refresh). It reports whether the token
+// itself was still there: of several requests revoking the same token at
+// once, exactly one sees true. A missing token is not an error.
+func (s *store) revokePair(ctx context.Context, hash string) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("revoke token: %w", err)
 	}
-	return nil
+	defer func() { _ = tx.Rollback() }()
+	var pair sql.NullString
+	err = tx.QueryRowContext(ctx, s.q(`DELETE FROM auth_tokens WHERE token_hash = ? RETURNING pair`), hash).Scan(&pair)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("revoke token: %w", err)
+	}
+	if pair.Valid && pair.String != "" {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM auth_tokens WHERE pair = ?`), pair.String); err != nil {
+			return false, fmt.Errorf("revoke token: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("revoke token: %w", err)
+	}
+	return true, nil
 }
 
 // revokeUserTokens logs a user out everywhere.
@@ -191,11 +213,12 @@ type tokenPair struct {
 func (a *app) issueTokens(ctx context.Context, userID string) (tokenPair, error) {
 	access, accessHash := newToken()
 	refresh, refreshHash := newToken()
+	pair := ids.New()
 	now := time.Now()
-	if err := a.store.saveToken(ctx, accessHash, userID, kindAccess, now.Add(a.accessTTL())); err != nil {
+	if err := a.store.saveToken(ctx, accessHash, userID, kindAccess, pair, now.Add(a.accessTTL())); err != nil {
 		return tokenPair{}, err
 	}
-	if err := a.store.saveToken(ctx, refreshHash, userID, kindRefresh, now.Add(a.refreshTTL())); err != nil {
+	if err := a.store.saveToken(ctx, refreshHash, userID, kindRefresh, pair, now.Add(a.refreshTTL())); err != nil {
 		return tokenPair{}, err
 	}
 	return tokenPair{AccessToken: access, RefreshToken: refresh, TokenType: "bearer"}, nil
@@ -341,8 +364,15 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusUnauthorized, "User account is inactive")
 		return
 	}
-	if err := a.store.deleteToken(ctx, hash); err != nil {
+	// The old pair goes (its access token too); of concurrent refreshes
+	// with one token, only the one that revoked it gets a new pair.
+	revoked, err := a.store.revokePair(ctx, hash)
+	if err != nil {
 		a.storeUnavailable(w, r, "refresh", err)
+		return
+	}
+	if !revoked {
+		httpjson.Detail(w, http.StatusUnauthorized, msgBadRefresh)
 		return
 	}
 	tokens, err := a.issueTokens(ctx, userID)
@@ -355,7 +385,9 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout is POST /api/v1/logout: it revokes the access token (bearer
-// header or cookie) and the refresh cookie it is given, clears the cookies
+// header or cookie) and the refresh cookie it is given, each with the other
+// token of its pair (a client that logs out with its access token alone
+// does not leave its refresh token usable), clears the cookies
 // and answers {"message": "Logout successful"}, as Langflow does (which only
 // clears the cookies).
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
@@ -370,7 +402,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, h := range hashes {
-		if err := a.store.deleteToken(ctx, h); err != nil {
+		if _, err := a.store.revokePair(ctx, h); err != nil {
 			a.storeUnavailable(w, r, "logout", err)
 			return
 		}

@@ -191,7 +191,7 @@ func TestLoginTokens(t *testing.T) {
 	}
 	// An expired token (stored already expired: no waiting).
 	expired, hash := newToken()
-	require.NoError(t, a.store.saveToken(ctx, hash, a.superuser.ID, kindAccess, time.Now().Add(-time.Second)))
+	require.NoError(t, a.store.saveToken(ctx, hash, a.superuser.ID, kindAccess, "", time.Now().Add(-time.Second)))
 	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+expired)
 	assert.Equal(t, 401, res.StatusCode)
 	assert.JSONEq(t, `{"detail":"`+msgTokenExpired+`"}`, body)
@@ -240,6 +240,66 @@ func TestLoginTokens(t *testing.T) {
 	res, body = loginForm(t, srv, "carol", "carol-password")
 	assert.Equal(t, 401, res.StatusCode)
 	assert.JSONEq(t, `{"detail":"Inactive user"}`, body)
+}
+
+// TestLoginTokenPairs: a refresh token is spent once, even by concurrent
+// refreshes (before, several got a new pair); a refresh revokes the old
+// access token with it; a logout with the access token alone (an API
+// client's) revokes the refresh token of its pair too (before, it stayed
+// usable for 7 days). On SQLite and PostgreSQL.
+func TestLoginTokenPairs(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			_, srv := startLoginApp(t, func(c *config) {
+				if b.postgres {
+					c.DatabaseURL = sharedDatabase(t)
+				}
+			})
+			whoami := func(access string) int {
+				res, _ := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+access)
+				return res.StatusCode
+			}
+			refresh := func(token string) (int, tokenPair) {
+				res, body := httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+token)
+				var p tokenPair
+				if res.StatusCode == 200 {
+					p = decode[tokenPair](t, body)
+				}
+				return res.StatusCode, p
+			}
+
+			tok := loginTokens(t, srv, "admin", testPassword)
+			codes := make([]int, 8)
+			var wg sync.WaitGroup
+			for i := range codes {
+				wg.Go(func() { codes[i], _ = refresh(tok.RefreshToken) })
+			}
+			wg.Wait()
+			ok := 0
+			for _, c := range codes {
+				if c == 200 {
+					ok++
+				} else {
+					assert.Equal(t, 401, c)
+				}
+			}
+			assert.Equal(t, 1, ok, "one refresh token, one new pair: %v", codes)
+			assert.Equal(t, 401, whoami(tok.AccessToken), "the refreshed pair's access token is revoked")
+
+			tok = loginTokens(t, srv, "admin", testPassword)
+			res, _ := httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Authorization", "Bearer "+tok.AccessToken)
+			require.Equal(t, 200, res.StatusCode)
+			assert.Equal(t, 401, whoami(tok.AccessToken))
+			code, _ := refresh(tok.RefreshToken)
+			assert.Equal(t, 401, code, "logout with the access token revokes its refresh token")
+
+			tok = loginTokens(t, srv, "admin", testPassword)
+			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Cookie", refreshCookie+"="+tok.RefreshToken)
+			require.Equal(t, 200, res.StatusCode)
+			assert.Equal(t, 401, whoami(tok.AccessToken), "logout with the refresh cookie revokes its access token")
+		})
+	}
 }
 
 // TestUsers: superusers create users in Langflow's shape, inactive unless

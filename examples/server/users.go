@@ -118,6 +118,14 @@ func (s *store) migrateUsers(ctx context.Context) error {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	}
+	// The login a token pair came from, so that logout and refresh revoke
+	// both tokens of the pair (NULL in rows made before the column).
+	if err := s.addColumn(ctx, "auth_tokens", "pair", id); err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS auth_tokens_pair ON auth_tokens(pair)`); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
 	return nil
 }
 
