@@ -88,6 +88,11 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	if err != nil {
 		return err
 	}
+	// Mirrored password hashes, login token hashes and flow literals: 0600
+	// in a 0700 directory, like keyflow.db (dbfiles.go).
+	if err := prepareSQLiteFile(state, a.log); err != nil {
+		return err
+	}
 	local, err := sql.Open(state.driver, state.dsn)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", state.display, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -272,6 +274,29 @@ func TestSQLiteFileModes(t *testing.T) {
 	st, err := os.Stat(dir)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+}
+
+// TestLangflowStateFileMode: on a Langflow database, the server's own
+// SQLite file (users mirrored with their password hashes, flows with their
+// literal values) is created 0600 like keyflow.db, in a config dir created
+// 0700. Before, SQLite created it with the umask's mode (0644).
+func TestLangflowStateFileMode(t *testing.T) {
+	url, _, _ := langflowDatabase(t, false, langflowtest.GenNewest)
+	cfg := langflowConfig(t, url, langflowSecret)
+	cfg.ConfigDir = filepath.Join(cfg.ConfigDir, "new")
+	a, err := openApp(context.Background(), cfg, quietLog())
+	require.NoError(t, err)
+	defer a.Close()
+	require.NotNil(t, a.langflow)
+	st, err := os.Stat(cfg.ConfigDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), st.Mode().Perm(), "config dir")
+	for _, name := range []string{langflowStateFile, langflowStateFile + "-wal", langflowStateFile + "-shm"} {
+		st, err := os.Stat(filepath.Join(cfg.ConfigDir, name))
+		if assert.NoError(t, err, name) {
+			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), name)
+		}
+	}
 }
 
 // BenchmarkHarden measures what the Host check, nosniff and the redirect
