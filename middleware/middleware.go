@@ -64,8 +64,13 @@ const (
 	// OptionsPreflight, the default, lets through unauthenticated only CORS
 	// preflights: OPTIONS requests with an Access-Control-Request-Method
 	// header (browsers send one, and never a key). Any other OPTIONS
-	// request is authenticated like every other method, so a handler that
-	// does not check the method is not reachable without a key.
+	// request is authenticated like every other method. Anyone can send
+	// that header, though: a request that looks like a preflight reaches
+	// the next handler without a principal, so a handler that does not
+	// check the method must not sit behind this policy alone (register it
+	// with a method pattern such as "GET /admin/export", check
+	// FromRequest's ok, or use OptionsAuthenticate with the CORS layer in
+	// front).
 	OptionsPreflight OptionsPolicy = iota
 	// OptionsAll lets every OPTIONS request through unauthenticated.
 	OptionsAll
