@@ -361,3 +361,46 @@ func TestUnscoped(t *testing.T) {
 		assert.Equal(t, tc.want, w.Code, tc.name)
 	}
 }
+
+// TestForgedPreflights: an OPTIONS request with Access-Control-Request-Method
+// (which any client can add) passes the key middleware without a principal,
+// as a real CORS preflight must; no route of the server then acts on it as
+// on another method: every route answers 4xx and changes nothing. With and
+// without auto-login, and with LANGFLOW_SKIP_AUTH_AUTO_LOGIN.
+func TestForgedPreflights(t *testing.T) {
+	for _, mode := range []struct {
+		name            string
+		autoLogin, skip bool
+	}{{"login", false, false}, {"auto-login", true, false}, {"skip-auth", true, true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			a, srv, echo := startApp(t, mode.autoLogin)
+			if mode.skip {
+				a.cfg.Auth.SkipAuthAutoLogin = true
+				h, err := a.handler()
+				require.NoError(t, err)
+				srv = httptest.NewServer(h)
+				t.Cleanup(srv.Close)
+			}
+			ctx := context.Background()
+			keysBefore, err := a.keys.List(ctx, a.superuser.ID)
+			require.NoError(t, err)
+			for _, path := range []string{
+				"/api/v1/api_key/", "/api/v1/api_key/" + echo.ID, "/api/v1/variables/", "/api/v1/variables/" + echo.ID,
+				"/api/v1/flows/", "/api/v1/run/" + echo.ID, "/api/v1/run/echo?stream=true",
+				"/api/v1/login", "/api/v1/refresh", "/api/v1/logout",
+				"/api/v1/users/", "/api/v1/users/whoami", "/api/v1/users/" + a.superuser.ID, "/", "/health", "/static/app.js",
+			} {
+				res, body := httpDo(t, http.MethodOptions, srv.URL+path, strings.NewReader(`{"name":"forged"}`),
+					"Access-Control-Request-Method", "POST", "Origin", "http://evil.example", "Host", "127.0.0.1")
+				assert.GreaterOrEqual(t, res.StatusCode, 400, "%s: %s", path, body)
+				assert.Less(t, res.StatusCode, 500, "%s: %s", path, body)
+				assert.Empty(t, res.Header.Get("Set-Cookie"), path)
+				assert.NotContains(t, body, "sk-", path)
+			}
+			keysAfter, err := a.keys.List(ctx, a.superuser.ID)
+			require.NoError(t, err)
+			assert.Len(t, keysAfter, len(keysBefore), "no key made by a forged preflight")
+		})
+	}
+}
