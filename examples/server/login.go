@@ -224,11 +224,15 @@ func (a *app) issueTokens(ctx context.Context, userID string) (tokenPair, error)
 	return tokenPair{AccessToken: access, RefreshToken: refresh, TokenType: "bearer"}, nil
 }
 
-// setTokenCookies sets Langflow's two cookies. Both are HttpOnly (the web
+// setTokenCookies sets Langflow's two cookies, and forbids caching the
+// answer that carries them. Both are HttpOnly (the web
 // UI never reads them); the access cookie is SameSite=Lax as in Langflow,
 // the refresh cookie SameSite=Strict and scoped to /api/v1/ (Langflow:
 // SameSite=None; Secure, which a browser drops on plain http).
 func (a *app) setTokenCookies(w http.ResponseWriter, r *http.Request, t tokenPair) {
+	// The answer holds the tokens: no cache may keep it (RFC 6749 §5.1).
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
 	http.SetCookie(w, &http.Cookie{Name: accessCookie, Value: t.AccessToken, Path: "/",
 		MaxAge: int(a.accessTTL() / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 	http.SetCookie(w, &http.Cookie{Name: refreshCookie, Value: t.RefreshToken, Path: "/api/v1/",

@@ -242,7 +242,8 @@ func TestLoginTokens(t *testing.T) {
 	assert.JSONEq(t, `{"detail":"Inactive user"}`, body)
 }
 
-// TestLoginTokenPairs: a refresh token is spent once, even by concurrent
+// TestLoginTokenPairs: token answers are not cacheable (no-store); a
+// refresh token is spent once, even by concurrent
 // refreshes (before, several got a new pair); a refresh revokes the old
 // access token with it; a logout with the access token alone (an API
 // client's) revokes the refresh token of its pair too (before, it stayed
@@ -269,6 +270,13 @@ func TestLoginTokenPairs(t *testing.T) {
 				return res.StatusCode, p
 			}
 
+			res, body := loginForm(t, srv, "admin", testPassword)
+			require.Equal(t, 200, res.StatusCode, body)
+			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), "a token response is never cached")
+			res, body = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+decode[tokenPair](t, body).RefreshToken)
+			require.Equal(t, 200, res.StatusCode, body)
+			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), "a token response is never cached")
+
 			tok := loginTokens(t, srv, "admin", testPassword)
 			codes := make([]int, 8)
 			var wg sync.WaitGroup
@@ -288,7 +296,7 @@ func TestLoginTokenPairs(t *testing.T) {
 			assert.Equal(t, 401, whoami(tok.AccessToken), "the refreshed pair's access token is revoked")
 
 			tok = loginTokens(t, srv, "admin", testPassword)
-			res, _ := httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Authorization", "Bearer "+tok.AccessToken)
+			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Authorization", "Bearer "+tok.AccessToken)
 			require.Equal(t, 200, res.StatusCode)
 			assert.Equal(t, 401, whoami(tok.AccessToken))
 			code, _ := refresh(tok.RefreshToken)
