@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
+	"github.com/keyflow-dev/keyflow/middleware"
 )
 
 // TestInactiveUserKeys: a deactivated user's API keys stop working at once
@@ -135,5 +136,23 @@ func TestLangflowUsersAreReadNow(t *testing.T) {
 				assert.JSONEq(t, `{"detail":"`+msgUsersInLangflow+`"}`, body)
 			}
 		})
+	}
+}
+
+// BenchmarkActiveKeyUser measures what checking the key's user adds to a
+// request authenticated by an API key (one read of the users table, SQLite).
+func BenchmarkActiveKeyUser(b *testing.B) {
+	cfg := config{ConfigDir: b.TempDir(), Host: "127.0.0.1", Getenv: func(string) string { return "" }}
+	a, err := openApp(context.Background(), cfg, quietLog())
+	require.NoError(b, err)
+	defer a.Close()
+	h := a.activeKeyUser(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	p := apikey.Principal{UserID: a.superuser.ID, Source: apikey.SourceDB}
+	r := httptest.NewRequest("POST", "/api/v1/run/x", nil)
+	r = r.WithContext(middleware.NewContext(r.Context(), p))
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
 	}
 }
