@@ -550,6 +550,16 @@ func TestSuperuserCommand(t *testing.T) {
 	code, _, errOut = run("", "superuser", "--username", "x", "--password", "langflow")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "legacy default password")
+	// Names no user may have (an ESC, a zero-width space: a look-alike of
+	// "root"), refused by every command that creates users.
+	for _, bad := range []string{"evil[31m", "ro​ot", "x‮Y"} {
+		code, _, errOut = run("", "superuser", "--username", bad, "--password", "a-long-password")
+		assert.Equal(t, 1, code, "superuser %q", bad)
+		assert.Contains(t, errOut, errBadUsername.Error())
+		code, _, errOut = run("", "api-key", "--username", bad)
+		assert.Equal(t, 1, code, "api-key %q", bad)
+		assert.Contains(t, errOut, errBadUsername.Error())
+	}
 
 	cfg, err := loadConfig(&commonFlags{configDir: dir, defaultLevel: "warn"}, nil, nil)
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/names"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -202,8 +203,25 @@ func (s *store) accounts(ctx context.Context) ([]account, error) {
 	return out, rows.Err()
 }
 
-// createAccount inserts a new user; errUsernameTaken if the name is in use.
+// errBadUsername refuses a username that package names refuses (control,
+// invisible or bidi characters, over 255 bytes) or an empty one, wherever a
+// user is created: the API, the superuser and api-key commands.
+var errBadUsername = errors.New("a username must be non-empty valid UTF-8 without control or invisible characters, at most 255 bytes")
+
+// checkUsername returns errBadUsername for a username no user may have.
+func checkUsername(username string) error {
+	if strings.TrimSpace(username) == "" || names.Check(username) != nil {
+		return errBadUsername
+	}
+	return nil
+}
+
+// createAccount inserts a new user; errUsernameTaken if the name is in use,
+// errBadUsername if no user may have it.
 func (s *store) createAccount(ctx context.Context, username, passwordHash string, superuser, active bool) (account, error) {
+	if err := checkUsername(username); err != nil {
+		return account{}, err
+	}
 	now := time.Now().UTC()
 	a := account{user: user{ID: ids.New(), Username: username, IsSuperuser: superuser, CreatedAt: now},
 		PasswordHash: passwordHash, IsActive: active, UpdatedAt: &now}
