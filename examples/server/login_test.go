@@ -552,7 +552,7 @@ func TestSuperuserCommand(t *testing.T) {
 	assert.Contains(t, errOut, "legacy default password")
 	// Names no user may have (an ESC, a zero-width space: a look-alike of
 	// "root"), refused by every command that creates users.
-	for _, bad := range []string{"evil[31m", "ro​ot", "x‮Y"} {
+	for _, bad := range []string{"evil\x1b[31m", "ro\u200bot", "x\u202eY"} {
 		code, _, errOut = run("", "superuser", "--username", bad, "--password", "a-long-password")
 		assert.Equal(t, 1, code, "superuser %q", bad)
 		assert.Contains(t, errOut, errBadUsername.Error())

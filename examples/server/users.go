@@ -15,8 +15,8 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/names"
 	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/names"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
