@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -67,16 +66,17 @@ func (a *app) fromLangflow(ctx context.Context, lu langflowdb.User, err error) (
 const msgKeyUserInactive = "User account is inactive"
 
 // activeKeyUser lets through a request authenticated by an API key
-// (apikey.SourceDB, or LANGFLOW_API_KEY) only while the key's user exists
-// and is active (403 msgKeyUserInactive otherwise), as the newest Langflow
-// does; the keys themselves are left as they are, so they work again if
-// the user is reactivated. Requests without a principal, and those of the
-// UI session and login tokens (which tokenAuth checks), pass unchanged. A
-// database failure is 503 (fail closed).
+// (apikey.SourceDB, or LANGFLOW_API_KEY) or by auto-login (the UI session,
+// LANGFLOW_SKIP_AUTH_AUTO_LOGIN) only while its user exists and is active
+// (403 msgKeyUserInactive otherwise), as the newest Langflow does; the keys
+// themselves are left as they are, so they work again if the user is
+// reactivated. Requests without a principal, and those of login tokens
+// (which tokenAuth checks), pass unchanged. A database failure is 503 (fail
+// closed).
 func (a *app) activeKeyUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := middleware.FromContext(r.Context())
-		if !ok || p.Source != apikey.SourceDB && p.Source != apikey.SourceEnv {
+		if !ok || p.Source == sourceLogin {
 			next.ServeHTTP(w, r)
 			return
 		}

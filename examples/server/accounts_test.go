@@ -156,3 +156,40 @@ func BenchmarkActiveKeyUser(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 }
+
+// TestInactiveSuperuserAutoLogin: with auto-login, the UI session and
+// LANGFLOW_SKIP_AUTH_AUTO_LOGIN act as the superuser only while that user is
+// active (Langflow: 403 "User account is inactive").
+func TestInactiveSuperuserAutoLogin(t *testing.T) {
+	t.Parallel()
+	a, srv, echo := startApp(t, true)
+	a.cfg.Auth.SkipAuthAutoLogin = true
+	h, err := a.handler()
+	require.NoError(t, err)
+	srv = httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	res, _ := httpDo(t, "GET", srv.URL+"/", nil)
+	var cookie string
+	for _, c := range res.Cookies() {
+		if c.Name == sessionCookie {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	require.NotEmpty(t, cookie)
+	session := func() int {
+		res, _ := httpDo(t, "GET", srv.URL+"/api/v1/api_key/", nil, "Cookie", cookie)
+		return res.StatusCode
+	}
+	skip := func() int {
+		res, _ := httpDo(t, "POST", srv.URL+"/api/v1/run/"+echo.ID, strings.NewReader(`{"input_value":"hi"}`), "Content-Type", "application/json")
+		return res.StatusCode
+	}
+	require.Equal(t, 200, session())
+	require.Equal(t, 200, skip())
+	inactive, active := false, true
+	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, &inactive, nil, nil))
+	assert.Equal(t, http.StatusForbidden, session(), "UI session of an inactive superuser")
+	assert.Equal(t, http.StatusForbidden, skip(), "skip-auth as an inactive superuser")
+	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, &active, nil, nil))
+	assert.Equal(t, 200, session())
+}

@@ -50,7 +50,8 @@ func (a *app) handler() (http.Handler, error) {
 	// an API key. Every one names the scope a key needs for it (scopes.go).
 	manage := func(scope func(http.Handler) http.Handler, h http.Handler) http.Handler {
 		h = scope(h)
-		return a.tokenAuth(h, ui.session(h, requireKey(a.activeKeyUser(h))))
+		active := a.activeKeyUser(h)
+		return a.tokenAuth(h, ui.session(active, requireKey(active)))
 	}
 
 	mux := http.NewServeMux()
