@@ -162,11 +162,11 @@ func BenchmarkActiveKeyUser(b *testing.B) {
 // active (Langflow: 403 "User account is inactive").
 func TestInactiveSuperuserAutoLogin(t *testing.T) {
 	t.Parallel()
-	a, srv, echo := startApp(t, true)
+	a, _, echo := startApp(t, true)
 	a.cfg.Auth.SkipAuthAutoLogin = true
 	h, err := a.handler()
 	require.NoError(t, err)
-	srv = httptest.NewServer(h)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	res, _ := httpDo(t, "GET", srv.URL+"/", nil)
 	var cookie string
