@@ -259,6 +259,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusTooManyRequests, msgTooManyLogins)
 		return
 	}
+	err := a.refreshLangflowUser(ctx, username)
+	if err != nil {
+		a.storeUnavailable(w, r, "login", err)
+		return
+	}
 	acct, err := a.store.accountByName(ctx, username)
 	if err != nil && !errors.Is(err, errUserNotFound) {
 		a.storeUnavailable(w, r, "login", err)
@@ -330,7 +335,7 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "refresh", err)
 		return
 	}
-	acct, err := a.store.accountByID(ctx, userID)
+	acct, err := a.accountByIDFresh(ctx, userID)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadRefresh)
@@ -424,7 +429,7 @@ func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 			a.storeUnavailable(w, r, "check token", err)
 			return
 		default:
-			acct, err := a.store.accountByID(ctx, userID)
+			acct, err := a.accountByIDFresh(ctx, userID)
 			switch {
 			case errors.Is(err, errUserNotFound) || err == nil && !acct.IsActive:
 				msg = msgUserInactive

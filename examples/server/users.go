@@ -398,7 +398,7 @@ func toUserJSON(a account) userJSON {
 func (a *app) currentAccount(w http.ResponseWriter, r *http.Request) (account, bool) {
 	caller, _ := middleware.FromRequest(r)
 	id := caller.UserID
-	acct, err := a.store.accountByID(r.Context(), id)
+	acct, err := a.accountByIDFresh(r.Context(), id)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, "User not found or is inactive.")
@@ -437,6 +437,10 @@ func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
 // unavailable.".
 func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.currentSuperuser(w, r); !ok {
+		return
+	}
+	if a.langflow != nil {
+		httpjson.Detail(w, http.StatusBadRequest, msgUsersInLangflow)
 		return
 	}
 	var in struct {
@@ -524,6 +528,10 @@ func (a *app) listUsers(w http.ResponseWriter, r *http.Request) {
 func (a *app) patchUser(w http.ResponseWriter, r *http.Request) {
 	caller, ok := a.currentSuperuser(w, r)
 	if !ok {
+		return
+	}
+	if a.langflow != nil {
+		httpjson.Detail(w, http.StatusBadRequest, msgUsersInLangflow)
 		return
 	}
 	id := r.PathValue("user_id")
