@@ -187,9 +187,9 @@ func TestInactiveSuperuserAutoLogin(t *testing.T) {
 	require.Equal(t, 200, session())
 	require.Equal(t, 200, skip())
 	inactive, active := false, true
-	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, &inactive, nil, nil))
+	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, nil, &inactive, nil, nil))
 	assert.Equal(t, http.StatusForbidden, session(), "UI session of an inactive superuser")
 	assert.Equal(t, http.StatusForbidden, skip(), "skip-auth as an inactive superuser")
-	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, &active, nil, nil))
+	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, nil, &active, nil, nil))
 	assert.Equal(t, 200, session())
 }

@@ -287,7 +287,13 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusTooManyRequests, msgTooManyLogins)
 		return
 	}
-	acct, err := a.accountByName(ctx, username)
+	err := a.refreshLangflowUser(ctx, username)
+	if err != nil {
+		a.throttle.abandoned(username, client)
+		a.storeUnavailable(w, r, "login", err)
+		return
+	}
+	acct, err := a.store.accountByName(ctx, username)
 	if err != nil && !errors.Is(err, errUserNotFound) {
 		a.throttle.abandoned(username, client)
 		a.storeUnavailable(w, r, "login", err)
@@ -295,16 +301,19 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	}
 	hash := []byte(acct.PasswordHash)
 	if err != nil || len(hash) == 0 {
-		hash = dummyHash()
+		hash = a.dummyHash
+		if hash == nil {
+			hash = dummyHash()
+		}
 	}
 	ok := compareHash(hash, []byte(password)) == nil && err == nil && acct.PasswordHash != ""
-	if !ok { // counted as a failure by attempt
+	if !ok {
 		a.log.InfoContext(ctx, "login failed", "client", client)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadLogin)
 		return
 	}
-	a.throttle.succeeded(username, client)
+	a.throttle.succeed(username, client)
 	if !acct.IsActive {
 		if acct.LastLoginAt == nil {
 			httpjson.Detail(w, http.StatusBadRequest, msgWaitingForApprove)
@@ -356,7 +365,7 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "refresh", err)
 		return
 	}
-	acct, err := a.accountByID(ctx, userID)
+	acct, err := a.accountByIDFresh(ctx, userID)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadRefresh)
@@ -459,7 +468,7 @@ func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 			a.storeUnavailable(w, r, "check token", err)
 			return
 		default:
-			acct, err := a.accountByID(ctx, userID)
+			acct, err := a.accountByIDFresh(ctx, userID)
 			switch {
 			case errors.Is(err, errUserNotFound) || err == nil && !acct.IsActive:
 				msg = msgUserInactive
@@ -496,13 +505,12 @@ func clientAddr(r *http.Request) string {
 // logins for one username, or from one client address (an IPv6 client's
 // /64, which one host can hold whole), each further attempt must wait (1 s,
 // then doubling up to loginMaxDelay) after the last failure, or get 429 with
-// Retry-After. Unknown and known usernames are counted alike.
-//
-// An attempt is counted as a failure when it begins (attempt), before its
-// password is checked, and uncounted when it turns out not to be one
-// (succeeded, abandoned): so concurrent attempts cannot all pass the check
-// before the first of them fails. A success clears the username's count.
-//
+// Retry-After. An attempt counts as a failure from the moment it is let
+// through (attempt), so that many guesses sent at once cannot all pass
+// before the first is judged; a success (succeed) takes it back and clears
+// the username's count, an attempt the database could not decide
+// (abandoned) is taken back. Unknown and known usernames are counted alike.
+// Usernames are kept as SHA-256 hashes, so a long username costs no memory.
 // Entries are forgotten loginForgetAfter after their last failure; at most
 // loginMaxEntries are kept: when full, the entries with the fewest failures
 // make room, so that a flood of new usernames or addresses cannot push out
@@ -529,15 +537,16 @@ func newLoginThrottle() *loginThrottle {
 	return &loginThrottle{m: map[string]*loginFailures{}, now: time.Now}
 }
 
-// throttleKeys are the counters of a login attempt: the username (without
-// case) and the client's address, an IPv6 address as its /64.
+// throttleKeys are the counters of a login attempt: the username (hashed,
+// without case) and the client's address, an IPv6 address as its /64.
 func throttleKeys(username, client string) [2]string {
 	if a, err := netip.ParseAddr(client); err == nil && a.Is6() && !a.Is4In6() {
 		if p, err := a.WithZone("").Prefix(64); err == nil {
 			client = p.String()
 		}
 	}
-	return [2]string{"u:" + strings.ToLower(username), "a:" + client}
+	sum := sha256.Sum256([]byte(strings.ToLower(username)))
+	return [2]string{"u:" + string(sum[:]), "a:" + client}
 }
 
 // delay is how long after the last of n failures the next attempt waits.
@@ -549,9 +558,9 @@ func loginDelay(n int) time.Duration {
 	return min(d, loginMaxDelay)
 }
 
-// attempt begins a login attempt: it returns how long the caller must still
-// wait (the attempt is then not made), or 0, and then counts the attempt as
-// a failure until succeeded or abandoned says otherwise.
+// attempt reports how long the caller must still wait; when that is 0 the
+// attempt is let through and counted as a failure until succeed or
+// abandoned says otherwise.
 func (t *loginThrottle) attempt(username, client string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -612,18 +621,20 @@ func (t *loginThrottle) makeRoom(now time.Time) {
 	}
 }
 
-// uncount takes one attempt back from a counter.
+// uncount takes one attempt back from a counter; an empty counter goes.
 func (t *loginThrottle) uncount(k string) {
-	if f := t.m[k]; f != nil && f.n > 0 {
-		f.n--
+	if f := t.m[k]; f != nil {
+		if f.n--; f.n <= 0 {
+			delete(t.m, k)
+		}
 	}
 }
 
-// succeeded ends an attempt whose password was right: the username's count
-// is cleared; the address keeps its earlier failures (one valid account
-// must not reset the count of an address that guesses other users'
-// passwords), without this attempt.
-func (t *loginThrottle) succeeded(username, client string) {
+// succeed takes back the attempt's failure after a successful login and
+// clears the username's count. The address keeps its earlier failures: one
+// valid account must not reset the count of an address that guesses other
+// users' passwords.
+func (t *loginThrottle) succeed(username, client string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	keys := throttleKeys(username, client)
@@ -631,8 +642,8 @@ func (t *loginThrottle) succeeded(username, client string) {
 	t.uncount(keys[1])
 }
 
-// abandoned ends an attempt that could not be decided (the database did not
-// answer): it is not counted.
+// abandoned takes back an attempt that could not be decided (the database
+// did not answer).
 func (t *loginThrottle) abandoned(username, client string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
