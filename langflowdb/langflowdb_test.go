@@ -443,26 +443,3 @@ func TestHashlessRowsSharingAKey(t *testing.T) {
 		})
 	}
 }
-
-// TestUserByID: a user is read as Langflow has it at the time of the call
-// (is_active changed in Langflow shows at once); an unknown or malformed ID
-// is ErrUserNotFound.
-func TestUserByID(t *testing.T) {
-	forEach(t, func(t *testing.T, e *env) {
-		ctx := context.Background()
-		u, err := e.ldb.UserByID(ctx, e.fx.Alice.ID)
-		require.NoError(t, err)
-		assert.Equal(t, "alice", u.Username)
-		assert.True(t, u.IsActive)
-		assert.False(t, u.IsSuperuser)
-		assert.NotEmpty(t, u.PasswordHash)
-		require.NoError(t, langflowtest.SetUserActive(ctx, e.db, e.postgres, e.fx.Alice.ID, false))
-		u, err = e.ldb.UserByID(ctx, strings.ReplaceAll(e.fx.Alice.ID, "-", ""))
-		require.NoError(t, err)
-		assert.False(t, u.IsActive, "read now, not cached")
-		for _, id := range []string{"00000000-0000-0000-0000-000000000000", "not-a-uuid", ""} {
-			_, err = e.ldb.UserByID(ctx, id)
-			assert.ErrorIs(t, err, langflowdb.ErrUserNotFound, id)
-		}
-	})
-}

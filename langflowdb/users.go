@@ -23,8 +23,7 @@ type User struct {
 	PasswordHash string
 }
 
-// ErrUserNotFound is returned by UserByName and UserByID when there is no
-// such user.
+// ErrUserNotFound is returned by UserByName when no user has that name.
 var ErrUserNotFound = errors.New("langflowdb: no such Langflow user")
 
 const userCols = `id, username, is_active, is_superuser, create_at, password`
@@ -65,25 +64,6 @@ func (d *DB) Users(ctx context.Context) ([]User, error) {
 // ErrUserNotFound.
 func (d *DB) UserByName(ctx context.Context, username string) (User, error) {
 	u, err := scanUser(d.db.QueryRowContext(ctx, d.q(`SELECT `+userCols+` FROM "user" WHERE username = ?`), username))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return User{}, ErrUserNotFound
-	case err != nil:
-		return User{}, fmt.Errorf("langflowdb: read user: %w", err)
-	}
-	return u, nil
-}
-
-// UserByID returns the Langflow user with this ID (canonical or 32 hex
-// digits), or ErrUserNotFound (also for an ID that is not a UUID). It reads
-// the table on every call: is_active and the password are as Langflow has
-// them now.
-func (d *DB) UserByID(ctx context.Context, id string) (User, error) {
-	arg, ok := d.idArg(id)
-	if !ok {
-		return User{}, ErrUserNotFound
-	}
-	u, err := scanUser(d.db.QueryRowContext(ctx, d.q(`SELECT `+userCols+` FROM "user" WHERE id = ?`), arg))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return User{}, ErrUserNotFound
