@@ -99,6 +99,9 @@ type Schema struct {
 	HasExpiresAt bool
 	// HasVariables: the variable table exists.
 	HasVariables bool
+	// HasCategory: variable.category exists (newer Langflow); new
+	// variables get Langflow's default category, Global.
+	HasCategory bool
 	// KeyStorage is how new keys are written.
 	KeyStorage KeyStorage
 }
@@ -169,6 +172,7 @@ func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 		HasAPIKeyHash: keyCols["api_key_hash"],
 		HasExpiresAt:  keyCols["expires_at"],
 		HasVariables:  varCols["value"] && varCols["user_id"],
+		HasCategory:   varCols["category"],
 		KeyStorage:    opts.KeyStorage,
 	}
 	if d.schema.KeyStorage == StorageAuto {
