@@ -44,7 +44,7 @@ func Example() {
 	fmt.Println(err != nil)
 
 	vs, _ := lf.Variables()
-	svc, _ := variables.NewService(variables.ServiceConfig{Store: vs, Keyring: keyring})
+	svc, _ := variables.NewService(variables.ServiceConfig{Store: vs, Keyring: lf.Keyring()})
 	model, _ := svc.Value(ctx, fx.Superuser.ID, "MODEL_NAME")
 	fmt.Println(model)
 	// Output:

@@ -117,6 +117,7 @@ func TestSchemaDetection(t *testing.T) {
 		g := e.fx.Generation
 		assert.Equal(t, g.HasHash(), s.HasAPIKeyHash)
 		assert.Equal(t, g.HasExpiry(), s.HasExpiresAt)
+		assert.Equal(t, g.HasCategory(), s.HasCategory)
 		want := map[langflowtest.Generation]langflowdb.KeyStorage{
 			langflowtest.Gen17: langflowdb.StoragePlaintext, langflowtest.Gen18: langflowdb.StorageToken,
 			langflowtest.Gen18Hash: langflowdb.StorageTokenAndHash, langflowtest.GenNewest: langflowdb.StorageTokenAndHash,
