@@ -222,7 +222,7 @@ func (s *KeyStore) backfill(ctx context.Context, rec apikey.Record) {
 	id, _ := s.d.idArg(rec.ID)
 	_, err := s.d.db.ExecContext(ctx, s.d.q("UPDATE apikey SET api_key_hash = ? WHERE id = ? AND api_key_hash IS NULL"), rec.Hash.String(), id)
 	if err != nil {
-		s.d.log.Warn("langflowdb: could not backfill api_key_hash", "key_id", rec.ID, "error", err)
+		s.d.log.Warn("langflowdb: could not backfill api_key_hash", "key_id", rec.ID, "err", err)
 		return
 	}
 	s.legacy.forget(rec.ID)
