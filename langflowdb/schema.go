@@ -141,6 +141,9 @@ func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 	if opts.Dialect != SQLite && opts.Dialect != Postgres {
 		return nil, fmt.Errorf("langflowdb: Config.Dialect must be langflowdb.SQLite or langflowdb.Postgres, not %q", opts.Dialect)
 	}
+	if opts.Keyring != nil && opts.Keyring.Derivation() == "" { // a zero Keyring opens nothing
+		return nil, errors.New("langflowdb: Config.Keyring was not made by secrets.NewKeyring or secrets.Load")
+	}
 	if opts.MaxCacheAge < 0 || opts.LegacyRescanInterval < 0 {
 		return nil, errors.New("langflowdb: Config.MaxCacheAge and LegacyRescanInterval must not be negative")
 	}

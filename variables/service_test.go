@@ -22,6 +22,8 @@ func TestNewServiceRequiresKeyring(t *testing.T) {
 	assert.NotNil(t, s.Store(), "nil Store means a memory store")
 	_, err = variables.NewService(variables.ServiceConfig{Keyring: keyring(t), Store: (*variables.MemoryStore)(nil)})
 	assert.ErrorContains(t, err, "nil pointer", "a typed-nil Store is refused (issue 13 item 10)")
+	_, err = variables.NewService(variables.ServiceConfig{Keyring: &secrets.Keyring{}})
+	assert.ErrorContains(t, err, "not made by secrets.NewKeyring", "a zero Keyring would fail every Credential with a 500")
 }
 
 // TestCreateValidation ports the 400 cases of Langflow's
