@@ -81,9 +81,9 @@ type EnvSettings struct {
 	FallbackToEnv bool
 }
 
-// ErrInvalidSetting: a boolean setting is set to something other than
-// true/false, 1/0, yes/no, on/off, t/f or y/n (any case), the empty string
-// included, as Langflow's settings refuse it (see
+// ErrInvalidSetting is returned when a boolean setting is set to something
+// other than true/false, 1/0, yes/no, on/off, t/f or y/n (any case), the
+// empty string included, as Langflow's settings refuse it (see
 // docs/langflow-compatibility.md#boolean-settings). The error names the
 // variable, not its value.
 var ErrInvalidSetting = errors.New("variables: invalid boolean setting")

@@ -21,8 +21,8 @@ const (
 	SourceNone        Source = "none"        // nothing: Value is ""
 )
 
-// ErrNoUser: Resolve needed the stored variables of a run without a user
-// (Langflow: "User id is not set", always raised).
+// ErrNoUser is returned when Resolve needs the stored variables of a run
+// without a user (Langflow: "User id is not set", always raised).
 var ErrNoUser = errors.New("variables: user id is not set for the run")
 
 // Field is one input of a component in a flow run.
