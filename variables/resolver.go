@@ -51,7 +51,7 @@ type Resolution struct {
 	Field    string // Field.Name
 	Variable string // the variable that answered ("" for SourceFlow)
 	Value    string // the plaintext value; "" for SourceNone
-	Source   Source
+	Source   Source // which layer answered
 }
 
 // EnvFallback says whether a Resolver reads the environment for variables
@@ -70,6 +70,7 @@ const (
 
 // ResolverConfig configures a Resolver. Service is required.
 type ResolverConfig struct {
+	// Service reads the user's stored variables (required; from NewService).
 	Service *Service
 	// EnvFallback enables the environment layer; the zero value reads
 	// LANGFLOW_FALLBACK_TO_ENV_VAR (true when unset).

@@ -41,8 +41,8 @@ const (
 
 // Config configures New. Dialect is required.
 type Config struct {
-	Dialect Dialect
-	Table   string // default "variable"; letters, digits and underscores
+	Dialect Dialect // SQLite or Postgres; required
+	Table   string  // default "variable"; letters, digits and underscores
 }
 
 // Store is a variables.Store on a *sql.DB. It is safe for concurrent use and
