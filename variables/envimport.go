@@ -135,10 +135,11 @@ func boolSetting(lookup func(string) (string, bool), name string) (bool, error) 
 // EnvImportOptions configures ImportEnv.
 type EnvImportOptions struct {
 	// Names to import; nil: DefaultEnvNames ∪ LANGFLOW_VARIABLES_TO_GET_FROM_ENVIRONMENT
-	// (read through Getenv).
+	// (read through LookupEnv).
 	Names []string
-	// Getenv looks up values and settings; nil: os.LookupEnv.
-	Getenv func(string) (string, bool)
+	// LookupEnv looks up values and settings, as ResolverConfig.LookupEnv
+	// does; nil: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
 }
 
 // EnvImportReport says what ImportEnv did, by variable name. It never holds
@@ -178,7 +179,7 @@ func (s *Service) ImportEnv(ctx context.Context, userID string, opts EnvImportOp
 	if err := s.ready(); err != nil {
 		return EnvImportReport{}, err
 	}
-	lookup := opts.Getenv
+	lookup := opts.LookupEnv
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}

@@ -360,7 +360,7 @@ func TestCredentialNeverBecomesVisible(t *testing.T) {
 func TestUpdateMarksUserOrigin(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, nil)
-	_, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"X"}, Getenv: envMap{"X": "env"}.Lookup})
+	_, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"X"}, LookupEnv: envMap{"X": "env"}.Lookup})
 	require.NoError(t, err)
 	list, err := s.List(ctx, "u1")
 	require.NoError(t, err)
