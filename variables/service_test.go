@@ -494,6 +494,9 @@ func TestZeroValueService(t *testing.T) {
 			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
 			_, err = (&variables.Resolver{}).Resolve(ctx, "u", nil, nil)
 			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = (*variables.Resolver)(nil).Resolve(ctx, "u", nil, nil)
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_ = s.Store()
 		})
 	}
 }
