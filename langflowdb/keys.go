@@ -30,7 +30,8 @@ var ErrUnsupported = errors.New("langflowdb: not supported by Langflow's schema"
 // optional capabilities apikey.KeyInserter (keys are written as Langflow
 // writes them) and apikey.CacheBound (the revocation bound). It is safe for
 // concurrent use, across processes too: several KeyStores and a running
-// Langflow may share the table.
+// Langflow may share the table. DB.Keys returns one; the zero value is not
+// usable.
 type KeyStore struct {
 	d      *DB
 	cols   string

@@ -121,8 +121,8 @@ func (s Schema) Generation() string {
 var ErrNotLangflow = errors.New("langflowdb: not a Langflow database (no apikey table with an api_key column)")
 
 // DB is an open Langflow database: the source of a KeyStore, a
-// VariableStore and the list of Langflow's users. It is safe for concurrent
-// use.
+// VariableStore and the list of Langflow's users, made by Open (the zero
+// value is not usable). It is safe for concurrent use.
 type DB struct {
 	db      *sql.DB
 	dialect Dialect

@@ -25,7 +25,8 @@ import (
 // names before it writes, serialising its own writers per user (a
 // PostgreSQL advisory lock; on SQLite, open the database with
 // sqlitedb.Open or sqlitedb.DSN, whose immediate transactions do it). It is
-// safe for concurrent use.
+// safe for concurrent use. DB.Variables returns one; the zero value is not
+// usable.
 type VariableStore struct {
 	d *DB
 }

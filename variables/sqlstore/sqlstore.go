@@ -47,7 +47,8 @@ type Config struct {
 
 // Store is a variables.Store on a *sql.DB. It is safe for concurrent use and
 // logs nothing; its own error texts name IDs, never values. Close
-// releases its prepared statement when the Store is no longer needed.
+// releases its prepared statement when the Store is no longer needed. Make
+// one with New; the zero value is not usable.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
