@@ -254,9 +254,14 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	client := clientAddr(r)
-	if wait := a.throttle.wait(username, client); wait > 0 {
+	if wait := a.throttle.attempt(username, client); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		httpjson.Detail(w, http.StatusTooManyRequests, msgTooManyLogins)
+		return
+	}
+	err := a.refreshLangflowUser(ctx, username)
+	if err != nil {
+		a.storeUnavailable(w, r, "login", err)
 		return
 	}
 	acct, err := a.store.accountByName(ctx, username)
@@ -266,17 +271,19 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	}
 	hash := []byte(acct.PasswordHash)
 	if err != nil || len(hash) == 0 {
-		hash = dummyHash()
+		hash = a.dummyHash
+		if hash == nil {
+			hash = dummyHash()
+		}
 	}
 	ok := compareHash(hash, []byte(password)) == nil && err == nil && acct.PasswordHash != ""
 	if !ok {
-		a.throttle.fail(username, client)
 		a.log.InfoContext(ctx, "login failed", "client", client)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadLogin)
 		return
 	}
-	a.throttle.succeed(username)
+	a.throttle.succeed(username, client)
 	if !acct.IsActive {
 		if acct.LastLoginAt == nil {
 			httpjson.Detail(w, http.StatusBadRequest, msgWaitingForApprove)
@@ -328,7 +335,7 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "refresh", err)
 		return
 	}
-	acct, err := a.store.accountByID(ctx, userID)
+	acct, err := a.accountByIDFresh(ctx, userID)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadRefresh)
@@ -422,7 +429,7 @@ func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 			a.storeUnavailable(w, r, "check token", err)
 			return
 		default:
-			acct, err := a.store.accountByID(ctx, userID)
+			acct, err := a.accountByIDFresh(ctx, userID)
 			switch {
 			case errors.Is(err, errUserNotFound) || err == nil && !acct.IsActive:
 				msg = msgUserInactive
@@ -458,10 +465,13 @@ func clientAddr(r *http.Request) string {
 // loginThrottle slows password guessing: after loginFreeFailures failed
 // logins for one username, or from one client address, each further
 // attempt must wait (1 s, then doubling up to loginMaxDelay) after the last
-// failure, or get 429 with Retry-After. A success clears the username's
-// count. Unknown and known usernames are counted alike.
-// Entries are forgotten loginForgetAfter after their last failure; at most
-// loginMaxEntries are kept. It is safe for concurrent use.
+// failure, or get 429 with Retry-After. An attempt counts as a failure from
+// the moment it is let through (attempt), so that many guesses sent at once
+// cannot all pass before the first is judged; a success (succeed) takes it
+// back and clears the username's count. Unknown and known usernames are
+// counted alike. Usernames are kept as SHA-256 hashes, so a long username
+// costs no memory. Entries are forgotten loginForgetAfter after their last
+// failure; at most loginMaxEntries are kept. It is safe for concurrent use.
 type loginThrottle struct {
 	mu  sync.Mutex
 	m   map[string]*loginFailures
@@ -485,7 +495,8 @@ func newLoginThrottle() *loginThrottle {
 }
 
 func throttleKeys(username, client string) [2]string {
-	return [2]string{"u:" + strings.ToLower(username), "a:" + client}
+	sum := sha256.Sum256([]byte(strings.ToLower(username)))
+	return [2]string{"u:" + string(sum[:]), "a:" + client}
 }
 
 // delay is how long after the last of n failures the next attempt waits.
@@ -497,29 +508,27 @@ func loginDelay(n int) time.Duration {
 	return min(d, loginMaxDelay)
 }
 
-// wait reports how long the caller must still wait (0: go ahead).
-func (t *loginThrottle) wait(username, client string) time.Duration {
+// attempt reports how long the caller must still wait; when that is 0 the
+// attempt is let through and counted as a failure until succeed says
+// otherwise.
+func (t *loginThrottle) attempt(username, client string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	keys := throttleKeys(username, client)
 	var longest time.Duration
-	for _, k := range throttleKeys(username, client) {
+	for _, k := range keys {
 		f := t.m[k]
-		if f == nil {
+		if f == nil || now.Sub(f.last) > loginForgetAfter {
 			continue
 		}
 		if w := f.last.Add(loginDelay(f.n)).Sub(now); w > longest {
 			longest = w
 		}
 	}
-	return longest
-}
-
-// fail records a failed login.
-func (t *loginThrottle) fail(username, client string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
+	if longest > 0 {
+		return longest
+	}
 	if len(t.m) >= loginMaxEntries {
 		for k, f := range t.m {
 			if now.Sub(f.last) > loginForgetAfter {
@@ -527,7 +536,7 @@ func (t *loginThrottle) fail(username, client string) {
 			}
 		}
 	}
-	for _, k := range throttleKeys(username, client) {
+	for _, k := range keys {
 		f := t.m[k]
 		if f == nil {
 			if len(t.m) >= loginMaxEntries {
@@ -541,13 +550,21 @@ func (t *loginThrottle) fail(username, client string) {
 		f.n++
 		f.last = now
 	}
+	return 0
 }
 
-// succeed clears the username's count after a successful login. The
-// address's count stays: one valid account must not reset the count of an
-// address that guesses other users' passwords.
-func (t *loginThrottle) succeed(username string) {
+// succeed takes back the attempt's failure after a successful login and
+// clears the username's count. The address keeps its earlier failures: one
+// valid account must not reset the count of an address that guesses other
+// users' passwords.
+func (t *loginThrottle) succeed(username, client string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, throttleKeys(username, "")[0])
+	keys := throttleKeys(username, client)
+	delete(t.m, keys[0])
+	if f := t.m[keys[1]]; f != nil {
+		if f.n--; f.n <= 0 {
+			delete(t.m, keys[1])
+		}
+	}
 }

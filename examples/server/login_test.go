@@ -227,7 +227,7 @@ func TestLoginTokens(t *testing.T) {
 	require.Equal(t, 201, res.StatusCode, body)
 	carol := decode[userJSON](t, body)
 	active := true
-	require.NoError(t, a.store.updateAccount(ctx, carol.ID, &active, nil, nil))
+	require.NoError(t, a.store.updateAccount(ctx, carol.ID, nil, &active, nil, nil))
 	carolTok := loginTokens(t, srv, "carol", "carol-password")
 	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+carol.ID, strings.NewReader(`{"is_active":false}`),
 		"Authorization", "Bearer "+tok2.AccessToken)
@@ -308,22 +308,58 @@ func TestLoginThrottle(t *testing.T) {
 	th := newLoginThrottle()
 	th.now = func() time.Time { return now }
 	for i := range loginFreeFailures {
-		assert.Zero(t, th.wait("ghost", "10.0.0.1"), "attempt %d", i)
-		th.fail("ghost", "10.0.0.1")
+		assert.Zero(t, th.attempt("ghost", "10.0.0.1"), "attempt %d", i)
 	}
-	assert.Equal(t, time.Second, th.wait("ghost", "10.0.0.2"), "by username")
-	assert.Equal(t, time.Second, th.wait("other", "10.0.0.1"), "by address")
-	assert.Zero(t, th.wait("other", "10.0.0.2"))
+	assert.Equal(t, time.Second, th.attempt("ghost", "10.0.0.2"), "by username")
+	assert.Equal(t, time.Second, th.attempt("other", "10.0.0.1"), "by address")
+	assert.Zero(t, th.attempt("other2", "10.0.0.2"))
 	now = now.Add(time.Second)
-	assert.Zero(t, th.wait("ghost", "10.0.0.1"))
-	th.fail("ghost", "10.0.0.1")
-	assert.Equal(t, 2*time.Second, th.wait("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
-	th.succeed("ghost")
-	assert.Zero(t, th.wait("ghost", "10.0.0.3"))
-	assert.Equal(t, 2*time.Second, th.wait("ghost", "10.0.0.1"), "the address keeps its count")
+	assert.Zero(t, th.attempt("ghost", "10.0.0.1"))
+	assert.Equal(t, 2*time.Second, th.attempt("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
+	th.succeed("ghost", "10.0.0.1")
+	assert.Zero(t, th.attempt("ghost", "10.0.0.3"))
+	th.succeed("ghost", "10.0.0.3")
+	assert.Equal(t, time.Second, th.attempt("ghost", "10.0.0.1"), "the address keeps its earlier failures")
 	now = now.Add(loginForgetAfter + time.Hour)
-	assert.Zero(t, th.wait("x", "10.0.0.1"))
+	assert.Zero(t, th.attempt("x", "10.0.0.1"))
 	assert.Equal(t, loginMaxDelay, loginDelay(100))
+}
+
+// TestLoginThrottleCountsAttemptsInFlight: an attempt counts from the
+// moment it is let through, so guesses sent at once (none of them judged
+// yet) cannot all pass; a success takes its attempt back.
+func TestLoginThrottleCountsAttemptsInFlight(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	th := newLoginThrottle()
+	th.now = func() time.Time { return now }
+	passed := 0
+	for range 3 * loginFreeFailures {
+		if th.attempt("admin", "10.0.0.9") == 0 {
+			passed++
+		}
+	}
+	assert.Equal(t, loginFreeFailures, passed, "only the free attempts pass while none has been judged")
+
+	th = newLoginThrottle()
+	th.now = func() time.Time { return now }
+	for range 3 * loginFreeFailures {
+		require.Zero(t, th.attempt("admin", "10.0.0.9"))
+		th.succeed("admin", "10.0.0.9")
+	}
+	assert.Empty(t, th.m, "successes leave nothing behind")
+}
+
+// TestLoginThrottleLongUsernames: what the throttle keeps for a username
+// does not grow with its length.
+func TestLoginThrottleLongUsernames(t *testing.T) {
+	t.Parallel()
+	th := newLoginThrottle()
+	long := strings.Repeat("u", maxLoginForm)
+	th.attempt(long, "10.0.0.1")
+	for k := range th.m {
+		assert.Less(t, len(k), 64, "key kept for a %d-byte username", len(long))
+	}
 }
 
 // TestLoginThrottleHTTP: the handler answers 429 with Retry-After.
@@ -437,4 +473,86 @@ func TestSuperuserCommand(t *testing.T) {
 	code, _, errOut = run("", "superuser", "--username", "y", "--password", "p")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "disabled")
+}
+
+// TestServeMakesDummyHashFirst: serve makes the dummy hash before it
+// listens, so the first login of an unknown user costs one bcrypt
+// comparison, as a wrong password does, and not a hash generation too.
+func TestServeMakesDummyHashFirst(t *testing.T) {
+	t.Parallel()
+	w := &readyWriter{ready: make(chan struct{})}
+	cfg := config{ConfigDir: t.TempDir(), Host: "127.0.0.1", Superuser: "admin", SuperuserPassword: testPassword,
+		Getenv: func(string) string { return "" }}
+	a, err := openApp(context.Background(), cfg, newLogger(w, slog.LevelInfo))
+	require.NoError(t, err)
+	require.Nil(t, a.dummyHash)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.serve(ctx) }()
+	select {
+	case <-w.ready:
+	case err := <-done:
+		t.Fatalf("serve returned before it was ready: %v\n%s", err, w.String())
+	}
+	cost, err := bcrypt.Cost(a.dummyHash)
+	assert.NoError(t, err, "a dummy hash is ready when the server listens")
+	assert.Equal(t, bcryptCost, cost)
+	cancel()
+	require.NoError(t, <-done)
+	require.NoError(t, a.Close())
+}
+
+// TestUsersAsLangflowTestsThem replays Langflow's own tests of /users
+// (src/backend/tests/unit/api/v1/test_users.py): a superuser cannot
+// deactivate itself, PATCH renames, ?search= filters by username ignoring
+// case and total_count counts the matches.
+func TestUsersAsLangflowTestsThem(t *testing.T) {
+	t.Parallel()
+	_, srv := startLoginApp(t, nil)
+	su := []string{"Authorization", "Bearer " + loginTokens(t, srv, "admin", testPassword).AccessToken}
+	res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, su...)
+	require.Equal(t, 200, res.StatusCode, body)
+	me := decode[userJSON](t, body)
+
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+me.ID, strings.NewReader(`{"is_active":false}`), su...)
+	assert.Equal(t, 403, res.StatusCode)
+	assert.JSONEq(t, `{"detail":"You can't deactivate your own user account"}`, body)
+	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, su...)
+	assert.Equal(t, 200, res.StatusCode, "still active, still logged in")
+
+	var ids []string
+	for _, name := range []string{"alice_search", "bob_search", "charlie_search"} {
+		res, body := httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"`+name+`","password":"password123"}`), su...)
+		require.Equal(t, 201, res.StatusCode, body)
+		ids = append(ids, decode[userJSON](t, body).ID)
+	}
+	type page struct {
+		Total int        `json:"total_count"`
+		Users []userJSON `json:"users"`
+	}
+	for _, c := range []struct {
+		query string
+		total int
+		n     int
+	}{{"alice", 1, 1}, {"ALICE", 1, 1}, {"_search", 3, 3}, {"_search&limit=1", 3, 1}, {"nonexistentuser", 0, 0}} {
+		res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/?search="+c.query, nil, su...)
+		require.Equal(t, 200, res.StatusCode, body)
+		p := decode[page](t, body)
+		assert.Equal(t, c.total, p.Total, c.query)
+		assert.Len(t, p.Users, c.n, c.query)
+	}
+
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"alice2","password":"new-password"}`), su...)
+	require.Equal(t, 200, res.StatusCode, body)
+	assert.Equal(t, "alice2", decode[userJSON](t, body).Username)
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"bob_search"}`), su...)
+	assert.Equal(t, 400, res.StatusCode)
+	assert.JSONEq(t, `{"detail":"This username is unavailable."}`, body)
+	res, _ = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"  "}`), su...)
+	assert.Equal(t, 400, res.StatusCode)
+
+	// Deactivating another user is allowed.
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[1], strings.NewReader(`{"is_active":false}`), su...)
+	require.Equal(t, 200, res.StatusCode, body)
+	assert.False(t, decode[userJSON](t, body).IsActive)
 }

@@ -190,6 +190,7 @@ type app struct {
 	superuser user
 	dbDisplay string // the database URL without a password, for logs
 	throttle  *loginThrottle
+	dummyHash []byte // made by serve before it listens; nil: made on first use (dummyHash)
 	unlock    func() // releases the database-use lock (lockDatabase)
 }
 
@@ -532,6 +533,10 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	a.warnIfNoLogin(ctx)
+	// The dummy bcrypt hash that logins of unknown users are compared
+	// against is made now, so that the first such login does not take the
+	// time of two bcrypt runs where a wrong password takes one.
+	a.dummyHash = dummyHash()
 
 	h, err := a.handler()
 	if err != nil {

@@ -236,9 +236,21 @@ func (s *store) setPasswordIfNone(ctx context.Context, id, passwordHash string) 
 	return n == 1, nil
 }
 
-// updateAccount applies a superuser's PATCH: each non-nil field.
-func (s *store) updateAccount(ctx context.Context, id string, active, superuser *bool, passwordHash *string) error {
+// updateAccount applies a superuser's PATCH: each non-nil field;
+// errUsernameTaken when another user has that username, errUserNotFound
+// when there is no such user.
+func (s *store) updateAccount(ctx context.Context, id string, username *string, active, superuser *bool, passwordHash *string) error {
 	sets, args := []string{"updated_at = ?"}, []any{time.Now().UTC()}
+	if username != nil {
+		other, err := s.accountByName(ctx, *username)
+		switch {
+		case err == nil && !strings.EqualFold(other.ID, id):
+			return errUsernameTaken
+		case err != nil && !errors.Is(err, errUserNotFound):
+			return err
+		}
+		sets, args = append(sets, "username = ?"), append(args, *username)
+	}
 	if active != nil {
 		sets, args = append(sets, "is_active = ?"), append(args, *active)
 	}
@@ -386,7 +398,7 @@ func toUserJSON(a account) userJSON {
 func (a *app) currentAccount(w http.ResponseWriter, r *http.Request) (account, bool) {
 	caller, _ := middleware.FromRequest(r)
 	id := caller.UserID
-	acct, err := a.store.accountByID(r.Context(), id)
+	acct, err := a.accountByIDFresh(r.Context(), id)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, "User not found or is inactive.")
@@ -425,6 +437,10 @@ func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
 // unavailable.".
 func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.currentSuperuser(w, r); !ok {
+		return
+	}
+	if a.langflow != nil {
+		httpjson.Detail(w, http.StatusBadRequest, msgUsersInLangflow)
 		return
 	}
 	var in struct {
@@ -473,8 +489,9 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusCreated, toUserJSON(acct))
 }
 
-// listUsers is GET /api/v1/users/?skip=&limit= by a superuser:
-// {"total_count", "users": [UserRead]}.
+// listUsers is GET /api/v1/users/?skip=&limit=&search= by a superuser:
+// {"total_count", "users": [UserRead]}; search keeps the usernames that
+// contain it, ignoring case, as Langflow's does, and total_count counts them.
 func (a *app) listUsers(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.currentSuperuser(w, r); !ok {
 		return
@@ -488,6 +505,15 @@ func (a *app) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "list users", err)
 		return
 	}
+	if search := strings.ToLower(r.URL.Query().Get("search")); search != "" {
+		matching := all[:0]
+		for _, acct := range all {
+			if strings.Contains(strings.ToLower(acct.Username), search) {
+				matching = append(matching, acct)
+			}
+		}
+		all = matching
+	}
 	page := []userJSON{}
 	for i := skip; i < len(all) && len(page) < limit; i++ {
 		page = append(page, toUserJSON(all[i]))
@@ -495,11 +521,17 @@ func (a *app) listUsers(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, map[string]any{"total_count": len(all), "users": page})
 }
 
-// patchUser is PATCH /api/v1/users/{user_id} by a superuser: is_active,
-// is_superuser and password, each optional. (Langflow also lets users edit
+// patchUser is PATCH /api/v1/users/{user_id} by a superuser: username,
+// is_active, is_superuser and password, each optional. As in Langflow, a
+// caller cannot deactivate themselves (403). (Langflow also lets users edit
 // their own profile; keyflow has no profile.)
 func (a *app) patchUser(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.currentSuperuser(w, r); !ok {
+	caller, ok := a.currentSuperuser(w, r)
+	if !ok {
+		return
+	}
+	if a.langflow != nil {
+		httpjson.Detail(w, http.StatusBadRequest, msgUsersInLangflow)
 		return
 	}
 	id := r.PathValue("user_id")
@@ -508,12 +540,29 @@ func (a *app) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
+		Username    *string `json:"username"`
 		IsActive    *bool   `json:"is_active"`
 		IsSuperuser *bool   `json:"is_superuser"`
 		Password    *string `json:"password"`
 	}
 	if !httpjson.Decode(w, r, &in) {
 		return
+	}
+	if in.IsActive != nil && !*in.IsActive && strings.EqualFold(id, caller.ID) {
+		// As Langflow: nobody deactivates themselves (the last superuser
+		// would lock everybody out).
+		httpjson.Detail(w, http.StatusForbidden, "You can't deactivate your own user account")
+		return
+	}
+	if in.Username != nil {
+		switch {
+		case strings.TrimSpace(*in.Username) == "":
+			httpjson.Detail(w, http.StatusBadRequest, "Username cannot be empty")
+			return
+		case variables.ValidateName(*in.Username) != nil:
+			httpjson.Detail(w, http.StatusBadRequest, "Username must be valid UTF-8 without control characters, at most 255 bytes")
+			return
+		}
 	}
 	var hash *string
 	if in.Password != nil && *in.Password != "" {
@@ -524,9 +573,13 @@ func (a *app) patchUser(w http.ResponseWriter, r *http.Request) {
 		}
 		hash = &h
 	}
-	err := a.store.updateAccount(r.Context(), id, in.IsActive, in.IsSuperuser, hash)
-	if errors.Is(err, errUserNotFound) {
+	err := a.store.updateAccount(r.Context(), id, in.Username, in.IsActive, in.IsSuperuser, hash)
+	switch {
+	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusNotFound, "User not found")
+		return
+	case errors.Is(err, errUsernameTaken):
+		httpjson.Detail(w, http.StatusBadRequest, "This username is unavailable.")
 		return
 	}
 	if err != nil {
