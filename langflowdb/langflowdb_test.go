@@ -132,6 +132,8 @@ func TestOpenRefusesOtherDatabases(t *testing.T) {
 	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
 	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{})
 	require.Error(t, err)
+	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: &secrets.Keyring{}})
+	require.ErrorContains(t, err, "Keyring was not made by secrets.NewKeyring", "a zero Keyring is refused, not a store whose every token fails")
 }
 
 func TestVerifyEveryGeneration(t *testing.T) {

@@ -155,8 +155,8 @@ func (s Schema) Generation() string {
 var ErrNotLangflow = errors.New("langflowdb: not a Langflow database (no apikey table with an api_key column)")
 
 // DB is an open Langflow database: the source of a KeyStore, a
-// VariableStore and the list of Langflow's users. It is safe for concurrent
-// use.
+// VariableStore and the list of Langflow's users, made by Open (the zero
+// value is not usable). It is safe for concurrent use.
 type DB struct {
 	db      *sql.DB
 	dialect Dialect
@@ -174,6 +174,9 @@ func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 	}
 	if opts.Dialect != SQLite && opts.Dialect != Postgres {
 		return nil, fmt.Errorf("langflowdb: Config.Dialect must be langflowdb.SQLite or langflowdb.Postgres, not %q", opts.Dialect)
+	}
+	if opts.Keyring != nil && opts.Keyring.Derivation() == "" { // a zero Keyring opens nothing
+		return nil, errors.New("langflowdb: Config.Keyring was not made by secrets.NewKeyring or secrets.Load")
 	}
 	if opts.MaxCacheAge < 0 || opts.LegacyRescanInterval < 0 {
 		return nil, errors.New("langflowdb: Config.MaxCacheAge and LegacyRescanInterval must not be negative")

@@ -24,8 +24,9 @@ import (
 // stored. It has no unique (user_id, name) constraint: the store checks
 // names before it writes, serialising its own writers per user (a
 // PostgreSQL advisory lock; on SQLite, open the database with
-// _txlock=immediate, as keyflow's examples do). It is safe for concurrent
-// use.
+// sqlitedb.Open or sqlitedb.DSN, whose immediate transactions do it). It is
+// safe for concurrent use. DB.Variables returns one; the zero value is not
+// usable.
 type VariableStore struct {
 	d *DB
 }

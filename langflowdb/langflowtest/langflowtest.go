@@ -61,6 +61,7 @@ const (
 // Generations lists every generation, oldest first.
 var Generations = []Generation{Gen17, Gen18, Gen18Hash, GenNewest}
 
+// String names the generation, e.g. "langflow-1.7-plaintext".
 func (g Generation) String() string {
 	switch g {
 	case Gen17:
