@@ -418,10 +418,10 @@ func (a *auth) logFailure(r *http.Request, err error) {
 		path = r.URL.Path
 	}
 	if IsRejection(err) {
-		a.log().DebugContext(ctx, "keyflow: API key rejected", "method", r.Method, "path", path, "err", err)
+		a.log().DebugContext(ctx, "middleware: API key rejected", "method", r.Method, "path", path, "err", err)
 		return
 	}
-	a.log().ErrorContext(ctx, "keyflow: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
+	a.log().ErrorContext(ctx, "middleware: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
 }
 
 // IsRejection reports whether err is a verdict on the request's key (no key,

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -421,5 +422,56 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 			res, _ = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+fx.Alice.ID, strings.NewReader(`{"is_active":false}`), suBearer...)
 			assert.Equal(t, 400, res.StatusCode)
 		})
+	}
+}
+
+// stopAfter is a context whose Err reports Canceled from its n-th call on,
+// as a Ctrl-C part-way through an import would.
+type stopAfter struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (c *stopAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestImportInterruptedResumes: an import stopped part-way leaves complete
+// rows and a summary of them; the same import run again imports the rest
+// and skips what is there.
+func TestImportInterruptedResumes(t *testing.T) {
+	url, fx, _ := langflowDatabase(t, false, langflowtest.GenNewest)
+	cfg := langflowConfig(t, "", langflowSecret)
+	cfg.Schema = "keyflow"
+	a, err := openApp(context.Background(), cfg, quietLog())
+	require.NoError(t, err)
+	defer a.Close()
+	src, err := parseDatabaseURL(url, "")
+	require.NoError(t, err)
+	lfdb, err := sql.Open(src.driver, src.dsn)
+	require.NoError(t, err)
+	defer lfdb.Close()
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
+	require.NoError(t, err)
+
+	ctx := &stopAfter{Context: context.Background()}
+	ctx.n.Store(6) // through the users and into the keys
+	first, err := importLangflow(ctx, a, ldb, a.keyring, nil)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Positive(t, first.imported["users"], "the first run got somewhere")
+	require.Less(t, first.imported["api keys"], len(fx.Keys)-3, "and stopped before the end")
+
+	second, err := importLangflow(context.Background(), a, ldb, a.keyring, nil)
+	require.NoError(t, err)
+	assert.Equal(t, first.imported["api keys"], second.skipped["api keys"][skipAlready], "what the first run imported is skipped")
+	keyRows := len(fx.Keys) - 1 + 1 // the deleted key has no row; the shared key has two
+	assert.Equal(t, keyRows-2, first.imported["api keys"]+second.imported["api keys"], "every importable key once")
+	assert.Equal(t, 4, second.imported["variables"])
+	for _, label := range fx.Valid() {
+		_, err := a.keys.Verify(context.Background(), fx.Keys[label].Plaintext)
+		assert.NoError(t, err, label)
 	}
 }

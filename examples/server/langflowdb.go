@@ -112,7 +112,9 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	if a.keys, err = apikey.NewManager(apikey.Config{Store: keys, DisableUsageTracking: a.cfg.DisableUsageTracking, Logger: a.log}); err != nil {
 		return err
 	}
-	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: vs, Keyring: a.keyring, Logger: a.log}); err != nil {
+	// ldb.Keyring encrypts as the Langflow beside it does (a short secret:
+	// the key derivation of its version), so Langflow opens what keyflow writes.
+	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: vs, Keyring: ldb.Keyring(), Logger: a.log}); err != nil {
 		return err
 	}
 	fallback := variables.EnvFallbackOff
@@ -127,7 +129,7 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	}
 	a.log.Info("serving on a Langflow database's own tables", "database", dbc.display,
 		"schema", ldb.Schema().Generation(), "new_keys_stored_as", ldb.Schema().KeyStorage.String(),
-		"revocation_bound", keys.MaxCacheAge())
+		"revocation_bound", keys.MaxCacheAge(), "encryption_key", ldb.Schema().Encryption)
 	return nil
 }
 

@@ -23,8 +23,8 @@ import (
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
-// Login as Langflow does it (docs/langflow-compatibility.md, "Login and
-// users"): POST /api/v1/login with the form fields username and password
+// Login as Langflow does it (docs/langflow-compatibility.md#login-and-users):
+// POST /api/v1/login with the form fields username and password
 // answers {"access_token", "refresh_token", "token_type": "bearer"} and sets
 // the cookies access_token_lf and refresh_token_lf; the management
 // endpoints then accept "Authorization: Bearer <access token>" (or the

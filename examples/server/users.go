@@ -21,7 +21,7 @@ import (
 )
 
 // Users and passwords, as Langflow has them with LANGFLOW_AUTO_LOGIN=false
-// (docs/langflow-compatibility.md, "Login and users"):
+// (docs/langflow-compatibility.md#login-and-users):
 //
 //   - the superuser is LANGFLOW_SUPERUSER (default "langflow"); with
 //     auto-login on it is always "langflow", as Langflow forces it;
