@@ -223,6 +223,7 @@ const msgUsersInLangflow = "Users are managed in Langflow on a Langflow database
 // is_active; a stale row of the same name (a Langflow user deleted and made
 // again) goes first.
 func (s *store) mirrorUser(ctx context.Context, u langflowdb.User) error {
+	defer s.usersChanged.Add(1)
 	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM users WHERE username = ? AND id <> ?`), u.Username, u.ID); err != nil {
 		return fmt.Errorf("mirror user: %w", err)
 	}

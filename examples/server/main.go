@@ -190,8 +190,9 @@ type app struct {
 	superuser user
 	dbDisplay string // the database URL without a password, for logs
 	throttle  *loginThrottle
-	dummyHash []byte // made by serve before it listens; nil: made on first use (dummyHash)
-	unlock    func() // releases the database-use lock (lockDatabase)
+	active    activeUsers // users found active recently (accounts.go)
+	dummyHash []byte      // made by serve before it listens; nil: made on first use (dummyHash)
+	unlock    func()      // releases the database-use lock (lockDatabase)
 }
 
 // openApp creates the config dir, takes the database-use lock (shared, see

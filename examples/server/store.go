@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
@@ -53,6 +54,9 @@ var errFlowNotFound = errors.New("flow not found")
 type store struct {
 	db       *sql.DB
 	postgres bool
+	// usersChanged counts this process's changes to users (updateAccount,
+	// mirrorUser), so that activeKeyUser forgets what it cached at once.
+	usersChanged atomic.Uint64
 }
 
 var schema = map[bool][]string{

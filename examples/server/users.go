@@ -266,6 +266,7 @@ func (s *store) setPasswordIfNone(ctx context.Context, id, passwordHash string) 
 // errUsernameTaken when another user has that username, errUserNotFound
 // when there is no such user.
 func (s *store) updateAccount(ctx context.Context, id string, username *string, active, superuser *bool, passwordHash *string) error {
+	defer s.usersChanged.Add(1)
 	sets, args := []string{"updated_at = ?"}, []any{time.Now().UTC()}
 	if username != nil {
 		other, err := s.accountByName(ctx, *username)
