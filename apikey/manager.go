@@ -229,8 +229,8 @@ func orDefault[T comparable](v, def T) T {
 //	Now                  the system clock
 //	Logger               slog.Default()
 //
-// It returns an error, and starts nothing, when Store, Changes or Format holds
-// a nil pointer (a typed nil), when AcceptFormats is empty or holds a nil
+// It returns an error, and starts nothing, when Store, Changes,
+// ChangesNotifier or Format holds a nil pointer (a typed nil), when AcceptFormats is empty or holds a nil
 // Format, does not accept the keys Format makes, or when Changes
 // is set and ChangesPollInterval is not shorter than ChangesMaxLag.
 func NewManager(cfg Config) (*Manager, error) {
@@ -241,6 +241,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if cfg.Changes != nil && isnil.Value(cfg.Changes) {
 		return nil, errors.New("apikey: Config.Changes holds a nil pointer")
+	}
+	if cfg.ChangesNotifier != nil && isnil.Value(cfg.ChangesNotifier) {
+		return nil, errors.New("apikey: Config.ChangesNotifier holds a nil pointer")
 	}
 	if cfg.Format != nil && isnil.Value(cfg.Format) {
 		return nil, errors.New("apikey: Config.Format holds a nil pointer")

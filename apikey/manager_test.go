@@ -434,6 +434,7 @@ func TestNewManagerConfig(t *testing.T) {
 		// Issue 13 item 10: a typed nil is refused, not panicking per call.
 		{"typed-nil Store", apikey.Config{Store: (*apikey.MemoryStore)(nil)}},
 		{"typed-nil Changes", apikey.Config{Changes: (*fakeFeed)(nil)}},
+		{"typed-nil ChangesNotifier", apikey.Config{Changes: &fakeFeed{}, ChangesNotifier: (*fakeNotifier)(nil)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := apikey.NewManager(tc.cfg)

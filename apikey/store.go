@@ -8,9 +8,9 @@ import (
 // Usage is a batch entry for Store.AddUsage: Uses more successful
 // verifications of key ID, the latest of them at LastUsed.
 type Usage struct {
-	ID       string
-	Uses     int64 // ≥ 0
-	LastUsed time.Time
+	ID       string    // the key's Record.ID
+	Uses     int64     // ≥ 0
+	LastUsed time.Time // the latest of those verifications
 }
 
 // Store keeps key records. A Manager is the usual client; package

@@ -104,8 +104,8 @@ func AsUser(r *http.Request, userID string, scopes ...string) *http.Request {
 // call returns it instead, e.g. apikey.ErrUnavailable to test how a server
 // answers a failing key store. A Verifier must not be modified while in use.
 type Verifier struct {
-	Keys map[string]apikey.Principal
-	Err  error
+	Keys map[string]apikey.Principal // key → the principal it verifies as
+	Err  error                       // when set, every Verify returns it
 }
 
 // errUnknownKey is what Verifier returns for a key it does not have.

@@ -30,8 +30,14 @@
 // StoragePlaintext), a Fernet token under LANGFLOW_SECRET_KEY's
 // key for 1.8, and a token with its hash for later schemas. Variables are
 // stored as Langflow stores them: Credential values encrypted with the same
-// secret and key derivation (package secrets), Generic values in clear, and
-// default_fields as a JSON list.
+// secret and key derivation (package secrets), Generic values in clear,
+// default_fields as a JSON list, and category Global where the column
+// exists. Encrypt with DB.Keyring: a secret shorter than 32 characters has
+// two keys, one for Langflow ≤ 1.10.0 and one for later versions, and
+// DB.Keyring encrypts with the one the Langflow beside it uses
+// (Config.ShortSecret). On SQLite, rows are written as SQLAlchemy writes
+// them: UUIDs as 32 hexadecimal digits, booleans as 0 and 1, times as naive
+// UTC text with microseconds.
 //
 // # Revocation bound
 //

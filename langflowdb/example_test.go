@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 
+	_ "modernc.org/sqlite" // the host's choice of driver
+
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -22,7 +24,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "langflowdb-example")
 	defer os.RemoveAll(dir)
-	db, err := testdb.OpenSQLite(filepath.Join(dir, "langflow.db")) // sql.Open("sqlite", …) in a program
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "langflow.db")) // Langflow's database file
 	if err != nil {
 		panic(err)
 	}
@@ -44,7 +46,7 @@ func Example() {
 	fmt.Println(err != nil)
 
 	vs, _ := lf.Variables()
-	svc, _ := variables.NewService(variables.ServiceConfig{Store: vs, Keyring: keyring})
+	svc, _ := variables.NewService(variables.ServiceConfig{Store: vs, Keyring: lf.Keyring()})
 	model, _ := svc.Value(ctx, fx.Superuser.ID, "MODEL_NAME")
 	fmt.Println(model)
 	// Output:

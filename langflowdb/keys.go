@@ -30,7 +30,8 @@ var ErrUnsupported = errors.New("langflowdb: not supported by Langflow's schema"
 // optional capabilities apikey.KeyInserter (keys are written as Langflow
 // writes them) and apikey.CacheBound (the revocation bound). It is safe for
 // concurrent use, across processes too: several KeyStores and a running
-// Langflow may share the table.
+// Langflow may share the table. DB.Keys returns one; the zero value is not
+// usable.
 type KeyStore struct {
 	d      *DB
 	cols   string
@@ -222,7 +223,7 @@ func (s *KeyStore) backfill(ctx context.Context, rec apikey.Record) {
 	id, _ := s.d.idArg(rec.ID)
 	_, err := s.d.db.ExecContext(ctx, s.d.q("UPDATE apikey SET api_key_hash = ? WHERE id = ? AND api_key_hash IS NULL"), rec.Hash.String(), id)
 	if err != nil {
-		s.d.log.Warn("langflowdb: could not backfill api_key_hash", "key_id", rec.ID, "error", err)
+		s.d.log.Warn("langflowdb: could not backfill api_key_hash", "key_id", rec.ID, "err", err)
 		return
 	}
 	s.legacy.forget(rec.ID)

@@ -117,6 +117,7 @@ func TestSchemaDetection(t *testing.T) {
 		g := e.fx.Generation
 		assert.Equal(t, g.HasHash(), s.HasAPIKeyHash)
 		assert.Equal(t, g.HasExpiry(), s.HasExpiresAt)
+		assert.Equal(t, g.HasCategory(), s.HasCategory)
 		want := map[langflowtest.Generation]langflowdb.KeyStorage{
 			langflowtest.Gen17: langflowdb.StoragePlaintext, langflowtest.Gen18: langflowdb.StorageToken,
 			langflowtest.Gen18Hash: langflowdb.StorageTokenAndHash, langflowtest.GenNewest: langflowdb.StorageTokenAndHash,
@@ -131,6 +132,8 @@ func TestOpenRefusesOtherDatabases(t *testing.T) {
 	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
 	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{})
 	require.Error(t, err)
+	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: &secrets.Keyring{}})
+	require.ErrorContains(t, err, "Keyring was not made by secrets.NewKeyring", "a zero Keyring is refused, not a store whose every token fails")
 }
 
 func TestVerifyEveryGeneration(t *testing.T) {

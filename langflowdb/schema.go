@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,29 @@ func (k KeyStorage) String() string {
 	return "auto"
 }
 
+// ShortSecret chooses the Fernet key a secret shorter than 32 characters
+// encrypts with. Langflow changed it in 1.10.1: before, the secret seeded
+// Python's PRNG; since, it is hashed with SHA-256. Langflow 1.10.0 and
+// earlier (every 1.8 generation among them) open only the first kind,
+// 1.10.1 to 1.11.2 only the second, 1.11.3 and later both
+// (docs/langflow-compatibility.md#writing-langflow-rows). A secret of 32
+// characters or more (Langflow generates 43) has one key for every version,
+// and ShortSecret does not matter.
+type ShortSecret int
+
+// The choices of ShortSecret.
+const (
+	// ShortSecretDetect (the zero value): as the newest Fernet token in the
+	// apikey and variable tables that the secret opens, so keyflow writes
+	// what the Langflow writing beside it writes; the SHA-256 key when there
+	// is none.
+	ShortSecretDetect ShortSecret = iota
+	// ShortSecretCurrent: the SHA-256 key (Langflow ≥ 1.10.1).
+	ShortSecretCurrent
+	// ShortSecretLegacy: the PRNG key (Langflow ≤ 1.10.0).
+	ShortSecretLegacy
+)
+
 // Config configure Open.
 type Config struct {
 	// Dialect of the database; required.
@@ -69,6 +93,10 @@ type Config struct {
 	// KeyStorage forces how new keys are written; StorageAuto (the zero
 	// value) detects it.
 	KeyStorage KeyStorage
+	// ShortSecret chooses the encryption key of a secret shorter than 32
+	// characters; ShortSecretDetect (the zero value) detects it. Use
+	// DB.Keyring to encrypt values for this database.
+	ShortSecret ShortSecret
 	// MaxCacheAge is how long a Manager may serve a cached verification
 	// result (apikey.CacheBound), and so how late a key deleted or
 	// deactivated in Langflow may still be accepted (plus the Manager's
@@ -99,8 +127,14 @@ type Schema struct {
 	HasExpiresAt bool
 	// HasVariables: the variable table exists.
 	HasVariables bool
+	// HasCategory: variable.category exists (newer Langflow); new
+	// variables get Langflow's default category, Global.
+	HasCategory bool
 	// KeyStorage is how new keys are written.
 	KeyStorage KeyStorage
+	// Encryption is the key derivation new Fernet tokens are made with
+	// (see ShortSecret); "" without a Keyring.
+	Encryption secrets.Derivation
 }
 
 // Generation describes the schema in the terms of Langflow's versions.
@@ -121,8 +155,8 @@ func (s Schema) Generation() string {
 var ErrNotLangflow = errors.New("langflowdb: not a Langflow database (no apikey table with an api_key column)")
 
 // DB is an open Langflow database: the source of a KeyStore, a
-// VariableStore and the list of Langflow's users. It is safe for concurrent
-// use.
+// VariableStore and the list of Langflow's users, made by Open (the zero
+// value is not usable). It is safe for concurrent use.
 type DB struct {
 	db      *sql.DB
 	dialect Dialect
@@ -140,6 +174,9 @@ func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 	}
 	if opts.Dialect != SQLite && opts.Dialect != Postgres {
 		return nil, fmt.Errorf("langflowdb: Config.Dialect must be langflowdb.SQLite or langflowdb.Postgres, not %q", opts.Dialect)
+	}
+	if opts.Keyring != nil && opts.Keyring.Derivation() == "" { // a zero Keyring opens nothing
+		return nil, errors.New("langflowdb: Config.Keyring was not made by secrets.NewKeyring or secrets.Load")
 	}
 	if opts.MaxCacheAge < 0 || opts.LegacyRescanInterval < 0 {
 		return nil, errors.New("langflowdb: Config.MaxCacheAge and LegacyRescanInterval must not be negative")
@@ -169,6 +206,7 @@ func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 		HasAPIKeyHash: keyCols["api_key_hash"],
 		HasExpiresAt:  keyCols["expires_at"],
 		HasVariables:  varCols["value"] && varCols["user_id"],
+		HasCategory:   varCols["category"],
 		KeyStorage:    opts.KeyStorage,
 	}
 	if d.schema.KeyStorage == StorageAuto {
@@ -182,11 +220,98 @@ func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 	if d.schema.KeyStorage != StoragePlaintext && d.keyring == nil {
 		return nil, errors.New("langflowdb: Config.Keyring (Langflow's secret) is required to write keys as Fernet tokens")
 	}
+	if d.keyring != nil {
+		if d.keyring, err = d.encryptionKeyring(ctx, opts.ShortSecret); err != nil {
+			return nil, err
+		}
+		d.schema.Encryption = d.keyring.Derivation()
+	}
 	return d, nil
 }
 
 // Schema returns what Open found.
 func (d *DB) Schema() Schema { return d.schema }
+
+// Keyring returns Config.Keyring as this database needs it: it decrypts
+// what Config.Keyring decrypts and encrypts with the key ShortSecret chose
+// (Schema.Encryption). A variables.Service on the VariableStore must encrypt
+// with it, so that Langflow opens its Credential values. nil without a
+// Config.Keyring.
+func (d *DB) Keyring() *secrets.Keyring { return d.keyring }
+
+// encryptionKeyring applies ShortSecret to Config.Keyring.
+func (d *DB) encryptionKeyring(ctx context.Context, mode ShortSecret) (*secrets.Keyring, error) {
+	k := d.keyring
+	if k.Derivation() != secrets.DerivationSHA256 { // a long secret: one key
+		return k, nil
+	}
+	want := secrets.DerivationSHA256
+	switch mode {
+	case ShortSecretLegacy:
+		want = secrets.DerivationLegacyMT19937
+	case ShortSecretDetect:
+		found, err := d.newestTokenDerivation(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if found != "" {
+			want = found
+		}
+	case ShortSecretCurrent:
+	default:
+		return nil, fmt.Errorf("langflowdb: unknown Config.ShortSecret %d", mode)
+	}
+	return k.WithEncryption(want)
+}
+
+// detectTokens is how many of the newest tokens of each table
+// newestTokenDerivation reads.
+const detectTokens = 20
+
+// newestTokenDerivation returns the derivation of the primary secret's key
+// that opens the newest Fernet token of the apikey and variable tables
+// (by created_at; for variables, updated_at first, since an update
+// re-encrypts), or "" when the secret opens none of them.
+func (d *DB) newestTokenDerivation(ctx context.Context) (secrets.Derivation, error) {
+	type tok struct {
+		at    time.Time
+		token string
+	}
+	var toks []tok
+	read := func(query string) error {
+		rows, err := d.db.QueryContext(ctx, query)
+		if err != nil {
+			return fmt.Errorf("langflowdb: detect the key derivation: %w", err)
+		}
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			var t tok
+			var at sqlutil.NullTime
+			if err := rows.Scan(&t.token, &at); err != nil {
+				return fmt.Errorf("langflowdb: detect the key derivation: %w", err)
+			}
+			t.at = at.T
+			toks = append(toks, t)
+		}
+		return rows.Err()
+	}
+	limit := fmt.Sprintf(" LIMIT %d", detectTokens)
+	if err := read("SELECT api_key, created_at FROM apikey WHERE " + tokenTest("api_key") + " ORDER BY created_at DESC" + limit); err != nil {
+		return "", err
+	}
+	if d.schema.HasVariables {
+		if err := read("SELECT value, COALESCE(updated_at, created_at) AS at FROM variable WHERE " + tokenTest("value") + " ORDER BY at DESC" + limit); err != nil {
+			return "", err
+		}
+	}
+	slices.SortStableFunc(toks, func(a, b tok) int { return b.at.Compare(a.at) })
+	for _, t := range toks {
+		if der := d.keyring.OpenedBy(t.token); der != "" {
+			return der, nil
+		}
+	}
+	return "", nil
+}
 
 // columns returns the column names of table (empty when it does not exist).
 func (d *DB) columns(ctx context.Context, table string) (map[string]bool, error) {

@@ -24,8 +24,9 @@ import (
 // stored. It has no unique (user_id, name) constraint: the store checks
 // names before it writes, serialising its own writers per user (a
 // PostgreSQL advisory lock; on SQLite, open the database with
-// _txlock=immediate, as keyflow's examples do). It is safe for concurrent
-// use.
+// sqlitedb.Open or sqlitedb.DSN, whose immediate transactions do it). It is
+// safe for concurrent use. DB.Variables returns one; the zero value is not
+// usable.
 type VariableStore struct {
 	d *DB
 }
@@ -45,6 +46,11 @@ func (d *DB) Variables() (*VariableStore, error) {
 }
 
 const varCols = "id, user_id, name, value, type, default_fields, created_at, updated_at"
+
+// categoryGlobal is the category Langflow gives a variable it creates
+// (CATEGORY_GLOBAL in services/variable/constants.py), where the column
+// exists.
+const categoryGlobal = "Global"
 
 func (s *VariableStore) scan(row scanner) (variables.Variable, error) {
 	var (
@@ -220,8 +226,14 @@ func (s *VariableStore) Create(ctx context.Context, v variables.Variable) error 
 	} else if taken {
 		return variables.ErrDuplicate
 	}
-	res, err := tx.ExecContext(ctx, s.d.q("INSERT INTO variable ("+varCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
-		vid, uid, v.Name, v.Value, string(v.Type), fields, s.d.timeArg(v.CreatedAt), s.d.nullTimeArg(&v.UpdatedAt))
+	cols, marks := varCols, "?, ?, ?, ?, ?, ?, ?, ?"
+	args := []any{vid, uid, v.Name, v.Value, string(v.Type), fields, s.d.timeArg(v.CreatedAt), s.d.nullTimeArg(&v.UpdatedAt)}
+	if s.d.schema.HasCategory {
+		// Langflow's model sets the category in Python; a table made by
+		// its models has no server default for it.
+		cols, marks, args = cols+", category", marks+", ?", append(args, categoryGlobal)
+	}
+	res, err := tx.ExecContext(ctx, s.d.q("INSERT INTO variable ("+cols+") VALUES ("+marks+") ON CONFLICT DO NOTHING"), args...)
 	if err != nil {
 		return fmt.Errorf("langflowdb: create variable: %w", err)
 	}

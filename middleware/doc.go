@@ -76,7 +76,9 @@
 // CORS preflights (OPTIONS with an Access-Control-Request-Method header)
 // pass unauthenticated, as browsers send them without a key; any other
 // OPTIONS request is authenticated (Config.OptionsPolicy: OptionsPreflight by
-// default, OptionsAll, OptionsAuthenticate). Config.Skip exempts routes
+// default, OptionsAll, OptionsAuthenticate). Any client can send that header,
+// so a handler must not act on OPTIONS as on GET: register it with a method
+// pattern ("GET /admin/export"), or check that FromRequest found a principal. Config.Skip exempts routes
 // (health checks); Config.Optional attaches a principal when a valid key is
 // present and never rejects. RequireScope restricts a route to keys that have
 // a scope (a key without scopes is unrestricted) and answers 403 otherwise;

@@ -64,8 +64,13 @@ const (
 	// OptionsPreflight, the default, lets through unauthenticated only CORS
 	// preflights: OPTIONS requests with an Access-Control-Request-Method
 	// header (browsers send one, and never a key). Any other OPTIONS
-	// request is authenticated like every other method, so a handler that
-	// does not check the method is not reachable without a key.
+	// request is authenticated like every other method. Anyone can send
+	// that header, though: a request that looks like a preflight reaches
+	// the next handler without a principal, so a handler that does not
+	// check the method must not sit behind this policy alone (register it
+	// with a method pattern such as "GET /admin/export", check
+	// FromRequest's ok, or use OptionsAuthenticate with the CORS layer in
+	// front).
 	OptionsPreflight OptionsPolicy = iota
 	// OptionsAll lets every OPTIONS request through unauthenticated.
 	OptionsAll
@@ -413,10 +418,10 @@ func (a *auth) logFailure(r *http.Request, err error) {
 		path = r.URL.Path
 	}
 	if IsRejection(err) {
-		a.log().DebugContext(ctx, "keyflow: API key rejected", "method", r.Method, "path", path, "err", err)
+		a.log().DebugContext(ctx, "middleware: API key rejected", "method", r.Method, "path", path, "err", err)
 		return
 	}
-	a.log().ErrorContext(ctx, "keyflow: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
+	a.log().ErrorContext(ctx, "middleware: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
 }
 
 // IsRejection reports whether err is a verdict on the request's key (no key,

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/faultstore"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -445,17 +446,14 @@ func TestMiddleware_KeyStrippedFromParsedForm(t *testing.T) {
 // request with that key is refused at once, even on a warm cache.
 func TestMiddleware_RevokedImmediately(t *testing.T) {
 	ctx := context.Background()
-	m, err := apikey.NewManager(apikey.Config{})
-	require.NoError(t, err)
-	defer m.Close()
+	m := keyflowtest.NewManager(t)
 	key, rec, err := m.Create(ctx, "user-1", "k", apikey.CreateOptions{})
 	require.NoError(t, err)
 	mw, err := middleware.New(middleware.Config{Verifier: m})
 	require.NoError(t, err)
 	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	do := func() int {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.Header.Set("x-api-key", key)
+		r := keyflowtest.WithKey(httptest.NewRequest(http.MethodGet, "/", nil), key)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		return w.Code

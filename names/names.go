@@ -43,6 +43,7 @@ var ErrInvalid = errors.New("names: invalid name")
 // names the offending character's code point, never the name.
 type Error struct{ Reason string }
 
+// Error returns Reason.
 func (e *Error) Error() string { return e.Reason }
 
 // Is makes every *Error match ErrInvalid.

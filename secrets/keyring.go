@@ -45,6 +45,7 @@ var (
 type Keyring struct {
 	keys       []*fernet.Key // decryption order; keys[0] encrypts
 	derivation Derivation    // how the primary secret became keys[0]
+	primary    []Derivation  // derivations of keys[:len(primary)], the primary secret's keys
 	secrets    int           // number of secrets, for String
 }
 
@@ -69,6 +70,7 @@ func NewKeyring(secret string, previous ...string) (*Keyring, error) {
 		return nil, err
 	}
 	k.derivation = d
+	k.primary = primaryDerivations(secret, len(k.keys))
 	for i, p := range previous {
 		if p == "" {
 			return nil, fmt.Errorf("secrets: previous secret %d: %w", i+1, ErrEmptySecret)

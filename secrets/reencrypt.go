@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/keyflow-dev/keyflow/internal/isnil"
 )
 
 // Ciphertext is one stored Fernet token and the ID it is stored under.
@@ -61,13 +63,14 @@ type ReencryptReport struct {
 // cannot make them worse, but a secret missing from k might open them.
 // On a store error or cancellation it returns the counts so far with the
 // error. Values that do not open are counted as Failed and never changed.
-// No value, plaintext or secret is logged or put in an error.
+// No value, plaintext or secret is logged or put in an error. A nil k is
+// ErrNoKeyring; a nil s (a typed nil included) is an error, not a panic.
 func Reencrypt(ctx context.Context, k *Keyring, s CiphertextStore, opts ReencryptOptions) (ReencryptReport, error) {
 	var rep ReencryptReport
 	if k == nil || len(k.keys) == 0 {
 		return rep, ErrNoKeyring
 	}
-	if s == nil {
+	if isnil.Value(s) { // nil, or a typed nil such as a nil *variables.MemoryStore
 		return rep, errors.New("secrets: Reencrypt: nil store")
 	}
 	size := opts.BatchSize

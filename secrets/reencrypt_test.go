@@ -313,6 +313,10 @@ func TestReencryptBadArguments(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNoKeyring)
 	_, err = Reencrypt(context.Background(), f.both, nil, ReencryptOptions{})
 	assert.Error(t, err)
+	assert.NotPanics(t, func() {
+		_, err = Reencrypt(context.Background(), f.both, (*memStore)(nil), ReencryptOptions{})
+	})
+	assert.ErrorContains(t, err, "nil store", "a typed nil is refused like a nil")
 	_, err = Reencrypt(context.Background(), f.both, f.store(), ReencryptOptions{BatchSize: -1})
 	assert.Error(t, err)
 }

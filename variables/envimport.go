@@ -81,9 +81,9 @@ type EnvSettings struct {
 	FallbackToEnv bool
 }
 
-// ErrInvalidSetting: a boolean setting is set to something other than
-// true/false, 1/0, yes/no, on/off, t/f or y/n (any case), the empty string
-// included, as Langflow's settings refuse it (see
+// ErrInvalidSetting is returned when a boolean setting is set to something
+// other than true/false, 1/0, yes/no, on/off, t/f or y/n (any case), the
+// empty string included, as Langflow's settings refuse it (see
 // docs/langflow-compatibility.md#boolean-settings). The error names the
 // variable, not its value.
 var ErrInvalidSetting = errors.New("variables: invalid boolean setting")
@@ -135,10 +135,11 @@ func boolSetting(lookup func(string) (string, bool), name string) (bool, error) 
 // EnvImportOptions configures ImportEnv.
 type EnvImportOptions struct {
 	// Names to import; nil: DefaultEnvNames ∪ LANGFLOW_VARIABLES_TO_GET_FROM_ENVIRONMENT
-	// (read through Getenv).
+	// (read through LookupEnv).
 	Names []string
-	// Getenv looks up values and settings; nil: os.LookupEnv.
-	Getenv func(string) (string, bool)
+	// LookupEnv looks up values and settings, as ResolverConfig.LookupEnv
+	// does; nil: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
 }
 
 // EnvImportReport says what ImportEnv did, by variable name. It never holds
@@ -178,7 +179,7 @@ func (s *Service) ImportEnv(ctx context.Context, userID string, opts EnvImportOp
 	if err := s.ready(); err != nil {
 		return EnvImportReport{}, err
 	}
-	lookup := opts.Getenv
+	lookup := opts.LookupEnv
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}

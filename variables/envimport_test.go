@@ -85,7 +85,7 @@ func TestImportEnvRules(t *testing.T) {
 		"AZURE_AI_FOUNDRY_API_KEY":      "foundry",
 		"LANGFLOW_VARIABLES_TO_GET_XXX": "ignored",
 	}
-	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Getenv: env.Lookup})
+	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{LookupEnv: env.Lookup})
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{
 		"OPENAI_API_KEY", "COHERE_API_KEY", "CUSTOM", "AZURE_OPENAI_API_VERSION", "HUGGINGFACEHUB_API_TOKEN",
@@ -121,18 +121,18 @@ func TestImportEnvExplicitNamesAndSwitch(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, nil)
 	env := envMap{"A": "a", "OPENAI_API_KEY": "sk", variables.EnvStoreEnvironmentVariables: "false"}
-	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"A"}, Getenv: env.Lookup})
+	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"A"}, LookupEnv: env.Lookup})
 	require.NoError(t, err)
 	assert.True(t, rep.Disabled, "LANGFLOW_STORE_ENVIRONMENT_VARIABLES=false turns the import off")
 	assert.Empty(t, rep.Created)
 
 	delete(env, variables.EnvStoreEnvironmentVariables)
-	rep, err = s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"A"}, Getenv: env.Lookup})
+	rep, err = s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"A"}, LookupEnv: env.Lookup})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"A"}, rep.Created, "explicit Names replace the list")
 
 	env[variables.EnvStoreEnvironmentVariables] = "perhaps"
-	_, err = s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Getenv: env.Lookup})
+	_, err = s.ImportEnv(ctx, "u1", variables.EnvImportOptions{LookupEnv: env.Lookup})
 	assert.ErrorIs(t, err, variables.ErrInvalidSetting)
 }
 
@@ -158,7 +158,7 @@ func TestImportEnvAcrossRestarts(t *testing.T) {
 			restart := func(env envMap) (*variables.Service, variables.EnvImportReport) {
 				t.Helper()
 				s := newService(t, store) // a new process: new Service, same database
-				rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Getenv: env.Lookup})
+				rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{LookupEnv: env.Lookup})
 				require.NoError(t, err)
 				return s, rep
 			}
@@ -227,7 +227,7 @@ func TestImportEnvIsPerUser(t *testing.T) {
 	s := newService(t, nil)
 	env := envMap{"OPENAI_API_KEY": "sk"}
 	for _, u := range []string{"u1", "u2"} {
-		rep, err := s.ImportEnv(ctx, u, variables.EnvImportOptions{Getenv: env.Lookup})
+		rep, err := s.ImportEnv(ctx, u, variables.EnvImportOptions{LookupEnv: env.Lookup})
 		require.NoError(t, err)
 		assert.Equal(t, []string{"OPENAI_API_KEY"}, rep.Created)
 	}
@@ -237,14 +237,14 @@ func TestImportEnvIsPerUser(t *testing.T) {
 func TestImportEnvFailures(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, failingStore{variables.NewMemoryStore()})
-	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"A", "B"}, Getenv: envMap{"A": "secret-a", "B": "secret-b"}.Lookup})
+	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"A", "B"}, LookupEnv: envMap{"A": "secret-a", "B": "secret-b"}.Lookup})
 	require.ErrorIs(t, err, errBroken)
 	assert.NotContains(t, err.Error(), "secret-a")
 	assert.Equal(t, []string{"A", "B"}, rep.Failed)
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = newService(t, nil).ImportEnv(cctx, "u1", variables.EnvImportOptions{Names: []string{"A"}, Getenv: envMap{"A": "a"}.Lookup})
+	_, err = newService(t, nil).ImportEnv(cctx, "u1", variables.EnvImportOptions{Names: []string{"A"}, LookupEnv: envMap{"A": "a"}.Lookup})
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
@@ -252,7 +252,7 @@ func TestImportEnvDoesNotOverwriteConcurrentEdit(t *testing.T) {
 	ctx := context.Background()
 	mem := variables.NewMemoryStore()
 	first := newService(t, mem)
-	_, err := first.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"K"}, Getenv: envMap{"K": "env-1"}.Lookup})
+	_, err := first.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"K"}, LookupEnv: envMap{"K": "env-1"}.Lookup})
 	require.NoError(t, err)
 	row, err := mem.GetByName(ctx, "u1", "K")
 	require.NoError(t, err)
@@ -262,7 +262,7 @@ func TestImportEnvDoesNotOverwriteConcurrentEdit(t *testing.T) {
 		require.NoError(t, err)
 	}}
 	s := newService(t, racing)
-	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"K"}, Getenv: envMap{"K": "env-2"}.Lookup})
+	rep, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"K"}, LookupEnv: envMap{"K": "env-2"}.Lookup})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"K"}, rep.UserEdited)
 	got, err := s.Value(ctx, "u1", "K")

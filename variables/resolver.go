@@ -21,8 +21,8 @@ const (
 	SourceNone        Source = "none"        // nothing: Value is ""
 )
 
-// ErrNoUser: Resolve needed the stored variables of a run without a user
-// (Langflow: "User id is not set", always raised).
+// ErrNoUser is returned when Resolve needs the stored variables of a run
+// without a user (Langflow: "User id is not set", always raised).
 var ErrNoUser = errors.New("variables: user id is not set for the run")
 
 // Field is one input of a component in a flow run.
@@ -51,7 +51,7 @@ type Resolution struct {
 	Field    string // Field.Name
 	Variable string // the variable that answered ("" for SourceFlow)
 	Value    string // the plaintext value; "" for SourceNone
-	Source   Source
+	Source   Source // which layer answered
 }
 
 // EnvFallback says whether a Resolver reads the environment for variables
@@ -70,6 +70,7 @@ const (
 
 // ResolverConfig configures a Resolver. Service is required.
 type ResolverConfig struct {
+	// Service reads the user's stored variables (required; from NewService).
 	Service *Service
 	// EnvFallback enables the environment layer; the zero value reads
 	// LANGFLOW_FALLBACK_TO_ENV_VAR (true when unset).

@@ -49,11 +49,16 @@ var errNoKeyring = errors.New("variables: ServiceConfig.Keyring is required")
 // ImportEnv when a row changes between read and write.
 const maxUpdateAttempts = 5
 
-// NewService returns a Service. It fails without a Keyring, and when Store
-// holds a nil pointer (a typed nil; a nil Store means a new MemoryStore).
+// NewService returns a Service. It fails without a Keyring, with a Keyring
+// not made by secrets.NewKeyring or secrets.Load (a zero secrets.Keyring
+// would fail every Credential), and when Store holds a nil pointer (a typed
+// nil; a nil Store means a new MemoryStore).
 func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Keyring == nil {
 		return nil, errNoKeyring
+	}
+	if cfg.Keyring.Derivation() == "" { // set by NewKeyring, empty on a zero Keyring
+		return nil, errors.New("variables: ServiceConfig.Keyring was not made by secrets.NewKeyring or secrets.Load")
 	}
 	if cfg.Store != nil && isnil.Value(cfg.Store) {
 		return nil, errors.New("variables: ServiceConfig.Store holds a nil pointer")

@@ -22,6 +22,8 @@ func TestNewServiceRequiresKeyring(t *testing.T) {
 	assert.NotNil(t, s.Store(), "nil Store means a memory store")
 	_, err = variables.NewService(variables.ServiceConfig{Keyring: keyring(t), Store: (*variables.MemoryStore)(nil)})
 	assert.ErrorContains(t, err, "nil pointer", "a typed-nil Store is refused (issue 13 item 10)")
+	_, err = variables.NewService(variables.ServiceConfig{Keyring: &secrets.Keyring{}})
+	assert.ErrorContains(t, err, "not made by secrets.NewKeyring", "a zero Keyring would fail every Credential with a 500")
 }
 
 // TestCreateValidation ports the 400 cases of Langflow's
@@ -358,7 +360,7 @@ func TestCredentialNeverBecomesVisible(t *testing.T) {
 func TestUpdateMarksUserOrigin(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, nil)
-	_, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"X"}, Getenv: envMap{"X": "env"}.Lookup})
+	_, err := s.ImportEnv(ctx, "u1", variables.EnvImportOptions{Names: []string{"X"}, LookupEnv: envMap{"X": "env"}.Lookup})
 	require.NoError(t, err)
 	list, err := s.List(ctx, "u1")
 	require.NoError(t, err)
@@ -492,6 +494,9 @@ func TestZeroValueService(t *testing.T) {
 			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
 			_, err = (&variables.Resolver{}).Resolve(ctx, "u", nil, nil)
 			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_, err = (*variables.Resolver)(nil).Resolve(ctx, "u", nil, nil)
+			assert.ErrorIs(t, err, variables.ErrUninitialized, name)
+			_ = s.Store()
 		})
 	}
 }

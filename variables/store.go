@@ -55,8 +55,8 @@ type Store interface {
 }
 
 // MemoryStore is a Store in memory, for tests and single-process servers. It
-// is safe for concurrent use; the zero value is not usable, call
-// NewMemoryStore.
+// is safe for concurrent use. The zero value is an empty store ready to use,
+// as is NewMemoryStore().
 type MemoryStore struct {
 	mu     sync.RWMutex
 	byID   map[string]*Variable
@@ -90,6 +90,9 @@ func (m *MemoryStore) Create(ctx context.Context, v Variable) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.byID == nil { // the zero value
+		m.byID, m.byUser = map[string]*Variable{}, map[string][]*Variable{}
+	}
 	if _, ok := m.byID[v.ID]; ok {
 		return ErrDuplicate
 	}

@@ -38,19 +38,19 @@ const (
 
 // Variable is one stored global variable.
 type Variable struct {
-	ID     string // UUID (internal/ids)
-	UserID string
-	Name   string
+	ID     string // a UUID, made by the Service
+	UserID string // the user the variable belongs to
+	Name   string // unique per user; checked by package names
 	// Value is the value as stored: a Fernet token for Credential variables
 	// (plaintext for Credential rows written by old versions of Langflow), the
 	// plaintext for Generic ones (a Fernet token for Generic rows written by
 	// Langflow before 1.7).
 	Value         string
-	Type          Type
-	DefaultFields []string // "Apply To Fields": field names the variable fills when they are empty
-	CreatedAt     time.Time
+	Type          Type      // Credential or Generic
+	DefaultFields []string  // "Apply To Fields": field names the variable fills when they are empty
+	CreatedAt     time.Time // set by the Service, UTC
 	UpdatedAt     time.Time // zero until the first update, as Langflow's NULL updated_at
-	Origin        Origin
+	Origin        Origin    // who last set the value: the user or the environment import
 }
 
 // Hidden reports whether v is an internal variable that listings leave out:

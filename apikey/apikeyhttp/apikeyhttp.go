@@ -306,6 +306,6 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id stri
 // unavailable answers 503 without internals and logs the cause (the apikey
 // package's errors never contain a key).
 func (h *handler) unavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
-	h.log().ErrorContext(r.Context(), fmt.Sprintf("keyflow/apikeyhttp: %s failed; answering 503", op), "err", err)
+	h.log().ErrorContext(r.Context(), fmt.Sprintf("apikeyhttp: %s failed; answering 503", op), "err", err)
 	httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)
 }

@@ -83,7 +83,8 @@ type Config struct {
 // DefaultChangeRetention is the default Config.ChangeRetention.
 const DefaultChangeRetention = 10 * time.Minute
 
-// Store is an apikey.Store on a *sql.DB. It is safe for concurrent use.
+// Store is an apikey.Store on a *sql.DB, made by New (the zero value is not
+// usable). It is safe for concurrent use.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,19 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 )
 
 func TestRouterScopes(t *testing.T) {
-	keys, err := apikey.NewManager(apikey.Config{Store: apikey.NewMemoryStore()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = keys.Close() })
-	ctx := context.Background()
-	create := func(scopes ...string) string {
-		key, _, err := keys.Create(ctx, "alice", "k", apikey.CreateOptions{Scopes: scopes})
-		require.NoError(t, err)
-		return key
-	}
+	keys := keyflowtest.NewManager(t)
+	create := func(scopes ...string) string { return keyflowtest.NewKey(t, keys, "alice", scopes...) }
 	reader, writer, unrestricted := create("items:read"), create("items:write"), create()
 	admin := create("keys")
 

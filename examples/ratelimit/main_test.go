@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,24 +10,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 )
 
 func TestFailedGuessesAreLimited(t *testing.T) {
-	keys, err := apikey.NewManager(apikey.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = keys.Close() })
-	key, _, err := keys.Create(context.Background(), "alice", "k", apikey.CreateOptions{})
-	require.NoError(t, err)
+	keys := keyflowtest.NewManager(t)
+	key := keyflowtest.NewKey(t, keys, "alice")
 	h, err := newHandler(keys, 2, time.Hour)
 	require.NoError(t, err)
 
 	call := func(ip, key string) (int, string) {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r := keyflowtest.WithKey(httptest.NewRequest(http.MethodGet, "/", nil), key)
 		r.RemoteAddr = ip + ":1234"
-		if key != "" {
-			r.Header.Set("x-api-key", key)
-		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		return w.Code, strings.TrimSpace(w.Body.String())

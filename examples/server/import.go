@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -108,7 +110,10 @@ func cmdImportLangflow(args []string, stdout, stderr io.Writer) error {
 	if common.schema == "" {
 		common.schema = "keyflow" // the target is keyflow's own database
 	}
-	ctx := context.Background()
+	// Ctrl-C or SIGTERM stops after the row being written: the summary of
+	// what was done is printed, and the same command resumes.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	a, err := setup(ctx, common, nil, nil, stderr)
 	if err != nil {
 		return err
@@ -153,8 +158,15 @@ func cmdImportLangflow(args []string, stdout, stderr io.Writer) error {
 
 	rep, err := importLangflow(ctx, a, ldb, keyring, progressWriter(stderr, *noProgress))
 	rep.write(stdout)
+	if ctx.Err() != nil {
+		return errImportInterrupted
+	}
 	return err
 }
+
+// errImportInterrupted: the import stopped on a signal; every row written
+// is complete, and a second run skips them.
+var errImportInterrupted = errors.New("interrupted; run the same command again to import the rest (what is imported already is skipped)")
 
 // progressWriter is where the progress bar goes: stderr, unless turned off.
 func progressWriter(stderr io.Writer, off bool) io.Writer {
@@ -194,20 +206,27 @@ func importLangflow(ctx context.Context, a *app, ldb *langflowdb.DB, keyring *se
 			progressbar.OptionClearOnFinish())
 		defer func() { _ = pb.Finish() }()
 	}
-	step := func() {
+	step := func() error {
 		if pb != nil {
 			_ = pb.Add(1)
 		}
+		return ctx.Err()
 	}
 
+	// Rows are written with a context a signal does not cancel, so that the
+	// row being written when one comes is completed and counted; step
+	// stops before the next.
+	wctx := context.WithoutCancel(ctx)
 	owner := map[string]string{} // Langflow user ID → keyflow user ID
 	for _, u := range users {
-		step()
+		if err := step(); err != nil {
+			return rep, err
+		}
 		if !u.IsActive {
 			rep.skip("users", skipInactiveUser)
 			continue
 		}
-		id, created, err := a.store.importUser(ctx, u)
+		id, created, err := a.store.importUser(wctx, u)
 		if err != nil {
 			return rep, err
 		}
@@ -230,7 +249,9 @@ func importLangflow(ctx context.Context, a *app, ldb *langflowdb.DB, keyring *se
 		}
 	}
 	for _, k := range keys {
-		step()
+		if err := step(); err != nil {
+			return rep, err
+		}
 		to, ok := owner[k.UserID]
 		switch {
 		case !ok:
@@ -244,7 +265,7 @@ func importLangflow(ctx context.Context, a *app, ldb *langflowdb.DB, keyring *se
 			continue
 		}
 		k.UserID = to
-		err := a.keyStore.Insert(ctx, k)
+		err := a.keyStore.Insert(wctx, k)
 		switch {
 		case errors.Is(err, apikey.ErrDuplicate):
 			rep.skip("api keys", skipAlready)
@@ -256,7 +277,9 @@ func importLangflow(ctx context.Context, a *app, ldb *langflowdb.DB, keyring *se
 	}
 
 	for _, v := range vars {
-		step()
+		if err := step(); err != nil {
+			return rep, err
+		}
 		to, ok := owner[v.UserID]
 		if !ok {
 			rep.skip("variables", skipNoOwner)
@@ -280,10 +303,10 @@ func importLangflow(ctx context.Context, a *app, ldb *langflowdb.DB, keyring *se
 		if v.CreatedAt.IsZero() {
 			v.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		}
-		err := a.varStore.Create(ctx, v)
+		err := a.varStore.Create(wctx, v)
 		switch {
 		case errors.Is(err, variables.ErrDuplicate):
-			if _, gerr := a.varStore.Get(ctx, to, v.ID); gerr == nil {
+			if _, gerr := a.varStore.Get(wctx, to, v.ID); gerr == nil {
 				rep.skip("variables", skipAlready)
 			} else {
 				rep.skip("variables", skipNameTaken)

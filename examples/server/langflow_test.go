@@ -11,11 +11,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/ids"
@@ -366,4 +368,110 @@ func TestAPIKeyCommandOnLangflow(t *testing.T) {
 	stderr.Reset()
 	assert.Equal(t, 1, realMain([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "nobody"}, nil, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), `no Langflow user named "nobody"`)
+}
+
+// TestLangflowUsersReadAgain: on a Langflow database, a user deactivated,
+// or given a new password, in Langflow while the server runs counts at once
+// for logins and login tokens (the mirror is read again from Langflow's
+// table), and the server does not create or change users there.
+func TestLangflowUsersReadAgain(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			url, fx, db := langflowDatabase(t, b.postgres, langflowtest.GenNewest)
+			a, err := openApp(ctx, langflowConfig(t, url, langflowSecret), quietLog())
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = a.Close() })
+			h, err := a.handler()
+			require.NoError(t, err)
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+
+			alice := loginTokens(t, srv, "alice", langflowtest.Password)
+			bearer := []string{"Authorization", "Bearer " + alice.AccessToken}
+			res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
+			require.Equal(t, 200, res.StatusCode, body)
+
+			_, err = db.ExecContext(ctx, `UPDATE "user" SET is_active = $1 WHERE username = 'alice'`, false)
+			require.NoError(t, err)
+			res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
+			assert.Equal(t, 401, res.StatusCode, "deactivated in Langflow: the token stops at once; %s", body)
+			res, _ = loginForm(t, srv, "alice", langflowtest.Password)
+			assert.NotEqual(t, 200, res.StatusCode, "deactivated in Langflow: no login")
+
+			hash, err := bcrypt.GenerateFromPassword([]byte("a-new-langflow-password"), bcrypt.MinCost)
+			require.NoError(t, err)
+			_, err = db.ExecContext(ctx, `UPDATE "user" SET is_active = $1, password = $2 WHERE username = 'alice'`, true, string(hash))
+			require.NoError(t, err)
+			res, _ = loginForm(t, srv, "alice", langflowtest.Password)
+			assert.Equal(t, 401, res.StatusCode, "the old password no longer works")
+			loginTokens(t, srv, "alice", "a-new-langflow-password")
+
+			_, err = db.ExecContext(ctx, `DELETE FROM "user" WHERE username = 'alice'`)
+			if err == nil { // Langflow's foreign keys may keep the row
+				res, _ = loginForm(t, srv, "alice", "a-new-langflow-password")
+				assert.Equal(t, 401, res.StatusCode, "deleted in Langflow: no login")
+			}
+
+			su := loginTokens(t, srv, fx.Superuser.Username, langflowtest.Password)
+			suBearer := []string{"Authorization", "Bearer " + su.AccessToken}
+			res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"dave","password":"dave-password"}`), suBearer...)
+			assert.Equal(t, 400, res.StatusCode)
+			assert.JSONEq(t, `{"detail":"`+msgUsersInLangflow+`"}`, body)
+			res, _ = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+fx.Alice.ID, strings.NewReader(`{"is_active":false}`), suBearer...)
+			assert.Equal(t, 400, res.StatusCode)
+		})
+	}
+}
+
+// stopAfter is a context whose Err reports Canceled from its n-th call on,
+// as a Ctrl-C part-way through an import would.
+type stopAfter struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (c *stopAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestImportInterruptedResumes: an import stopped part-way leaves complete
+// rows and a summary of them; the same import run again imports the rest
+// and skips what is there.
+func TestImportInterruptedResumes(t *testing.T) {
+	url, fx, _ := langflowDatabase(t, false, langflowtest.GenNewest)
+	cfg := langflowConfig(t, "", langflowSecret)
+	cfg.Schema = "keyflow"
+	a, err := openApp(context.Background(), cfg, quietLog())
+	require.NoError(t, err)
+	defer a.Close()
+	src, err := parseDatabaseURL(url, "")
+	require.NoError(t, err)
+	lfdb, err := sql.Open(src.driver, src.dsn)
+	require.NoError(t, err)
+	defer lfdb.Close()
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
+	require.NoError(t, err)
+
+	ctx := &stopAfter{Context: context.Background()}
+	ctx.n.Store(6) // through the users and into the keys
+	first, err := importLangflow(ctx, a, ldb, a.keyring, nil)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Positive(t, first.imported["users"], "the first run got somewhere")
+	require.Less(t, first.imported["api keys"], len(fx.Keys)-3, "and stopped before the end")
+
+	second, err := importLangflow(context.Background(), a, ldb, a.keyring, nil)
+	require.NoError(t, err)
+	assert.Equal(t, first.imported["api keys"], second.skipped["api keys"][skipAlready], "what the first run imported is skipped")
+	keyRows := len(fx.Keys) - 1 + 1 // the deleted key has no row; the shared key has two
+	assert.Equal(t, keyRows-2, first.imported["api keys"]+second.imported["api keys"], "every importable key once")
+	assert.Equal(t, 4, second.imported["variables"])
+	for _, label := range fx.Valid() {
+		_, err := a.keys.Verify(context.Background(), fx.Keys[label].Plaintext)
+		assert.NoError(t, err, label)
+	}
 }

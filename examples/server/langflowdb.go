@@ -88,6 +88,11 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	if err != nil {
 		return err
 	}
+	// Mirrored password hashes, login token hashes and flow literals: 0600
+	// in a 0700 directory, like keyflow.db (dbfiles.go).
+	if err := prepareSQLiteFile(state, a.log); err != nil {
+		return err
+	}
 	local, err := sql.Open(state.driver, state.dsn)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", state.display, err)
@@ -107,7 +112,9 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	if a.keys, err = apikey.NewManager(apikey.Config{Store: keys, DisableUsageTracking: a.cfg.DisableUsageTracking, Logger: a.log}); err != nil {
 		return err
 	}
-	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: vs, Keyring: a.keyring, Logger: a.log}); err != nil {
+	// ldb.Keyring encrypts as the Langflow beside it does (a short secret:
+	// the key derivation of its version), so Langflow opens what keyflow writes.
+	if a.vars, err = variables.NewService(variables.ServiceConfig{Store: vs, Keyring: ldb.Keyring(), Logger: a.log}); err != nil {
 		return err
 	}
 	fallback := variables.EnvFallbackOff
@@ -122,7 +129,7 @@ func (a *app) openLangflow(ctx context.Context, dbc database) error {
 	}
 	a.log.Info("serving on a Langflow database's own tables", "database", dbc.display,
 		"schema", ldb.Schema().Generation(), "new_keys_stored_as", ldb.Schema().KeyStorage.String(),
-		"revocation_bound", keys.MaxCacheAge())
+		"revocation_bound", keys.MaxCacheAge(), "encryption_key", ldb.Schema().Encryption)
 	return nil
 }
 
@@ -171,10 +178,52 @@ func (a *app) langflowUser(ctx context.Context, username string) (user, error) {
 	return u, a.store.mirrorUser(ctx, lu)
 }
 
+// refreshLangflowUser reads the user named username from Langflow's table
+// again and updates its mirror, so that a password changed, a user
+// deactivated or deleted in Langflow counts here at once, not at the next
+// start. A user Langflow no longer has is kept (its flows and tokens refer
+// to it) but can no longer log in. It does nothing when the server does not
+// serve a Langflow database.
+func (a *app) refreshLangflowUser(ctx context.Context, username string) error {
+	if a.langflow == nil {
+		return nil
+	}
+	lu, err := a.langflow.db.UserByName(ctx, username)
+	if errors.Is(err, langflowdb.ErrUserNotFound) {
+		_, err := a.store.db.ExecContext(ctx, a.store.q(`UPDATE users SET password = NULL, is_active = FALSE WHERE username = ?`), username)
+		if err != nil {
+			return fmt.Errorf("mirror user: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return a.store.mirrorUser(ctx, lu)
+}
+
+// accountByIDFresh is store.accountByID, read again from Langflow's table
+// first when the server serves a Langflow database.
+func (a *app) accountByIDFresh(ctx context.Context, id string) (account, error) {
+	acct, err := a.store.accountByID(ctx, id)
+	if err != nil || a.langflow == nil {
+		return acct, err
+	}
+	if err := a.refreshLangflowUser(ctx, acct.Username); err != nil {
+		return account{}, err
+	}
+	return a.store.accountByID(ctx, id)
+}
+
+// msgUsersInLangflow answers user creation and changes on a Langflow
+// database, whose users are Langflow's.
+const msgUsersInLangflow = "Users are managed in Langflow on a Langflow database: this server reads them from there"
+
 // mirrorUser writes Langflow's user u with its own ID, password hash and
 // is_active; a stale row of the same name (a Langflow user deleted and made
 // again) goes first.
 func (s *store) mirrorUser(ctx context.Context, u langflowdb.User) error {
+	defer s.usersChanged.Add(1)
 	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM users WHERE username = ? AND id <> ?`), u.Username, u.ID); err != nil {
 		return fmt.Errorf("mirror user: %w", err)
 	}

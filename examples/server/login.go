@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,11 +19,12 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
-// Login as Langflow does it (docs/langflow-compatibility.md, "Login and
-// users"): POST /api/v1/login with the form fields username and password
+// Login as Langflow does it (docs/langflow-compatibility.md#login-and-users):
+// POST /api/v1/login with the form fields username and password
 // answers {"access_token", "refresh_token", "token_type": "bearer"} and sets
 // the cookies access_token_lf and refresh_token_lf; the management
 // endpoints then accept "Authorization: Bearer <access token>" (or the
@@ -107,10 +109,10 @@ func tokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// saveToken stores a token's hash.
-func (s *store) saveToken(ctx context.Context, hash, userID, kind string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO auth_tokens (token_hash, user_id, kind, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`),
-		hash, userID, kind, expires.UTC(), time.Now().UTC())
+// saveToken stores a token's hash, with the pair it belongs to.
+func (s *store) saveToken(ctx context.Context, hash, userID, kind, pair string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO auth_tokens (token_hash, user_id, kind, pair, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		hash, userID, kind, pair, expires.UTC(), time.Now().UTC())
 	if err != nil {
 		return fmt.Errorf("save token: %w", err)
 	}
@@ -133,18 +135,39 @@ func (s *store) tokenOwner(ctx context.Context, hash, kind string) (string, erro
 	case k != kind:
 		return "", errTokenInvalid
 	case !time.Now().Before(expires):
-		_ = s.deleteToken(ctx, hash)
+		_, _ = s.revokePair(ctx, hash)
 		return "", errTokenExpired
 	}
 	return userID, nil
 }
 
-// deleteToken revokes one token; a missing one is not an error.
-func (s *store) deleteToken(ctx context.Context, hash string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM auth_tokens WHERE token_hash = ?`), hash); err != nil {
-		return fmt.Errorf("revoke token: %w", err)
+// revokePair revokes a token and the other token of its pair (the access
+// and refresh tokens of one login or refresh). It reports whether the token
+// itself was still there: of several requests revoking the same token at
+// once, exactly one sees true. A missing token is not an error.
+func (s *store) revokePair(ctx context.Context, hash string) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("revoke token: %w", err)
 	}
-	return nil
+	defer func() { _ = tx.Rollback() }()
+	var pair sql.NullString
+	err = tx.QueryRowContext(ctx, s.q(`DELETE FROM auth_tokens WHERE token_hash = ? RETURNING pair`), hash).Scan(&pair)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("revoke token: %w", err)
+	}
+	if pair.Valid && pair.String != "" {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM auth_tokens WHERE pair = ?`), pair.String); err != nil {
+			return false, fmt.Errorf("revoke token: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("revoke token: %w", err)
+	}
+	return true, nil
 }
 
 // revokeUserTokens logs a user out everywhere.
@@ -190,21 +213,26 @@ type tokenPair struct {
 func (a *app) issueTokens(ctx context.Context, userID string) (tokenPair, error) {
 	access, accessHash := newToken()
 	refresh, refreshHash := newToken()
+	pair := ids.New()
 	now := time.Now()
-	if err := a.store.saveToken(ctx, accessHash, userID, kindAccess, now.Add(a.accessTTL())); err != nil {
+	if err := a.store.saveToken(ctx, accessHash, userID, kindAccess, pair, now.Add(a.accessTTL())); err != nil {
 		return tokenPair{}, err
 	}
-	if err := a.store.saveToken(ctx, refreshHash, userID, kindRefresh, now.Add(a.refreshTTL())); err != nil {
+	if err := a.store.saveToken(ctx, refreshHash, userID, kindRefresh, pair, now.Add(a.refreshTTL())); err != nil {
 		return tokenPair{}, err
 	}
 	return tokenPair{AccessToken: access, RefreshToken: refresh, TokenType: "bearer"}, nil
 }
 
-// setTokenCookies sets Langflow's two cookies. Both are HttpOnly (the web
+// setTokenCookies sets Langflow's two cookies, and forbids caching the
+// answer that carries them. Both are HttpOnly (the web
 // UI never reads them); the access cookie is SameSite=Lax as in Langflow,
 // the refresh cookie SameSite=Strict and scoped to /api/v1/ (Langflow:
 // SameSite=None; Secure, which a browser drops on plain http).
 func (a *app) setTokenCookies(w http.ResponseWriter, r *http.Request, t tokenPair) {
+	// The answer holds the tokens: no cache may keep it (RFC 6749 §5.1).
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
 	http.SetCookie(w, &http.Cookie{Name: accessCookie, Value: t.AccessToken, Path: "/",
 		MaxAge: int(a.accessTTL() / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 	http.SetCookie(w, &http.Cookie{Name: refreshCookie, Value: t.RefreshToken, Path: "/api/v1/",
@@ -254,29 +282,38 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	client := clientAddr(r)
-	if wait := a.throttle.wait(username, client); wait > 0 {
+	if wait := a.throttle.attempt(username, client); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		httpjson.Detail(w, http.StatusTooManyRequests, msgTooManyLogins)
 		return
 	}
+	err := a.refreshLangflowUser(ctx, username)
+	if err != nil {
+		a.throttle.abandoned(username, client)
+		a.storeUnavailable(w, r, "login", err)
+		return
+	}
 	acct, err := a.store.accountByName(ctx, username)
 	if err != nil && !errors.Is(err, errUserNotFound) {
+		a.throttle.abandoned(username, client)
 		a.storeUnavailable(w, r, "login", err)
 		return
 	}
 	hash := []byte(acct.PasswordHash)
 	if err != nil || len(hash) == 0 {
-		hash = dummyHash()
+		hash = a.dummyHash
+		if hash == nil {
+			hash = dummyHash()
+		}
 	}
 	ok := compareHash(hash, []byte(password)) == nil && err == nil && acct.PasswordHash != ""
 	if !ok {
-		a.throttle.fail(username, client)
 		a.log.InfoContext(ctx, "login failed", "client", client)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadLogin)
 		return
 	}
-	a.throttle.succeed(username)
+	a.throttle.succeed(username, client)
 	if !acct.IsActive {
 		if acct.LastLoginAt == nil {
 			httpjson.Detail(w, http.StatusBadRequest, msgWaitingForApprove)
@@ -328,7 +365,7 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "refresh", err)
 		return
 	}
-	acct, err := a.store.accountByID(ctx, userID)
+	acct, err := a.accountByIDFresh(ctx, userID)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadRefresh)
@@ -340,8 +377,15 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusUnauthorized, "User account is inactive")
 		return
 	}
-	if err := a.store.deleteToken(ctx, hash); err != nil {
+	// The old pair goes (its access token too); of concurrent refreshes
+	// with one token, only the one that revoked it gets a new pair.
+	revoked, err := a.store.revokePair(ctx, hash)
+	if err != nil {
 		a.storeUnavailable(w, r, "refresh", err)
+		return
+	}
+	if !revoked {
+		httpjson.Detail(w, http.StatusUnauthorized, msgBadRefresh)
 		return
 	}
 	tokens, err := a.issueTokens(ctx, userID)
@@ -354,7 +398,9 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout is POST /api/v1/logout: it revokes the access token (bearer
-// header or cookie) and the refresh cookie it is given, clears the cookies
+// header or cookie) and the refresh cookie it is given, each with the other
+// token of its pair (a client that logs out with its access token alone
+// does not leave its refresh token usable), clears the cookies
 // and answers {"message": "Logout successful"}, as Langflow does (which only
 // clears the cookies).
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
@@ -369,7 +415,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, h := range hashes {
-		if err := a.store.deleteToken(ctx, h); err != nil {
+		if _, err := a.store.revokePair(ctx, h); err != nil {
 			a.storeUnavailable(w, r, "logout", err)
 			return
 		}
@@ -422,7 +468,7 @@ func (a *app) tokenAuth(next, other http.Handler) http.Handler {
 			a.storeUnavailable(w, r, "check token", err)
 			return
 		default:
-			acct, err := a.store.accountByID(ctx, userID)
+			acct, err := a.accountByIDFresh(ctx, userID)
 			switch {
 			case errors.Is(err, errUserNotFound) || err == nil && !acct.IsActive:
 				msg = msgUserInactive
@@ -456,12 +502,19 @@ func clientAddr(r *http.Request) string {
 }
 
 // loginThrottle slows password guessing: after loginFreeFailures failed
-// logins for one username, or from one client address, each further
-// attempt must wait (1 s, then doubling up to loginMaxDelay) after the last
-// failure, or get 429 with Retry-After. A success clears the username's
-// count. Unknown and known usernames are counted alike.
+// logins for one username, or from one client address (an IPv6 client's
+// /64, which one host can hold whole), each further attempt must wait (1 s,
+// then doubling up to loginMaxDelay) after the last failure, or get 429 with
+// Retry-After. An attempt counts as a failure from the moment it is let
+// through (attempt), so that many guesses sent at once cannot all pass
+// before the first is judged; a success (succeed) takes it back and clears
+// the username's count, an attempt the database could not decide
+// (abandoned) is taken back. Unknown and known usernames are counted alike.
+// Usernames are kept as SHA-256 hashes, so a long username costs no memory.
 // Entries are forgotten loginForgetAfter after their last failure; at most
-// loginMaxEntries are kept. It is safe for concurrent use.
+// loginMaxEntries are kept: when full, the entries with the fewest failures
+// make room, so that a flood of new usernames or addresses cannot push out
+// the count of the one being guessed. It is safe for concurrent use.
 type loginThrottle struct {
 	mu  sync.Mutex
 	m   map[string]*loginFailures
@@ -484,8 +537,16 @@ func newLoginThrottle() *loginThrottle {
 	return &loginThrottle{m: map[string]*loginFailures{}, now: time.Now}
 }
 
+// throttleKeys are the counters of a login attempt: the username (hashed,
+// without case) and the client's address, an IPv6 address as its /64.
 func throttleKeys(username, client string) [2]string {
-	return [2]string{"u:" + strings.ToLower(username), "a:" + client}
+	if a, err := netip.ParseAddr(client); err == nil && a.Is6() && !a.Is4In6() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			client = p.String()
+		}
+	}
+	sum := sha256.Sum256([]byte(strings.ToLower(username)))
+	return [2]string{"u:" + string(sum[:]), "a:" + client}
 }
 
 // delay is how long after the last of n failures the next attempt waits.
@@ -497,42 +558,31 @@ func loginDelay(n int) time.Duration {
 	return min(d, loginMaxDelay)
 }
 
-// wait reports how long the caller must still wait (0: go ahead).
-func (t *loginThrottle) wait(username, client string) time.Duration {
+// attempt reports how long the caller must still wait; when that is 0 the
+// attempt is let through and counted as a failure until succeed or
+// abandoned says otherwise.
+func (t *loginThrottle) attempt(username, client string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	keys := throttleKeys(username, client)
 	var longest time.Duration
-	for _, k := range throttleKeys(username, client) {
+	for _, k := range keys {
 		f := t.m[k]
-		if f == nil {
+		if f == nil || now.Sub(f.last) > loginForgetAfter {
 			continue
 		}
 		if w := f.last.Add(loginDelay(f.n)).Sub(now); w > longest {
 			longest = w
 		}
 	}
-	return longest
-}
-
-// fail records a failed login.
-func (t *loginThrottle) fail(username, client string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	if len(t.m) >= loginMaxEntries {
-		for k, f := range t.m {
-			if now.Sub(f.last) > loginForgetAfter {
-				delete(t.m, k)
-			}
-		}
+	if longest > 0 {
+		return longest
 	}
-	for _, k := range throttleKeys(username, client) {
+	for _, k := range keys {
 		f := t.m[k]
 		if f == nil {
-			if len(t.m) >= loginMaxEntries {
-				continue // full of recent failures: the other key still counts
-			}
+			t.makeRoom(now)
 			f = &loginFailures{}
 			t.m[k] = f
 		} else if now.Sub(f.last) > loginForgetAfter {
@@ -541,13 +591,63 @@ func (t *loginThrottle) fail(username, client string) {
 		f.n++
 		f.last = now
 	}
+	return 0
 }
 
-// succeed clears the username's count after a successful login. The
-// address's count stays: one valid account must not reset the count of an
-// address that guesses other users' passwords.
-func (t *loginThrottle) succeed(username string) {
+// makeRoom keeps the map under loginMaxEntries: it drops forgotten entries,
+// then, if still full, every entry with the fewest failures (a flood of
+// one-off attempts goes in one pass; a counter close to or past
+// loginFreeFailures outlives them).
+func (t *loginThrottle) makeRoom(now time.Time) {
+	if len(t.m) < loginMaxEntries {
+		return
+	}
+	fewest := -1
+	for k, f := range t.m {
+		switch {
+		case now.Sub(f.last) > loginForgetAfter:
+			delete(t.m, k)
+		case fewest < 0 || f.n < fewest:
+			fewest = f.n
+		}
+	}
+	if len(t.m) < loginMaxEntries {
+		return
+	}
+	for k, f := range t.m {
+		if f.n == fewest {
+			delete(t.m, k)
+		}
+	}
+}
+
+// uncount takes one attempt back from a counter; an empty counter goes.
+func (t *loginThrottle) uncount(k string) {
+	if f := t.m[k]; f != nil {
+		if f.n--; f.n <= 0 {
+			delete(t.m, k)
+		}
+	}
+}
+
+// succeed takes back the attempt's failure after a successful login and
+// clears the username's count. The address keeps its earlier failures: one
+// valid account must not reset the count of an address that guesses other
+// users' passwords.
+func (t *loginThrottle) succeed(username, client string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, throttleKeys(username, "")[0])
+	keys := throttleKeys(username, client)
+	delete(t.m, keys[0])
+	t.uncount(keys[1])
+}
+
+// abandoned takes back an attempt that could not be decided (the database
+// did not answer).
+func (t *loginThrottle) abandoned(username, client string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range throttleKeys(username, client) {
+		t.uncount(k)
+	}
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -189,7 +191,7 @@ func TestLoginTokens(t *testing.T) {
 	}
 	// An expired token (stored already expired: no waiting).
 	expired, hash := newToken()
-	require.NoError(t, a.store.saveToken(ctx, hash, a.superuser.ID, kindAccess, time.Now().Add(-time.Second)))
+	require.NoError(t, a.store.saveToken(ctx, hash, a.superuser.ID, kindAccess, "", time.Now().Add(-time.Second)))
 	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+expired)
 	assert.Equal(t, 401, res.StatusCode)
 	assert.JSONEq(t, `{"detail":"`+msgTokenExpired+`"}`, body)
@@ -227,7 +229,7 @@ func TestLoginTokens(t *testing.T) {
 	require.Equal(t, 201, res.StatusCode, body)
 	carol := decode[userJSON](t, body)
 	active := true
-	require.NoError(t, a.store.updateAccount(ctx, carol.ID, &active, nil, nil))
+	require.NoError(t, a.store.updateAccount(ctx, carol.ID, nil, &active, nil, nil))
 	carolTok := loginTokens(t, srv, "carol", "carol-password")
 	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+carol.ID, strings.NewReader(`{"is_active":false}`),
 		"Authorization", "Bearer "+tok2.AccessToken)
@@ -238,6 +240,74 @@ func TestLoginTokens(t *testing.T) {
 	res, body = loginForm(t, srv, "carol", "carol-password")
 	assert.Equal(t, 401, res.StatusCode)
 	assert.JSONEq(t, `{"detail":"Inactive user"}`, body)
+}
+
+// TestLoginTokenPairs: token answers are not cacheable (no-store); a
+// refresh token is spent once, even by concurrent
+// refreshes (before, several got a new pair); a refresh revokes the old
+// access token with it; a logout with the access token alone (an API
+// client's) revokes the refresh token of its pair too (before, it stayed
+// usable for 7 days). On SQLite and PostgreSQL.
+func TestLoginTokenPairs(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			_, srv := startLoginApp(t, func(c *config) {
+				if b.postgres {
+					c.DatabaseURL = sharedDatabase(t)
+				}
+			})
+			whoami := func(access string) int {
+				res, _ := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+access)
+				return res.StatusCode
+			}
+			refresh := func(token string) (int, tokenPair) {
+				res, body := httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+token)
+				var p tokenPair
+				if res.StatusCode == 200 {
+					p = decode[tokenPair](t, body)
+				}
+				return res.StatusCode, p
+			}
+
+			res, body := loginForm(t, srv, "admin", testPassword)
+			require.Equal(t, 200, res.StatusCode, body)
+			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), "a token response is never cached")
+			res, body = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+decode[tokenPair](t, body).RefreshToken)
+			require.Equal(t, 200, res.StatusCode, body)
+			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), "a token response is never cached")
+
+			tok := loginTokens(t, srv, "admin", testPassword)
+			codes := make([]int, 8)
+			var wg sync.WaitGroup
+			for i := range codes {
+				wg.Go(func() { codes[i], _ = refresh(tok.RefreshToken) })
+			}
+			wg.Wait()
+			ok := 0
+			for _, c := range codes {
+				if c == 200 {
+					ok++
+				} else {
+					assert.Equal(t, 401, c)
+				}
+			}
+			assert.Equal(t, 1, ok, "one refresh token, one new pair: %v", codes)
+			assert.Equal(t, 401, whoami(tok.AccessToken), "the refreshed pair's access token is revoked")
+
+			tok = loginTokens(t, srv, "admin", testPassword)
+			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Authorization", "Bearer "+tok.AccessToken)
+			require.Equal(t, 200, res.StatusCode)
+			assert.Equal(t, 401, whoami(tok.AccessToken))
+			code, _ := refresh(tok.RefreshToken)
+			assert.Equal(t, 401, code, "logout with the access token revokes its refresh token")
+
+			tok = loginTokens(t, srv, "admin", testPassword)
+			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Cookie", refreshCookie+"="+tok.RefreshToken)
+			require.Equal(t, 200, res.StatusCode)
+			assert.Equal(t, 401, whoami(tok.AccessToken), "logout with the refresh cookie revokes its access token")
+		})
+	}
 }
 
 // TestUsers: superusers create users in Langflow's shape, inactive unless
@@ -308,22 +378,125 @@ func TestLoginThrottle(t *testing.T) {
 	th := newLoginThrottle()
 	th.now = func() time.Time { return now }
 	for i := range loginFreeFailures {
-		assert.Zero(t, th.wait("ghost", "10.0.0.1"), "attempt %d", i)
-		th.fail("ghost", "10.0.0.1")
+		assert.Zero(t, th.attempt("ghost", "10.0.0.1"), "attempt %d", i)
 	}
-	assert.Equal(t, time.Second, th.wait("ghost", "10.0.0.2"), "by username")
-	assert.Equal(t, time.Second, th.wait("other", "10.0.0.1"), "by address")
-	assert.Zero(t, th.wait("other", "10.0.0.2"))
+	assert.Equal(t, time.Second, th.attempt("ghost", "10.0.0.2"), "by username")
+	assert.Equal(t, time.Second, th.attempt("other", "10.0.0.1"), "by address")
+	assert.Zero(t, th.attempt("other2", "10.0.0.2"))
 	now = now.Add(time.Second)
-	assert.Zero(t, th.wait("ghost", "10.0.0.1"))
-	th.fail("ghost", "10.0.0.1")
-	assert.Equal(t, 2*time.Second, th.wait("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
-	th.succeed("ghost")
-	assert.Zero(t, th.wait("ghost", "10.0.0.3"))
-	assert.Equal(t, 2*time.Second, th.wait("ghost", "10.0.0.1"), "the address keeps its count")
+	assert.Zero(t, th.attempt("ghost", "10.0.0.1"))
+	assert.Equal(t, 2*time.Second, th.attempt("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
+	th.succeed("ghost", "10.0.0.1")
+	assert.Zero(t, th.attempt("ghost", "10.0.0.3"))
+	th.succeed("ghost", "10.0.0.3")
+	assert.Equal(t, time.Second, th.attempt("ghost", "10.0.0.1"), "the address keeps its earlier failures")
 	now = now.Add(loginForgetAfter + time.Hour)
-	assert.Zero(t, th.wait("x", "10.0.0.1"))
+	assert.Zero(t, th.attempt("x", "10.0.0.1"))
 	assert.Equal(t, loginMaxDelay, loginDelay(100))
+
+	// An attempt the database could not decide is not counted.
+	for range 2 * loginFreeFailures {
+		require.Zero(t, th.attempt("db-down", "10.0.0.9"))
+		th.abandoned("db-down", "10.0.0.9")
+	}
+}
+
+// TestLoginThrottleConcurrent: attempts made at the same moment are counted
+// before any password is checked, so a burst cannot slip through while the
+// first attempts are still being checked: once the wait is over, exactly
+// one more guess is checked and the rest are told to wait.
+func TestLoginThrottleConcurrent(t *testing.T) {
+	t.Parallel()
+	a, srv := startLoginApp(t, nil)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	a.throttle.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	burst := func() map[int]int {
+		codes := make([]int, 3*loginFreeFailures)
+		var wg sync.WaitGroup
+		for i := range codes {
+			wg.Go(func() {
+				res, _ := loginForm(t, srv, "admin", "guess")
+				codes[i] = res.StatusCode
+			})
+		}
+		wg.Wait()
+		seen := map[int]int{}
+		for _, c := range codes {
+			seen[c]++
+		}
+		return seen
+	}
+	assert.Equal(t, map[int]int{401: loginFreeFailures, 429: 2 * loginFreeFailures}, burst(),
+		"only the free attempts are checked")
+	clock.Add(int64(time.Second))
+	assert.Equal(t, map[int]int{401: 1, 429: 3*loginFreeFailures - 1}, burst(),
+		"after the wait, one attempt")
+}
+
+// TestLoginThrottleKeys: an IPv6 client counts as its /64 (one host can
+// hold the whole prefix); a flood of new usernames and addresses cannot push
+// out the count of the username being guessed.
+func TestLoginThrottleKeys(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	th := newLoginThrottle()
+	th.now = func() time.Time { return now }
+	for i := range loginFreeFailures {
+		require.Zero(t, th.attempt(fmt.Sprintf("user%d", i), fmt.Sprintf("2001:db8:1:2::%x", i+1)))
+	}
+	assert.Equal(t, time.Second, th.attempt("another", "2001:db8:1:2:ffff::1"), "same /64")
+	assert.Zero(t, th.attempt("another", "2001:db8:1:3::1"), "another /64")
+	assert.Equal(t, "a:192.0.2.1", throttleKeys("X", "192.0.2.1")[1])
+	assert.Equal(t, throttleKeys("x", "")[0], throttleKeys("X", "")[0], "usernames without case")
+
+	// The victim's count survives a flood that fills the table.
+	for i := range loginFreeFailures + 2 {
+		now = now.Add(loginMaxDelay)
+		require.Zero(t, th.attempt("victim", fmt.Sprintf("198.51.100.%d", i)))
+	}
+	for i := range loginMaxEntries + 10 {
+		th.attempt(fmt.Sprintf("spray%d", i), fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+	}
+	assert.LessOrEqual(t, len(th.m), loginMaxEntries)
+	assert.NotZero(t, th.attempt("victim", "203.0.113.1"), "still throttled")
+}
+
+// TestLoginThrottleCountsAttemptsInFlight: an attempt counts from the
+// moment it is let through, so guesses sent at once (none of them judged
+// yet) cannot all pass; a success takes its attempt back.
+func TestLoginThrottleCountsAttemptsInFlight(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	th := newLoginThrottle()
+	th.now = func() time.Time { return now }
+	passed := 0
+	for range 3 * loginFreeFailures {
+		if th.attempt("admin", "10.0.0.9") == 0 {
+			passed++
+		}
+	}
+	assert.Equal(t, loginFreeFailures, passed, "only the free attempts pass while none has been judged")
+
+	th = newLoginThrottle()
+	th.now = func() time.Time { return now }
+	for range 3 * loginFreeFailures {
+		require.Zero(t, th.attempt("admin", "10.0.0.9"))
+		th.succeed("admin", "10.0.0.9")
+	}
+	assert.Empty(t, th.m, "successes leave nothing behind")
+}
+
+// TestLoginThrottleLongUsernames: what the throttle keeps for a username
+// does not grow with its length.
+func TestLoginThrottleLongUsernames(t *testing.T) {
+	t.Parallel()
+	th := newLoginThrottle()
+	long := strings.Repeat("u", maxLoginForm)
+	th.attempt(long, "10.0.0.1")
+	for k := range th.m {
+		assert.Less(t, len(k), 64, "key kept for a %d-byte username", len(long))
+	}
 }
 
 // TestLoginThrottleHTTP: the handler answers 429 with Retry-After.
@@ -414,6 +587,16 @@ func TestSuperuserCommand(t *testing.T) {
 	code, _, errOut = run("", "superuser", "--username", "x", "--password", "langflow")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "legacy default password")
+	// Names no user may have (an ESC, a zero-width space: a look-alike of
+	// "root"), refused by every command that creates users.
+	for _, bad := range []string{"evil\x1b[31m", "ro\u200bot", "x\u202eY"} {
+		code, _, errOut = run("", "superuser", "--username", bad, "--password", "a-long-password")
+		assert.Equal(t, 1, code, "superuser %q", bad)
+		assert.Contains(t, errOut, errBadUsername.Error())
+		code, _, errOut = run("", "api-key", "--username", bad)
+		assert.Equal(t, 1, code, "api-key %q", bad)
+		assert.Contains(t, errOut, errBadUsername.Error())
+	}
 
 	cfg, err := loadConfig(&commonFlags{configDir: dir, defaultLevel: "warn"}, nil, nil)
 	require.NoError(t, err)
@@ -437,4 +620,86 @@ func TestSuperuserCommand(t *testing.T) {
 	code, _, errOut = run("", "superuser", "--username", "y", "--password", "p")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "disabled")
+}
+
+// TestServeMakesDummyHashFirst: serve makes the dummy hash before it
+// listens, so the first login of an unknown user costs one bcrypt
+// comparison, as a wrong password does, and not a hash generation too.
+func TestServeMakesDummyHashFirst(t *testing.T) {
+	t.Parallel()
+	w := &readyWriter{ready: make(chan struct{})}
+	cfg := config{ConfigDir: t.TempDir(), Host: "127.0.0.1", Superuser: "admin", SuperuserPassword: testPassword,
+		Getenv: func(string) string { return "" }}
+	a, err := openApp(context.Background(), cfg, newLogger(w, slog.LevelInfo))
+	require.NoError(t, err)
+	require.Nil(t, a.dummyHash)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.serve(ctx) }()
+	select {
+	case <-w.ready:
+	case err := <-done:
+		t.Fatalf("serve returned before it was ready: %v\n%s", err, w.String())
+	}
+	cost, err := bcrypt.Cost(a.dummyHash)
+	assert.NoError(t, err, "a dummy hash is ready when the server listens")
+	assert.Equal(t, bcryptCost, cost)
+	cancel()
+	require.NoError(t, <-done)
+	require.NoError(t, a.Close())
+}
+
+// TestUsersAsLangflowTestsThem replays Langflow's own tests of /users
+// (src/backend/tests/unit/api/v1/test_users.py): a superuser cannot
+// deactivate itself, PATCH renames, ?search= filters by username ignoring
+// case and total_count counts the matches.
+func TestUsersAsLangflowTestsThem(t *testing.T) {
+	t.Parallel()
+	_, srv := startLoginApp(t, nil)
+	su := []string{"Authorization", "Bearer " + loginTokens(t, srv, "admin", testPassword).AccessToken}
+	res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, su...)
+	require.Equal(t, 200, res.StatusCode, body)
+	me := decode[userJSON](t, body)
+
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+me.ID, strings.NewReader(`{"is_active":false}`), su...)
+	assert.Equal(t, 403, res.StatusCode)
+	assert.JSONEq(t, `{"detail":"You can't deactivate your own user account"}`, body)
+	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, su...)
+	assert.Equal(t, 200, res.StatusCode, "still active, still logged in")
+
+	var ids []string
+	for _, name := range []string{"alice_search", "bob_search", "charlie_search"} {
+		res, body := httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"`+name+`","password":"password123"}`), su...)
+		require.Equal(t, 201, res.StatusCode, body)
+		ids = append(ids, decode[userJSON](t, body).ID)
+	}
+	type page struct {
+		Total int        `json:"total_count"`
+		Users []userJSON `json:"users"`
+	}
+	for _, c := range []struct {
+		query string
+		total int
+		n     int
+	}{{"alice", 1, 1}, {"ALICE", 1, 1}, {"_search", 3, 3}, {"_search&limit=1", 3, 1}, {"nonexistentuser", 0, 0}} {
+		res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/?search="+c.query, nil, su...)
+		require.Equal(t, 200, res.StatusCode, body)
+		p := decode[page](t, body)
+		assert.Equal(t, c.total, p.Total, c.query)
+		assert.Len(t, p.Users, c.n, c.query)
+	}
+
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"alice2","password":"new-password"}`), su...)
+	require.Equal(t, 200, res.StatusCode, body)
+	assert.Equal(t, "alice2", decode[userJSON](t, body).Username)
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"bob_search"}`), su...)
+	assert.Equal(t, 400, res.StatusCode)
+	assert.JSONEq(t, `{"detail":"This username is unavailable."}`, body)
+	res, _ = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"  "}`), su...)
+	assert.Equal(t, 400, res.StatusCode)
+
+	// Deactivating another user is allowed.
+	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[1], strings.NewReader(`{"is_active":false}`), su...)
+	require.Equal(t, 200, res.StatusCode, body)
+	assert.False(t, decode[userJSON](t, body).IsActive)
 }

@@ -194,7 +194,9 @@ type app struct {
 	// PostgreSQL.
 	startupFile string
 	throttle    *loginThrottle
-	unlock      func() // releases the database-use lock (lockDatabase)
+	active      activeUsers // users found active recently (accounts.go)
+	dummyHash   []byte      // made by serve before it listens; nil: made on first use (dummyHash)
+	unlock      func()      // releases the database-use lock (lockDatabase)
 }
 
 // openApp creates the config dir, takes the database-use lock (shared, see
@@ -546,6 +548,10 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	a.warnIfNoLogin(ctx)
+	// The dummy bcrypt hash that logins of unknown users are compared
+	// against is made now, so that the first such login does not take the
+	// time of two bcrypt runs where a wrong password takes one.
+	a.dummyHash = dummyHash()
 
 	h, err := a.handler()
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 )
 
 // POST /api/v1/run/{flow_id_or_name}: Langflow's simplified run API
-// (docs/langflow-compatibility.md, "Run API").
+// (docs/langflow-compatibility.md#run-api).
 //
 // A keyflow flow is one component: its display name is the flow's name, its
 // id componentID(flow), its fields the flow's fields. Running it echoes the

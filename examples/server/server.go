@@ -50,7 +50,8 @@ func (a *app) handler() (http.Handler, error) {
 	// an API key. Every one names the scope a key needs for it (scopes.go).
 	manage := func(scope func(http.Handler) http.Handler, h http.Handler) http.Handler {
 		h = scope(h)
-		return a.tokenAuth(h, ui.session(h, requireKey(h)))
+		active := a.activeKeyUser(h)
+		return a.tokenAuth(h, ui.session(active, requireKey(active)))
 	}
 
 	mux := http.NewServeMux()
@@ -71,7 +72,7 @@ func (a *app) handler() (http.Handler, error) {
 	mux.Handle("/api/v1/variables/", manage(variablesScope, http.StripPrefix("/api/v1/variables", varsAPI)))
 	mux.Handle("GET /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.listFlows)))
 	mux.Handle("POST /api/v1/flows/{$}", manage(scope(scopeFlows), http.HandlerFunc(a.createFlow)))
-	mux.Handle("POST /api/v1/run/{flow_id_or_name}", requireKey(scope(scopeRun)(http.HandlerFunc(a.runFlow))))
+	mux.Handle("POST /api/v1/run/{flow_id_or_name}", requireKey(a.activeKeyUser(scope(scopeRun)(http.HandlerFunc(a.runFlow)))))
 	mux.HandleFunc("POST /api/v1/login", a.login)
 	mux.HandleFunc("POST /api/v1/refresh", a.refresh)
 	mux.HandleFunc("POST /api/v1/logout", a.logout)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
@@ -53,6 +54,9 @@ var errFlowNotFound = errors.New("flow not found")
 type store struct {
 	db       *sql.DB
 	postgres bool
+	// usersChanged counts this process's changes to users (updateAccount,
+	// mirrorUser), so that activeKeyUser forgets what it cached at once.
+	usersChanged atomic.Uint64
 }
 
 var schema = map[bool][]string{
@@ -118,6 +122,15 @@ func (s *store) q(query string) string {
 // (concurrently safe: the CLI and a running server may both try). created
 // reports whether this call created it.
 func (s *store) ensureUser(ctx context.Context, username string, superuser bool) (u user, created bool, err error) {
+	if err := checkUsername(username); err != nil {
+		// No new user may have that name; one that has it already (imported
+		// from Langflow) is still found.
+		if s.db.QueryRowContext(ctx, s.q(`SELECT id, username, is_superuser, created_at FROM users WHERE username = ?`), username).
+			Scan(&u.ID, &u.Username, &u.IsSuperuser, &u.CreatedAt) == nil {
+			return u, false, nil
+		}
+		return user{}, false, err
+	}
 	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (id, username, is_superuser, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`),
 		ids.New(), username, superuser, time.Now().UTC())

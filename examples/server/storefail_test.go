@@ -112,6 +112,22 @@ func TestStoreFailure(t *testing.T) {
 					{"POST", runPath, `{"inputs":{"text":"hi"}}`, http.StatusServiceUnavailable, unavailable},
 				}
 			},
+			// The first read is whether the key's user is still active.
+			wantLog: []string{`msg="database unavailable" op="check key user"`},
+		},
+		{
+			name: "flows table gone",
+			fail: func(t *testing.T, a *app, down func()) {
+				_, err := a.db.Exec("DROP TABLE flows")
+				require.NoError(t, err)
+			},
+			requests: func(runPath string) []request {
+				return []request{
+					{"GET", "/api/v1/flows/", "", http.StatusServiceUnavailable, unavailable},
+					{"POST", "/api/v1/flows/", `{"name":"new flow","fields":{}}`, http.StatusServiceUnavailable, unavailable},
+					{"POST", runPath, `{"inputs":{"text":"hi"}}`, http.StatusServiceUnavailable, unavailable},
+				}
+			},
 			wantLog: []string{`msg="database unavailable" op="list flows"`, `op="create flow"`, `op="read flow"`},
 		},
 		{

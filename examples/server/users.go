@@ -16,11 +16,12 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/names"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
 // Users and passwords, as Langflow has them with LANGFLOW_AUTO_LOGIN=false
-// (docs/langflow-compatibility.md, "Login and users"):
+// (docs/langflow-compatibility.md#login-and-users):
 //
 //   - the superuser is LANGFLOW_SUPERUSER (default "langflow"); with
 //     auto-login on it is always "langflow", as Langflow forces it;
@@ -118,6 +119,14 @@ func (s *store) migrateUsers(ctx context.Context) error {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	}
+	// The login a token pair came from, so that logout and refresh revoke
+	// both tokens of the pair (NULL in rows made before the column).
+	if err := s.addColumn(ctx, "auth_tokens", "pair", id); err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS auth_tokens_pair ON auth_tokens(pair)`); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
 	return nil
 }
 
@@ -194,8 +203,25 @@ func (s *store) accounts(ctx context.Context) ([]account, error) {
 	return out, rows.Err()
 }
 
-// createAccount inserts a new user; errUsernameTaken if the name is in use.
+// errBadUsername refuses a username that package names refuses (control,
+// invisible or bidi characters, over 255 bytes) or an empty one, wherever a
+// user is created: the API, the superuser and api-key commands.
+var errBadUsername = errors.New("a username must be non-empty valid UTF-8 without control or invisible characters, at most 255 bytes")
+
+// checkUsername returns errBadUsername for a username no user may have.
+func checkUsername(username string) error {
+	if strings.TrimSpace(username) == "" || names.Check(username) != nil {
+		return errBadUsername
+	}
+	return nil
+}
+
+// createAccount inserts a new user; errUsernameTaken if the name is in use,
+// errBadUsername if no user may have it.
 func (s *store) createAccount(ctx context.Context, username, passwordHash string, superuser, active bool) (account, error) {
+	if err := checkUsername(username); err != nil {
+		return account{}, err
+	}
 	now := time.Now().UTC()
 	a := account{user: user{ID: ids.New(), Username: username, IsSuperuser: superuser, CreatedAt: now},
 		PasswordHash: passwordHash, IsActive: active, UpdatedAt: &now}
@@ -236,9 +262,22 @@ func (s *store) setPasswordIfNone(ctx context.Context, id, passwordHash string) 
 	return n == 1, nil
 }
 
-// updateAccount applies a superuser's PATCH: each non-nil field.
-func (s *store) updateAccount(ctx context.Context, id string, active, superuser *bool, passwordHash *string) error {
+// updateAccount applies a superuser's PATCH: each non-nil field;
+// errUsernameTaken when another user has that username, errUserNotFound
+// when there is no such user.
+func (s *store) updateAccount(ctx context.Context, id string, username *string, active, superuser *bool, passwordHash *string) error {
+	defer s.usersChanged.Add(1)
 	sets, args := []string{"updated_at = ?"}, []any{time.Now().UTC()}
+	if username != nil {
+		other, err := s.accountByName(ctx, *username)
+		switch {
+		case err == nil && !strings.EqualFold(other.ID, id):
+			return errUsernameTaken
+		case err != nil && !errors.Is(err, errUserNotFound):
+			return err
+		}
+		sets, args = append(sets, "username = ?"), append(args, *username)
+	}
 	if active != nil {
 		sets, args = append(sets, "is_active = ?"), append(args, *active)
 	}
@@ -386,7 +425,7 @@ func toUserJSON(a account) userJSON {
 func (a *app) currentAccount(w http.ResponseWriter, r *http.Request) (account, bool) {
 	caller, _ := middleware.FromRequest(r)
 	id := caller.UserID
-	acct, err := a.store.accountByID(r.Context(), id)
+	acct, err := a.accountByIDFresh(r.Context(), id)
 	switch {
 	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusUnauthorized, "User not found or is inactive.")
@@ -425,6 +464,10 @@ func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
 // unavailable.".
 func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.currentSuperuser(w, r); !ok {
+		return
+	}
+	if a.langflow != nil {
+		httpjson.Detail(w, http.StatusBadRequest, msgUsersInLangflow)
 		return
 	}
 	var in struct {
@@ -473,8 +516,9 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusCreated, toUserJSON(acct))
 }
 
-// listUsers is GET /api/v1/users/?skip=&limit= by a superuser:
-// {"total_count", "users": [UserRead]}.
+// listUsers is GET /api/v1/users/?skip=&limit=&search= by a superuser:
+// {"total_count", "users": [UserRead]}; search keeps the usernames that
+// contain it, ignoring case, as Langflow's does, and total_count counts them.
 func (a *app) listUsers(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.currentSuperuser(w, r); !ok {
 		return
@@ -488,6 +532,15 @@ func (a *app) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.storeUnavailable(w, r, "list users", err)
 		return
 	}
+	if search := strings.ToLower(r.URL.Query().Get("search")); search != "" {
+		matching := all[:0]
+		for _, acct := range all {
+			if strings.Contains(strings.ToLower(acct.Username), search) {
+				matching = append(matching, acct)
+			}
+		}
+		all = matching
+	}
 	page := []userJSON{}
 	for i := skip; i < len(all) && len(page) < limit; i++ {
 		page = append(page, toUserJSON(all[i]))
@@ -495,11 +548,17 @@ func (a *app) listUsers(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, map[string]any{"total_count": len(all), "users": page})
 }
 
-// patchUser is PATCH /api/v1/users/{user_id} by a superuser: is_active,
-// is_superuser and password, each optional. (Langflow also lets users edit
+// patchUser is PATCH /api/v1/users/{user_id} by a superuser: username,
+// is_active, is_superuser and password, each optional. As in Langflow, a
+// caller cannot deactivate themselves (403). (Langflow also lets users edit
 // their own profile; keyflow has no profile.)
 func (a *app) patchUser(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.currentSuperuser(w, r); !ok {
+	caller, ok := a.currentSuperuser(w, r)
+	if !ok {
+		return
+	}
+	if a.langflow != nil {
+		httpjson.Detail(w, http.StatusBadRequest, msgUsersInLangflow)
 		return
 	}
 	id := r.PathValue("user_id")
@@ -508,12 +567,29 @@ func (a *app) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
+		Username    *string `json:"username"`
 		IsActive    *bool   `json:"is_active"`
 		IsSuperuser *bool   `json:"is_superuser"`
 		Password    *string `json:"password"`
 	}
 	if !httpjson.Decode(w, r, &in) {
 		return
+	}
+	if in.IsActive != nil && !*in.IsActive && strings.EqualFold(id, caller.ID) {
+		// As Langflow: nobody deactivates themselves (the last superuser
+		// would lock everybody out).
+		httpjson.Detail(w, http.StatusForbidden, "You can't deactivate your own user account")
+		return
+	}
+	if in.Username != nil {
+		switch {
+		case strings.TrimSpace(*in.Username) == "":
+			httpjson.Detail(w, http.StatusBadRequest, "Username cannot be empty")
+			return
+		case variables.ValidateName(*in.Username) != nil:
+			httpjson.Detail(w, http.StatusBadRequest, "Username must be valid UTF-8 without control characters, at most 255 bytes")
+			return
+		}
 	}
 	var hash *string
 	if in.Password != nil && *in.Password != "" {
@@ -524,9 +600,13 @@ func (a *app) patchUser(w http.ResponseWriter, r *http.Request) {
 		}
 		hash = &h
 	}
-	err := a.store.updateAccount(r.Context(), id, in.IsActive, in.IsSuperuser, hash)
-	if errors.Is(err, errUserNotFound) {
+	err := a.store.updateAccount(r.Context(), id, in.Username, in.IsActive, in.IsSuperuser, hash)
+	switch {
+	case errors.Is(err, errUserNotFound):
 		httpjson.Detail(w, http.StatusNotFound, "User not found")
+		return
+	case errors.Is(err, errUsernameTaken):
+		httpjson.Detail(w, http.StatusBadRequest, "This username is unavailable.")
 		return
 	}
 	if err != nil {

@@ -12,7 +12,21 @@
 // api_key_hash and expires_at) and its models
 // (services/database/models/{user,api_key,variable}/model.py): UUIDs are
 // CHAR(32) hexadecimal on SQLite and uuid on PostgreSQL, times are
-// SQLAlchemy DateTime (naive UTC text on SQLite).
+// SQLAlchemy DateTime (naive UTC text on SQLite), booleans are SQLAlchemy
+// Boolean (the integers 0 and 1 on SQLite).
+//
+// A Langflow database exists in two shapes: made by its migrations (an
+// install upgraded from an older version) or by its models' create_all (a
+// fresh install, which then stamps the migrations). They differ in server
+// defaults and nullability: apikey.created_at has a server default only in
+// the models' shape; variable.created_at is NOT NULL without a default in
+// the migrations' shape (the migration meant to relax it,
+// 58b28437a398_modify_nullable.py, changes nothing) and nullable with a
+// default in the models'; variable.category has the server default
+// 'Global' only in the migration's shape (the model sets it in Python).
+// The fixtures take the stricter side of each difference (no server
+// default, NOT NULL), so that a store that leaves a column to a default
+// some Langflow databases lack fails here.
 package langflowtest
 
 import (
@@ -47,6 +61,7 @@ const (
 // Generations lists every generation, oldest first.
 var Generations = []Generation{Gen17, Gen18, Gen18Hash, GenNewest}
 
+// String names the generation, e.g. "langflow-1.7-plaintext".
 func (g Generation) String() string {
 	switch g {
 	case Gen17:
@@ -66,6 +81,11 @@ func (g Generation) HasHash() bool { return g >= Gen18Hash }
 
 // HasExpiry reports whether the generation has expires_at.
 func (g Generation) HasExpiry() bool { return g >= GenNewest }
+
+// HasCategory reports whether the generation's variable table has category
+// (added by 50bdbf646c1c, October 2025; absent from the 1.8 development line
+// of January 2026, so only the newest fixture has it).
+func (g Generation) HasCategory() bool { return g >= GenNewest }
 
 // Labels of the fixture's keys.
 const (
@@ -142,6 +162,10 @@ func Schema(g Generation, postgres bool) []string {
 	if postgres {
 		uuid, ts, tstz = "UUID", "TIMESTAMP WITHOUT TIME ZONE", "TIMESTAMP WITH TIME ZONE"
 	}
+	categoryCol := ""
+	if g.HasCategory() {
+		categoryCol = ",\n\tcategory VARCHAR"
+	}
 	keyExtra := ""
 	if g.HasHash() {
 		keyExtra += ",\n\tapi_key_hash VARCHAR"
@@ -167,11 +191,13 @@ func Schema(g Generation, postgres bool) []string {
 	CONSTRAINT pk_user PRIMARY KEY (id),
 	CONSTRAINT uq_user_id UNIQUE (id))`,
 		`CREATE UNIQUE INDEX ix_user_username ON "user" (username)`,
-		// apikey: 260dbcc8b680, created_at made timezone-aware with a
-		// server default, then api_key_hash and expires_at.
+		// apikey: 260dbcc8b680, created_at made timezone-aware
+		// (4e5980a44eaa; no server default in this shape), then
+		// api_key_hash and expires_at. total_uses and is_active have
+		// Python-side defaults only.
 		`CREATE TABLE apikey (
 	name VARCHAR,
-	created_at ` + tstz + ` DEFAULT CURRENT_TIMESTAMP NOT NULL,
+	created_at ` + tstz + ` NOT NULL,
 	last_used_at ` + ts + `,
 	total_uses INTEGER NOT NULL,
 	is_active BOOLEAN NOT NULL,
@@ -184,18 +210,19 @@ func Schema(g Generation, postgres bool) []string {
 		`CREATE UNIQUE INDEX ix_apikey_api_key ON apikey (api_key)`,
 		`CREATE INDEX ix_apikey_name ON apikey (name)`,
 		`CREATE INDEX ix_apikey_user_id ON apikey (user_id)`,
-		// variable: 1a110b568907, default_fields (1f4d6df60295), category
-		// (50bdbf646c1c); no unique (user_id, name).
+		// variable: 1a110b568907 (created_at NOT NULL, no default),
+		// timezone-aware times (4e5980a44eaa), default_fields
+		// (1f4d6df60295), category (50bdbf646c1c; no server default, as
+		// the models make it); no unique (user_id, name).
 		`CREATE TABLE variable (
 	name VARCHAR NOT NULL,
 	value VARCHAR NOT NULL,
 	type VARCHAR,
 	id ` + uuid + ` NOT NULL,
-	created_at ` + tstz + ` DEFAULT CURRENT_TIMESTAMP,
+	created_at ` + tstz + ` NOT NULL,
 	updated_at ` + tstz + `,
 	user_id ` + uuid + ` NOT NULL,
-	default_fields ` + js + `,
-	category VARCHAR DEFAULT 'Global',
+	default_fields ` + js + categoryCol + `,
 	PRIMARY KEY (id),
 	CONSTRAINT fk_variable_user_id FOREIGN KEY (user_id) REFERENCES "user" (id))`,
 	}
@@ -336,8 +363,18 @@ func Create(ctx context.Context, db *sql.DB, postgres bool, g Generation, keyrin
 		}
 		id := ids.New()
 		created := s.now.Add(-24 * time.Hour)
-		if err := s.exec(ctx, `INSERT INTO variable (id, user_id, name, value, type, default_fields, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			s.id(id), s.id(v.user), v.name, value, v.typ, v.fields, s.ts(created)); err != nil {
+		cols, args := "id, user_id, name, value, type, default_fields, created_at", []any{s.id(id), s.id(v.user), v.name, value, v.typ, v.fields, s.ts(created)}
+		if g.HasCategory() {
+			// Langflow's model writes Global; its category migration moved
+			// the providers' Credentials to LLM.
+			category := "Global"
+			if v.name == "OPENAI_API_KEY" {
+				category = "LLM"
+			}
+			cols, args = cols+", category", append(args, category)
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+		if err := s.exec(ctx, "INSERT INTO variable ("+cols+") VALUES ("+marks+")", args...); err != nil {
 			return nil, fmt.Errorf("langflowtest: variable: %w", err)
 		}
 		f.Vars[v.name] = Var{ID: id, UserID: v.user, Name: v.name, Type: v.typ, Plain: v.plain, Encrypted: v.encrypt}
@@ -402,6 +439,13 @@ func DeleteKey(ctx context.Context, db *sql.DB, postgres bool, id string) error 
 func SetActive(ctx context.Context, db *sql.DB, postgres bool, id string, active bool) error {
 	s := &seeder{db: db, postgres: postgres}
 	return s.exec(ctx, `UPDATE apikey SET is_active = ? WHERE id = ?`, active, s.id(id))
+}
+
+// SetUserActive sets a user's is_active column, as a Langflow superuser
+// deactivating or activating that user does.
+func SetUserActive(ctx context.Context, db *sql.DB, postgres bool, id string, active bool) error {
+	s := &seeder{db: db, postgres: postgres}
+	return s.exec(ctx, `UPDATE "user" SET is_active = ? WHERE id = ?`, active, s.id(id))
 }
 
 // KeyRow reads back what Langflow would read of a key: total_uses,

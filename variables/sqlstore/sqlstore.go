@@ -41,13 +41,14 @@ const (
 
 // Config configures New. Dialect is required.
 type Config struct {
-	Dialect Dialect
-	Table   string // default "variable"; letters, digits and underscores
+	Dialect Dialect // SQLite or Postgres; required
+	Table   string  // default "variable"; letters, digits and underscores
 }
 
 // Store is a variables.Store on a *sql.DB. It is safe for concurrent use and
 // logs nothing; its own error texts name IDs, never values. Close
-// releases its prepared statement when the Store is no longer needed.
+// releases its prepared statement when the Store is no longer needed. Make
+// one with New; the zero value is not usable.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect

@@ -81,7 +81,7 @@ const (
 // signals its subscribers when a notification arrives and after every
 // (re)connection. It reconnects by itself, with backoff, when the connection
 // fails or is terminated. It is safe for concurrent use; Close it to drop
-// the connection.
+// the connection. Make one with New; the zero value is not usable.
 type Listener struct {
 	cfg     *pgx.ConnConfig
 	channel string

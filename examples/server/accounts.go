@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/middleware"
+)
+
+// A deactivated user's API keys stop working as login tokens do: a request
+// authenticated by a key reads the key's user (on a Langflow database, from
+// Langflow's own table: accountByIDFresh), unless that user was found active
+// less than activeUserTTL ago. A deactivation through this process counts
+// at once (store.usersChanged drops what was cached); one made elsewhere
+// (another instance, Langflow's UI, SQL) within activeUserTTL, the bound
+// that revocations across instances have too. Inactive and missing users are
+// never cached, so a reactivation counts at once.
+
+// activeUserTTL is how long a user found active is trusted without reading
+// it again.
+const activeUserTTL = time.Second
+
+// maxActiveUsers bounds the cache; when it is full it starts afresh.
+const maxActiveUsers = 100_000
+
+// activeUsers remembers until when each user is known to be active. It is
+// safe for concurrent use.
+type activeUsers struct {
+	mu    sync.Mutex
+	gen   uint64               // store.usersChanged when until was started
+	until map[string]time.Time // user ID → trusted until
+}
+
+// known reports whether id was found active recently enough, as of the
+// store's change count gen.
+func (c *activeUsers) known(id string, gen uint64, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return false
+	}
+	return now.Before(c.until[id])
+}
+
+// remember trusts id as active until now+activeUserTTL, if the store has
+// not changed users since gen was read.
+func (c *activeUsers) remember(id string, gen uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.until == nil || len(c.until) >= maxActiveUsers {
+		c.gen, c.until = gen, make(map[string]time.Time)
+	}
+	c.until[id] = now.Add(activeUserTTL)
+}
+
+// msgKeyUserInactive answers an API key whose user is inactive or gone
+// (the newest Langflow's message).
+const msgKeyUserInactive = "User account is inactive"
+
+// activeKeyUser lets through a request authenticated by an API key
+// (apikey.SourceDB, or LANGFLOW_API_KEY) or by auto-login (the UI session,
+// LANGFLOW_SKIP_AUTH_AUTO_LOGIN) only while its user exists and is active
+// (403 msgKeyUserInactive otherwise), as the newest Langflow does; the keys
+// themselves are left as they are, so they work again if the user is
+// reactivated. Requests without a principal, and those of login tokens
+// (which tokenAuth checks), pass unchanged. A database failure is 503 (fail
+// closed).
+func (a *app) activeKeyUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := middleware.FromContext(r.Context())
+		if !ok || p.Source == sourceLogin {
+			next.ServeHTTP(w, r)
+			return
+		}
+		gen, now := a.store.usersChanged.Load(), time.Now()
+		if a.active.known(p.UserID, gen, now) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		acct, err := a.accountByIDFresh(r.Context(), p.UserID)
+		switch {
+		case errors.Is(err, errUserNotFound) || err == nil && !acct.IsActive:
+			httpjson.Detail(w, http.StatusForbidden, msgKeyUserInactive)
+		case err != nil:
+			a.storeUnavailable(w, r, "check key user", err)
+		default:
+			// The store's count as read before the user was: a change
+			// meanwhile leaves nothing trusted.
+			a.active.remember(p.UserID, gen, now)
+			next.ServeHTTP(w, r)
+		}
+	})
+}
