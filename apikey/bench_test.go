@@ -78,6 +78,35 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyChangeFeed: as BenchmarkVerify/langflow, with a change feed
+// (several instances): a cache hit also checks that the feed was read less
+// than ChangesMaxLag ago, on the monotonic clock.
+func BenchmarkVerifyChangeFeed(b *testing.B) {
+	store := newFaultyStore()
+	m := newBenchManager(b, apikey.Config{Store: store, Changes: &fakeFeed{}, ChangesMaxLag: time.Second, ChangesPollInterval: 100 * time.Millisecond})
+	keys := benchKeys(b, m, 1024)
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; { // until a poll has made the cache trusted
+		before := store.calls("ByHash")
+		warm(b, m, keys)
+		if store.calls("ByHash") == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the cache never served")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Verify(ctx, keys[i&1023]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 // BenchmarkVerifyParallel: as BenchmarkVerify, from GOMAXPROCS goroutines
 // (run with -cpu 1,2 to see the scaling).
 func BenchmarkVerifyParallel(b *testing.B) {

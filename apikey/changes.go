@@ -90,19 +90,6 @@ func (m *Manager) feedTouch() {
 	}
 }
 
-// feedNow is the poller's clock, in Unix nanoseconds. It does not read the
-// verification path's coarse clock (reading it keeps that clock's ticker
-// running); it reads the system clock, minus one tick of the coarse clock:
-// Verify reads the coarse clock, which lags real time by up to a tick, so a
-// trust deadline computed from a poll's start this way still ends no later
-// than maxLag after the poll really began.
-func (m *Manager) feedNow() int64 {
-	if m.nowFn != nil {
-		return m.nowFn().UnixNano()
-	}
-	return time.Now().UnixNano() - int64(clockTick)
-}
-
 // feedLoop reads m.feed until Close. After each successful poll that
 // started at time s, every change committed before s has been applied
 // (Invalidate), so cached results may be served until s+maxLag (m.trust).
@@ -144,7 +131,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 		}
 
 		start := time.Now()
-		startNano := m.feedNow()
+		startNano := m.trustNano()
 		// Derived from m.done: Close does not wait for a slow poll.
 		ctx, cancel := context.WithTimeout(m.done, max(maxLag, time.Second))
 		changed, next, err := m.feed.Changes(ctx, cursor)
@@ -186,7 +173,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 				lastLog = now
 				m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(failSince).Round(time.Millisecond), "failed_polls", failures, "err", err)
 			}
-			if !dropped && m.feedNow() >= m.trust.Load() {
+			if !dropped && m.trustNano() >= m.trust.Load() {
 				dropped = true
 				m.cache.clear()
 				m.log.Warn("apikey: change feed down for longer than its bound; verification cache dropped, verifications read the store",

@@ -156,7 +156,8 @@ type Manager struct {
 	log    *slog.Logger
 
 	cache  *cache       // nil: no cache
-	trust  atomic.Int64 // cached entries are served while nowNano() < trust (the change feed)
+	trust  atomic.Int64 // with a change feed, cached entries are served while trustNano() < trust
+	epoch  time.Time    // trustNano's origin
 	posTTL int64        // nanoseconds; ≤ 0: positives not cached
 	negTTL int64        // nanoseconds; ≤ 0: negatives not cached
 
@@ -256,6 +257,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		log:        cfg.Logger,
 		track:      !cfg.DisableUsageTracking,
 		maxPending: cfg.MaxPendingUsage,
+		epoch:      time.Now(),
 	}
 	m.trust.Store(math.MaxInt64)
 	if len(cfg.AcceptFormats) == 0 {
@@ -544,7 +546,7 @@ func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
 			m.feedTouch()
 		}
 		var e *entry
-		if e, gen = m.cache.get(&h, now); e != nil && now < m.trust.Load() {
+		if e, gen = m.cache.get(&h, now); e != nil && m.trusted() {
 			return m.admit(e, now, true)
 		}
 	}
@@ -571,7 +573,7 @@ func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (P
 		return Principal{}, unavailable("verify", err)
 	}
 	shared := false
-	if m.cache != nil && ttl > 0 && now < m.trust.Load() {
+	if m.cache != nil && ttl > 0 && m.trusted() {
 		e.until = now + ttl
 		shared = m.cache.put(e, gen, now)
 	}
@@ -669,6 +671,25 @@ func (m *Manager) now() time.Time {
 		return normTime(m.nowFn())
 	}
 	return normTime(time.Now())
+}
+
+// trusted reports whether cached results may be served: always without a
+// change feed; with one, while the last successful poll began less than
+// ChangesMaxLag ago (m.trust, kept by feedLoop).
+func (m *Manager) trusted() bool {
+	return m.feed == nil || m.trustNano() < m.trust.Load()
+}
+
+// trustNano is the clock of the change feed's trust deadline: the monotonic
+// time since the Manager was made (about 20 ns to read), not the coarse
+// clock of the verification path, whose goroutine can be held up on a busy
+// machine and would then stretch the bound by as long. With Config.Now (a
+// test's clock), that clock.
+func (m *Manager) trustNano() int64 {
+	if m.nowFn != nil {
+		return m.nowFn().UnixNano()
+	}
+	return int64(time.Since(m.epoch))
 }
 
 // nowNano is the verification path's clock, in Unix nanoseconds.
