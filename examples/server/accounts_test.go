@@ -6,14 +6,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -89,59 +86,6 @@ func TestInactiveUserKeys(t *testing.T) {
 			require.Equal(t, 200, res.StatusCode, body)
 			code, body := status(calls[0])
 			assert.Equal(t, 200, code, "reactivated: the key works again: %s", body)
-		})
-	}
-}
-
-// TestLangflowUsersAreReadNow: on a Langflow database, a user deactivated
-// in Langflow after this server started is refused at once (login, login
-// token, API key), and the users routes do not change the mirror. Before,
-// the users copied at start kept logging in and their keys kept working.
-func TestLangflowUsersAreReadNow(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			url, fx, db := langflowDatabase(t, b.postgres, langflowtest.GenNewest)
-			a, err := openApp(ctx, langflowConfig(t, url, langflowSecret), quietLog())
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = a.Close() })
-			h, err := a.handler()
-			require.NoError(t, err)
-			srv := httptest.NewServer(h)
-			t.Cleanup(srv.Close)
-
-			aliceKey := fx.Keys[langflowtest.KeyAlice].Plaintext
-			tok := loginTokens(t, srv, "alice", langflowtest.Password)
-			bearer := []string{"Authorization", "Bearer " + tok.AccessToken}
-			res, _ := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
-			require.Equal(t, 200, res.StatusCode)
-			require.Equal(t, 200, get(t, srv, "GET", "/api/v1/variables/", aliceKey))
-
-			require.NoError(t, langflowtest.SetUserActive(ctx, db, b.postgres, fx.Alice.ID, false))
-			deactivated := time.Now()
-			w := revoketest.Until(10*time.Second, func() bool {
-				return get(t, srv, "GET", "/api/v1/variables/", aliceKey) == http.StatusForbidden
-			})
-			assert.True(t, w.Refused, "key of a user Langflow deactivated")
-			assert.Less(t, w.AcceptedAfter(deactivated), activeUserTTL, "refused within the bound")
-			res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
-			assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "token of a user Langflow deactivated")
-			res, body := loginForm(t, srv, "alice", langflowtest.Password)
-			assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "login of a user Langflow deactivated: %s", body)
-
-			require.NoError(t, langflowtest.SetUserActive(ctx, db, b.postgres, fx.Alice.ID, true))
-			assert.Equal(t, 200, get(t, srv, "GET", "/api/v1/variables/", aliceKey), "reactivated in Langflow")
-
-			su := fx.Keys[langflowtest.KeyPlain].Plaintext
-			for _, c := range []struct{ method, path, body string }{
-				{"POST", "/api/v1/users/", `{"username":"mallory","password":"mallory-password"}`},
-				{"PATCH", "/api/v1/users/" + fx.Alice.ID, `{"is_active":false}`},
-			} {
-				res, body := httpDo(t, c.method, srv.URL+c.path, strings.NewReader(c.body), "x-api-key", su, "Content-Type", "application/json")
-				assert.Equal(t, http.StatusBadRequest, res.StatusCode, body)
-				assert.JSONEq(t, `{"detail":"`+msgUsersInLangflow+`"}`, body)
-			}
 		})
 	}
 }

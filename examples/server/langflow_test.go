@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/internal/revoketest"
 	"github.com/keyflow-dev/keyflow/internal/testdb"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
@@ -274,18 +275,7 @@ func TestImportProgressBar(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, tx.Commit())
-	cfg := langflowConfig(t, "", langflowSecret)
-	cfg.Schema = "keyflow"
-	a, err := openApp(context.Background(), cfg, quietLog())
-	require.NoError(t, err)
-	defer a.Close()
-	src, err := parseDatabaseURL(url, "")
-	require.NoError(t, err)
-	lfdb, err := sql.Open(src.driver, src.dsn)
-	require.NoError(t, err)
-	defer lfdb.Close()
-	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
-	require.NoError(t, err)
+	a, ldb := importTarget(t, url)
 	var bar strings.Builder
 	rep, err := importLangflow(context.Background(), a, ldb, a.keyring, &bar)
 	require.NoError(t, err)
@@ -373,7 +363,8 @@ func TestAPIKeyCommandOnLangflow(t *testing.T) {
 // TestLangflowUsersReadAgain: on a Langflow database, a user deactivated,
 // or given a new password, in Langflow while the server runs counts at once
 // for logins and login tokens (the mirror is read again from Langflow's
-// table), and the server does not create or change users there.
+// table) and within the bound for the user's API keys, which work again on
+// reactivation; the server does not create or change users there.
 func TestLangflowUsersReadAgain(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -392,13 +383,20 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 			bearer := []string{"Authorization", "Bearer " + alice.AccessToken}
 			res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
 			require.Equal(t, 200, res.StatusCode, body)
+			aliceKey := fx.Keys[langflowtest.KeyAlice].Plaintext
+			require.Equal(t, 200, get(t, srv, "GET", "/api/v1/variables/", aliceKey))
 
-			_, err = db.ExecContext(ctx, `UPDATE "user" SET is_active = $1 WHERE username = 'alice'`, false)
-			require.NoError(t, err)
+			require.NoError(t, langflowtest.SetUserActive(ctx, db, b.postgres, fx.Alice.ID, false))
+			deactivated := time.Now()
 			res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
 			assert.Equal(t, 401, res.StatusCode, "deactivated in Langflow: the token stops at once; %s", body)
 			res, _ = loginForm(t, srv, "alice", langflowtest.Password)
 			assert.NotEqual(t, 200, res.StatusCode, "deactivated in Langflow: no login")
+			w := revoketest.Until(10*time.Second, func() bool {
+				return get(t, srv, "GET", "/api/v1/variables/", aliceKey) == http.StatusForbidden
+			})
+			assert.True(t, w.Refused, "the API key of a user Langflow deactivated")
+			assert.Less(t, w.AcceptedAfter(deactivated), activeUserTTL, "refused within the bound")
 
 			hash, err := bcrypt.GenerateFromPassword([]byte("a-new-langflow-password"), bcrypt.MinCost)
 			require.NoError(t, err)
@@ -407,6 +405,7 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 			res, _ = loginForm(t, srv, "alice", langflowtest.Password)
 			assert.Equal(t, 401, res.StatusCode, "the old password no longer works")
 			loginTokens(t, srv, "alice", "a-new-langflow-password")
+			assert.Equal(t, 200, get(t, srv, "GET", "/api/v1/variables/", aliceKey), "reactivated in Langflow: the key works again at once")
 
 			_, err = db.ExecContext(ctx, `DELETE FROM "user" WHERE username = 'alice'`)
 			if err == nil { // Langflow's foreign keys may keep the row
@@ -439,23 +438,31 @@ func (c *stopAfter) Err() error {
 	return nil
 }
 
+// importTarget opens a keyflow app on a fresh config dir and the Langflow
+// SQLite database at url as an import's source; both close when t ends.
+func importTarget(t *testing.T, url string) (*app, *langflowdb.DB) {
+	t.Helper()
+	cfg := langflowConfig(t, "", langflowSecret)
+	cfg.Schema = "keyflow"
+	a, err := openApp(context.Background(), cfg, quietLog())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	src, err := parseDatabaseURL(url, "")
+	require.NoError(t, err)
+	lfdb, err := sql.Open(src.driver, src.dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lfdb.Close() })
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
+	require.NoError(t, err)
+	return a, ldb
+}
+
 // TestImportInterruptedResumes: an import stopped part-way leaves complete
 // rows and a summary of them; the same import run again imports the rest
 // and skips what is there.
 func TestImportInterruptedResumes(t *testing.T) {
 	url, fx, _ := langflowDatabase(t, false, langflowtest.GenNewest)
-	cfg := langflowConfig(t, "", langflowSecret)
-	cfg.Schema = "keyflow"
-	a, err := openApp(context.Background(), cfg, quietLog())
-	require.NoError(t, err)
-	defer a.Close()
-	src, err := parseDatabaseURL(url, "")
-	require.NoError(t, err)
-	lfdb, err := sql.Open(src.driver, src.dsn)
-	require.NoError(t, err)
-	defer lfdb.Close()
-	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
-	require.NoError(t, err)
+	a, ldb := importTarget(t, url)
 
 	ctx := &stopAfter{Context: context.Background()}
 	ctx.n.Store(6) // through the users and into the keys
