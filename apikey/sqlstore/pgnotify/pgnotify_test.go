@@ -139,18 +139,27 @@ func TestListenerSignals(t *testing.T) {
 	}
 }
 
+// listenedStore is a key store on a fresh schema and a Listener for its
+// notifications, on a session named app (for pg_stat_activity); ping is
+// the Listener's PingInterval (0: its default).
+func listenedStore(t *testing.T, ping time.Duration) (*sql.DB, *sqlstore.Store, string, *pgnotify.Listener) {
+	t.Helper()
+	db, _ := testdb.PostgresSchema(t)
+	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	require.NoError(t, err)
+	channel, payload := s.Notification()
+	app := "kfn_" + ids.New()[:8]
+	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload, PingInterval: ping})
+	return db, s, app, l
+}
+
 // TestListenerPings: a connection quiet for PingInterval is checked with an
 // empty query and kept (the same session keeps listening), and
 // notifications still arrive between the checks.
 func TestListenerPings(t *testing.T) {
 	t.Parallel()
-	db, _ := testdb.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
-	require.NoError(t, err)
-	channel, payload := s.Notification()
-	app := "kfn_" + ids.New()[:8]
-	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload, PingInterval: 10 * time.Millisecond})
+	db, s, app, l := listenedStore(t, 10*time.Millisecond)
 	c, cancel := l.Subscribe()
 	defer cancel()
 	require.True(t, receive(c, 10*time.Second))
@@ -180,13 +189,8 @@ func TestListenerPings(t *testing.T) {
 // passes on new ones.
 func TestListenerReconnects(t *testing.T) {
 	t.Parallel()
-	db, _ := testdb.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
-	require.NoError(t, err)
-	channel, payload := s.Notification()
-	app := "kfn_" + ids.New()[:8]
-	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload})
+	db, s, app, l := listenedStore(t, 0)
 	c, cancel := l.Subscribe()
 	defer cancel()
 	require.True(t, receive(c, 10*time.Second))
