@@ -109,6 +109,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 	defer timer.Stop()
 	var (
 		cursor    string
+		lastOK    time.Duration = -1 // start of the latest successful poll, since m.epoch (for Config.Hooks)
 		failing   bool
 		failSince time.Time
 		lastLog   time.Time
@@ -132,6 +133,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 
 		start := time.Now()
 		startNano := m.trustNano()
+		startMono := time.Since(m.epoch)
 		// Derived from m.done: Close does not wait for a slow poll.
 		ctx, cancel := context.WithTimeout(m.done, max(maxLag, time.Second))
 		changed, next, err := m.feed.Changes(ctx, cursor)
@@ -157,6 +159,8 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 			}
 			cursor = next
 			m.trust.Store(startNano + int64(maxLag))
+			lastOK = startMono
+			m.reportFeedPoll(startMono, lastOK, len(changed), lost, nil)
 			if failing {
 				m.log.Info("apikey: change feed recovered", "down_for", time.Since(failSince).Round(time.Millisecond), "failed_polls", failures)
 			}
@@ -165,6 +169,7 @@ func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 			return // closed while polling
 		default:
 			failures++
+			m.reportFeedPoll(startMono, lastOK, 0, false, err)
 			now := time.Now()
 			if !failing {
 				failing, failSince, lastLog = true, start, now

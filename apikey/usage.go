@@ -29,6 +29,7 @@ type usage struct {
 	carry   map[string]Usage // counts a failed flush kept; guarded by flushMu
 	doubt   []Usage          // a batch sent with AddUsageOnce that failed; guarded by flushMu
 	doubtID string
+	lastOK  time.Duration // end of the latest successful flush, since Manager.epoch; guarded by flushMu
 }
 
 func (u *usage) count(e *entry, now int64) {
@@ -83,7 +84,7 @@ func mergeUsage(batch map[string]Usage, id string, n int64, last time.Time) {
 // Config.MaxPendingUsage keys; the excess is dropped and logged as an error),
 // the failure is logged, and the returned error wraps ErrUnavailable. Flushes
 // are serialised; Flush is safe for concurrent use and a no-op when usage
-// tracking is off.
+// tracking is off. With Config.Hooks, each flush is reported (Flushed).
 func (m *Manager) Flush(ctx context.Context) error {
 	if err := m.ready(); err != nil {
 		return err
@@ -94,6 +95,19 @@ func (m *Manager) Flush(ctx context.Context) error {
 	u := &m.usage
 	u.flushMu.Lock()
 	defer u.flushMu.Unlock()
+	if m.hooks == nil {
+		return m.flush(ctx, nil)
+	}
+	o := flushObserver{start: time.Since(m.epoch)}
+	err := m.flush(ctx, &o)
+	m.reportFlush(ctx, &o, err)
+	return err
+}
+
+// flush is Flush under flushMu; it counts the keys and uses it writes in o
+// when o is not nil.
+func (m *Manager) flush(ctx context.Context, o *flushObserver) error {
+	u := &m.usage
 
 	u.mu.Lock()
 	list, loose := u.pending, u.loose
@@ -139,6 +153,12 @@ func (m *Manager) Flush(ctx context.Context) error {
 		out = append(out, b)
 	}
 	slices.SortFunc(out, func(a, b Usage) int { return cmp.Compare(a.ID, b.ID) })
+	if o != nil {
+		o.keys = len(out)
+		for _, b := range out {
+			o.uses += b.Uses
+		}
+	}
 	if once != nil {
 		id := ids.New()
 		if err := once.AddUsageOnce(ctx, id, out); err != nil {

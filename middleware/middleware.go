@@ -14,6 +14,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/envbool"
 	"github.com/keyflow-dev/keyflow/internal/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/isnil"
+	"github.com/keyflow-dev/keyflow/observe"
 )
 
 // Langflow's messages (see docs/langflow-compatibility.md#authentication-errors), answered verbatim by the default
@@ -134,6 +135,12 @@ type Config struct {
 	// fails), with the same err: a hook for rate limiting and audit. It
 	// runs on the request's goroutine and must be safe for concurrent use.
 	OnFailure func(r *http.Request, err error)
+	// Hooks, when set, is told the outcome of every request the middleware
+	// authenticates (observe.Hooks.Authenticated): OK with its source, Missing
+	// for no key, or the Verifier's verdict. Requests let through without
+	// authentication (Skip, preflights, Optional without a key) are not
+	// reported. nil: nothing is reported.
+	Hooks observe.Hooks
 	// Logger receives the cause of 503s (Error), rejected keys' reasons
 	// (Debug) and the auto-login warning (Warn), errors under the key "err";
 	// never a key. nil: slog.Default() at the time of logging.
@@ -197,6 +204,7 @@ type auth struct {
 	options      OptionsPolicy
 	errorHandler func(http.ResponseWriter, *http.Request, error)
 	onFailure    func(*http.Request, error)
+	hooks        observe.Hooks
 	logger       *slog.Logger
 	warnOnce     sync.Once
 }
@@ -237,6 +245,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		options:      cfg.OptionsPolicy,
 		errorHandler: cfg.ErrorHandler,
 		onFailure:    cfg.OnFailure,
+		hooks:        cfg.Hooks,
 		logger:       cfg.Logger,
 	}
 	if a.extractors == nil {
@@ -310,6 +319,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.logFailure(r, err)
 		if a.optional {
+			a.reportFailure(r, err)
 			if a.onFailure != nil {
 				a.onFailure(r, err)
 			}
@@ -348,6 +358,9 @@ func (a *auth) passes(r *http.Request) bool {
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, c *principalCtx, key string) {
 	var r2 *http.Request
 	if c != nil {
+		if h.a.hooks != nil {
+			h.a.hooks.Authenticated(r.Context(), observe.Authentication{Outcome: observe.OK, Source: string(c.p.Source)})
+		}
 		r2 = r.WithContext(c)
 	}
 	if r.URL != nil && r.URL.RawQuery != "" {
@@ -395,6 +408,7 @@ func (a *auth) isEnvKey(key string) bool {
 }
 
 func (a *auth) reject(w http.ResponseWriter, r *http.Request, err error) {
+	a.reportFailure(r, err)
 	if a.onFailure != nil {
 		a.onFailure(r, err)
 	}

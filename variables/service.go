@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/isnil"
+	"github.com/keyflow-dev/keyflow/observe"
 	"github.com/keyflow-dev/keyflow/secrets"
 )
 
@@ -22,6 +23,11 @@ type ServiceConfig struct {
 	// Logger receives debug lines naming variables (never values) and the
 	// per-variable failures of ImportEnv. nil: slog.Default().
 	Logger *slog.Logger
+	// Hooks, when set, is told every store operation the Service makes
+	// (observe.Hooks.VariableAccessed: the method, its error, its duration;
+	// never a name or a value) and opens a span around each store read.
+	// nil: nothing is measured.
+	Hooks observe.Hooks
 }
 
 // Service applies Langflow's rules to a Store: validation in Langflow's order
@@ -68,6 +74,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		s.inner = NewMemoryStore()
 	}
 	s.store = unavailableStore{s.inner}
+	if cfg.Hooks != nil {
+		s.store = unavailableStore{observedStore{s.inner, cfg.Hooks}}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

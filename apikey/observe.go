@@ -1,0 +1,112 @@
+package apikey
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keyflow-dev/keyflow/observe"
+)
+
+// OutcomeOf maps an error of Verify (nil included) to its observe.Outcome:
+// nil is OK, ErrMissing Missing, ErrInvalid (malformed or unknown) and
+// ErrNotFound Unknown, ErrExpired Expired, ErrInactive Disabled, and any
+// other error Unavailable (as the middleware answers it: 503).
+func OutcomeOf(err error) observe.Outcome {
+	switch {
+	case err == nil:
+		return observe.OK
+	case err == ErrMissing:
+		return observe.Missing
+	case errors.Is(err, ErrUnavailable):
+		return observe.Unavailable
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound):
+		return observe.Unknown
+	case errors.Is(err, ErrExpired):
+		return observe.Expired
+	case errors.Is(err, ErrInactive):
+		return observe.Disabled
+	case errors.Is(err, ErrMissing):
+		return observe.Missing
+	}
+	return observe.Unavailable
+}
+
+// verifyObserved is Verify with Config.Hooks set: it times the verification
+// on the monotonic clock and reports it.
+func (m *Manager) verifyObserved(ctx context.Context, key string) (Principal, error) {
+	start := time.Since(m.epoch)
+	var hit bool
+	p, err := m.verify(ctx, key, &hit)
+	m.hooks.Verified(ctx, observe.Verification{
+		Outcome:  OutcomeOf(err),
+		Cached:   hit,
+		Duration: time.Since(m.epoch) - start,
+	})
+	return p, err
+}
+
+// byHash reads the store for Verify's cache miss, inside a store-read span
+// when hooks are set.
+func (m *Manager) byHash(ctx context.Context, h Hash) (Record, error) {
+	if m.hooks == nil {
+		return m.store.ByHash(ctx, h)
+	}
+	r := observe.StoreRead{Store: "apikey", Op: "ByHash"}
+	ctx = m.hooks.StoreReadStart(ctx, r)
+	rec, err := m.store.ByHash(ctx, h)
+	m.hooks.StoreReadEnd(ctx, r, err)
+	return rec, err
+}
+
+// listByUser reads the store for List, inside a store-read span when hooks
+// are set.
+func (m *Manager) listByUser(ctx context.Context, userID string) ([]Record, error) {
+	if m.hooks == nil {
+		return m.store.ListByUser(ctx, userID)
+	}
+	r := observe.StoreRead{Store: "apikey", Op: "ListByUser"}
+	ctx = m.hooks.StoreReadStart(ctx, r)
+	recs, err := m.store.ListByUser(ctx, userID)
+	m.hooks.StoreReadEnd(ctx, r, err)
+	return recs, err
+}
+
+// flushObserver times one flush and reports it. The flush fills keys and
+// uses; lastOK (guarded by the usage's flushMu) is the end of the latest
+// successful flush, in m.epoch's monotonic time.
+type flushObserver struct {
+	start time.Duration
+	keys  int
+	uses  int64
+}
+
+// reportFlush reports a flush that began at o.start and ended with err. The
+// caller holds the usage's flushMu.
+func (m *Manager) reportFlush(ctx context.Context, o *flushObserver, err error) {
+	end := time.Since(m.epoch)
+	lag := end - m.usage.lastOK
+	if err == nil {
+		m.usage.lastOK = end
+	}
+	m.hooks.Flushed(ctx, observe.Flush{Keys: o.keys, Uses: o.uses, Lag: lag, Duration: end - o.start, Err: err})
+}
+
+// reportFeedPoll reports one change feed poll that began at start (monotonic
+// time since m.epoch), saw changed keys, and ended with err; lastOK is the
+// start of the latest successful poll (this one if it succeeded), or -1 if
+// none has succeeded yet (the lag is then counted from the Manager's
+// creation).
+func (m *Manager) reportFeedPoll(start, lastOK time.Duration, changed int, lost bool, err error) {
+	if m.hooks == nil {
+		return
+	}
+	end := time.Since(m.epoch)
+	m.hooks.FeedPolled(context.Background(), observe.FeedPoll{
+		Changed:  changed,
+		Lost:     lost,
+		Lag:      end - max(lastOK, 0),
+		Duration: end - start,
+		Err:      err,
+	})
+}
