@@ -545,9 +545,9 @@ func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
 	return m.verify(ctx, key, nil)
 }
 
-// verify is Verify; it sets *hit (when hit is not nil) if the cache
-// answered.
-func (m *Manager) verify(ctx context.Context, key string, hit *bool) (Principal, error) {
+// verify is Verify; with obs (Config.Hooks set) it records there whether
+// the cache answered, and times a cache miss.
+func (m *Manager) verify(ctx context.Context, key string, obs *verifyObs) (Principal, error) {
 	if m == nil || m.store == nil {
 		return Principal{}, ErrUninitialized
 	}
@@ -566,11 +566,14 @@ func (m *Manager) verify(ctx context.Context, key string, hit *bool) (Principal,
 		}
 		var e *entry
 		if e, gen = m.cache.get(&h, now); e != nil && m.trusted() {
-			if hit != nil {
-				*hit = true
+			if obs != nil {
+				obs.hit = true
 			}
 			return m.admit(e, now, true)
 		}
+	}
+	if obs != nil {
+		obs.missAt = time.Since(m.epoch)
 	}
 	return m.lookup(ctx, &h, now, gen)
 }
