@@ -81,7 +81,9 @@ func TestRecordValidates(t *testing.T) {
 		{"no action", func(e *audit.Event) { e.Action = "" }},
 		{"action with a space", func(e *audit.Event) { e.Action = "key created" }},
 		{"no outcome", func(e *audit.Event) { e.Outcome = "" }},
-		{"a whole key as prefix", func(e *audit.Event) { e.Details = map[string]string{"prefix": "sk-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} }},
+		{"a whole key as prefix", func(e *audit.Event) {
+			e.Details = map[string]string{"prefix": "sk-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
+		}},
 		{"NUL in a name", func(e *audit.Event) { e.Target.Name = "a\x00b" }},
 		{"long reason", func(e *audit.Event) { e.Reason = strings.Repeat("x", audit.MaxFieldLen+1) }},
 	} {
