@@ -100,7 +100,7 @@ func ExampleNewVariables() {
 		{Name: "serp", Variable: "SERPAPI_API_KEY"},
 	}, nil)
 	for _, f := range out {
-		fmt.Println(f.Field, f.Source, f.Value)
+		fmt.Println(f.Field, f.Layer, f.Value)
 	}
 	// Output:
 	// api_key stored sk-stored

@@ -91,11 +91,11 @@ func WithQueryKey(r *http.Request, key string) *http.Request {
 // AsUser returns a copy of r whose context carries the principal of a key
 // owned by userID (restricted to scopes when any are given), as if the
 // middleware had verified one: a handler behind the middleware can be tested
-// alone. For any other principal use middleware.WithPrincipal.
+// alone. For any other principal use middleware.NewContext.
 func AsUser(r *http.Request, userID string, scopes ...string) *http.Request {
-	return middleware.WithPrincipal(r, apikey.Principal{
+	return r.WithContext(middleware.NewContext(r.Context(), apikey.Principal{
 		UserID: userID, KeyID: "keyflowtest-key", KeyName: "test", Scopes: scopes, Source: apikey.SourceDB,
-	})
+	}))
 }
 
 // Verifier is a middleware.Verifier that accepts exactly the keys in Keys,

@@ -24,6 +24,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/revoketest"
 	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // Several server instances on one PostgreSQL database: each instance is a
@@ -91,7 +92,7 @@ func newCluster(t *testing.T, n int, cfg apikey.Config, addr func(i int) string)
 		require.NoError(t, err)
 		db.SetMaxOpenConns(6)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
 		reads, polls := new(atomic.Int64), new(atomic.Int64)
@@ -440,7 +441,7 @@ func TestMultiInstanceSQLite(t *testing.T) {
 		db, err := testdb.OpenSQLite(path)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
+		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.SQLite})
 		require.NoError(t, err)
 		cfg := longCache
 		n := new(atomic.Int64)

@@ -12,15 +12,16 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/storetest"
 	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 var dialects = []struct {
 	name    string
-	dialect sqlstore.Dialect
+	dialect sqldialect.Dialect
 	open    func(testing.TB) *sql.DB
 }{
-	{"SQLite", sqlstore.SQLite, testdb.SQLite},
-	{"Postgres", sqlstore.Postgres, testdb.Postgres},
+	{"SQLite", sqldialect.SQLite, testdb.SQLite},
+	{"Postgres", sqldialect.Postgres, testdb.Postgres},
 }
 
 func TestConformance(t *testing.T) {
@@ -57,16 +58,16 @@ func TestNewOptions(t *testing.T) {
 	}{
 		{"no dialect", sqlstore.Config{}},
 		{"unknown dialect", sqlstore.Config{Dialect: "mysql"}},
-		{"table with a space", sqlstore.Config{Dialect: sqlstore.SQLite, Table: "api key"}},
-		{"table with a quote", sqlstore.Config{Dialect: sqlstore.SQLite, Table: `x"; DROP TABLE y; --`}},
-		{"table starting with a digit", sqlstore.Config{Dialect: sqlstore.SQLite, Table: "1keys"}},
+		{"table with a space", sqlstore.Config{Dialect: sqldialect.SQLite, Table: "api key"}},
+		{"table with a quote", sqlstore.Config{Dialect: sqldialect.SQLite, Table: `x"; DROP TABLE y; --`}},
+		{"table starting with a digit", sqlstore.Config{Dialect: sqldialect.SQLite, Table: "1keys"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := sqlstore.New(ctx, db, tc.cfg)
 			assert.Error(t, err)
 		})
 	}
-	_, err := sqlstore.New(ctx, nil, sqlstore.Config{Dialect: sqlstore.SQLite})
+	_, err := sqlstore.New(ctx, nil, sqlstore.Config{Dialect: sqldialect.SQLite})
 	assert.Error(t, err)
 }
 

@@ -265,7 +265,7 @@ func TestMiddlewareFailsClosed(t *testing.T) {
 		case http.StatusNoContent:
 			require.Equal(t, 0, i%3, "only the live key passes")
 		case http.StatusServiceUnavailable:
-			assert.JSONEq(t, `{"detail":"`+middleware.MsgUnavailable+`"}`, w.Body.String())
+			assert.JSONEq(t, `{"detail":"Authentication service unavailable"}`, w.Body.String())
 		case http.StatusForbidden:
 			require.NotEqual(t, 0, i%3, "the live key is never refused as invalid")
 		default:
@@ -411,7 +411,7 @@ func TestVariablesUnderFailure(t *testing.T) {
 		require.True(t, written[got], "decrypts to a written value, got %q", got)
 		out, err := res.Resolve(ctx, "u1", []variables.Field{{Name: "api_key", Variable: "TOKEN"}}, nil)
 		require.NoError(t, err)
-		assert.Equal(t, variables.SourceStored, out[0].Source)
+		assert.Equal(t, variables.LayerStored, out[0].Layer)
 		assert.Equal(t, got, out[0].Value)
 	}
 	list, err := svc.List(ctx, "u1")

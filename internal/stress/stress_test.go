@@ -32,6 +32,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/testdb"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
@@ -125,9 +126,9 @@ func TestStress(t *testing.T) {
 	})
 	sqlRun := func(t *testing.T, db *sql.DB, pg bool) {
 		ctx := context.Background()
-		kd, vd := keysql.SQLite, varsql.SQLite
+		kd, vd := sqldialect.SQLite, sqldialect.SQLite
 		if pg {
-			kd, vd = keysql.Postgres, varsql.Postgres
+			kd, vd = sqldialect.Postgres, sqldialect.Postgres
 		}
 		ks, err := keysql.New(ctx, db, keysql.Config{Dialect: kd})
 		require.NoError(t, err)

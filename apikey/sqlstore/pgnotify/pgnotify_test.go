@@ -25,6 +25,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/revoketest"
 	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -105,7 +106,7 @@ func TestListenerSignals(t *testing.T) {
 	t.Parallel()
 	db, _ := testdb.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	assert.Equal(t, "apikey_changes", channel)
@@ -145,7 +146,7 @@ func TestListenerSignals(t *testing.T) {
 func listenedStore(t *testing.T, ping time.Duration) (*sql.DB, *sqlstore.Store, string, *pgnotify.Listener) {
 	t.Helper()
 	db, _ := testdb.PostgresSchema(t)
-	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	app := "kfn_" + ids.New()[:8]
@@ -268,7 +269,7 @@ func newNodes(t *testing.T, n int, cfg apikey.Config, notifier func(i int, chann
 		require.NoError(t, err)
 		db.SetMaxOpenConns(8)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
 		reads, polls := new(atomic.Int64), new(atomic.Int64)
