@@ -13,7 +13,11 @@
 // network, so tests that use it can run in parallel. A helper that cannot do
 // its job ends the test with t.Fatal; none returns an error.
 //
-// It imports only the standard library and keyflow.
+// It imports only the standard library and keyflow. Its subpackages are for
+// tests that need more: dbtest opens real SQLite and PostgreSQL databases
+// (and imports their drivers), faultstore wraps stores so that they fail or
+// stall on purpose, and revoketest watches a revocation reach another
+// instance.
 package keyflowtest
 
 import (

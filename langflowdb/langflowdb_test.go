@@ -16,7 +16,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
@@ -70,8 +70,8 @@ type dialect struct {
 }
 
 var dialects = []dialect{
-	{"sqlite", sqldialect.SQLite, func(t testing.TB) *sql.DB { return testdb.SQLite(t) }},
-	{"postgres", sqldialect.Postgres, func(t testing.TB) *sql.DB { return testdb.Postgres(t) }},
+	{"sqlite", sqldialect.SQLite, func(t testing.TB) *sql.DB { return dbtest.SQLite(t) }},
+	{"postgres", sqldialect.Postgres, func(t testing.TB) *sql.DB { return dbtest.Postgres(t) }},
 }
 
 func newEnv(t *testing.T, d dialect, g langflowtest.Generation) *env {
@@ -124,7 +124,7 @@ func TestSchemaDetection(t *testing.T) {
 }
 
 func TestOpenRefusesOtherDatabases(t *testing.T) {
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	_, err := langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: keyring(t)})
 	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
 	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{})

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
@@ -115,7 +115,7 @@ func TestShortSecretFollowsLangflow(t *testing.T) {
 		}
 	}
 	t.Run("long-secret", func(t *testing.T) {
-		db := testdb.SQLite(t)
+		db := dbtest.SQLite(t)
 		for _, stmt := range langflowtest.Schema(langflowtest.GenNewest, sqldialect.SQLite) {
 			_, err := db.Exec(stmt)
 			require.NoError(t, err)

@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 )
 
 // msgMissingScope prefixes the detail of RequireScope's 403; the scope's name

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/sqlstore"
@@ -25,7 +25,7 @@ func BenchmarkResolve(b *testing.B) {
 	}{
 		{"memory", func(*testing.B) variables.Store { return variables.NewMemoryStore() }},
 		{"sqlite", func(b *testing.B) variables.Store {
-			s, err := sqlstore.New(context.Background(), testdb.SQLite(b), sqlstore.Config{Dialect: sqldialect.SQLite})
+			s, err := sqlstore.New(context.Background(), dbtest.SQLite(b), sqlstore.Config{Dialect: sqldialect.SQLite})
 			require.NoError(b, err)
 			return s
 		}},

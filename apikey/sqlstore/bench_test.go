@@ -7,7 +7,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
@@ -45,11 +45,11 @@ func benchVerifyCold(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 }
 
 func BenchmarkVerifyColdSQLite(b *testing.B) {
-	benchVerifyCold(b, testdb.SQLite(b), sqldialect.SQLite)
+	benchVerifyCold(b, dbtest.SQLite(b), sqldialect.SQLite)
 }
 
 func BenchmarkVerifyColdPostgres(b *testing.B) {
-	benchVerifyCold(b, testdb.Postgres(b), sqldialect.Postgres)
+	benchVerifyCold(b, dbtest.Postgres(b), sqldialect.Postgres)
 }
 
 // benchChangesIdle measures one change-feed poll when nothing changed: what
@@ -86,9 +86,9 @@ func benchChangesIdle(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 }
 
 func BenchmarkChangesIdleSQLite(b *testing.B) {
-	benchChangesIdle(b, testdb.SQLite(b), sqldialect.SQLite)
+	benchChangesIdle(b, dbtest.SQLite(b), sqldialect.SQLite)
 }
 
 func BenchmarkChangesIdlePostgres(b *testing.B) {
-	benchChangesIdle(b, testdb.Postgres(b), sqldialect.Postgres)
+	benchChangesIdle(b, dbtest.Postgres(b), sqldialect.Postgres)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
@@ -77,7 +77,7 @@ func TestChangesReportsEveryChange(t *testing.T) {
 // cursor is a snapshot, not the highest id read.
 func TestChangesOutOfOrderCommit(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Postgres(t)
+	db := dbtest.Postgres(t)
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	_, cur := poll(t, s, "")
@@ -158,16 +158,16 @@ func TestNewConcurrent(t *testing.T) {
 			ctx := context.Background()
 			var dbs []*sql.DB
 			if d.dialect == sqldialect.Postgres {
-				db, schema := testdb.PostgresSchema(t)
+				db, schema := dbtest.PostgresSchema(t)
 				dbs = append(dbs, db)
 				for range 5 {
-					more, err := testdb.OpenPostgresSchema(testdb.PostgresDSN(t), schema)
+					more, err := dbtest.OpenPostgresSchema(dbtest.PostgresDSN(t), schema)
 					require.NoError(t, err)
 					t.Cleanup(func() { _ = more.Close() })
 					dbs = append(dbs, more)
 				}
 			} else {
-				db := testdb.SQLite(t)
+				db := dbtest.SQLite(t)
 				for range 6 {
 					dbs = append(dbs, db)
 				}
@@ -266,7 +266,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 // function; its keys and log are kept.
 func TestMigrateFromVersion2(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Postgres(t)
+	db := dbtest.Postgres(t)
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	_, r := testRecord(t, "u")

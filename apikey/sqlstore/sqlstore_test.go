@@ -11,7 +11,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/storetest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
@@ -20,8 +20,8 @@ var dialects = []struct {
 	dialect sqldialect.Dialect
 	open    func(testing.TB) *sql.DB
 }{
-	{"SQLite", sqldialect.SQLite, testdb.SQLite},
-	{"Postgres", sqldialect.Postgres, testdb.Postgres},
+	{"SQLite", sqldialect.SQLite, dbtest.SQLite},
+	{"Postgres", sqldialect.Postgres, dbtest.Postgres},
 }
 
 func TestConformance(t *testing.T) {
@@ -51,7 +51,7 @@ func TestChangeFeedConformance(t *testing.T) {
 
 func TestNewOptions(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	for _, tc := range []struct {
 		name string
 		cfg  sqlstore.Config

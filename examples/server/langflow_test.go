@@ -20,9 +20,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -45,8 +45,8 @@ func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (s
 	var url string
 	if postgres {
 		var schema string
-		db, schema = testdb.PostgresSchema(t)
-		dsn := testdb.PostgresDSN(t)
+		db, schema = dbtest.PostgresSchema(t)
+		dsn := dbtest.PostgresDSN(t)
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
@@ -54,7 +54,7 @@ func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (s
 		url = dsn + sep + "search_path=" + schema
 	} else {
 		path := filepath.Join(t.TempDir(), "langflow.db")
-		db, err = testdb.OpenSQLite(path)
+		db, err = dbtest.OpenSQLite(path)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		url = "sqlite:///" + path

@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -36,8 +36,8 @@ const sharedSecret = "multi-instance-test-secret-0123456789"
 // sharedDatabase returns the --database-url of a fresh PostgreSQL schema.
 func sharedDatabase(t *testing.T) string {
 	t.Helper()
-	_, schema := testdb.PostgresSchema(t)
-	dsn := testdb.PostgresDSN(t)
+	_, schema := dbtest.PostgresSchema(t)
+	dsn := dbtest.PostgresDSN(t)
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
@@ -280,7 +280,7 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 func TestInstanceDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	dbURL := sharedDatabase(t)
-	proxy, viaProxy := testdb.ProxyURL(t, dbURL)
+	proxy, viaProxy := dbtest.ProxyURL(t, dbURL)
 
 	a, _ := startInstance(t, dbURL)
 	bApp, err := openApp(ctx, instanceConfig(t, viaProxy), quietLog())

@@ -17,8 +17,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
-	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -52,10 +52,10 @@ func TestNewConcurrent(t *testing.T) {
 		open    func(t *testing.T) []*sql.DB
 	}{
 		{"Postgres", sqldialect.Postgres, func(t *testing.T) []*sql.DB {
-			db, schema := testdb.PostgresSchema(t)
+			db, schema := dbtest.PostgresSchema(t)
 			dbs := []*sql.DB{db}
 			for len(dbs) < pools {
-				more, err := testdb.OpenPostgresSchema(testdb.PostgresDSN(t), schema)
+				more, err := dbtest.OpenPostgresSchema(dbtest.PostgresDSN(t), schema)
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = more.Close() })
 				dbs = append(dbs, more)

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -22,8 +22,8 @@ var dialects = []struct {
 	open    func(testing.TB) *sql.DB
 	dialect sqldialect.Dialect
 }{
-	{"SQLite", testdb.SQLite, sqldialect.SQLite},
-	{"Postgres", testdb.Postgres, sqldialect.Postgres},
+	{"SQLite", dbtest.SQLite, sqldialect.SQLite},
+	{"Postgres", dbtest.Postgres, sqldialect.Postgres},
 }
 
 func newStore(t *testing.T, open func(testing.TB) *sql.DB, d sqldialect.Dialect) *sqlstore.Store {
@@ -42,7 +42,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
@@ -71,7 +71,7 @@ func TestNewOptions(t *testing.T) {
 // TestSchemaUniqueUserName checks the constraint Langflow lacks (docs/langflow-compatibility.md#variable-rules-and-messages) at
 // the SQL level, not only through the Store.
 func TestSchemaUniqueUserName(t *testing.T) {
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	_, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.SQLite})
 	require.NoError(t, err)
 	ins := `INSERT INTO variable (id, user_id, name, value, type, created_at) VALUES (?, 'u', 'N', 'v', 'Generic', 0)`
@@ -145,7 +145,7 @@ func TestReencrypt(t *testing.T) {
 // TestForeignTable: a table of the same name with another schema (such as
 // Langflow's own "variable" table) is reported, not silently used.
 func TestForeignTable(t *testing.T) {
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	_, err := db.Exec(`CREATE TABLE variable (id CHAR(32) PRIMARY KEY, name VARCHAR NOT NULL, value VARCHAR NOT NULL,
 		type VARCHAR, default_fields JSON, created_at DATETIME, updated_at DATETIME, user_id CHAR(32) NOT NULL)`)
 	require.NoError(t, err)
@@ -162,7 +162,7 @@ func TestForeignTable(t *testing.T) {
 // collation (here ICU's root locale, like a database created with en_US)
 // sorts "a" before "B".
 func TestPostgresOrderIgnoresCollation(t *testing.T) {
-	db := testdb.Postgres(t)
+	db := dbtest.Postgres(t)
 	ctx := context.Background()
 	var icu bool
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu')`).Scan(&icu))

@@ -23,8 +23,8 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
@@ -104,7 +104,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // many keys sends one; a cancelled subscription receives nothing.
 func TestListenerSignals(t *testing.T) {
 	t.Parallel()
-	db, _ := testdb.PostgresSchema(t)
+	db, _ := dbtest.PostgresSchema(t)
 	ctx := context.Background()
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
@@ -113,7 +113,7 @@ func TestListenerSignals(t *testing.T) {
 	assert.True(t, strings.HasPrefix(payload, "t_"), "the payload is the test's schema, %q", payload)
 
 	app := "kfn_" + ids.New()[:8]
-	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload})
+	l := newListener(t, pgnotify.Config{ConnString: withApp(t, dbtest.PostgresDSN(t), app), Channel: channel, Payload: payload})
 	c1, cancel1 := l.Subscribe()
 	c2, cancel2 := l.Subscribe()
 	defer cancel2()
@@ -145,12 +145,12 @@ func TestListenerSignals(t *testing.T) {
 // the Listener's PingInterval (0: its default).
 func listenedStore(t *testing.T, ping time.Duration) (*sql.DB, *sqlstore.Store, string, *pgnotify.Listener) {
 	t.Helper()
-	db, _ := testdb.PostgresSchema(t)
+	db, _ := dbtest.PostgresSchema(t)
 	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	app := "kfn_" + ids.New()[:8]
-	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload, PingInterval: ping})
+	l := newListener(t, pgnotify.Config{ConnString: withApp(t, dbtest.PostgresDSN(t), app), Channel: channel, Payload: payload, PingInterval: ping})
 	return db, s, app, l
 }
 
@@ -261,11 +261,11 @@ func (c countingStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record
 // empty), or nil for no push.
 func newNodes(t *testing.T, n int, cfg apikey.Config, notifier func(i int, channel, payload string) *pgnotify.Config) []*node {
 	t.Helper()
-	_, schema := testdb.PostgresSchema(t)
-	dsn := testdb.PostgresDSN(t)
+	_, schema := dbtest.PostgresSchema(t)
+	dsn := dbtest.PostgresDSN(t)
 	var nodes []*node
 	for i := range n {
-		db, err := testdb.OpenPostgresSchema(dsn, schema)
+		db, err := dbtest.OpenPostgresSchema(dsn, schema)
 		require.NoError(t, err)
 		db.SetMaxOpenConns(8)
 		t.Cleanup(func() { _ = db.Close() })
@@ -431,7 +431,7 @@ func TestLostNotifications(t *testing.T) {
 func TestKilledListenerManager(t *testing.T) {
 	t.Parallel()
 	app := "kfn_" + ids.New()[:8]
-	dsn := withApp(t, testdb.PostgresDSN(t), app)
+	dsn := withApp(t, dbtest.PostgresDSN(t), app)
 	nodes := newNodes(t, 2, longCache, func(i int, channel, payload string) *pgnotify.Config {
 		return &pgnotify.Config{ConnString: dsn, Channel: channel, Payload: payload}
 	})
