@@ -66,11 +66,22 @@ func NewManagerConfig(t testing.TB, cfg apikey.Config) *apikey.Manager {
 // when any are given, and returns it.
 func NewKey(t testing.TB, m *apikey.Manager, userID string, scopes ...string) string {
 	t.Helper()
-	key, _, err := m.Create(context.Background(), userID, "test", apikey.CreateOptions{Scopes: scopes})
+	key, _ := NewKeyRecord(t, m, userID, scopes...)
+	return key
+}
+
+// NewKeyRecord is NewKey that also returns the key's record, whose ID is
+// what Manager.Delete (revoke) and Manager.SetActive take:
+//
+//	key, rec := keyflowtest.NewKeyRecord(t, keys, "user-1")
+//	err := keys.Delete(ctx, "user-1", rec.ID) // key is refused from now on
+func NewKeyRecord(t testing.TB, m *apikey.Manager, userID string, scopes ...string) (string, apikey.Record) {
+	t.Helper()
+	key, rec, err := m.Create(context.Background(), userID, "test", apikey.CreateOptions{Scopes: scopes})
 	if err != nil {
 		t.Fatalf("keyflowtest: create key for %q: %v", userID, err)
 	}
-	return key
+	return key, rec
 }
 
 // WithKey returns a copy of r that carries key in the x-api-key header, as
