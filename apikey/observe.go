@@ -101,7 +101,7 @@ func (m *Manager) reportFlush(ctx context.Context, o *flushObserver, err error) 
 
 // reportFeedPoll reports one change feed poll that began at start (monotonic
 // time since m.epoch), saw changed keys, and ended with err; lastOK is the
-// start of the latest successful poll (this one if it succeeded), or -1 if
+// start of the latest successful poll (this one if it succeeded), or 0 if
 // none has succeeded yet (the lag is then counted from the Manager's
 // creation).
 func (m *Manager) reportFeedPoll(start, lastOK time.Duration, changed int, lost bool, err error) {

@@ -34,21 +34,13 @@ import (
 
 	"github.com/keyflow-dev/keyflow/audit"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
-)
-
-// Dialect names the SQL dialect of the database.
-type Dialect string
-
-// The supported dialects.
-const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // Config configures a Store.
 type Config struct {
 	// Dialect of the database; required.
-	Dialect Dialect
+	Dialect sqldialect.Dialect
 	// Table is the name of the event table: letters, digits and
 	// underscores, starting with a letter or underscore, at most 48
 	// characters. "": "audit_event".
@@ -59,7 +51,7 @@ type Config struct {
 // concurrent use, by several processes too.
 type Store struct {
 	db      *sql.DB
-	dialect Dialect
+	dialect sqldialect.Dialect
 	table   string
 	q       queries
 }
@@ -85,8 +77,8 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("audit/sqlstore: db is nil")
 	}
-	if cfg.Dialect != SQLite && cfg.Dialect != Postgres {
-		return nil, fmt.Errorf("audit/sqlstore: Config.Dialect must be sqlstore.SQLite or sqlstore.Postgres, not %q", cfg.Dialect)
+	if !cfg.Dialect.Valid() {
+		return nil, fmt.Errorf("audit/sqlstore: Config.Dialect must be sqldialect.SQLite or sqldialect.Postgres, not %q", cfg.Dialect)
 	}
 	t := cfg.Table
 	if t == "" {
@@ -107,7 +99,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		prune:       "DELETE FROM " + t + " WHERE seq <= ?",
 		moveAnchor:  "UPDATE " + head + " SET anchor_seq = ?, anchor_hash = ? WHERE id = 1",
 	}
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		s.q.lockHead = "SELECT last_seq, last_hash, anchor_seq, anchor_hash FROM " + head + " WHERE id = 1 FOR UPDATE"
 		for _, q := range []*string{&s.q.insert, &s.q.moveHead, &s.q.walk, &s.q.oneHash, &s.q.minSeqSince, &s.q.prune, &s.q.moveAnchor} {
 			*q = sqlutil.Dollar(*q)
@@ -126,7 +118,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 // migrations[i] brings the schema from version i to i+1.
 func (s *Store) migrations() [][]string {
 	t, ts, bigint := s.table, "TEXT", "INTEGER"
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		ts, bigint = "TIMESTAMPTZ", "BIGINT"
 	}
 	text := func(name string) string { return name + " TEXT NOT NULL DEFAULT ''" }
@@ -157,7 +149,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("audit/sqlstore: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		if err := sqlutil.LockMigrations(ctx, tx, "keyflow/audit/sqlstore:"+s.table); err != nil {
 			return fmt.Errorf("audit/sqlstore: migrate: lock: %w", err)
 		}
@@ -175,7 +167,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("audit/sqlstore: schema version %d of table %s is newer than this program's (%d)", current.Int64, s.table, len(steps))
 	}
 	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		insertVersion = sqlutil.Dollar(insertVersion)
 	}
 	for v := int(current.Int64); v < len(steps); v++ {
@@ -244,7 +236,7 @@ func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, e audit.Event) (audit.
 
 // lockHead takes the head row's lock in tx and reads it.
 func (s *Store) lockHead(ctx context.Context, tx *sql.Tx) (audit.Head, error) {
-	if s.dialect == SQLite {
+	if s.dialect == sqldialect.SQLite {
 		if _, err := tx.ExecContext(ctx, s.q.lockHead); err != nil {
 			return audit.Head{}, fmt.Errorf("audit/sqlstore: lock head: %w", err)
 		}
@@ -316,7 +308,7 @@ func (s *Store) List(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 	}
 	q += " ORDER BY seq DESC LIMIT ?"
 	args = append(args, max(f.Limit, 1))
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		q = sqlutil.Dollar(q)
 	}
 	evs, err := s.query(ctx, q, args...)
@@ -426,7 +418,7 @@ const sqliteTime = "2006-01-02T15:04:05.000000Z"
 
 func (s *Store) timeArg(t time.Time) any {
 	t = t.UTC().Truncate(time.Microsecond)
-	if s.dialect == SQLite {
+	if s.dialect == sqldialect.SQLite {
 		return t.Format(sqliteTime)
 	}
 	return t

@@ -14,19 +14,20 @@ import (
 	"github.com/keyflow-dev/keyflow/audit"
 	"github.com/keyflow-dev/keyflow/audit/sqlstore"
 	"github.com/keyflow-dev/keyflow/audit/storetest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 var dialects = []struct {
 	name    string
-	dialect sqlstore.Dialect
+	dialect sqldialect.Dialect
 	open    func(testing.TB) *sql.DB
 }{
-	{"SQLite", sqlstore.SQLite, testdb.SQLite},
-	{"Postgres", sqlstore.Postgres, testdb.Postgres},
+	{"SQLite", sqldialect.SQLite, dbtest.SQLite},
+	{"Postgres", sqldialect.Postgres, dbtest.Postgres},
 }
 
-func newStore(t testing.TB, db *sql.DB, d sqlstore.Dialect) *sqlstore.Store {
+func newStore(t testing.TB, db *sql.DB, d sqldialect.Dialect) *sqlstore.Store {
 	t.Helper()
 	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: d})
 	require.NoError(t, err)
@@ -43,20 +44,20 @@ func TestConformance(t *testing.T) {
 
 func TestNewOptions(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.SQLite(t)
-	for _, cfg := range []sqlstore.Config{{}, {Dialect: "mysql"}, {Dialect: sqlstore.SQLite, Table: "a b"}, {Dialect: sqlstore.SQLite, Table: "x; DROP TABLE y"}} {
+	db := dbtest.SQLite(t)
+	for _, cfg := range []sqlstore.Config{{}, {Dialect: "mysql"}, {Dialect: sqldialect.SQLite, Table: "a b"}, {Dialect: sqldialect.SQLite, Table: "x; DROP TABLE y"}} {
 		_, err := sqlstore.New(ctx, db, cfg)
 		assert.Error(t, err, "%+v", cfg)
 	}
-	_, err := sqlstore.New(ctx, nil, sqlstore.Config{Dialect: sqlstore.SQLite})
+	_, err := sqlstore.New(ctx, nil, sqlstore.Config{Dialect: sqldialect.SQLite})
 	assert.Error(t, err)
 	// A second New (a restart, another process) keeps the chain.
-	s1 := newStore(t, db, sqlstore.SQLite)
+	s1 := newStore(t, db, sqldialect.SQLite)
 	l1, err := audit.New(audit.Config{Store: s1})
 	require.NoError(t, err)
 	_, err = l1.Record(ctx, audit.Event{Action: audit.Login, Outcome: audit.Success})
 	require.NoError(t, err)
-	s2 := newStore(t, db, sqlstore.SQLite)
+	s2 := newStore(t, db, sqldialect.SQLite)
 	h, err := s2.Head(ctx)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, h.Last.Seq)
@@ -154,31 +155,31 @@ func TestAppendTx(t *testing.T) {
 // several processes) at once form one chain.
 func TestConcurrentHandles(t *testing.T) {
 	t.Run("Postgres", func(t *testing.T) {
-		db, schema := testdb.PostgresSchema(t)
-		dsn := testdb.PostgresDSN(t)
+		db, schema := dbtest.PostgresSchema(t)
+		dsn := dbtest.PostgresDSN(t)
 		handles := []*sql.DB{db}
 		for range 2 {
-			h, err := testdb.OpenPostgresSchema(dsn, schema)
+			h, err := dbtest.OpenPostgresSchema(dsn, schema)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = h.Close() })
 			handles = append(handles, h)
 		}
-		appendFrom(t, handles, sqlstore.Postgres)
+		appendFrom(t, handles, sqldialect.Postgres)
 	})
 	t.Run("SQLite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.db")
 		var handles []*sql.DB
 		for range 2 {
-			h, err := testdb.OpenSQLite(path)
+			h, err := dbtest.OpenSQLite(path)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = h.Close() })
 			handles = append(handles, h)
 		}
-		appendFrom(t, handles, sqlstore.SQLite)
+		appendFrom(t, handles, sqldialect.SQLite)
 	})
 }
 
-func appendFrom(t *testing.T, handles []*sql.DB, d sqlstore.Dialect) {
+func appendFrom(t *testing.T, handles []*sql.DB, d sqldialect.Dialect) {
 	ctx := context.Background()
 	const perHandle, workers = 40, 3
 	var wg sync.WaitGroup
