@@ -110,6 +110,12 @@ type Config struct {
 	// measured, at no cost on the verification path.
 	Hooks observe.Hooks
 
+	// UsageHistoryRetention is how long the hourly usage history is kept,
+	// when the store keeps one (UsageHistory). 0:
+	// DefaultUsageHistoryRetention (35 days). Negative: no history is
+	// written.
+	UsageHistoryRetention time.Duration
+
 	// MaxPendingUsage bounds how many keys' usage counts are kept in memory
 	// while the store cannot take them (failed flushes). When a failed flush
 	// leaves more, the counts of the excess keys are dropped and an error is
@@ -172,7 +178,8 @@ type Manager struct {
 	hooks      observe.Hooks // nil: none
 	track      bool
 	usage      usage
-	maxPending int // ≤ 0: unbounded
+	history    history // usage per key and hour (history.go)
+	maxPending int     // ≤ 0: unbounded
 
 	feed        ChangeFeed   // nil: none
 	feedState   atomic.Int32 // feedUsed, feedUnused or feedAsleep (changes.go)
@@ -303,6 +310,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("apikey: Config.ChangesPollInterval must be positive and shorter than Config.ChangesMaxLag")
 	}
 
+	m.initHistory(cfg)
 	m.done, m.stop = context.WithCancel(context.Background())
 	if m.track && cfg.FlushInterval > 0 {
 		m.wg.Add(1)
@@ -627,8 +635,10 @@ func (m *Manager) admit(e *entry, now int64, shared bool) (Principal, error) {
 	case e.err != nil:
 		return Principal{}, e.err
 	case !e.active:
+		m.refuse(e, observe.Disabled, now)
 		return Principal{}, ErrInactive
 	case e.hasExpiry && now > e.expires:
+		m.refuse(e, observe.Expired, now)
 		return Principal{}, ErrExpired
 	}
 	if m.track {

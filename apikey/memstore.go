@@ -16,6 +16,8 @@ type MemoryStore struct {
 	byID   map[string]*Record
 	byHash map[Hash]*Record
 	byUser map[string]map[string]*Record
+
+	hist memHistory // usage history (memhistory.go)
 }
 
 // NewMemoryStore returns an empty MemoryStore.

@@ -14,3 +14,7 @@ func TestMemoryStoreConformance(t *testing.T) {
 func TestMemoryStoreZeroValueConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) apikey.Store { return new(apikey.MemoryStore) })
 }
+
+func TestMemoryStoreUsageHistory(t *testing.T) {
+	storetest.RunUsageHistory(t, func(*testing.T) storetest.HistoryStore { return apikey.NewMemoryStore() })
+}

@@ -140,11 +140,16 @@ func (m *Manager) flush(ctx context.Context, o *flushObserver) error {
 		if err := once.AddUsageOnce(ctx, u.doubtID, u.doubt); err != nil {
 			return m.keepUsage(batch, err)
 		}
+		resent := u.doubt
 		u.doubt, u.doubtID = nil, ""
+		if err := m.flushHistory(ctx, resent); err != nil {
+			u.carry = batch
+			return err
+		}
 	}
 	if len(batch) == 0 {
 		u.carry = nil
-		return nil
+		return m.flushHistory(ctx, nil)
 	}
 
 	out := make([]Usage, 0, len(batch))
@@ -170,7 +175,7 @@ func (m *Manager) flush(ctx context.Context, o *flushObserver) error {
 		return m.keepUsage(batch, err)
 	}
 	u.carry = nil
-	return nil
+	return m.flushHistory(ctx, out)
 }
 
 // keepUsage keeps batch (counts never sent, or sent and surely not applied)

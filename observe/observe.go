@@ -73,6 +73,16 @@ func (o Outcome) String() string {
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
 
+// ParseOutcome returns the Outcome whose String is s.
+func ParseOutcome(s string) (Outcome, bool) {
+	for i, name := range outcomeNames {
+		if name == s {
+			return Outcome(i), true
+		}
+	}
+	return 0, false
+}
+
 // Verification is one apikey.Manager.Verify call.
 type Verification struct {
 	Outcome Outcome

@@ -152,6 +152,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if err := s.migrate(ctx, table); err != nil {
 		return nil, err
 	}
+	if err := s.createHistory(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := db.QueryContext(ctx, s.q.probe)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Config.Table): %w", table, err)

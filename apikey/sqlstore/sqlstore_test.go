@@ -162,3 +162,16 @@ func TestHashStoredAsHex(t *testing.T) {
 		})
 	}
 }
+
+func TestUsageHistoryConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			storetest.RunUsageHistory(t, func(t *testing.T) storetest.HistoryStore {
+				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Config{Dialect: d.dialect})
+				require.NoError(t, err)
+				t.Cleanup(func() { assert.NoError(t, s.Close()) })
+				return s
+			})
+		})
+	}
+}

@@ -11,7 +11,7 @@
 // A store that is also an apikey.ChangeFeed (for several processes sharing
 // it) runs RunChangeFeed as well.
 //
-// It imports only the standard library and package apikey.
+// It imports only the standard library and packages apikey and observe.
 package storetest
 
 import (
