@@ -12,6 +12,9 @@
 //	POST   /      {"name": "…"} → 200 UnmaskedApiKeyRead, the only time the key is shown
 //	DELETE /{id}  200 {"detail": "API Key deleted"}; 400 {"detail": "API Key not found"} for a
 //	              missing or another user's key; 422 for an id that is not a UUID
+//	GET    /{id}/usage?span=24h|30d  200 Usage: the caller's key's verifications per hour
+//	              (24h, the default) or UTC day (30d), from the usage history (keyflow's;
+//	              404 for another user's key, or when the store keeps no history)
 //
 // Field names and codes are Langflow's. Beyond the baseline, POST also takes
 // newer Langflow's "expires_at" (ISO 8601; naive means UTC) and keyflow's
@@ -201,6 +204,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if path == "" {
 		path = "/"
+	}
+	if id, ok := strings.CutSuffix(path, "/usage"); ok && strings.Count(id, "/") == 1 {
+		h.serveUsage(w, r, id[1:])
+		return
 	}
 	switch {
 	case path == "/":
