@@ -547,17 +547,18 @@ var errWrongRecord = errors.New("store returned a record with another hash")
 // verification counts one use of the key (unless usage tracking is off).
 // Verify does not log.
 func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
-	if m != nil && m.hooks != nil {
-		return m.verifyObserved(ctx, key)
-	}
-	return m.verify(ctx, key, nil)
+	return m.verify(ctx, key, nil) // inlined: no extra call
 }
 
-// verify is Verify; with obs (Config.Hooks set) it records there whether
-// the cache answered, and times a cache miss.
+// verify is Verify. With Config.Hooks set, it is called again by
+// verifyObserved with obs, where it records whether the cache answered, and
+// times a cache miss.
 func (m *Manager) verify(ctx context.Context, key string, obs *verifyObs) (Principal, error) {
 	if m == nil || m.store == nil {
 		return Principal{}, ErrUninitialized
+	}
+	if obs == nil && m.hooks != nil {
+		return m.verifyObserved(ctx, key)
 	}
 	if key == "" {
 		return Principal{}, ErrMissing
