@@ -120,6 +120,7 @@ async function loadKeys() {
     el("td", { class: "date", "data-label": "Created", text: when(k.created_at) }),
     el("td", { class: "date", "data-label": "Last used", text: when(k.last_used_at) }),
     el("td", { class: "num", "data-label": "Total uses", text: String(k.total_uses) }),
+    el("td", { class: "usage" }, usageButton(k)),
   )));
   $("keys-empty").hidden = data.api_keys.length > 0;
   keySel.update();
@@ -305,9 +306,94 @@ async function loadFlows() {
   }
 }
 
+// ---- key usage -----------------------------------------------------------
+
+// The usage chart: one bar per hour (24 h) or UTC day (30 days), accepted
+// verifications stacked on refused ones, drawn with plain elements.
+let usageKey = null;
+
+function usageButton(k) {
+  const b = el("button", { type: "button", class: "link", text: "Chart", "aria-label": "Usage of " + (k.name || "key") });
+  b.addEventListener("click", () => openUsage(k));
+  return b;
+}
+
+function openUsage(k) {
+  usageKey = k;
+  $("usage-title").textContent = "Usage of " + (k.name || "key");
+  $("usage-dialog").showModal();
+  showUsage("24h").catch((err) => dialogError("usage-error", err));
+}
+
+async function showUsage(span) {
+  $("usage-error").hidden = true;
+  $("usage-24h").setAttribute("aria-pressed", String(span === "24h"));
+  $("usage-30d").setAttribute("aria-pressed", String(span === "30d"));
+  const u = await api("GET", `/api/v1/api_key/${encodeURIComponent(usageKey.id)}/usage?span=${span}`);
+  const peak = Math.max(1, ...u.buckets.map((b) => b.ok + b.refused));
+  const label = (b) => span === "24h"
+    ? new Date(b.start).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
+    : new Date(b.start).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+  $("usage-chart").replaceChildren(...u.buckets.map((b) => {
+    const total = b.ok + b.refused;
+    const ok = el("span", { class: "ok" }), refused = el("span", { class: "refused" });
+    ok.style.height = `${(100 * b.ok) / peak}%`;  // CSSOM: the CSP allows no style attribute
+    refused.style.height = `${(100 * b.refused) / peak}%`;
+    const bar = el("div", { class: "bar", title: `${label(b)}: ${b.ok} accepted, ${b.refused} refused` }, refused, ok);
+    bar.dataset.total = String(total);
+    return bar;
+  }));
+  const sum = (f) => u.buckets.reduce((n, b) => n + b[f], 0);
+  $("usage-summary").textContent = `${sum("ok")} accepted, ${sum("refused")} refused in the last ${span === "24h" ? "24 hours" : "30 days"}; peak ${peak} per ${span === "24h" ? "hour" : "day"}.`;
+  $("usage-chart").setAttribute("aria-label", $("usage-summary").textContent);
+  $("usage-from").textContent = label(u.buckets[0]);
+  $("usage-to").textContent = label(u.buckets[u.buckets.length - 1]);
+}
+
+$("usage-24h").addEventListener("click", () => showUsage("24h").catch((err) => dialogError("usage-error", err)));
+$("usage-30d").addEventListener("click", () => showUsage("30d").catch((err) => dialogError("usage-error", err)));
+
+// ---- activity ------------------------------------------------------------
+
+let activityCursor = null;
+
+function describeTarget(t) {
+  if (!t || !t.type) return "";
+  return t.type.replace("_", " ") + (t.name ? " " + t.name : t.id ? " " + t.id : "");
+}
+
+function activityRow(e) {
+  const actor = e.actor.username || e.actor.user_id || "—";
+  const via = e.actor.key_id ? " (API key)" : e.actor.session ? ` (${e.actor.session.length > 16 ? "session" : e.actor.session})` : "";
+  const details = e.details ? Object.entries(e.details).map(([k, v]) => `${k}: ${v}`).join(", ") : "";
+  return el("tr", {},
+    el("td", { class: "date", "data-label": "Time", text: when(e.time) }),
+    el("td", { class: "mono", "data-label": "Action", text: e.action }),
+    el("td", { "data-label": "Actor", text: actor + via }),
+    el("td", { "data-label": "Target", title: details, text: describeTarget(e.target) + (details ? " — " + details : "") }),
+    el("td", { class: e.outcome === "success" ? "ok" : "bad", "data-label": "Outcome", text: e.outcome + (e.reason ? ": " + e.reason : "") }),
+    el("td", { class: "mono", "data-label": "Client", title: e.user_agent || "", text: e.client_ip || "" }));
+}
+
+async function loadActivity(more = false) {
+  const q = new URLSearchParams({ limit: "50" });
+  const action = $("activity-action").value;
+  if (action) q.set("action", action);
+  if (more && activityCursor) q.set("cursor", activityCursor);
+  const page = await api("GET", "/api/v1/audit/?" + q);
+  const rows = page.events.map(activityRow);
+  if (more) $("activity-body").append(...rows); else $("activity-body").replaceChildren(...rows);
+  activityCursor = page.next_cursor;
+  $("activity-more").hidden = !activityCursor;
+  $("activity-empty").hidden = $("activity-body").children.length > 0;
+}
+
+$("activity-action").addEventListener("change", () => loadActivity().catch(fail));
+$("activity-more").addEventListener("click", () => loadActivity(true).catch(fail));
+
 // ---- shell -------------------------------------------------------------
 
-const loaders = { "api-keys": loadKeys, variables: loadVariables, flows: loadFlows };
+const loaders = { "api-keys": loadKeys, variables: loadVariables, flows: loadFlows, activity: () => loadActivity() };
 
 function currentTab() {
   const tab = (location.hash || "#api-keys").slice(1);
