@@ -19,7 +19,6 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/telemetry"
 )
 
-
 // noOTLP clears the OTLP variables for the test.
 func noOTLP(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
