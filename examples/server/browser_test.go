@@ -22,7 +22,7 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -43,7 +43,7 @@ func findChromium(t *testing.T) string {
 			return p
 		}
 	}
-	testdb.SkipSuite(t, "browser tests", "no Chromium found; install it with: apt-get install -y chromium")
+	dbtest.SkipSuite(t, "browser tests", "no Chromium found; install it with: apt-get install -y chromium")
 	return ""
 }
 

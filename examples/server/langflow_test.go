@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/cli"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
@@ -28,13 +29,13 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/login"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
-	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -52,8 +53,8 @@ func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (s
 	var url string
 	if postgres {
 		var schema string
-		db, schema = testdb.PostgresSchema(t)
-		dsn := testdb.PostgresDSN(t)
+		db, schema = dbtest.PostgresSchema(t)
+		dsn := dbtest.PostgresDSN(t)
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
@@ -61,14 +62,22 @@ func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (s
 		url = dsn + sep + "search_path=" + schema
 	} else {
 		path := filepath.Join(t.TempDir(), "langflow.db")
-		db, err = testdb.OpenSQLite(path)
+		db, err = dbtest.OpenSQLite(path)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		url = "sqlite:///" + path
 	}
-	fx, err := langflowtest.Create(context.Background(), db, postgres, g, k)
+	fx, err := langflowtest.Create(context.Background(), db, testDialect(postgres), g, k)
 	require.NoError(t, err)
 	return url, fx, db
+}
+
+// testDialect is the dialect of a backend.
+func testDialect(postgres bool) sqldialect.Dialect {
+	if postgres {
+		return sqldialect.Postgres
+	}
+	return sqldialect.SQLite
 }
 
 func langflowConfig(t *testing.T, dbURL, secret string) config.Config {
@@ -126,7 +135,7 @@ func TestServeOnLangflowDatabase(t *testing.T) {
 					ID     string `json:"id"`
 					APIKey string `json:"api_key"`
 				}](t, body)
-				_, _, hash, stored, err := langflowtest.KeyRow(ctx, db, b.postgres, g, created.ID)
+				_, _, hash, stored, err := langflowtest.KeyRow(ctx, db, testDialect(b.postgres), g, created.ID)
 				require.NoError(t, err)
 				if g == langflowtest.Gen17 {
 					assert.Equal(t, created.APIKey, stored)
@@ -153,7 +162,7 @@ func TestServeOnLangflowDatabase(t *testing.T) {
 
 				// Revoked in Langflow's table: refused within the bound (the
 				// exact bound is tested with a fake clock in langflowdb).
-				require.NoError(t, langflowtest.DeleteKey(ctx, db, b.postgres, fx.Keys[langflowtest.KeyAlice].ID))
+				require.NoError(t, langflowtest.DeleteKey(ctx, db, testDialect(b.postgres), fx.Keys[langflowtest.KeyAlice].ID))
 				require.Eventually(t, func() bool {
 					return get(t, srv, "GET", "/api/v1/api_key/", fx.Keys[langflowtest.KeyAlice].Plaintext) == http.StatusForbidden
 				}, 10*time.Second, 20*time.Millisecond)
@@ -376,7 +385,7 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 			aliceKey := fx.Keys[langflowtest.KeyAlice].Plaintext
 			require.Equal(t, 200, get(t, srv, "GET", "/api/v1/variables/", aliceKey))
 
-			require.NoError(t, langflowtest.SetUserActive(ctx, db, b.postgres, fx.Alice.ID, false))
+			require.NoError(t, langflowtest.SetUserActive(ctx, db, testDialect(b.postgres), fx.Alice.ID, false))
 			deactivated := time.Now()
 			res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
 			assert.Equal(t, 401, res.StatusCode, "deactivated in Langflow: the token stops at once; %s", body)
@@ -449,7 +458,7 @@ func importTarget(t *testing.T, url string) (*startup.App, *langflowdb.DB) {
 	lfdb, err := sql.Open(src.Driver, src.DSN)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = lfdb.Close() })
-	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.Keyring})
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: a.Keyring})
 	require.NoError(t, err)
 	return a, ldb
 }

@@ -25,8 +25,8 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -41,8 +41,8 @@ const sharedSecret = "multi-instance-test-secret-0123456789"
 // sharedDatabase returns the --database-url of a fresh PostgreSQL schema.
 func sharedDatabase(t *testing.T) string {
 	t.Helper()
-	_, schema := testdb.PostgresSchema(t)
-	dsn := testdb.PostgresDSN(t)
+	_, schema := dbtest.PostgresSchema(t)
+	dsn := dbtest.PostgresDSN(t)
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
@@ -242,18 +242,18 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 		require.NoError(t, err)
 		return res[0]
 	}
-	assert.Equal(t, variables.SourceNone, resolveOnB().Source)
+	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
 	v, err := a.Vars.Create(ctx, a.Superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "one", Type: variables.Credential})
 	require.NoError(t, err)
 	r := resolveOnB()
-	assert.Equal(t, variables.SourceStored, r.Source)
+	assert.Equal(t, variables.LayerStored, r.Layer)
 	assert.Equal(t, "one", r.Value, "decrypted on B with the shared secret")
 	two := "two"
 	_, err = a.Vars.Update(ctx, a.Superuser.ID, v.ID, variables.Patch{Value: &two})
 	require.NoError(t, err)
 	assert.Equal(t, "two", resolveOnB().Value)
 	require.NoError(t, a.Vars.Delete(ctx, a.Superuser.ID, v.ID))
-	assert.Equal(t, variables.SourceNone, resolveOnB().Source)
+	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
 
 	// And through B's HTTP API: the flow A created runs on B.
 	key2, _, err := a.Keys.Create(ctx, a.Superuser.ID, "runner", apikey.CreateOptions{})
@@ -285,7 +285,7 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 func TestInstanceDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	dbURL := sharedDatabase(t)
-	proxy, viaProxy := testdb.ProxyURL(t, dbURL)
+	proxy, viaProxy := dbtest.ProxyURL(t, dbURL)
 
 	a, _ := startInstance(t, dbURL)
 	bApp, err := openApp(ctx, instanceConfig(t, viaProxy), quietLog())
@@ -313,7 +313,7 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 		_ = res.Body.Close()
 		// 503 with the handler's message: authenticated (a use), then the
 		// handler's own query failed. The middleware's 503 (key not
-		// verified) says middleware.MsgUnavailable and counts no use.
+		// verified) says "Authentication service unavailable" and counts no use.
 		handlerFailed := res.StatusCode == http.StatusServiceUnavailable && body.Detail == httpapi.MsgStoreUnavailable
 		if (res.StatusCode == http.StatusOK || handlerFailed) && k == key {
 			ok++

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
-	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )

@@ -5,8 +5,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
-	"github.com/keyflow-dev/keyflow/internal/ids"
 )
 
 // BcryptCost is the bcrypt work factor: passlib's default (Langflow's). A

@@ -73,7 +73,7 @@ func importFrom(ctx context.Context, a *startup.App, fromURL, secretFile string,
 	if err := db.PingContext(ctx); err != nil {
 		return fmt.Errorf("connect to %s: %w", src.Display, err)
 	}
-	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: startup.LangflowDialect(src), Keyring: keyring, Logger: a.Log})
+	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: src.Dialect(), Keyring: keyring, Logger: a.Log})
 	if err != nil {
 		return fmt.Errorf("%s: %w", src.Display, err)
 	}

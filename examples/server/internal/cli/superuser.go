@@ -11,10 +11,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/keyflow-dev/keyflow/envbool"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
-	"github.com/keyflow-dev/keyflow/internal/envbool"
 )
 
 // superuser is `langflow superuser`: --username and --password create a

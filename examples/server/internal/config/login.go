@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyflow-dev/keyflow/internal/envbool"
+	"github.com/keyflow-dev/keyflow/envbool"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 

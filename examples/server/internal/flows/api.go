@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )

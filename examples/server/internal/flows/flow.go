@@ -17,8 +17,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
-	"github.com/keyflow-dev/keyflow/internal/ids"
 )
 
 // Field is one component field of a flow: bound to a global variable,

@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 )
 
 // Settings say which Host names the server answers.

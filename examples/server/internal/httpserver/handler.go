@@ -16,7 +16,7 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/scopes"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/webui"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables/variableshttp"
 )

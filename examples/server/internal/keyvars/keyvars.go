@@ -41,15 +41,11 @@ type Services struct {
 // creating them when missing: run it under the start-up lock. The Manager
 // follows the change feed when cfg.ChangeMaxLag > 0.
 func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.Keyring, cfg config.Config, log *slog.Logger) (*Services, error) {
-	keyDialect, varDialect := keysql.SQLite, varsql.SQLite
-	if addr.Postgres {
-		keyDialect, varDialect = keysql.Postgres, varsql.Postgres
-	}
-	keyStore, err := keysql.New(ctx, db, keysql.Config{Dialect: keyDialect})
+	keyStore, err := keysql.New(ctx, db, keysql.Config{Dialect: addr.Dialect()})
 	if err != nil {
 		return nil, fmt.Errorf("api key store: %w", err)
 	}
-	varStore, err := varsql.New(ctx, db, varsql.Config{Dialect: varDialect})
+	varStore, err := varsql.New(ctx, db, varsql.Config{Dialect: addr.Dialect()})
 	if err != nil {
 		return nil, fmt.Errorf("variable store: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 

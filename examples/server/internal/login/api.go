@@ -28,11 +28,11 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
-	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 

@@ -14,7 +14,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -40,6 +40,10 @@ func Require(name string) func(http.Handler) http.Handler {
 	return middleware.RequireScope(name)
 }
 
+// msgInvalidOrMissingKey is Langflow's answer to a request without a valid
+// key, as the middleware gives it.
+const msgInvalidOrMissingKey = "Invalid or missing API key"
+
 // msgScopedKeyRefused answers a key with scopes on a route no scope names.
 const msgScopedKeyRefused = "This route needs an API key without scopes"
 
@@ -55,7 +59,7 @@ func Unscoped(h http.Handler) http.Handler {
 		case !ok && r.Method == http.MethodOptions:
 			h.ServeHTTP(w, r)
 		case !ok:
-			httpjson.Detail(w, http.StatusForbidden, middleware.MsgInvalidKey)
+			httpjson.Detail(w, http.StatusForbidden, msgInvalidOrMissingKey)
 		case len(p.Scopes) > 0:
 			httpjson.Detail(w, http.StatusForbidden, msgScopedKeyRefused)
 		default:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 )
 
@@ -64,6 +65,14 @@ func RedactURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// Dialect is the SQL dialect of the database.
+func (a Address) Dialect() sqldialect.Dialect {
+	if a.Postgres {
+		return sqldialect.Postgres
+	}
+	return sqldialect.SQLite
 }
 
 // SQLitePath is the database file of an SQLite database (ParseURL's

@@ -30,7 +30,7 @@ func (a *App) openLangflow(ctx context.Context) error {
 	if err := a.DB.PingContext(ctx); err != nil {
 		return fmt.Errorf("connect to %s: %w", a.Address.Display, err)
 	}
-	ldb, err := langflowdb.Open(ctx, a.DB, langflowdb.Config{Dialect: LangflowDialect(a.Address), Keyring: a.Keyring, Logger: a.Log})
+	ldb, err := langflowdb.Open(ctx, a.DB, langflowdb.Config{Dialect: a.Address.Dialect(), Keyring: a.Keyring, Logger: a.Log})
 	if err != nil {
 		return fmt.Errorf("langflow database %s: %w", a.Address.Display, err)
 	}

@@ -142,7 +142,7 @@ func (a *App) onLangflow(ctx context.Context) (bool, error) {
 	if a.Config.Schema == "langflow" {
 		return true, nil
 	}
-	isLangflow, err := langflowdb.Detect(ctx, a.DB, LangflowDialect(a.Address))
+	isLangflow, err := langflowdb.Detect(ctx, a.DB, a.Address.Dialect())
 	switch {
 	case err != nil:
 		return false, nil // openKeyflow reports a database that does not answer
@@ -150,14 +150,6 @@ func (a *App) onLangflow(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("%s is a Langflow database: keyflow's own tables do not go there (use --schema langflow to serve on Langflow's tables, or another --database-url)", a.Address.Display)
 	}
 	return isLangflow, nil
-}
-
-// LangflowDialect is langflowdb's name for addr's SQL dialect.
-func LangflowDialect(addr sqldb.Address) langflowdb.Dialect {
-	if addr.Postgres {
-		return langflowdb.Postgres
-	}
-	return langflowdb.SQLite
 }
 
 // openKeyflow connects and builds the stores and services on keyflow's
