@@ -9,11 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/audit"
 	"github.com/keyflow-dev/keyflow/examples/internal/ids"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/auditing"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
 	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
+	"strconv"
 )
 
 // API is the users' HTTP API: GET /api/v1/users/whoami, and for
@@ -26,6 +29,27 @@ type API struct {
 	// user is deactivated or gets a new password.
 	RevokeTokens func(ctx context.Context, userID string) error
 	Log          *slog.Logger
+	// Audit records users created and changed, before the change is made;
+	// a failure to record refuses it (503). nil: nothing is recorded.
+	Audit *auditing.Auditor
+}
+
+// record records the superuser caller's action on a user, before it is made.
+func (a *API) record(r *http.Request, caller User, action audit.Action, target audit.Target, details map[string]string) (audit.Event, error) {
+	p, _ := middleware.FromRequest(r)
+	e := audit.Event{Action: action, Actor: auditing.Actor(p, caller.Username, string(p.Source)), Target: target, Details: details}
+	if a.Audit == nil {
+		return e, nil
+	}
+	return e, a.Audit.Record(r, e)
+}
+
+// recordFailure records that an action recorded beforehand did not happen.
+func (a *API) recordFailure(r *http.Request, e audit.Event, reason string) {
+	if a.Audit != nil {
+		e.Outcome, e.Reason = audit.Failure, reason
+		_ = a.Audit.Record(r, e) // logged; nothing was changed
+	}
 }
 
 // UserRead is a user as the API shows it: Langflow's UserRead (its "create_at" spelling included).
@@ -97,7 +121,8 @@ func (a *API) Whoami(w http.ResponseWriter, r *http.Request) {
 // LANGFLOW_NEW_USER_IS_ACTIVE; a name in use → 400 "This username is
 // unavailable.".
 func (a *API) Create(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.currentSuperuser(w, r); !ok {
+	caller, ok := a.currentSuperuser(w, r)
+	if !ok {
 		return
 	}
 	if a.Users.OnLangflow() {
@@ -134,12 +159,20 @@ func (a *API) Create(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusBadRequest, "Password must be at most 72 bytes")
 		return
 	}
+	ev, err := a.record(r, caller, audit.UserCreated, auditing.UserTarget("", *in.Username),
+		map[string]string{"active": strconv.FormatBool(a.NewUserIsActive)})
+	if err != nil {
+		httpapi.StoreUnavailable(a.Log, w, r, "record user creation", err)
+		return
+	}
 	acct, err := a.Users.Store.Create(r.Context(), *in.Username, h, false, a.NewUserIsActive)
 	switch {
 	case errors.Is(err, ErrUsernameTaken):
+		a.recordFailure(r, ev, "username unavailable")
 		httpjson.Detail(w, http.StatusBadRequest, "This username is unavailable.")
 		return
 	case err != nil:
+		a.recordFailure(r, ev, "store unavailable")
 		httpapi.StoreUnavailable(a.Log, w, r, "create user", err)
 		return
 	}
@@ -204,16 +237,43 @@ func (a *API) Patch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	err := a.Users.Store.Update(r.Context(), id, c)
+	details := map[string]string{}
+	name := ""
+	if c.Username != nil {
+		details["username"], name = *c.Username, *c.Username
+	}
+	if c.IsActive != nil {
+		details["is_active"] = strconv.FormatBool(*c.IsActive)
+	}
+	if c.IsSuperuser != nil {
+		details["is_superuser"] = strconv.FormatBool(*c.IsSuperuser)
+	}
+	if c.PasswordHash != nil {
+		details["password"] = "changed" // never the password or its hash
+	}
+	if name == "" {
+		if cur, err := a.Users.Store.ByID(r.Context(), id); err == nil {
+			name = cur.Username
+		}
+	}
+	ev, err := a.record(r, caller, audit.UserChanged, auditing.UserTarget(id, name), details)
+	if err != nil {
+		httpapi.StoreUnavailable(a.Log, w, r, "record user change", err)
+		return
+	}
+	err = a.Users.Store.Update(r.Context(), id, c)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		a.recordFailure(r, ev, "user not found")
 		httpjson.Detail(w, http.StatusNotFound, "User not found")
 		return
 	case errors.Is(err, ErrUsernameTaken):
+		a.recordFailure(r, ev, "username unavailable")
 		httpjson.Detail(w, http.StatusBadRequest, "This username is unavailable.")
 		return
 	}
 	if err != nil {
+		a.recordFailure(r, ev, "store unavailable")
 		httpapi.StoreUnavailable(a.Log, w, r, "update user", err)
 		return
 	}

@@ -12,7 +12,10 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"golang.org/x/term"
 
+	"errors"
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/audit"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/auditing"
 )
 
 // apiKey is `langflow api-key`: a new key named "CLI" for the superuser
@@ -46,6 +49,14 @@ func apiKey(args []string, stdout, stderr io.Writer) error {
 	key, rec, err := a.Keys.Create(ctx, u.ID, *name, apikey.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
+	}
+	target, details := auditing.KeyTarget(rec)
+	if err := record(a, audit.Event{Action: audit.KeyCreated, Target: target, Details: details}); err != nil {
+		// No key without its record: take it back.
+		if derr := a.Keys.Delete(ctx, rec.UserID, rec.ID); derr != nil {
+			return errors.Join(err, fmt.Errorf("delete the unrecorded key %s: %w", rec.ID, derr))
+		}
+		return err
 	}
 	a.Log.Info("created API key", "username", u.Username, "key_id", rec.ID, "name", rec.Name)
 	if *quiet || !isTerminal(stdout) {

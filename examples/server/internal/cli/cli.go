@@ -1,6 +1,6 @@
 // Package cli is the reference server's command line: the subcommands
 // (serve, which is "run", api-key, superuser, encrypt, decrypt,
-// rotate-secret, import-langflow), their flags and help, and Main, which
+// rotate-secret, import-langflow, audit), their flags and help, and Main, which
 // runs one and returns the exit code.
 package cli
 
@@ -37,6 +37,7 @@ func subcommands() []command {
 		{"decrypt", "read one Fernet token on stdin, print the value", decrypt},
 		{"rotate-secret", "re-encrypt stored Credential variables under a new master secret", noStdin(rotateSecret)},
 		{"import-langflow", "copy a Langflow database's users, API keys and variables (--from URL)", noStdin(importLangflow)},
+		{"audit", "audit verify: check the audit trail's chain; exit 1 naming the first broken event", noStdin(auditCmd)},
 	}
 }
 

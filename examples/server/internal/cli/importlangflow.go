@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/keyflow-dev/keyflow/audit"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/langflowimport"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
@@ -79,7 +80,17 @@ func importFrom(ctx context.Context, a *startup.App, fromURL, secretFile string,
 	}
 	fmt.Fprintf(stdout, "import-langflow: from %s (%s)\n", src.Display, ldb.Schema().Generation())
 	to := langflowimport.Target{Users: a.Users.Store, Keys: a.KeyStore, Vars: a.VarStore, Keyring: a.Keyring}
+	// Recorded before it is made (the source by dialect only: its URL may
+	// hold a password).
+	ev := audit.Event{Action: audit.LangflowImported, Target: audit.Target{Type: "langflow", Name: string(src.Dialect())},
+		Details: map[string]string{"generation": ldb.Schema().Generation()}}
+	if err := record(a, ev); err != nil {
+		return err
+	}
 	rep, err := langflowimport.Run(ctx, to, ldb, keyring, bar)
+	if err != nil {
+		recordFailure(a, ev)
+	}
 	rep.Write(stdout)
 	if ctx.Err() != nil {
 		return errImportInterrupted

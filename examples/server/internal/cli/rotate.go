@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keyflow-dev/keyflow/audit"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/secretfile"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
@@ -80,9 +81,15 @@ func rotateSecret(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Recorded before it is made: no rotation without its record.
+	ev := audit.Event{Action: audit.SecretRotated, Target: audit.Target{Type: "secret", Name: "master secret"}}
+	if err := record(a, ev); err != nil {
+		return err
+	}
 	rep, err := reencryptAll(ctx, keyring, a.VarStore, *batch, stderr)
 	fmt.Fprintf(stdout, "rotate-secret: %d re-encrypted, %d already current, %d failed\n", rep.Rotated, rep.Current, rep.Failed)
 	if err != nil {
+		recordFailure(a, ev)
 		return fmt.Errorf("%w; %s is unchanged", err, p.file)
 	}
 	return p.finish(stderr)

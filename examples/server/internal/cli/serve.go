@@ -9,8 +9,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpguard"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/telemetry"
 )
 
 // serve is the run subcommand (Langflow's `langflow run`): it serves the
@@ -20,6 +23,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs, common := newFlagSet("run", stderr)
 	host := fs.String("host", "127.0.0.1", "the `ADDRESS` to listen on (env LANGFLOW_HOST; default 127.0.0.1)")
 	port := fs.Int("port", 7860, "the `PORT` to listen on, 0 for any free port (env LANGFLOW_PORT; default 7860)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics on `HOST:PORT`, a listen address of its own (env KEYFLOW_METRICS_ADDR; default: off)")
 	allowedHosts := fs.String("allowed-hosts", "", "the `HOSTS` the server answers besides localhost, loopback addresses and --host, comma-separated: name, .domain (with its subdomains) or * (env KEYFLOW_ALLOWED_HOSTS; enforced while LANGFLOW_AUTO_LOGIN is on, or when set)")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
@@ -44,7 +48,25 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a, err := open(ctx, common, host, port, stderr)
+	cfg, err := config.Load(*common, host, port)
+	if err != nil {
+		return err
+	}
+	if !explicit["metrics-addr"] {
+		*metricsAddr = os.Getenv(telemetry.EnvMetricsAddr)
+	}
+	// Metrics and traces start before the app, whose parts report to them.
+	tel, err := telemetry.Start(ctx, telemetry.Config{MetricsAddr: *metricsAddr})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	cfg.Hooks = tel.Hooks
+	log := newLogger(stderr, cfg.LogLevel)
+	if addr := tel.MetricsAddr(); addr != "" {
+		log.Info("metrics", "url", "http://"+addr+"/metrics")
+	}
+	a, err := startup.Open(ctx, cfg, log, startup.Options{})
 	if err != nil {
 		return err
 	}

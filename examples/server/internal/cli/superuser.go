@@ -11,8 +11,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/keyflow-dev/keyflow/audit"
 	"github.com/keyflow-dev/keyflow/envbool"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/auditing"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 )
@@ -99,6 +101,11 @@ func saveSuperuser(ctx context.Context, a *startup.App, name, hash string, stdou
 	u, err := a.Users.Store.ByName(ctx, name)
 	switch {
 	case errors.Is(err, accounts.ErrNotFound):
+		// Recorded before it is made: no superuser without its record.
+		ev := audit.Event{Action: audit.SuperuserCreated, Target: auditing.UserTarget("", name)}
+		if err := record(a, ev); err != nil {
+			return err
+		}
 		created, err := a.Users.Store.Create(ctx, name, hash, true, true)
 		if errors.Is(err, accounts.ErrUsernameTaken) { // created meanwhile: reset it below
 			if u, err = a.Users.Store.ByName(ctx, name); err != nil {
@@ -107,6 +114,7 @@ func saveSuperuser(ctx context.Context, a *startup.App, name, hash string, stdou
 			break
 		}
 		if err != nil {
+			recordFailure(a, ev)
 			return err
 		}
 		if err := a.ImportEnv(ctx, created.ID, created.Username); err != nil {
@@ -117,7 +125,13 @@ func saveSuperuser(ctx context.Context, a *startup.App, name, hash string, stdou
 	case err != nil:
 		return err
 	}
+	ev := audit.Event{Action: audit.UserChanged, Target: auditing.UserTarget(u.ID, u.Username),
+		Details: map[string]string{"password": "changed", "is_superuser": "true", "is_active": "true"}}
+	if err := record(a, ev); err != nil {
+		return err
+	}
 	if err := a.Users.Store.SetPassword(ctx, u.ID, hash, true); err != nil {
+		recordFailure(a, ev)
 		return err
 	}
 	// A new password logs the user out everywhere.

@@ -18,6 +18,7 @@ import (
 	"github.com/keyflow-dev/keyflow/envbool"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpguard"
 	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/observe"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables/dotenv"
 )
@@ -61,6 +62,11 @@ type Config struct {
 	ChangeMaxLag time.Duration
 
 	Getenv func(string) string // the environment with the server's defaults applied
+
+	// Hooks receives the Manager's, the middleware's and the variables
+	// Service's events (metrics, traces); set by the run subcommand from
+	// package telemetry, nil otherwise.
+	Hooks observe.Hooks
 }
 
 // HostCheckEnabled reports whether the Host check applies: while auto-login

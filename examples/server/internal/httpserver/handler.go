@@ -25,6 +25,7 @@ import (
 type parts struct {
 	keys   http.Handler // keyflow's apikeyhttp
 	vars   http.Handler // keyflow's variableshttp
+	audit  http.Handler // keyflow's audithttp
 	flows  *flows.API
 	users  *accounts.API
 	logins *login.API
@@ -46,6 +47,7 @@ type parts struct {
 //	POST /api/v1/flows/                 create a flow
 //	POST /api/v1/run/{flow_id_or_name}  run a flow: API key only, as in Langflow
 //	POST /api/v1/login, /refresh, /logout   login tokens (package login)
+//	GET  /api/v1/audit/                 the audit trail (audithttp): a superuser's all, a user's own
 //	GET  /api/v1/users/whoami           the caller (package accounts)
 //	GET, POST /api/v1/users/, PATCH /api/v1/users/{user_id}   users, superusers only
 //	GET  /                              the web UI (package webui)
@@ -92,6 +94,7 @@ func routes(mux *http.ServeMux, p parts) {
 	mux.HandleFunc("POST /api/v1/login", p.logins.Login)
 	mux.HandleFunc("POST /api/v1/refresh", p.logins.Refresh)
 	mux.HandleFunc("POST /api/v1/logout", p.logins.Logout)
+	mux.Handle("GET /api/v1/audit/", p.manage(scopes.Unscoped, http.StripPrefix("/api/v1/audit", p.audit)))
 	mux.Handle("GET /api/v1/users/whoami", p.manage(scopes.Unscoped, http.HandlerFunc(p.users.Whoami)))
 	mux.Handle("GET /api/v1/users/{$}", p.manage(scopes.Unscoped, http.HandlerFunc(p.users.List)))
 	mux.Handle("POST /api/v1/users/{$}", p.manage(scopes.Unscoped, http.HandlerFunc(p.users.Create)))
@@ -111,15 +114,16 @@ func newParts(a *startup.App, throttle *login.Throttle) (parts, error) {
 	mwCfg.Verifier = a.Keys
 	mwCfg.Superuser = apikey.Principal{UserID: a.Superuser.ID, KeyName: a.Superuser.Username}
 	mwCfg.Logger = a.Log
+	mwCfg.Hooks = a.Config.Hooks
 	requireKey, err := middleware.New(mwCfg)
 	if err != nil {
 		return parts{}, err
 	}
 	p := parts{
 		flows: &flows.API{Flows: a.Flows, Resolver: a.Resolver, Log: a.Log},
-		users: &accounts.API{Users: a.Users, NewUserIsActive: a.Config.NewUserIsActive, RevokeTokens: a.Tokens.RevokeUser, Log: a.Log},
+		users: &accounts.API{Users: a.Users, NewUserIsActive: a.Config.NewUserIsActive, RevokeTokens: a.Tokens.RevokeUser, Log: a.Log, Audit: a.Auditor},
 		logins: &login.API{Users: a.Users, Tokens: a.Tokens, Throttle: throttle, AccessTTL: a.Config.AccessTokenTTL,
-			RefreshTTL: a.Config.RefreshTokenTTL, DummyHash: accounts.DummyHash(), Log: a.Log},
+			RefreshTTL: a.Config.RefreshTokenTTL, DummyHash: accounts.DummyHash(), Log: a.Log, Audit: a.Auditor},
 	}
 	if p.ui, err = webui.New(a.Config.Auth.AutoLogin, a.Superuser.ID, a.Superuser.Username, a.Log); err != nil {
 		return parts{}, err
@@ -128,8 +132,14 @@ func newParts(a *startup.App, throttle *login.Throttle) (parts, error) {
 	if err != nil {
 		return parts{}, err
 	}
-	p.keys = a.CurrentUsage(keysAPI)
-	if p.vars, err = variableshttp.New(variableshttp.Config{Service: a.Vars, User: middleware.FromRequest, Logger: a.Log}); err != nil {
+	au := auditor{a}
+	p.keys = a.CurrentUsage(au.auditKeys(keysAPI))
+	varsAPI, err := variableshttp.New(variableshttp.Config{Service: a.Vars, User: middleware.FromRequest, Logger: a.Log})
+	if err != nil {
+		return parts{}, err
+	}
+	p.vars = au.auditVariables(varsAPI)
+	if p.audit, err = au.auditAPI(); err != nil {
 		return parts{}, err
 	}
 	active := &login.ActiveUsers{Users: a.Users, Log: a.Log}

@@ -19,6 +19,7 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/langflowdb"
+	"github.com/keyflow-dev/keyflow/observe"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
@@ -50,7 +51,7 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 		return nil, fmt.Errorf("variable store: %w", err)
 	}
 	s := &Services{KeyStore: keyStore, VarStore: varStore, storeEnv: cfg.StoreEnvVariables, log: log}
-	keyCfg := apikey.Config{Store: keyStore, DisableUsageTracking: cfg.DisableUsageTracking, Logger: log}
+	keyCfg := apikey.Config{Store: keyStore, DisableUsageTracking: cfg.DisableUsageTracking, Logger: log, Hooks: cfg.Hooks}
 	if cfg.ChangeMaxLag > 0 {
 		if err := s.followChanges(&keyCfg, keyStore, addr, cfg.ChangeMaxLag); err != nil {
 			return nil, err
@@ -60,7 +61,7 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 		s.Close()
 		return nil, err
 	}
-	if err := s.openVariables(varStore, keyring, cfg.FallbackToEnv); err != nil {
+	if err := s.openVariables(varStore, keyring, cfg.FallbackToEnv, cfg.Hooks); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -99,12 +100,12 @@ func OpenLangflow(ldb *langflowdb.DB, cfg config.Config, log *slog.Logger) (*Ser
 	// No change feed: Langflow's tables have no change log. The store's
 	// CacheBound keeps cached verdicts short (900 ms), which bounds how late a
 	// key deleted or deactivated in Langflow is refused.
-	if s.Keys, err = apikey.NewManager(apikey.Config{Store: keys, DisableUsageTracking: cfg.DisableUsageTracking, Logger: log}); err != nil {
+	if s.Keys, err = apikey.NewManager(apikey.Config{Store: keys, DisableUsageTracking: cfg.DisableUsageTracking, Logger: log, Hooks: cfg.Hooks}); err != nil {
 		return nil, err
 	}
 	// ldb.Keyring encrypts as the Langflow beside it does (a short secret:
 	// the key derivation of its version), so Langflow opens what keyflow writes.
-	if err := s.openVariables(vs, ldb.Keyring(), cfg.FallbackToEnv); err != nil {
+	if err := s.openVariables(vs, ldb.Keyring(), cfg.FallbackToEnv, cfg.Hooks); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -112,9 +113,9 @@ func OpenLangflow(ldb *langflowdb.DB, cfg config.Config, log *slog.Logger) (*Ser
 }
 
 // openVariables builds the variable Service and Resolver on store.
-func (s *Services) openVariables(store variables.Store, keyring *secrets.Keyring, fallbackToEnv bool) error {
+func (s *Services) openVariables(store variables.Store, keyring *secrets.Keyring, fallbackToEnv bool, hooks observe.Hooks) error {
 	var err error
-	if s.Vars, err = variables.NewService(variables.ServiceConfig{Store: store, Keyring: keyring, Logger: s.log}); err != nil {
+	if s.Vars, err = variables.NewService(variables.ServiceConfig{Store: store, Keyring: keyring, Logger: s.log, Hooks: hooks}); err != nil {
 		return err
 	}
 	fallback := variables.EnvFallbackOff

@@ -28,8 +28,10 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/audit"
 	"github.com/keyflow-dev/keyflow/examples/internal/ids"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/auditing"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
 	"github.com/keyflow-dev/keyflow/httpjson"
@@ -70,6 +72,27 @@ type API struct {
 	// bcrypt runs where a wrong password takes one; nil: made on first use.
 	DummyHash []byte
 	Log       *slog.Logger
+	// Audit records logins, failed logins, logouts and token refreshes; a
+	// failure to record one refuses it (503). nil: nothing is recorded.
+	Audit *auditing.Auditor
+}
+
+// record records e through a.Audit (a no-op without one).
+func (a *API) record(r *http.Request, e audit.Event) error {
+	if a.Audit == nil {
+		return nil
+	}
+	return a.Audit.Record(r, e)
+}
+
+// loginFailed records a refused login of username (cut to what an event
+// holds: it is what the client typed).
+func (a *API) loginFailed(r *http.Request, acct accounts.User, username, reason string) error {
+	if len(username) > audit.MaxFieldLen {
+		username = strings.ToValidUTF8(username[:audit.MaxFieldLen], "")
+	}
+	return a.record(r, audit.Event{Action: audit.LoginFailed, Outcome: audit.Failure, Reason: reason,
+		Actor: audit.Actor{UserID: acct.ID, Username: username}})
 }
 
 // accessTTL and refreshTTL are the configured lifetimes, or Langflow's
@@ -173,6 +196,12 @@ func (a *API) startSession(w http.ResponseWriter, r *http.Request, acct accounts
 		httpapi.StoreUnavailable(a.Log, w, r, "login", err)
 		return
 	}
+	if err := a.record(r, audit.Event{Action: audit.Login,
+		Actor: audit.Actor{UserID: acct.ID, Username: acct.Username, Session: auditing.SessionID(tokens.AccessToken)}}); err != nil {
+		_, _ = a.Tokens.revokePair(context.WithoutCancel(ctx), tokenHash(tokens.AccessToken)) // no login without its record
+		httpapi.StoreUnavailable(a.Log, w, r, "record login", err)
+		return
+	}
 	if err := a.Tokens.prune(ctx); err != nil {
 		a.Log.WarnContext(ctx, "prune expired login tokens", "err", err)
 	}
@@ -230,12 +259,20 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request) {
 	ok = accounts.CompareHash(hash, []byte(password)) == nil && err == nil && acct.PasswordHash != ""
 	if !ok {
 		a.Log.InfoContext(ctx, "login failed", "client", client)
+		if err := a.loginFailed(r, accounts.User{}, username, "incorrect username or password"); err != nil {
+			httpapi.StoreUnavailable(a.Log, w, r, "record failed login", err)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		httpjson.Detail(w, http.StatusUnauthorized, msgBadLogin)
 		return
 	}
 	a.Throttle.succeed(username, client)
 	if !acct.IsActive {
+		if err := a.loginFailed(r, acct, acct.Username, "inactive user"); err != nil {
+			httpapi.StoreUnavailable(a.Log, w, r, "record failed login", err)
+			return
+		}
 		if acct.LastLoginAt == nil {
 			httpjson.Detail(w, http.StatusBadRequest, msgWaitingForApprove)
 		} else {
@@ -297,6 +334,12 @@ func (a *API) Refresh(w http.ResponseWriter, r *http.Request) {
 		httpapi.StoreUnavailable(a.Log, w, r, "refresh", err)
 		return
 	}
+	if err := a.record(r, audit.Event{Action: audit.TokenRefreshed,
+		Actor: audit.Actor{UserID: acct.ID, Username: acct.Username, Session: auditing.SessionID(tokens.AccessToken)}}); err != nil {
+		_, _ = a.Tokens.revokePair(context.WithoutCancel(ctx), tokenHash(tokens.AccessToken))
+		httpapi.StoreUnavailable(a.Log, w, r, "record token refresh", err)
+		return
+	}
 	a.setTokenCookies(w, r, tokens)
 	httpjson.Write(w, http.StatusOK, tokens)
 }
@@ -316,6 +359,25 @@ func (a *API) Logout(w http.ResponseWriter, r *http.Request) {
 	for _, name := range []string{accessCookie, refreshCookie} {
 		if c, err := r.Cookie(name); err == nil && c.Value != "" {
 			hashes = append(hashes, tokenHash(c.Value))
+		}
+	}
+	if len(hashes) > 0 {
+		// Recorded before the tokens go: no logout without its record.
+		e := audit.Event{Action: audit.Logout}
+		for _, kind := range []string{kindAccess, kindRefresh} {
+			if id, err := a.Tokens.owner(ctx, hashes[0], kind); err == nil {
+				e.Actor.UserID = id
+				if acct, err := a.Users.Fresh(ctx, id); err == nil {
+					e.Actor.Username = acct.Username
+				}
+				break
+			}
+		}
+		if e.Actor.UserID != "" {
+			if err := a.record(r, e); err != nil {
+				httpapi.StoreUnavailable(a.Log, w, r, "record logout", err)
+				return
+			}
 		}
 	}
 	for _, h := range hashes {

@@ -18,7 +18,10 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
+	"github.com/keyflow-dev/keyflow/audit"
+	auditsql "github.com/keyflow-dev/keyflow/audit/sqlstore"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/auditing"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/keyvars"
@@ -27,6 +30,7 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // App is the opened server: the database, keyflow's services on it
@@ -46,6 +50,10 @@ type App struct {
 	// Langflow is the Langflow database the server serves on, nil on
 	// keyflow's own tables.
 	Langflow *langflowdb.DB
+	// Audit is the audit trail, in the server's own tables (never in a
+	// Langflow database's); Auditor records the server's events in it.
+	Audit   *audit.Log
+	Auditor *auditing.Auditor
 
 	local       *sql.DB // on a Langflow database: the server's own tables
 	startupFile string  // SQLite: the start-up lock's file; "" on PostgreSQL
@@ -185,6 +193,18 @@ func (a *App) openServerTables(ctx context.Context, db sqldb.DB) (*accounts.Stor
 	if err != nil {
 		return nil, err
 	}
+	dialect := sqldialect.SQLite
+	if db.Postgres {
+		dialect = sqldialect.Postgres
+	}
+	auditStore, err := auditsql.New(ctx, db.DB, auditsql.Config{Dialect: dialect})
+	if err != nil {
+		return nil, fmt.Errorf("audit store: %w", err)
+	}
+	if a.Audit, err = audit.New(audit.Config{Store: auditStore}); err != nil {
+		return nil, err
+	}
+	a.Auditor = &auditing.Auditor{Log: a.Audit, Logger: a.Log}
 	if a.Flows, err = flows.OpenStore(ctx, db); err != nil {
 		return nil, err
 	}
