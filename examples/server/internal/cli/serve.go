@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpguard"
@@ -73,6 +74,30 @@ func serve(args []string, stderr io.Writer) error {
 	if explicit["allowed-hosts"] {
 		a.Config.AllowedHosts = hosts
 	}
+	go pruneAudit(ctx, a)
 	// Close writes the usage counters; if it cannot, the exit code says so.
 	return errors.Join(httpserver.Run(ctx, a), a.Close())
+}
+
+// auditPruneEvery is how often a running server drops audit events older
+// than the retention (audit.DefaultRetention, 400 days).
+const auditPruneEvery = 24 * time.Hour
+
+// pruneAudit prunes the audit trail at start and then daily, until ctx
+// ends. Several instances pruning at once take turns on the chain's head.
+func pruneAudit(ctx context.Context, a *startup.App) {
+	t := time.NewTicker(auditPruneEvery)
+	defer t.Stop()
+	for {
+		if n, err := a.Audit.Prune(ctx); err != nil {
+			a.Log.Warn("audit trail: prune failed", "err", err)
+		} else if n > 0 {
+			a.Log.Info("audit trail: old events pruned", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
