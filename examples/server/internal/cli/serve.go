@@ -89,7 +89,7 @@ func pruneAudit(ctx context.Context, a *startup.App) {
 	t := time.NewTicker(auditPruneEvery)
 	defer t.Stop()
 	for {
-		if n, err := a.Audit.Prune(ctx); err != nil {
+		if n, err := a.Audit.Prune(ctx); err != nil && ctx.Err() == nil {
 			a.Log.Warn("audit trail: prune failed", "err", err)
 		} else if n > 0 {
 			a.Log.Info("audit trail: old events pruned", "events", n)
