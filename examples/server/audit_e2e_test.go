@@ -185,6 +185,11 @@ func (e *e2e) auditWorkflow() {
 	assert.Equal(t, 404, code, "not on the API's address")
 	s.stop()
 
+	// -h lists the subcommand.
+	out, _, code = e.cli("", nil, "-h")
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `(?m)^  audit +audit verify: `, out)
+
 	// The chain verifies, and no secret is in any audit row.
 	out, errOut, code = e.cli("", nil, "audit", "verify")
 	require.Equal(t, 0, code, errOut)
