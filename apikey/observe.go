@@ -34,7 +34,6 @@ func OutcomeOf(err error) observe.Outcome {
 
 // verifyObs is what verify records for verifyObserved.
 type verifyObs struct {
-	hit    bool          // the cache answered
 	missAt time.Duration // > 0: the cache missed at this time since m.epoch
 }
 
@@ -45,9 +44,14 @@ type verifyObs struct {
 func (m *Manager) verifyObserved(ctx context.Context, key string) (Principal, error) {
 	var obs verifyObs
 	p, err := m.verify(ctx, key, &obs)
-	v := observe.Verification{Outcome: OutcomeOf(err), Cached: obs.hit}
+	v := observe.Verification{Outcome: OutcomeOf(err)}
 	if obs.missAt > 0 {
 		v.Duration = time.Since(m.epoch) - obs.missAt
+	} else {
+		// Not read from the store: answered by the cache, unless refused
+		// before it (no key, or a malformed one). A cached "unknown key"
+		// is errUnknown itself; a malformed key gets another reason.
+		v.Cached = m.cache != nil && err != ErrMissing && (err == errUnknown || !errors.Is(err, ErrInvalid))
 	}
 	m.hooks.Verified(ctx, v)
 	return p, err
