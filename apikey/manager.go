@@ -175,11 +175,9 @@ type Manager struct {
 	posTTL int64        // nanoseconds; ≤ 0: positives not cached
 	negTTL int64        // nanoseconds; ≤ 0: negatives not cached
 
-	hooks      observe.Hooks // nil: none
 	track      bool
 	usage      usage
-	history    history // usage per key and hour (history.go)
-	maxPending int     // ≤ 0: unbounded
+	maxPending int // ≤ 0: unbounded
 
 	feed        ChangeFeed   // nil: none
 	feedState   atomic.Int32 // feedUsed, feedUnused or feedAsleep (changes.go)
@@ -192,6 +190,9 @@ type Manager struct {
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	hooks   observe.Hooks // nil: none
+	history history       // usage per key and hour (history.go)
 }
 
 // withDefaults returns cfg with every zero field set to its default.
