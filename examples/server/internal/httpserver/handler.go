@@ -142,7 +142,7 @@ func newParts(a *startup.App, throttle *login.Throttle) (parts, error) {
 	if p.audit, err = au.auditAPI(); err != nil {
 		return parts{}, err
 	}
-	active := &login.ActiveUsers{Users: a.Users, Log: a.Log}
+	active := &login.ActiveUsers{Users: a.Users, Log: a.Log, Hooks: a.Config.Hooks}
 	p.manage = func(scope func(http.Handler) http.Handler, h http.Handler) http.Handler {
 		h = scope(h)
 		checked := active.Require(h) // login tokens are checked by Authenticate

@@ -11,6 +11,7 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
 	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/observe"
 )
 
 // A deactivated user's API keys stop working as login tokens do: a request
@@ -68,6 +69,9 @@ const MsgKeyUserInactive = "User account is inactive"
 type ActiveUsers struct {
 	Users *accounts.Service
 	Log   *slog.Logger
+	// Hooks is told of each request refused here (observe.InactiveUser);
+	// nil: nobody.
+	Hooks observe.Hooks
 	cache activeUsers
 }
 
@@ -94,6 +98,9 @@ func (a *ActiveUsers) Require(next http.Handler) http.Handler {
 		u, err := a.Users.Fresh(r.Context(), p.UserID)
 		switch {
 		case errors.Is(err, accounts.ErrNotFound) || err == nil && !u.IsActive:
+			if a.Hooks != nil {
+				a.Hooks.Authenticated(r.Context(), observe.Authentication{Outcome: observe.InactiveUser})
+			}
 			httpjson.Detail(w, http.StatusForbidden, MsgKeyUserInactive)
 		case err != nil:
 			httpapi.StoreUnavailable(a.Log, w, r, "check key user", err)
