@@ -133,6 +133,14 @@ func (e *e2e) auditWorkflow() {
 	require.Equal(t, 201, code, body)
 	secrets = append(secrets, "bobs-password-123")
 
+	// bob waits for activation: his key is refused, and counted so.
+	out, errOut, code = e.cli("", nil, "api-key", "--username", "bob")
+	require.Equal(t, 0, code, errOut)
+	bobKey := keyRe.FindString(out)
+	secrets = append(secrets, bobKey)
+	code, body = s.do("GET", "/api/v1/flows/", "", "x-api-key", bobKey)
+	require.Equal(t, 403, code, body)
+
 	// The superuser reads the trail, newest first.
 	code, body = as("GET", "/api/v1/audit/?limit=100", "")
 	require.Equal(t, 200, code, body)
@@ -142,7 +150,7 @@ func (e *e2e) auditWorkflow() {
 	for _, ev := range page.Events {
 		actions = append(actions, string(ev.Action))
 	}
-	assert.Equal(t, []string{"user.created", "auth.logout", "auth.login", "auth.login_failed", "variable.deleted", "variable.updated",
+	assert.Equal(t, []string{"key.created", "user.created", "auth.logout", "auth.login", "auth.login_failed", "variable.deleted", "variable.updated",
 		"variable.created", "key.deleted", "key.created", "key.created"}, actions)
 	byAction := map[string]audithttp.Event{}
 	for _, ev := range page.Events {
@@ -150,7 +158,7 @@ func (e *e2e) auditWorkflow() {
 			byAction[string(ev.Action)] = ev
 		}
 	}
-	kc := byAction["key.created"]
+	kc := page.Events[len(page.Events)-2] // the key made through the API
 	assert.Equal(t, "deploy", kc.Target.Name)
 	assert.Equal(t, created.APIKey[:8], kc.Details["prefix"])
 	assert.NotEmpty(t, kc.Actor.KeyID, "acted with the CLI's key")
@@ -158,6 +166,7 @@ func (e *e2e) auditWorkflow() {
 	assert.Equal(t, "127.0.0.1", kc.ClientIP)
 	assert.Equal(t, "audit-e2e/1.0", kc.UserAgent)
 	assert.Equal(t, "cli", page.Events[len(page.Events)-1].Actor.Session, "the CLI's key creation")
+	assert.Equal(t, "cli", page.Events[0].Actor.Session, "bob's key, made by the CLI while the server runs")
 	vc := byAction["variable.created"]
 	assert.Equal(t, "PAYMENTS_TOKEN", vc.Target.Name)
 	assert.Equal(t, "Credential", vc.Details["type"])
@@ -180,7 +189,16 @@ func (e *e2e) auditWorkflow() {
 	res.Body.Close()
 	require.NoError(t, err)
 	assert.Contains(t, fams, "keyflow_apikey_verifications_total")
-	assert.Contains(t, fams, "keyflow_http_authentications_total")
+	require.Contains(t, fams, "keyflow_http_authentications_total")
+	inactive := 0.0
+	for _, m := range fams["keyflow_http_authentications_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "outcome" && l.GetValue() == "inactive_user" {
+				inactive += m.GetCounter().GetValue()
+			}
+		}
+	}
+	assert.EqualValues(t, 1, inactive, "bob's refused key")
 	code, _ = s.do("GET", "/metrics", "")
 	assert.Equal(t, 404, code, "not on the API's address")
 	s.stop()
@@ -193,7 +211,7 @@ func (e *e2e) auditWorkflow() {
 	// The chain verifies, and no secret is in any audit row.
 	out, errOut, code = e.cli("", nil, "audit", "verify")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "audit trail intact: 10 events")
+	assert.Contains(t, out, "audit trail intact: 11 events")
 	db, err := e.openDB()
 	require.NoError(t, err)
 	defer db.Close()
