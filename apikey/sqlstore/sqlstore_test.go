@@ -92,7 +92,7 @@ func TestMigrateTwice(t *testing.T) {
 			assert.Equal(t, rec.ID, got.ID)
 			var version int
 			require.NoError(t, db.QueryRowContext(ctx, "SELECT MAX(version) FROM keys_migrations").Scan(&version))
-			assert.Equal(t, 3, version)
+			assert.Equal(t, 4, version)
 		})
 	}
 }
