@@ -478,4 +478,3 @@ func (m *Manager) presentLimits(recs []Record, now time.Time) {
 		}
 	}
 }
-
