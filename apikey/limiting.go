@@ -40,7 +40,23 @@ type limiting struct {
 	mu   sync.Mutex
 	keys map[string]*keyLimiter
 
-	returning atomic.Bool // the lease-return loop runs
+	returning atomic.Bool  // the lease-return loop runs
+	known     atomic.Int64 // len(keys), read without the lock
+}
+
+// KeyLimited reports whether key keyID has usage limits, as this Manager
+// last read its record (a verification or SetLimits here). A host uses it
+// to keep a caller authenticated by a limited key from creating keys or
+// changing limits, which would let it escape its own limits (package
+// apikeyhttp does).
+func (m *Manager) KeyLimited(keyID string) bool {
+	if m.ready() != nil || keyID == "" || m.lim.known.Load() == 0 {
+		return false
+	}
+	m.lim.mu.Lock()
+	defer m.lim.mu.Unlock()
+	_, ok := m.lim.keys[keyID]
+	return ok
 }
 
 func (l *limiting) init(cfg Config, store Store) {
@@ -92,12 +108,27 @@ func limitsKey(l Limits) string {
 }
 
 // forRecord returns the keyLimiter of rec, made or remade when its limits
-// changed. It is called when an entry is made, never on a cache hit.
+// changed, or nil when it has none. It is called when an entry is made,
+// never on a cache hit.
 func (l *limiting) forRecord(rec Record) *keyLimiter {
+	if rec.Limits.IsZero() {
+		if l.known.Load() > 0 {
+			l.mu.Lock()
+			if _, ok := l.keys[rec.ID]; ok {
+				delete(l.keys, rec.ID)
+				l.known.Add(-1)
+			}
+			l.mu.Unlock()
+		}
+		return nil
+	}
 	lim := rec.Limits.Normalize()
 	conf := limitsKey(lim)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if _, ok := l.keys[rec.ID]; !ok {
+		l.known.Add(1)
+	}
 	if kl := l.keys[rec.ID]; kl != nil && kl.conf == conf {
 		return kl
 	}
@@ -117,7 +148,10 @@ func (l *limiting) forRecord(rec Record) *keyLimiter {
 func (m *Manager) forgetLimiter(ctx context.Context, id string, reset bool) {
 	m.lim.mu.Lock()
 	kl := m.lim.keys[id]
-	delete(m.lim.keys, id)
+	if kl != nil {
+		delete(m.lim.keys, id)
+		m.lim.known.Add(-1)
+	}
 	m.lim.mu.Unlock()
 	if kl != nil && !reset {
 		kl.mu.Lock()

@@ -608,9 +608,7 @@ func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64, co
 	switch {
 	case err == nil && rec.Hash == *h:
 		e, ttl = newEntry(rec), m.posTTL
-		if !rec.Limits.IsZero() {
-			e.lim = m.lim.forRecord(rec)
-		}
+		e.lim = m.lim.forRecord(rec)
 	case err == nil:
 		return Principal{}, unavailable("verify", errWrongRecord)
 	case errors.Is(err, ErrNotFound):
