@@ -177,4 +177,3 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, p apikey.Princip
 		httpjson.Detail(w, http.StatusBadRequest, err.Error())
 	}
 }
-

@@ -35,7 +35,9 @@ func TestLimitsThroughTheAPI(t *testing.T) {
 	w = do(e.srv, "GET", "/api/v1/api_key/", "", "x-api-key", e.key1)
 	require.Equal(t, http.StatusOK, w.Code)
 	assert.Empty(t, w.Header().Get("RateLimit"), "an unlimited key's responses carry no RateLimit fields")
-	var list struct{ APIKeys []map[string]any `json:"api_keys"` }
+	var list struct {
+		APIKeys []map[string]any `json:"api_keys"`
+	}
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &list))
 	require.Len(t, list.APIKeys, 2)
 	assert.Nil(t, list.APIKeys[0]["rate_limits"], "unlimited keys list as before")
@@ -95,7 +97,9 @@ func TestLimitsErrors(t *testing.T) {
 	}
 	// Nothing was changed by the refusals.
 	w = do(e.srv, "GET", "/api/v1/api_key/", "", "x-api-key", e.key1)
-	var list struct{ APIKeys []map[string]any `json:"api_keys"` }
+	var list struct {
+		APIKeys []map[string]any `json:"api_keys"`
+	}
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &list))
 	assert.Len(t, list.APIKeys, 2)
 }
