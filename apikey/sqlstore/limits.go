@@ -100,7 +100,7 @@ func newLimitQueries(d Dialect, table string) limitQueries {
 			"WHERE id = $1 AND quota_remaining IS NOT NULL AND quota_period = $3 AND quota_epoch = $4",
 		// $1 key, $2 name, $3 len, $4 win, $5 n, $6 limit.
 		take: "INSERT INTO " + rate + " (key_id, name, len, win, used, granted) " +
-			"VALUES ($1, $2, $3, $4, " + least + "($5, $6), " + least + "($5, $6)) " +
+			"VALUES ($1, $2, CAST($3 AS BIGINT), CAST($4 AS BIGINT), " + least + "(CAST($5 AS BIGINT), CAST($6 AS BIGINT)), " + least + "(CAST($5 AS BIGINT), CAST($6 AS BIGINT))) " +
 			"ON CONFLICT (key_id, name, len) DO UPDATE SET " +
 			"granted = CASE WHEN " + rate + ".win = excluded.win THEN " + least + "($5, " + greatest + "($6 - " + rate + ".used, 0)) " +
 			"WHEN " + rate + ".win < excluded.win THEN excluded.used ELSE 0 END, " +

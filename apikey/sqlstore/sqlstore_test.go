@@ -161,3 +161,15 @@ func TestHashStoredAsHex(t *testing.T) {
 		})
 	}
 }
+
+func TestLimiterConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			storetest.RunLimiter(t, func(t *testing.T) apikey.Limiter {
+				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Config{Dialect: d.dialect})
+				require.NoError(t, err)
+				return s
+			})
+		})
+	}
+}
