@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 )
 
 // Charger is a Verifier that charges usage limits: *apikey.Manager. When

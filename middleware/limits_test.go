@@ -180,7 +180,7 @@ func TestLimiterOutage(t *testing.T) {
 			assert.Equal(t, http.StatusOK, w.Code)
 		} else {
 			assert.Equal(t, http.StatusServiceUnavailable, w.Code)
-			assert.Equal(t, middleware.MsgUnavailable, detail(t, w.Body.String()))
+			assert.Equal(t, msgUnavailable, detail(t, w.Body.String()))
 			assert.NotContains(t, w.Body.String(), "6379")
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // Usage limits (schema version 4).
@@ -36,9 +37,9 @@ import (
 // current window and the units taken in it, updated by one INSERT … ON
 // CONFLICT DO UPDATE … RETURNING that never takes more than the limit and
 // never moves a row back to an older window.
-func limitsSchema(d Dialect, table string) []string {
+func limitsSchema(d sqldialect.Dialect, table string) []string {
 	bigint := "INTEGER"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		bigint = "BIGINT"
 	}
 	c := table + "_changes"
@@ -54,7 +55,7 @@ func limitsSchema(d Dialect, table string) []string {
 			"PRIMARY KEY (key_id, name, len))",
 	}
 	const watched = "user_id, name, api_key_hash, is_active, expires_at, scopes, limits"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		return append(stmts,
 			"DROP TRIGGER "+c+"_upd ON "+table,
 			"CREATE TRIGGER "+c+"_upd AFTER UPDATE OF "+watched+" ON "+table+
@@ -72,9 +73,9 @@ type limitQueries struct {
 }
 
 // limitQueries are written with $n placeholders; on SQLite they become ?n.
-func newLimitQueries(d Dialect, table string) limitQueries {
+func newLimitQueries(d sqldialect.Dialect, table string) limitQueries {
 	least, greatest := "LEAST", "GREATEST"
-	if d == SQLite {
+	if d == sqldialect.SQLite {
 		least, greatest = "MIN", "MAX"
 	}
 	refill := "(quota_refill > 0 AND $3 > quota_period)"
@@ -110,7 +111,7 @@ func newLimitQueries(d Dialect, table string) limitQueries {
 			"RETURNING granted, used, win",
 		pruneRate: "DELETE FROM " + rate + " WHERE NOT EXISTS (SELECT 1 FROM " + table + " k WHERE k.id = " + rate + ".key_id)",
 	}
-	if d == SQLite {
+	if d == sqldialect.SQLite {
 		for _, s := range []*string{&q.setLimits, &q.takeQuota, &q.returnQuota, &q.take} {
 			*s = strings.ReplaceAll(*s, "$", "?")
 		}

@@ -9,7 +9,8 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/internal/latency"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // benchVerifyLimited: a warm verification of one key with the Store as the
@@ -18,7 +19,7 @@ import (
 // (blocks of 10 000 units, 0.5 % of the limit, capped), so about one
 // verification in 10 000 waits for the database; BenchmarkLimiterTake*
 // measures that wait.
-func benchVerifyLimited(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
+func benchVerifyLimited(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
 	if err != nil {
@@ -63,17 +64,17 @@ func benchVerifyLimited(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
 }
 
 func BenchmarkVerifyLimitedSQLite(b *testing.B) {
-	benchVerifyLimited(b, testdb.SQLite(b), sqlstore.SQLite)
+	benchVerifyLimited(b, dbtest.SQLite(b), sqldialect.SQLite)
 }
 
 func BenchmarkVerifyLimitedPostgres(b *testing.B) {
-	benchVerifyLimited(b, testdb.Postgres(b), sqlstore.Postgres)
+	benchVerifyLimited(b, dbtest.Postgres(b), sqldialect.Postgres)
 }
 
 // benchTake: one block reservation, what a limited key's verification waits
 // for when its lease runs out: a rate-limit Take (one INSERT … ON CONFLICT
 // … RETURNING) and a TakeQuota (one UPDATE … RETURNING).
-func benchTake(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
+func benchTake(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
 	if err != nil {
@@ -110,9 +111,9 @@ func benchTake(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
 }
 
 func BenchmarkLimiterTakeSQLite(b *testing.B) {
-	benchTake(b, testdb.SQLite(b), sqlstore.SQLite)
+	benchTake(b, dbtest.SQLite(b), sqldialect.SQLite)
 }
 
 func BenchmarkLimiterTakePostgres(b *testing.B) {
-	benchTake(b, testdb.Postgres(b), sqlstore.Postgres)
+	benchTake(b, dbtest.Postgres(b), sqldialect.Postgres)
 }
