@@ -147,10 +147,11 @@
 //     rate-limit blocks lapse with their window, and quota blocks go back to
 //     the store after a second without use and at Close;
 //   - an instance that dies without Close (SIGKILL, a crash) loses the
-//     unused part of its last block of each quota: at most
-//     max(cost, min(0.5 % of the uses left, 10 000)) uses per key per
-//     instance; they are not accepted anywhere, so the bound is on uses lost,
-//     never on uses overspent;
+//     unused part of its last block of each quota, at most
+//     max(cost, min(0.5 % of the grant, 10 000)) uses per key per instance
+//     (the grant: Quota.Limit, or the refill amount when refilled), and the
+//     requests it had charged but not answered; they are not accepted
+//     anywhere, so the bound is on uses lost, never on uses overspent;
 //   - a request needs a round trip only when its lease runs out: once per
 //     block, about one request in 200 at full speed (measured in
 //     BENCHMARKS.md).

@@ -23,7 +23,7 @@ import (
 // Limiter or from a quota: 1/200. With N instances, at most N·0.5 % of a
 // window's units are held unused by others when one instance is refused
 // (2 % at N = 4), and a killed instance loses at most 0.5 % of a quota's
-// remaining uses (at most maxBlock).
+// grant (at most maxBlock).
 const (
 	leaseShare = 200
 	maxBlock   = 10000

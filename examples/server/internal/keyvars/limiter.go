@@ -7,8 +7,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/redislimit"
+	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 )
