@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
@@ -95,24 +94,37 @@ func SetRateLimitHeaders(h http.Header, status []apikey.LimitStatus) {
 	if len(status) == 0 {
 		return
 	}
-	var policy, state strings.Builder
+	buf := make([]byte, 0, 64*len(status))
 	for i, s := range status {
 		if i > 0 {
-			policy.WriteString(", ")
-			state.WriteString(", ")
+			buf = append(buf, ", "...)
 		}
-		name := strconv.Quote(s.Name) // names are letters, digits, '_', '-', '.'
-		policy.WriteString(name + ";q=" + strconv.FormatInt(s.Limit, 10))
+		// Names are letters, digits, '_', '-' and '.': a valid sf-string as is.
+		buf = append(buf, '"')
+		buf = append(buf, s.Name...)
+		buf = append(buf, `";q=`...)
+		buf = strconv.AppendInt(buf, s.Limit, 10)
 		if s.Window > 0 {
-			policy.WriteString(";w=" + strconv.FormatInt(seconds(s.Window), 10))
-		}
-		state.WriteString(name + ";r=" + strconv.FormatInt(max(s.Remaining, 0), 10))
-		if s.Reset > 0 {
-			state.WriteString(";t=" + strconv.FormatInt(seconds(s.Reset), 10))
+			buf = append(buf, ";w="...)
+			buf = strconv.AppendInt(buf, seconds(s.Window), 10)
 		}
 	}
-	h.Set("RateLimit-Policy", policy.String())
-	h.Set("RateLimit", state.String())
+	h["Ratelimit-Policy"] = []string{string(buf)}
+	buf = buf[:0]
+	for i, s := range status {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		buf = append(buf, '"')
+		buf = append(buf, s.Name...)
+		buf = append(buf, `";r=`...)
+		buf = strconv.AppendInt(buf, max(s.Remaining, 0), 10)
+		if s.Reset > 0 {
+			buf = append(buf, ";t="...)
+			buf = strconv.AppendInt(buf, seconds(s.Reset), 10)
+		}
+	}
+	h["Ratelimit"] = []string{string(buf)}
 }
 
 // seconds rounds d up to whole seconds.

@@ -52,10 +52,6 @@ type limitsRequest struct {
 func present(m json.RawMessage) bool { return len(m) > 0 }
 func null(m json.RawMessage) bool    { return string(m) == "null" }
 
-func (q limitsRequest) hasLimits() bool {
-	return present(q.RateLimits) || present(q.Quota) || present(q.Refill)
-}
-
 // limits returns the limits of a POST body.
 func (q limitsRequest) limits() (apikey.Limits, error) {
 	l, _, err := q.apply(apikey.Limits{})
