@@ -1,5 +1,5 @@
 // Package latency records the latency of each iteration of a benchmark and
-// reports its percentiles as benchmark metrics (p50-ns, p99-ns), for
+// reports its percentiles as benchmark metrics (p50-ns, p99-ns, p99.99-ns), for
 // benchmarks whose tail matters as much as their mean.
 package latency
 
@@ -23,7 +23,7 @@ func (r *Recorder) Add(d time.Duration) {
 	}
 }
 
-// Report sets b's p50-ns and p99-ns metrics from the samples.
+// Report sets b's p50-ns, p99-ns and p99.99-ns metrics from the samples.
 func (r *Recorder) Report(b *testing.B) {
 	if len(r.samples) == 0 {
 		return
@@ -33,4 +33,5 @@ func (r *Recorder) Report(b *testing.B) {
 	at := func(p float64) float64 { return float64(s[min(int(p*float64(len(s))), len(s)-1)]) }
 	b.ReportMetric(at(0.50), "p50-ns")
 	b.ReportMetric(at(0.99), "p99-ns")
+	b.ReportMetric(at(0.9999), "p99.99-ns")
 }
