@@ -564,6 +564,8 @@ var errWrongRecord = errors.New("store returned a record with another hash")
 //
 // A key with limits (Record.Limits) is charged one unit; over its budget,
 // Verify returns a *LimitError wrapping ErrRateLimited or ErrQuotaExhausted.
+// Its verification does I/O only when its lease of units runs out (see the
+// package documentation, "Usage limits"); a failure then is ErrUnavailable.
 // VerifyCharge charges another cost and returns what a response needs.
 func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
 	return m.verify(ctx, key, 1, nil)
