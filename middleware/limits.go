@@ -89,7 +89,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // q is the limit, w the window in seconds (for a quota, the current refill
 // period's length; absent when it is never refilled), r what remains, t the
 // seconds until the window ends or the quota is refilled (rounded up; absent
-// for a quota never refilled). Nothing is set for an empty status.
+// for a quota never refilled). Nothing is set for an empty status. The
+// fields are set under Go's canonical keys, so net/http writes them as
+// "Ratelimit-Policy" and "Ratelimit" (field names are case-insensitive, and
+// HTTP/2 lower-cases them); Header.Get finds them under either spelling.
 func SetRateLimitHeaders(h http.Header, status []apikey.LimitStatus) {
 	if len(status) == 0 {
 		return
