@@ -449,7 +449,9 @@ func (m *Manager) returnLease(ctx context.Context, kl *keyLimiter) {
 // (a change of the rate limits or of the refill does not give uses back).
 // Errors: ErrInvalidLimits; ErrLimitsUnsupported for a store that keeps no
 // limits; ErrNotFound; ErrUnavailable. The change applies on this Manager at
-// once, and on others sharing the store within their change feed's bound.
+// once, and on others sharing the store within their change feed's bound;
+// after a reset, another Manager may still spend the rest of a block it
+// reserved under the old grant (at most one block, 0.5 % of the grant).
 func (m *Manager) SetLimits(ctx context.Context, userID, id string, l Limits, resetQuota bool) (Record, error) {
 	if err := m.ready(); err != nil {
 		return Record{}, err
