@@ -197,6 +197,9 @@ type app struct {
 	active      activeUsers // users found active recently (accounts.go)
 	dummyHash   []byte      // made by serve before it listens; nil: made on first use (dummyHash)
 	unlock      func()      // releases the database-use lock (lockDatabase)
+	// storeFailures aggregates the Error lines of the handlers' 503s
+	// (storefailures.go).
+	storeFailures storeFailureLog
 }
 
 // openApp creates the config dir, takes the database-use lock (shared, see

@@ -203,9 +203,10 @@ const msgStoreUnavailable = "Database unavailable, try again later"
 // storeUnavailable answers a store failure with 503 and msgStoreUnavailable
 // (fail closed, DESIGN.md), and logs op and the cause. Store errors name
 // tables, IDs and SQL states, never a key, a secret or a variable's value;
-// the path is logged without its query string (where a key may be).
+// the path is logged without its query string (where a key may be). A run
+// of failures is aggregated (storefailures.go).
 func (a *app) storeUnavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
-	a.log.ErrorContext(r.Context(), "database unavailable", "op", op, "method", r.Method, "path", r.URL.Path, "err", err)
+	a.storeFailures.failure(r.Context(), a.log, op, "method", r.Method, "path", r.URL.Path, "err", err)
 	httpjson.Detail(w, http.StatusServiceUnavailable, msgStoreUnavailable)
 }
 
