@@ -494,6 +494,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	host := fs.String("host", "127.0.0.1", "the `ADDRESS` to listen on (env LANGFLOW_HOST; default 127.0.0.1)")
 	port := fs.Int("port", 7860, "the `PORT` to listen on, 0 for any free port (env LANGFLOW_PORT; default 7860)")
 	allowedHosts := fs.String("allowed-hosts", "", "the `HOSTS` the server answers besides localhost, loopback addresses and --host, comma-separated: name, .domain (with its subdomains) or * (env KEYFLOW_ALLOWED_HOSTS; enforced while LANGFLOW_AUTO_LOGIN is on, or when set)")
+	debugAddr := fs.String("debug-addr", os.Getenv(debugAddrEnv), "serve Go's runtime profiles (goroutines, heap, …) on `HOST:PORT`, off when empty (env "+debugAddrEnv+"; debugaddr.go)")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
@@ -524,6 +525,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if explicit["allowed-hosts"] {
 		a.cfg.AllowedHosts = hosts
 	}
+	stopDebug, err := startDebug(*debugAddr, a.log)
+	if err != nil {
+		return errors.Join(fmt.Errorf("--debug-addr: %w", err), a.Close())
+	}
+	defer stopDebug()
 	// Close writes the usage counters; if it cannot, the exit code says so.
 	return errors.Join(a.serve(ctx), a.Close())
 }
