@@ -186,7 +186,11 @@ func load(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 		Method:      cfg.method,
 		Header:      cfg.header,
 		Timeout:     cfg.timeout,
-		Observe:     func(loadgen.Sample) { done.Add(1) },
+		Observe: func(s loadgen.Sample) {
+			if !s.CutOff {
+				done.Add(1)
+			}
+		},
 	})
 }
 

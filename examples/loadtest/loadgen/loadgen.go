@@ -71,6 +71,9 @@ type Sample struct {
 	Err  error
 	// Body is the start (up to 512 bytes) of the body of a non-2xx answer.
 	Body []byte
+	// CutOff: the request was still in flight when the run ended, and was
+	// abandoned (Code 0). The server may have handled it all the same.
+	CutOff bool
 }
 
 // Result is what a run measured.
@@ -121,7 +124,8 @@ func (cfg *Config) defaults() error {
 
 // Run sends requests until cfg's end (Duration or Requests) or until ctx is
 // cancelled, and returns what it measured. Requests cut off by the end of
-// the run are neither counted nor observed. It fails when cfg is incomplete
+// the run are not counted in the Result, but are observed (Sample.CutOff),
+// since the server may have handled them. It fails when cfg is incomplete
 // or no request completed.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
@@ -157,8 +161,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				key, known := cfg.pick(rng)
 				s := Sample{URL: cfg.URLs[int(n)%len(cfg.URLs)], Key: key, Known: known, Start: time.Now()}
 				s.Code, s.Body, s.Err = do(ctx, client, cfg, s.URL+cfg.Path, key)
-				if s.Code == 0 && ctx.Err() != nil {
-					break // cut off by the end of the run
+				if s.Code == 0 && ctx.Err() != nil { // cut off by the end of the run
+					if cfg.Observe != nil {
+						s.Latency, s.CutOff = time.Since(s.Start), true
+						cfg.Observe(s)
+					}
+					break
 				}
 				s.Latency = time.Since(s.Start)
 				lat = append(lat, s.Latency)
