@@ -81,3 +81,19 @@ func TestMiddleware_ErrorLogIntervalNegative(t *testing.T) {
 	}
 	assert.Equal(t, 5, strings.Count(logs.String(), "level=ERROR"))
 }
+
+// TestMiddleware_ClientGoneIsNoOutage: a verification that fails because
+// the client went away (its context cancelled) is not a store failure: no
+// Error line.
+func TestMiddleware_ClientGoneIsNoOutage(t *testing.T) {
+	var logs logBuf
+	mw, err := middleware.New(middleware.Config{Verifier: &outageVerifier{}, Logger: debugLogger(&logs)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+	r.Header.Set("x-api-key", "sk-some-key")
+	mw(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+	assert.NotContains(t, logs.String(), "level=ERROR")
+	assert.Contains(t, logs.String(), "request cancelled")
+}

@@ -420,7 +420,8 @@ func (a *auth) log() *slog.Logger {
 
 // logFailure logs why a presented key failed: the store's cause at Error
 // level (it becomes a 503; a run of them is aggregated, see
-// Config.ErrorLogInterval), a rejected key's reason at Debug. The key is never
+// Config.ErrorLogInterval), a rejected key's reason, or a request whose
+// client went away during the check, at Debug. The key is never
 // logged; the apikey package's errors never contain it.
 func (a *auth) logFailure(r *http.Request, err error) {
 	ctx := r.Context()
@@ -430,6 +431,10 @@ func (a *auth) logFailure(r *http.Request, err error) {
 	}
 	if IsRejection(err) {
 		a.log().DebugContext(ctx, "middleware: API key rejected", "method", r.Method, "path", path, "err", err)
+		return
+	}
+	if ctx.Err() != nil { // the client went away: no outage to report
+		a.log().DebugContext(ctx, "middleware: request cancelled during API key verification", "method", r.Method, "path", path, "err", err)
 		return
 	}
 	a.failures.Failure(ctx, a.log(), "method", r.Method, "path", path, "err", err)

@@ -51,6 +51,7 @@ type recorder struct {
 	mark       time.Time
 	violations []string
 	total      int64
+	okStarts   []time.Time // when each 2xx began
 }
 
 func newRecorder(keys []createdKey) *recorder {
@@ -191,6 +192,7 @@ func (r *recorder) observe(s loadgen.Sample) {
 		if c != nil {
 			c.ok++
 		}
+		r.okStarts = append(r.okStarts, s.Start)
 		if !r.mark.IsZero() && !s.Start.Before(r.mark) {
 			if _, seen := r.firstOK[s.URL]; !seen {
 				r.firstOK[s.URL] = end
@@ -232,6 +234,17 @@ func (r *recorder) observe(s loadgen.Sample) {
 	default:
 		r.violate("%s: unexpected %d: %s", s.URL, s.Code, s.Body)
 	}
+}
+
+// okAfter counts the 2xx begun at or after since; r.mu is held.
+func (r *recorder) okAfter(since time.Time) int64 {
+	var n int64
+	for _, at := range r.okStarts {
+		if !at.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 // snapshot returns copies of the counts and violations.

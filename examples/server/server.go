@@ -204,8 +204,14 @@ const msgStoreUnavailable = "Database unavailable, try again later"
 // (fail closed, DESIGN.md), and logs op and the cause. Store errors name
 // tables, IDs and SQL states, never a key, a secret or a variable's value;
 // the path is logged without its query string (where a key may be). A run
-// of failures is aggregated (storefailures.go).
+// of failures is aggregated (storefailures.go); a request whose client went
+// away is logged at Debug, as no failure of the database.
 func (a *app) storeUnavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if r.Context().Err() != nil { // the client went away: no outage to report
+		a.log.DebugContext(r.Context(), "request cancelled", "op", op, "method", r.Method, "path", r.URL.Path, "err", err)
+		httpjson.Detail(w, http.StatusServiceUnavailable, msgStoreUnavailable)
+		return
+	}
 	a.storeFailures.failure(r.Context(), a.log, op, "method", r.Method, "path", r.URL.Path, "err", err)
 	httpjson.Detail(w, http.StatusServiceUnavailable, msgStoreUnavailable)
 }
