@@ -52,11 +52,16 @@ const (
 	// after the database is back (1 s of backoff at most, plus the
 	// connection's set-up on a busy machine).
 	listenBound = 1500 * time.Millisecond
-	// errorLinesBound: Error lines an instance may write for one outage.
-	errorLinesBound = 12
 	// flushInterval is the server's usage flush interval (apikey's default).
 	flushInterval = 10 * time.Second
 )
+
+// errorLinesBound is how many Error lines an instance may write for one
+// outage of -faults.outage: for each kind of failing operation (at most
+// four under this load: key check, key user check, the handler's query, a
+// management write), the first at once, one summary per 10 s, and one
+// written after the outage.
+func errorLinesBound() int { return 4 * (2 + int(*outageFlag/(10*time.Second))) }
 
 // sharedSecret is every instance's LANGFLOW_SECRET_KEY.
 const sharedSecret = "faults-suite-shared-secret-0123456789abcdef"

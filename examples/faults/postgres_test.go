@@ -139,7 +139,7 @@ func TestPostgresRestart(t *testing.T) {
 	for i, in := range g.inst {
 		lines := in.errorLines()
 		errLines[i] = len(lines)
-		assert.LessOrEqual(t, len(lines), errorLinesBound, "%s logs a few lines per outage, not one per request", in.name)
+		assert.LessOrEqual(t, len(lines), errorLinesBound(), "%s logs a few lines per outage, not one per request", in.name)
 		t.Logf("%s's Error lines:\n%s", in.name, strings.Join(lines, "\n"))
 		if assert.NotEmpty(t, lines, "%s logs the outage", in.name) {
 			assert.Contains(t, lines[0], "err=", "the first cause is visible")
@@ -190,7 +190,7 @@ func TestPostgresConnectionsCut(t *testing.T) {
 	errLines := make([]int, len(g.inst))
 	for i, in := range g.inst {
 		errLines[i] = len(in.errorLines())
-		assert.LessOrEqual(t, errLines[i], errorLinesBound, "%s", in.name)
+		assert.LessOrEqual(t, errLines[i], errorLinesBound(), "%s", in.name)
 	}
 	acked, inDB := g.finish(t)
 	_, _, status, total := g.rec.snapshot()
