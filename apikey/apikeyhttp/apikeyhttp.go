@@ -45,8 +45,8 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/faillog"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/faillog"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
@@ -309,7 +309,7 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id stri
 
 // unavailable answers 503 without internals and logs the cause (the apikey
 // package's errors never contain a key): the first of a run of failures at
-// once, the next ones counted and summarised every 10 s (internal/faillog).
+// once, the next ones counted and summarised every 10 s (package faillog).
 func (h *handler) unavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
 	h.failures.Failure(r.Context(), h.log(), "op", op, "err", err)
 	httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 // mountSmallDisk mounts a size-limited tmpfs on a new directory and
@@ -27,7 +27,7 @@ func mountSmallDisk(t *testing.T, size string) string {
 	dir := filepath.Join(t.TempDir(), "disk")
 	require.NoError(t, os.Mkdir(dir, 0o700))
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		testdb.SkipSuite(t, "disk-full test", fmt.Sprintf("it mounts a %s tmpfs, which needs root (mount: %v: %s)", size, err, strings.TrimSpace(string(out))))
+		dbtest.SkipSuite(t, "disk-full test", fmt.Sprintf("it mounts a %s tmpfs, which needs root (mount: %v: %s)", size, err, strings.TrimSpace(string(out))))
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	return dir

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,8 +25,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 // The long form (scripts/faults.sh) sets these; the defaults are CI's short
@@ -389,17 +389,17 @@ type pgDatabase struct {
 
 func newPGDatabase(t *testing.T) *pgDatabase {
 	t.Helper()
-	db, schema := testdb.PostgresSchema(t)
-	dsn := testdb.PostgresDSN(t)
+	db, schema := dbtest.PostgresSchema(t)
+	dsn := dbtest.PostgresDSN(t)
 	admin, err := sql.Open("pgx", dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.Close() })
-	return &pgDatabase{dsn: dsn, schema: schema, db: db, admin: admin, tag: "kff" + strings.ReplaceAll(ids.New()[:8], "-", "")}
+	return &pgDatabase{dsn: dsn, schema: schema, db: db, admin: admin, tag: fmt.Sprintf("kff%08x", rand.Uint32())}
 }
 
 // url returns the --database-url of an instance named name, connecting
 // through proxy when it is not nil; application_name tells its sessions.
-func (p *pgDatabase) url(t *testing.T, name string, proxy *testdb.Proxy) string {
+func (p *pgDatabase) url(t *testing.T, name string, proxy *dbtest.Proxy) string {
 	t.Helper()
 	u, err := url.Parse(p.dsn)
 	require.NoError(t, err)
@@ -416,11 +416,11 @@ func (p *pgDatabase) url(t *testing.T, name string, proxy *testdb.Proxy) string 
 
 func (p *pgDatabase) app(name string) string { return p.tag + "_" + name }
 
-// proxy starts a testdb.Proxy in front of the PostgreSQL server.
-func (p *pgDatabase) proxy(t *testing.T) *testdb.Proxy {
+// proxy starts a dbtest.Proxy in front of the PostgreSQL server.
+func (p *pgDatabase) proxy(t *testing.T) *dbtest.Proxy {
 	u, err := url.Parse(p.dsn)
 	require.NoError(t, err)
-	return testdb.NewProxy(t, u.Host)
+	return dbtest.NewProxy(t, u.Host)
 }
 
 // sessions counts the backends of instance name; listening only those

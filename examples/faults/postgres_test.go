@@ -10,14 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 // pgRig is two instances on one PostgreSQL schema, each behind its own
 // proxy, under load, with keys to revoke before and after the fault.
 type pgRig struct {
 	db      *pgDatabase
-	proxies []*testdb.Proxy
+	proxies []*dbtest.Proxy
 	inst    []*instance
 	admin   string
 	ids     map[string]string // key → id, of the load's keys

@@ -5,13 +5,13 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/keyflow-dev/keyflow/internal/faillog"
+	"github.com/keyflow-dev/keyflow/faillog"
 )
 
 // storeFailureLog writes the handlers' "database unavailable" Error lines:
 // during an outage, the first failure of each operation at once with its
 // cause, then one summary every 10 s with the count and the latest cause,
-// instead of one line per request (internal/faillog). The zero value is
+// instead of one line per request (package faillog). The zero value is
 // ready to use; it is safe for concurrent use.
 type storeFailureLog struct {
 	mu   sync.Mutex

@@ -11,7 +11,8 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // TestListenerBackWithinASecond: the database is unreachable (a proxy
@@ -22,11 +23,11 @@ import (
 func TestListenerBackWithinASecond(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := testdb.PostgresSchema(t)
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	db, _ := dbtest.PostgresSchema(t)
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
-	proxy, viaProxy := testdb.ProxyURL(t, testdb.PostgresDSN(t))
+	proxy, viaProxy := dbtest.ProxyURL(t, dbtest.PostgresDSN(t))
 	app := "kfo_" + ids.New()[:8]
 	l := newListener(t, pgnotify.Config{ConnString: withApp(t, viaProxy, app), Channel: channel, Payload: payload})
 	c, cancel := l.Subscribe()

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/faillog"
+	"github.com/keyflow-dev/keyflow/faillog"
 )
 
 // syncBuffer is a log destination safe for the timer's goroutine.
