@@ -120,6 +120,7 @@ func TestPostgresRestart(t *testing.T) {
 		p.Refuse()
 	}
 	ended := g.db.terminate(t, 5*time.Second)
+	g.rec.unreachable(outage)
 	// A revocation during the outage is refused (503), never half done.
 	code, body, err := call(http.MethodDelete, g.inst[0].URL()+"/api/v1/api_key/"+g.after.ID, g.admin, "")
 	require.NoError(t, err)

@@ -22,10 +22,11 @@ type keyCounts struct {
 // recoveryBound after it.
 type window struct {
 	from, to time.Time // to is zero while the fault lasts
-	// down: the database is unreachable for the whole window, so a 2xx
-	// begun more than trustBound into it was served from cache beyond the
-	// bound.
-	down bool
+	// down: the database is unreachable from downAt to the end of the
+	// window, so a 2xx begun more than trustBound after downAt and
+	// answered before the end was served from cache beyond the bound.
+	down   bool
+	downAt time.Time
 }
 
 // revocation is a key revoked through one instance.
@@ -118,6 +119,14 @@ func (r *recorder) fault(down bool) *window {
 	r.windows = append(r.windows, w)
 	r.mu.Unlock()
 	return w
+}
+
+// unreachable records that the database became unreachable in w now (every
+// session ended, new ones refused).
+func (r *recorder) unreachable(w *window) {
+	r.mu.Lock()
+	w.downAt = time.Now()
+	r.mu.Unlock()
 }
 
 func (r *recorder) end(w *window) time.Time {
@@ -213,8 +222,8 @@ func (r *recorder) observe(s loadgen.Sample) {
 		for _, w := range r.windows {
 			// Begun past the trust bound and answered before the
 			// database was back: served from cache beyond the bound.
-			if w.down && (w.to.IsZero() || end.Before(w.to)) && s.Start.After(w.from.Add(trustBound)) {
-				r.violate("%s: 2xx begun %v into the outage (cache trusted for %v at most)", s.URL, s.Start.Sub(w.from).Round(time.Millisecond), trustBound)
+			if w.down && !w.downAt.IsZero() && (w.to.IsZero() || end.Before(w.to)) && s.Start.After(w.downAt.Add(trustBound)) {
+				r.violate("%s: 2xx begun %v into the outage (cache trusted for %v at most)", s.URL, s.Start.Sub(w.downAt).Round(time.Millisecond), trustBound)
 			}
 		}
 	case s.Code == http.StatusServiceUnavailable:
