@@ -6,7 +6,7 @@
 # figures (the RESULT lines) at the end; docs/faults.md says what each
 # scenario promises.
 #
-#   scripts/faults.sh                          # the short form, as CI runs it (about 3 min)
+#   scripts/faults.sh                          # the short form, as CI runs it (about 2 min)
 #   scripts/faults.sh --duration 30m --soak    # only the soak, for 30 minutes
 #   scripts/faults.sh --long                   # everything long: 30 s outages, 20 kills, 200 rotate-secret kills, a 30 min soak
 #   scripts/faults.sh --outage 30s --run 'TestPostgres'   # one family of scenarios
