@@ -18,3 +18,8 @@ func TestMemoryStoreZeroValueConformance(t *testing.T) {
 func TestMemoryStoreUsageHistory(t *testing.T) {
 	storetest.RunUsageHistory(t, func(*testing.T) storetest.HistoryStore { return apikey.NewMemoryStore() })
 }
+
+func TestMemoryLimiterConformance(t *testing.T) {
+	storetest.RunLimiter(t, func(*testing.T) apikey.Limiter { return apikey.NewMemoryLimiter() })
+	storetest.RunLimiter(t, func(*testing.T) apikey.Limiter { return new(apikey.MemoryLimiter) })
+}

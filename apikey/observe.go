@@ -8,16 +8,24 @@ import (
 	"github.com/keyflow-dev/keyflow/observe"
 )
 
+// isLimited reports whether err refuses a key over one of its limits.
+func isLimited(err error) bool {
+	return errors.Is(err, ErrRateLimited) || errors.Is(err, ErrQuotaExhausted)
+}
+
 // OutcomeOf maps an error of Verify (nil included) to its observe.Outcome:
 // nil is OK, ErrMissing Missing, ErrInvalid (malformed or unknown) and
-// ErrNotFound Unknown, ErrExpired Expired, ErrInactive Disabled, and any
-// other error Unavailable (as the middleware answers it: 503).
+// ErrNotFound Unknown, ErrExpired Expired, ErrInactive Disabled,
+// ErrRateLimited and ErrQuotaExhausted RateLimited, and any other error
+// Unavailable (as the middleware answers it: 503).
 func OutcomeOf(err error) observe.Outcome {
 	switch {
 	case err == nil:
 		return observe.OK
 	case err == ErrMissing:
 		return observe.Missing
+	case isLimited(err):
+		return observe.RateLimited
 	case errors.Is(err, ErrUnavailable):
 		return observe.Unavailable
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound):
@@ -41,9 +49,9 @@ type verifyObs struct {
 // verification, with the time taken by a cache miss (on the monotonic
 // clock). A cache hit is not timed: it does no I/O and costs less than
 // 200 ns, and two clock reads would add half as much again.
-func (m *Manager) verifyObserved(ctx context.Context, key string) (Principal, error) {
+func (m *Manager) verifyObserved(ctx context.Context, key string, cost int64, c *Charge) (Principal, error) {
 	var obs verifyObs
-	p, err := m.verify(ctx, key, &obs)
+	p, err := m.verify(ctx, key, cost, c, &obs)
 	v := observe.Verification{Outcome: OutcomeOf(err)}
 	if obs.missAt > 0 {
 		v.Duration = time.Since(m.epoch) - obs.missAt

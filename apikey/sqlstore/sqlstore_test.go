@@ -93,7 +93,7 @@ func TestMigrateTwice(t *testing.T) {
 			assert.Equal(t, rec.ID, got.ID)
 			var version int
 			require.NoError(t, db.QueryRowContext(ctx, "SELECT MAX(version) FROM keys_migrations").Scan(&version))
-			assert.Equal(t, 3, version)
+			assert.Equal(t, 4, version)
 		})
 	}
 }
@@ -170,6 +170,18 @@ func TestUsageHistoryConformance(t *testing.T) {
 				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Config{Dialect: d.dialect})
 				require.NoError(t, err)
 				t.Cleanup(func() { assert.NoError(t, s.Close()) })
+				return s
+			})
+		})
+	}
+}
+
+func TestLimiterConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			storetest.RunLimiter(t, func(t *testing.T) apikey.Limiter {
+				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Config{Dialect: d.dialect})
+				require.NoError(t, err)
 				return s
 			})
 		})

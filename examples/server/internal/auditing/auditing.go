@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/keyflow-dev/keyflow/apikey"
@@ -113,7 +115,28 @@ func KeyTarget(rec apikey.Record) (audit.Target, map[string]string) {
 	if rec.ExpiresAt != nil {
 		d["expires_at"] = rec.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")
 	}
+	maps.Copy(d, LimitDetails(rec.Limits))
 	return audit.Target{Type: "api_key", ID: rec.ID, Name: rec.Name, OwnerID: rec.UserID}, d
+}
+
+// LimitDetails are a key's usage limits as event details: "rate_limits"
+// ("100/1m 10000/24h"), "quota" and "refill"; none for an unlimited key.
+func LimitDetails(l apikey.Limits) map[string]string {
+	d := map[string]string{}
+	if len(l.Rate) > 0 {
+		rates := make([]string, len(l.Rate))
+		for i, r := range l.Rate {
+			rates[i] = r.String()
+		}
+		d["rate_limits"] = strings.Join(rates, " ")
+	}
+	if l.Quota != nil {
+		d["quota"] = strconv.FormatInt(l.Quota.Limit, 10)
+		if r := l.Quota.Refill.String(); r != "" {
+			d["refill"] = r
+		}
+	}
+	return d
 }
 
 // VariableTarget is a variable as a target: its ID, name and owner, and its

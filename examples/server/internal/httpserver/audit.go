@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"net/http"
 	"strconv"
@@ -117,18 +118,39 @@ func (au auditor) auditKeys(next http.Handler) http.Handler {
 				return
 			}
 			rec.send(w)
-		case r.Method == http.MethodDelete && strings.Count(r.URL.Path, "/") == 1:
+		case (r.Method == http.MethodDelete || r.Method == http.MethodPatch) && strings.Count(r.URL.Path, "/") == 1:
 			id := r.URL.Path[1:]
 			keys, err := au.a.Keys.List(r.Context(), p.UserID)
 			if err != nil {
 				httpapi.StoreUnavailable(au.a.Log, w, r, "list keys", err)
 				return
 			}
+			action := audit.KeyDeleted
+			if r.Method == http.MethodPatch {
+				action = audit.KeyLimitsChanged
+			}
 			var e *audit.Event
 			for _, k := range keys {
 				if k.ID == id {
 					target, details := auditing.KeyTarget(k)
-					e = &audit.Event{Action: audit.KeyDeleted, Actor: actor, Target: target, Details: details}
+					e = &audit.Event{Action: action, Actor: actor, Target: target, Details: details}
+				}
+			}
+			if e != nil && action == audit.KeyLimitsChanged {
+				// The limits asked for, besides those the key has (details).
+				body, err := io.ReadAll(io.LimitReader(r.Body, maxPatchBody+1)) // +1: the handler still sees a body too large
+				if err != nil {
+					httpapi.StoreUnavailable(au.a.Log, w, r, "read the request", err)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				var in map[string]json.RawMessage
+				if json.Unmarshal(body, &in) == nil {
+					for _, f := range []string{"rate_limits", "quota", "refill"} {
+						if v, ok := in[f]; ok && len(v) <= 256 {
+							e.Details["new_"+f] = string(v)
+						}
+					}
 				}
 			}
 			if e == nil { // not the caller's key: the handler answers, nothing changes
@@ -150,6 +172,10 @@ func (au auditor) auditKeys(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// maxPatchBody bounds the PATCH body read for the event; the handler
+// refuses bodies over 1 MiB itself.
+const maxPatchBody = 1 << 20
 
 // auditVariables audits variableshttp's POST /, PATCH /{id} and DELETE
 // /{id}: names and types, never a value.

@@ -34,6 +34,7 @@ type Services struct {
 	Resolver *variables.Resolver
 
 	notify   *pgnotify.Listener // nil: not PostgreSQL, or no change feed
+	closeLim func()             // releases the rate limiter's connections; nil: none
 	storeEnv bool               // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
 	log      *slog.Logger
 }
@@ -52,6 +53,9 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 	}
 	s := &Services{KeyStore: keyStore, VarStore: varStore, storeEnv: cfg.StoreEnvVariables, log: log}
 	keyCfg := apikey.Config{Store: keyStore, DisableUsageTracking: cfg.DisableUsageTracking, Logger: log, Hooks: cfg.Hooks}
+	if keyCfg.Limiter, s.closeLim, err = newLimiter(cfg, addr, keyStore); err != nil {
+		return nil, err
+	}
 	if cfg.ChangeMaxLag > 0 {
 		if err := s.followChanges(&keyCfg, keyStore, addr, cfg.ChangeMaxLag); err != nil {
 			return nil, err
@@ -150,6 +154,9 @@ func (s *Services) Close() error {
 	}
 	if s.notify != nil {
 		_ = s.notify.Close()
+	}
+	if s.closeLim != nil {
+		s.closeLim()
 	}
 	return err
 }
