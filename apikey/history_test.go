@@ -80,3 +80,38 @@ func TestUsageHistoryUnsupported(t *testing.T) {
 	_, err = m.UsageHistory(context.Background(), "id", time.Now().Add(-time.Hour), time.Now())
 	assert.ErrorIs(t, err, apikey.ErrNoUsageHistory, "turned off")
 }
+
+// TestRateLimitedObserved: a key over its rate limit is reported as
+// rate_limited to the hooks and counted so in the usage history.
+func TestRateLimitedObserved(t *testing.T) {
+	rec := &recorder{}
+	m := newManager(t, apikey.Config{Hooks: rec, FlushInterval: -1})
+	ctx := context.Background()
+	rl, err := apikey.ParseRateLimit("1/1m")
+	require.NoError(t, err)
+	key, r := create(t, m, "u", "limited", apikey.CreateOptions{Limits: apikey.Limits{Rate: []apikey.RateLimit{rl}}})
+	_, err = m.Verify(ctx, key)
+	require.NoError(t, err)
+	_, err = m.Verify(ctx, key)
+	require.ErrorIs(t, err, apikey.ErrRateLimited)
+	assert.Equal(t, observe.RateLimited, apikey.OutcomeOf(err))
+	got, _ := rec.take()
+	require.Len(t, got, 2)
+	assert.Equal(t, observe.OK, got[0].Outcome)
+	assert.Equal(t, observe.RateLimited, got[1].Outcome)
+	require.NoError(t, m.Flush(ctx))
+	now := time.Now()
+	bs, err := m.UsageHistory(ctx, r.ID, now.Add(-2*time.Hour), now.Add(time.Hour))
+	require.NoError(t, err)
+	var ok, limited int64
+	for _, b := range bs {
+		switch b.Outcome {
+		case observe.OK:
+			ok += b.Count
+		case observe.RateLimited:
+			limited += b.Count
+		}
+	}
+	assert.EqualValues(t, 1, ok)
+	assert.EqualValues(t, 1, limited)
+}

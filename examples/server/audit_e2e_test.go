@@ -75,6 +75,8 @@ func (e *e2e) auditWorkflow() {
 	code, body = as("GET", "/api/v1/api_key/"+created.ID+"/usage?span=30d", "")
 	require.Equal(t, 200, code, body)
 	assert.Contains(t, body, `"buckets"`)
+	code, body = as("PATCH", "/api/v1/api_key/"+created.ID, `{"rate_limits":["100/1m"]}`)
+	require.Equal(t, 200, code, body)
 	code, body = as("DELETE", "/api/v1/api_key/"+created.ID, "")
 	require.Equal(t, 200, code, body)
 
@@ -151,7 +153,9 @@ func (e *e2e) auditWorkflow() {
 		actions = append(actions, string(ev.Action))
 	}
 	assert.Equal(t, []string{"key.created", "user.created", "auth.logout", "auth.login", "auth.login_failed", "variable.deleted", "variable.updated",
-		"variable.created", "key.deleted", "key.created", "key.created"}, actions)
+		"variable.created", "key.deleted", "key.limits_changed", "key.created", "key.created"}, actions)
+	lc := page.Events[len(page.Events)-3]
+	assert.Equal(t, `["100/1m"]`, lc.Details["new_rate_limits"])
 	byAction := map[string]audithttp.Event{}
 	for _, ev := range page.Events {
 		if _, seen := byAction[string(ev.Action)]; !seen {
@@ -211,7 +215,7 @@ func (e *e2e) auditWorkflow() {
 	// The chain verifies, and no secret is in any audit row.
 	out, errOut, code = e.cli("", nil, "audit", "verify")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "audit trail intact: 11 events")
+	assert.Contains(t, out, "audit trail intact: 12 events")
 	db, err := e.openDB()
 	require.NoError(t, err)
 	defer db.Close()
