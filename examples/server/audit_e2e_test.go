@@ -50,12 +50,14 @@ func TestAuditE2E(t *testing.T) {
 
 func (e *e2e) auditWorkflow() {
 	t := e.t
-	require.NoError(t, os.WriteFile(filepath.Join(e.dir, ".env"), nil, 0o600))
+	// A provider key in .env: the server imports it for its users at start.
+	const envValue = "env-provider-secret-5b2e90"
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, ".env"), []byte("OPENAI_API_KEY="+envValue+"\n"), 0o600))
 	out, errOut, code := e.cli("", nil, "api-key")
 	require.Equal(t, 0, code, errOut)
 	cliKey := keyRe.FindString(out)
 	require.NotEmpty(t, cliKey)
-	secrets := []string{cliKey}
+	secrets := []string{cliKey, envValue}
 
 	s := e.startArgs([]string{"--metrics-addr", "127.0.0.1:0"}, "LANGFLOW_AUTO_LOGIN=false", "LANGFLOW_SUPERUSER=admin",
 		"LANGFLOW_SUPERUSER_PASSWORD=a-good-admin-password")
@@ -149,27 +151,40 @@ func (e *e2e) auditWorkflow() {
 	var page audithttp.Page
 	require.NoError(t, json.Unmarshal([]byte(body), &page))
 	var actions []string
+	imported := 0
 	for _, ev := range page.Events {
+		if ev.Actor.Session == "env-import" {
+			imported++
+			assert.Equal(t, "OPENAI_API_KEY", ev.Target.Name)
+			assert.Equal(t, "environment", ev.Details["source"])
+			continue
+		}
 		actions = append(actions, string(ev.Action))
 	}
+	assert.Positive(t, imported, "the environment import is audited")
+	events := len(page.Events)
 	assert.Equal(t, []string{"key.created", "user.created", "auth.logout", "auth.login", "auth.login_failed", "variable.deleted", "variable.updated",
 		"variable.created", "key.deleted", "key.limits_changed", "key.created", "key.created"}, actions)
-	lc := page.Events[len(page.Events)-3]
-	assert.Equal(t, `["100/1m"]`, lc.Details["new_rate_limits"])
 	byAction := map[string]audithttp.Event{}
 	for _, ev := range page.Events {
-		if _, seen := byAction[string(ev.Action)]; !seen {
+		if _, seen := byAction[string(ev.Action)]; !seen && ev.Actor.Session != "env-import" {
 			byAction[string(ev.Action)] = ev
 		}
 	}
-	kc := page.Events[len(page.Events)-2] // the key made through the API
+	assert.Equal(t, `["100/1m"]`, byAction["key.limits_changed"].Details["new_rate_limits"])
+	kc := byAction["key.created"]
+	for _, ev := range page.Events {
+		if ev.Action == "key.created" && ev.Target.Name == "deploy" {
+			kc = ev
+		}
+	}
 	assert.Equal(t, "deploy", kc.Target.Name)
 	assert.Equal(t, created.APIKey[:8], kc.Details["prefix"])
 	assert.NotEmpty(t, kc.Actor.KeyID, "acted with the CLI's key")
 	assert.Equal(t, "langflow", kc.Actor.Username, "the CLI's key is the first superuser's")
 	assert.Equal(t, "127.0.0.1", kc.ClientIP)
 	assert.Equal(t, "audit-e2e/1.0", kc.UserAgent)
-	assert.Equal(t, "cli", page.Events[len(page.Events)-1].Actor.Session, "the CLI's key creation")
+	assert.Equal(t, "cli", page.Events[len(page.Events)-1].Actor.Session, "the CLI's key creation, the first event")
 	assert.Equal(t, "cli", page.Events[0].Actor.Session, "bob's key, made by the CLI while the server runs")
 	vc := byAction["variable.created"]
 	assert.Equal(t, "PAYMENTS_TOKEN", vc.Target.Name)
@@ -180,8 +195,14 @@ func (e *e2e) auditWorkflow() {
 	// A filter and a second user who sees only their own events.
 	code, body = as("GET", "/api/v1/audit/?action=variable.created,variable.deleted", "")
 	require.Equal(t, 200, code, body)
-	require.NoError(t, json.Unmarshal([]byte(body), &page))
-	assert.Len(t, page.Events, 2)
+	var filtered audithttp.Page
+	require.NoError(t, json.Unmarshal([]byte(body), &filtered))
+	var names []string
+	for _, ev := range filtered.Events {
+		names = append(names, string(ev.Action)+" "+ev.Target.Name)
+	}
+	assert.Subset(t, names, []string{"variable.deleted PAYMENTS_TOKEN", "variable.created PAYMENTS_TOKEN"})
+	assert.Len(t, names, 2+imported, "the API's and the environment import's, nothing else")
 
 	// Metrics on their own address.
 	m := metricsRe.FindStringSubmatch(s.log())
@@ -215,7 +236,7 @@ func (e *e2e) auditWorkflow() {
 	// The chain verifies, and no secret is in any audit row.
 	out, errOut, code = e.cli("", nil, "audit", "verify")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "audit trail intact: 12 events")
+	assert.Contains(t, out, fmt.Sprintf("audit trail intact: %d events", events))
 	db, err := e.openDB()
 	require.NoError(t, err)
 	defer db.Close()

@@ -59,6 +59,12 @@ func (a *Auditor) Record(r *http.Request, e audit.Event) error {
 			e.UserAgent = r.UserAgent()
 		}
 	}
+	return a.RecordContext(ctx, e)
+}
+
+// RecordContext is Record for an action that no request made (the CLI, the
+// environment import).
+func (a *Auditor) RecordContext(ctx context.Context, e audit.Event) error {
 	if e.Outcome == "" {
 		e.Outcome = audit.Success
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
+	"github.com/keyflow-dev/keyflow/audit"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/auditing"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/langflowdb"
@@ -32,6 +34,10 @@ type Services struct {
 	VarStore variables.Store
 	Vars     *variables.Service
 	Resolver *variables.Resolver
+
+	// Auditor records the variables the environment import creates or
+	// refreshes (set by package startup); nil: none.
+	Auditor *auditing.Auditor
 
 	notify   *pgnotify.Listener // nil: not PostgreSQL, or no change feed
 	closeLim func()             // releases the rate limiter's connections; nil: none
@@ -142,6 +148,32 @@ func (s *Services) ImportEnv(ctx context.Context, userID, username string) error
 		return fmt.Errorf("import environment variables for %s: %w", username, err)
 	}
 	s.log.Debug("imported environment variables", "username", username, "report", fmt.Sprintf("%+v", rep))
+	return s.auditImport(ctx, userID, rep)
+}
+
+// auditImport records the variables an environment import created or
+// refreshed (by name and type; the values come from the environment). The
+// import is made first, as it runs at start and at every login; a failure
+// to record is returned, and logged by the caller.
+func (s *Services) auditImport(ctx context.Context, userID string, rep variables.EnvImportReport) error {
+	if s.Auditor == nil {
+		return nil
+	}
+	var errs []error
+	for _, list := range []struct {
+		action audit.Action
+		names  []string
+	}{{audit.VariableCreated, rep.Created}, {audit.VariableUpdated, rep.Updated}} {
+		for _, name := range list.names {
+			target, details := auditing.VariableTarget(variables.Variable{Name: name, Type: variables.Credential, UserID: userID})
+			details["source"] = "environment"
+			errs = append(errs, s.Auditor.RecordContext(ctx, audit.Event{Action: list.action,
+				Actor: audit.Actor{Session: "env-import"}, Target: target, Details: details}))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("audit the environment import: %w", err)
+	}
 	return nil
 }
 

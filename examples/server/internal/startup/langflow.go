@@ -45,6 +45,7 @@ func (a *App) openLangflow(ctx context.Context) error {
 	if a.Services, err = keyvars.OpenLangflow(ldb, a.Config, a.Log); err != nil {
 		return err
 	}
+	a.Services.Auditor = a.Auditor
 	a.Users = accounts.NewService(users, ldb, a.Services.ImportEnv, a.Config, a.Log)
 	if a.Superuser, err = a.Users.Superuser(ctx); err != nil {
 		return err

@@ -181,6 +181,7 @@ func (a *App) openKeyflow(ctx context.Context) error {
 	if a.Services, err = keyvars.Open(ctx, a.DB, a.Address, a.Keyring, a.Config, a.Log); err != nil {
 		return err
 	}
+	a.Services.Auditor = a.Auditor
 	a.Users = accounts.NewService(users, nil, a.Services.ImportEnv, a.Config, a.Log)
 	a.Superuser, err = a.Users.Superuser(ctx)
 	return err
