@@ -43,22 +43,7 @@ func benchVerifyLimited(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for range 100 {
-				if _, err := m.Verify(ctx, key); err != nil {
-					b.Fatal(err)
-				}
-			}
-			rec := latency.New()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				t := time.Now()
-				if _, err := m.Verify(ctx, key); err != nil {
-					b.Fatal(err)
-				}
-				rec.Add(time.Since(t))
-			}
-			rec.Report(b)
+			latency.Measure(b, func() error { _, err := m.Verify(ctx, key); return err })
 		})
 	}
 }

@@ -35,3 +35,28 @@ func (r *Recorder) Report(b *testing.B) {
 	b.ReportMetric(at(0.99), "p99-ns")
 	b.ReportMetric(at(0.9999), "p99.99-ns")
 }
+
+// Warmup is how many times Measure calls op before measuring.
+const Warmup = 100
+
+// Measure calls op Warmup times (filling caches and leases), then once per
+// iteration of b, recording each call's latency; it reports allocations and
+// the percentiles. An error from op fails b.
+func Measure(b *testing.B, op func() error) {
+	for range Warmup {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rec := New()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		t := time.Now()
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		rec.Add(time.Since(t))
+	}
+	rec.Report(b)
+}
