@@ -408,6 +408,8 @@ type LimitError struct {
 	Status []LimitStatus
 }
 
+// Error is Kind's message, followed for a rate limit by the spent limit's
+// name, e.g. "apikey: API key rate limit exceeded (minute)".
 func (e *LimitError) Error() string {
 	if e.Policy == quotaPolicy {
 		return e.Kind.Error()

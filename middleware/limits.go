@@ -17,7 +17,11 @@ import (
 // key, and refunds the quota of requests the server fails (5xx).
 type Charger interface {
 	Verifier
+	// VerifyCharge verifies key as Verify does and charges a limited key
+	// cost units: apikey.Manager.VerifyCharge.
 	VerifyCharge(ctx context.Context, key string, cost int64) (apikey.Principal, apikey.Charge, error)
+	// Refund gives back the quota of a request the server failed:
+	// apikey.Manager.Refund.
 	Refund(c *apikey.Charge)
 }
 
