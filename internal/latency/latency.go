@@ -36,14 +36,11 @@ func (r *Recorder) Report(b *testing.B) {
 	b.ReportMetric(at(0.9999), "p99.99-ns")
 }
 
-// Warmup is how many times Measure calls op before measuring.
-const Warmup = 100
-
-// Measure calls op Warmup times (filling caches and leases), then once per
+// Measure calls op warmup times (filling caches and leases), then once per
 // iteration of b, recording each call's latency; it reports allocations and
 // the percentiles. An error from op fails b.
-func Measure(b *testing.B, op func() error) {
-	for range Warmup {
+func Measure(b *testing.B, warmup int, op func() error) {
+	for range warmup {
 		if err := op(); err != nil {
 			b.Fatal(err)
 		}
