@@ -354,7 +354,7 @@ func parseWindow(s string) (time.Duration, bool) {
 		}
 		return time.Duration(n) * 24 * time.Hour, true
 	}
-	if len(s) > 32 {
+	if len(s) > 32 || s[0] == '+' || s[0] == '-' { // N is unsigned: so is the window
 		return 0, false
 	}
 	d, err := time.ParseDuration(s)
