@@ -182,9 +182,9 @@ func TestAPIServerStopped(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		acked   = map[string]string{} // name → value of every write that succeeded
-		stopped = make(chan struct{})  // closed once the API server is stopped
-		resumed = make(chan struct{})  // closed once it runs again
-		failed  sync.WaitGroup         // each writer's first failure
+		stopped = make(chan struct{}) // closed once the API server is stopped
+		resumed = make(chan struct{}) // closed once it runs again
+		failed  sync.WaitGroup        // each writer's first failure
 		wg      sync.WaitGroup
 	)
 	failed.Add(writers)
