@@ -10,15 +10,15 @@ import (
 	"strings"
 )
 
-// Source says which layer gave a field its value.
-type Source string
+// Layer says which layer gave a field its value.
+type Layer string
 
 const (
-	SourceFlow        Source = "flow"        // the literal flow value (or API tweak)
-	SourceRequest     Source = "request"     // an X-LANGFLOW-GLOBAL-VAR-<NAME> override
-	SourceStored      Source = "stored"      // the user's stored variable
-	SourceEnvironment Source = "environment" // the process environment
-	SourceNone        Source = "none"        // nothing: Value is ""
+	LayerFlow        Layer = "flow"        // the literal flow value (or API tweak)
+	LayerRequest     Layer = "request"     // an X-LANGFLOW-GLOBAL-VAR-<NAME> override
+	LayerStored      Layer = "stored"      // the user's stored variable
+	LayerEnvironment Layer = "environment" // the process environment
+	LayerNone        Layer = "none"        // nothing: Value is ""
 )
 
 // ErrNoUser is returned when Resolve needs the stored variables of a run
@@ -49,9 +49,9 @@ type Field struct {
 // Resolution is the value of one field and where it came from.
 type Resolution struct {
 	Field    string // Field.Name
-	Variable string // the variable that answered ("" for SourceFlow)
-	Value    string // the plaintext value; "" for SourceNone
-	Source   Source // which layer answered
+	Variable string // the variable that answered ("" for LayerFlow)
+	Value    string // the plaintext value; "" for LayerNone
+	Layer    Layer  // which layer answered
 }
 
 // EnvFallback says whether a Resolver reads the environment for variables
@@ -128,14 +128,14 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 // overrides are the request-level values by variable name (see
 // OverridesFromRequest); nil means none. For each field:
 //
-//   - bound to no variable with a non-empty Value: that value (SourceFlow);
-//   - bound to variable N: overrides[N] if present (SourceRequest), else the
+//   - bound to no variable with a non-empty Value: that value (LayerFlow);
+//   - bound to variable N: overrides[N] if present (LayerRequest), else the
 //     user's variable N if it exists with a non-empty value, decrypted
-//     (SourceStored), else the environment variable N when the fallback is on
-//     and it is non-empty (SourceEnvironment), else SourceNone;
+//     (LayerStored), else the environment variable N when the fallback is on
+//     and it is non-empty (LayerEnvironment), else LayerNone;
 //   - bound to no variable and empty: filled by the first (oldest) of the
 //     user's variables whose DefaultFields name it (see Field.Component),
-//     reported as SourceStored; SourceNone if none does.
+//     reported as LayerStored; LayerNone if none does.
 //
 // The store is read at most once per call, whatever the number of fields.
 // Errors: ErrNoUser when userID is "" and the store is needed; a Credential
@@ -147,23 +147,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 	if r == nil || r.svc == nil {
 		return nil, ErrUninitialized
 	}
-	out := make([]Resolution, len(fields))
-	needStore := false
-	for i, f := range fields {
-		out[i] = Resolution{Field: f.Name, Variable: f.Variable, Source: SourceNone}
-		switch {
-		case f.Variable == "" && f.Value != "":
-			out[i].Value, out[i].Source = f.Value, SourceFlow
-		case f.Variable != "":
-			if v, ok := overrides[f.Variable]; ok {
-				out[i].Value, out[i].Source = v, SourceRequest
-				continue
-			}
-			needStore = true
-		default:
-			needStore = true
-		}
-	}
+	out, needStore := resolveWithoutStore(fields, overrides)
 	if !needStore {
 		return out, nil
 	}
@@ -175,40 +159,72 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 		return nil, fmt.Errorf("variables: resolve: %w", err)
 	}
 	for i, f := range fields {
-		res := &out[i]
-		if res.Source != SourceNone {
+		if out[i].Layer != LayerNone {
 			continue
 		}
-		if f.Variable == "" {
-			v := defaultFor(vars, f)
-			if v == nil {
-				continue
-			}
-			plain, err := r.svc.open(v)
-			if err != nil {
-				return nil, err
-			}
-			res.Variable, res.Value, res.Source = v.Name, plain, SourceStored
-			continue
-		}
-		if v := byName(vars, f.Variable); v != nil && v.Value != "" {
-			if v.Type == Credential && f.Name == "session_id" {
-				return nil, credentialSessionIDError(v.Name)
-			}
-			plain, err := r.svc.open(v)
-			if err != nil {
-				return nil, err
-			}
-			res.Value, res.Source = plain, SourceStored
-			continue
-		}
-		if r.fallback && !isProtected(f.Variable) {
-			if val, ok := r.lookup(f.Variable); ok && val != "" {
-				res.Value, res.Source = val, SourceEnvironment
-			}
+		if err := r.resolveFromStore(&out[i], f, vars); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// resolveWithoutStore answers the fields that the flow value or a request
+// override decides; the others stay LayerNone, and needStore reports whether
+// there are any.
+func resolveWithoutStore(fields []Field, overrides map[string]string) (out []Resolution, needStore bool) {
+	out = make([]Resolution, len(fields))
+	for i, f := range fields {
+		out[i] = Resolution{Field: f.Name, Variable: f.Variable, Layer: LayerNone}
+		switch {
+		case f.Variable == "" && f.Value != "":
+			out[i].Value, out[i].Layer = f.Value, LayerFlow
+		case f.Variable != "":
+			if v, ok := overrides[f.Variable]; ok {
+				out[i].Value, out[i].Layer = v, LayerRequest
+				continue
+			}
+			needStore = true
+		default:
+			needStore = true
+		}
+	}
+	return out, needStore
+}
+
+// resolveFromStore answers field f from the user's variables vars, else from
+// the environment: an unbound field from the variable whose default fields
+// name it, a bound one from its variable, then the environment fallback.
+func (r *Resolver) resolveFromStore(res *Resolution, f Field, vars []Variable) error {
+	if f.Variable == "" {
+		v := defaultFor(vars, f)
+		if v == nil {
+			return nil
+		}
+		plain, err := r.svc.open(v)
+		if err != nil {
+			return err
+		}
+		res.Variable, res.Value, res.Layer = v.Name, plain, LayerStored
+		return nil
+	}
+	if v := byName(vars, f.Variable); v != nil && v.Value != "" {
+		if v.Type == Credential && f.Name == "session_id" {
+			return credentialSessionIDError(v.Name)
+		}
+		plain, err := r.svc.open(v)
+		if err != nil {
+			return err
+		}
+		res.Value, res.Layer = plain, LayerStored
+		return nil
+	}
+	if r.fallback && !isProtected(f.Variable) {
+		if val, ok := r.lookup(f.Variable); ok && val != "" {
+			res.Value, res.Layer = val, LayerEnvironment
+		}
+	}
+	return nil
 }
 
 func byName(vars []Variable, name string) *Variable {

@@ -53,21 +53,13 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
-)
-
-// Dialect names the SQL dialect of the database.
-type Dialect string
-
-// The supported dialects.
-const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // Config configures a Store.
 type Config struct {
 	// Dialect of the database; required.
-	Dialect Dialect
+	Dialect sqldialect.Dialect
 	// Table is the name of the key table: letters, digits and underscores,
 	// starting with a letter or underscore, at most 48 characters.
 	// "": "apikey".
@@ -87,7 +79,7 @@ const DefaultChangeRetention = 10 * time.Minute
 // usable). It is safe for concurrent use.
 type Store struct {
 	db      *sql.DB
-	dialect Dialect
+	dialect sqldialect.Dialect
 	q       queries
 	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
 	// changesStmt is the change-log poll, prepared on SQLite only.
@@ -120,8 +112,8 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: db is nil")
 	}
-	if cfg.Dialect != SQLite && cfg.Dialect != Postgres {
-		return nil, fmt.Errorf("sqlstore: Config.Dialect must be sqlstore.SQLite or sqlstore.Postgres, not %q", cfg.Dialect)
+	if !cfg.Dialect.Valid() {
+		return nil, fmt.Errorf("sqlstore: Config.Dialect must be sqldialect.SQLite or sqldialect.Postgres, not %q", cfg.Dialect)
 	}
 	table := cfg.Table
 	if table == "" {
@@ -137,7 +129,24 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if s.retention < time.Second {
 		return nil, errors.New("sqlstore: Config.ChangeRetention must be at least a second")
 	}
-	s.q = queries{
+	s.q = newQueries(s.dialect, table)
+	if err := s.migrate(ctx, table); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, s.q.probe)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Config.Table): %w", table, err)
+	}
+	_ = rows.Close()
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newQueries returns the Store's SQL for dialect d on table.
+func newQueries(d sqldialect.Dialect, table string) queries {
+	q := queries{
 		insert:    "INSERT INTO " + table + " (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		byHash:    "SELECT " + columns + " FROM " + table + " WHERE api_key_hash = ?",
 		list:      "SELECT " + columns + " FROM " + table + " WHERE user_id = ? ORDER BY created_at, id",
@@ -151,44 +160,44 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		batch:        "INSERT INTO " + table + "_usage_batches (id, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
 		pruneBatches: "DELETE FROM " + table + "_usage_batches WHERE applied_at < ?",
 	}
-	s.q.changes, s.q.position, s.q.prune = changeQueries(s.dialect, table)
-	if s.dialect == Postgres {
-		for _, q := range []*string{&s.q.insert, &s.q.byHash, &s.q.list, &s.q.deleteRet, &s.q.setActive, &s.q.addUsage, &s.q.probe, &s.q.batch, &s.q.pruneBatches} {
-			*q = sqlutil.Dollar(*q)
+	q.changes, q.position, q.prune = changeQueries(d, table)
+	if d == sqldialect.Postgres {
+		for _, p := range []*string{&q.insert, &q.byHash, &q.list, &q.deleteRet, &q.setActive, &q.addUsage, &q.probe, &q.batch, &q.pruneBatches} {
+			*p = sqlutil.Dollar(*p)
 		}
 	}
-	if err := s.migrate(ctx, table); err != nil {
-		return nil, err
-	}
-	rows, err := db.QueryContext(ctx, s.q.probe)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Config.Table): %w", table, err)
-	}
-	_ = rows.Close()
-	if s.dialect == SQLite {
+	return q
+}
+
+// prepare readies the Store's statements: on SQLite the two hot queries,
+// on PostgreSQL the name of the schema holding the table (for the change
+// notifications).
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.dialect == sqldialect.SQLite {
 		// Saves parsing the query on every cache miss: about a quarter of a
 		// lookup with modernc.org/sqlite. (With pgx, an explicit statement
 		// measured slower than pgx's own statement cache.)
-		if s.byHash, err = db.PrepareContext(ctx, s.q.byHash); err != nil {
-			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		if s.byHash, err = s.db.PrepareContext(ctx, s.q.byHash); err != nil {
+			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
-		if s.changesStmt, err = db.PrepareContext(ctx, s.q.changes[0]); err != nil {
+		if s.changesStmt, err = s.db.PrepareContext(ctx, s.q.changes[0]); err != nil {
 			_ = s.byHash.Close()
-			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
 	} else {
-		err := db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", table).Scan(&s.schema)
+		err = s.db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", s.table).Scan(&s.schema)
 		if err != nil {
-			return nil, fmt.Errorf("sqlstore: find the schema of table %s: %w", table, err)
+			return fmt.Errorf("sqlstore: find the schema of table %s: %w", s.table, err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // migrations[i] brings the schema from version i to i+1.
-func migrations(d Dialect, table string) [][]string {
+func migrations(d sqldialect.Dialect, table string) [][]string {
 	text, ts, boolean, bigint, yes := "TEXT", "TEXT", "INTEGER", "INTEGER", "1"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		ts, boolean, bigint, yes = "TIMESTAMPTZ", "BOOLEAN", "BIGINT", "TRUE"
 	}
 	return [][]string{{
@@ -218,7 +227,7 @@ func (s *Store) migrate(ctx context.Context, table string) error {
 		return fmt.Errorf("sqlstore: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		// Serialise concurrent migrations of this table by several processes.
 		if err := sqlutil.LockMigrations(ctx, tx, "keyflow/apikey/sqlstore:"+table); err != nil {
 			return fmt.Errorf("sqlstore: migrate: lock: %w", err)
@@ -237,7 +246,7 @@ func (s *Store) migrate(ctx context.Context, table string) error {
 		return fmt.Errorf("sqlstore: schema version %d of table %s is newer than this program's (%d)", current.Int64, table, len(steps))
 	}
 	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		insertVersion = sqlutil.Dollar(insertVersion)
 	}
 	for v := int(current.Int64); v < len(steps); v++ {
@@ -412,7 +421,7 @@ const sqliteTime = "2006-01-02T15:04:05.000000Z"
 
 func (s *Store) timeArg(t time.Time) any {
 	t = t.UTC().Truncate(time.Microsecond)
-	if s.dialect == SQLite {
+	if s.dialect == sqldialect.SQLite {
 		return t.Format(sqliteTime)
 	}
 	return t

@@ -16,7 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 // langflowClientVersion is the pinned @datastax/langflow-client (0.4.x).
@@ -51,7 +52,7 @@ func TestLangflowClient(t *testing.T) {
 
 	code, body := s.do("GET", "/api/v1/flows/", "", "x-api-key", cliKey)
 	require.Equal(t, 200, code, body)
-	flows := decode[[]flowJSON](t, body)
+	flows := decode[[]flows.FlowRead](t, body)
 	require.Len(t, flows, 1)
 	flowID := flows[0].ID
 
@@ -124,7 +125,7 @@ func installLangflowClient(t *testing.T) string {
 	t.Helper()
 	skipf := func(format string, args ...any) { // fails instead where CI is set
 		t.Helper()
-		testdb.SkipSuite(t, "Langflow client tests", fmt.Sprintf(format, args...))
+		dbtest.SkipSuite(t, "Langflow client tests", fmt.Sprintf(format, args...))
 	}
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {

@@ -1,0 +1,76 @@
+package dbtest
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSQLiteOpensAndWrites(t *testing.T) {
+	db := SQLite(t)
+	_, err := db.Exec("CREATE TABLE x (v TEXT)")
+	require.NoError(t, err)
+	_, err = db.Exec("INSERT INTO x VALUES ('a')")
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM x").Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestPostgresSchemasAreIsolated(t *testing.T) {
+	a, b := Postgres(t), Postgres(t)
+	_, err := a.Exec("CREATE TABLE x (v TEXT)")
+	require.NoError(t, err)
+	_, err = b.Exec("CREATE TABLE x (v TEXT)")
+	require.NoError(t, err, "a second test's schema must not see the first's table")
+}
+
+func TestProxyCutAndRestore(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
+		}
+	}()
+	p := NewProxy(t, echo.Addr().String())
+	roundTrip := func() error {
+		c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(c, buf)
+		return err
+	}
+	require.NoError(t, roundTrip())
+
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 1))
+	require.NoError(t, err)
+	p.Cut()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = c.Read(make([]byte, 1))
+	require.Error(t, err, "an open connection is closed by Cut")
+	require.Error(t, roundTrip(), "new connections are refused while cut")
+
+	p.Restore()
+	require.NoError(t, roundTrip())
+}
