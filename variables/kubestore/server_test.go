@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables/kubestore"
 	"github.com/keyflow-dev/keyflow/variables/kubestore/kubetest"
@@ -45,10 +45,10 @@ func apiServerBinary(t *testing.T) string {
 	const howTo = "build kube-apiserver and install etcd with scripts/kube-apiserver.sh (or set " + kubetest.BinaryEnv + ")"
 	bin, ok := kubetest.BinaryPath()
 	if !ok {
-		testdb.SkipSuite(t, "Kubernetes API server tests", "no kube-apiserver at "+bin+": "+howTo)
+		dbtest.SkipSuite(t, "Kubernetes API server tests", "no kube-apiserver at "+bin+": "+howTo)
 	}
 	if _, err := exec.LookPath("etcd"); err != nil {
-		testdb.SkipSuite(t, "Kubernetes API server tests", "no etcd: "+howTo)
+		dbtest.SkipSuite(t, "Kubernetes API server tests", "no etcd: "+howTo)
 	}
 	return bin
 }
