@@ -85,6 +85,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
@@ -150,6 +151,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	if cfg.Namespace == "" {
 		cfg.Namespace = DefaultNamespace
+	}
+	if errs := validation.IsDNS1123Label(cfg.Namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("kubestore: namespace %q: %s", cfg.Namespace, strings.Join(errs, "; "))
 	}
 	if cfg.SecretName == nil {
 		cfg.SecretName = LangflowSecretName

@@ -93,6 +93,7 @@ func TestNewConfig(t *testing.T) {
 		{"zero keyring", kubestore.Config{Client: client, Keyring: &secrets.Keyring{}}, false},
 		{"clear Credentials", kubestore.Config{Client: client, Keyring: testKeyring(t)}, true},
 		{"encrypted Credentials", kubestore.Config{Client: client, EncryptCredentials: true}, true},
+		{"bad namespace", kubestore.Config{Client: client, EncryptCredentials: true, Namespace: "Team_A"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := kubestore.New(tc.cfg)
