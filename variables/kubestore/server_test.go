@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // apiServerBinary returns the kube-apiserver binary, or skips the test
 // (fails it under CI) when it or etcd is missing.
-func apiServerBinary(t *testing.T) string {
+func apiServerBinary(t testing.TB) string {
 	t.Helper()
 	const howTo = "build kube-apiserver and install etcd with scripts/kube-apiserver.sh (or set " + kubetest.BinaryEnv + ")"
 	bin, ok := kubetest.BinaryPath()
@@ -54,7 +54,7 @@ func apiServerBinary(t *testing.T) string {
 }
 
 // sharedServer is the shared API server.
-func sharedServer(t *testing.T) *kubetest.Server {
+func sharedServer(t testing.TB) *kubetest.Server {
 	t.Helper()
 	bin := apiServerBinary(t)
 	shared.once.Do(func() {
@@ -83,21 +83,21 @@ func randomName(prefix string) string {
 }
 
 // newNamespace creates a fresh namespace on srv.
-func newNamespace(t *testing.T, srv *kubetest.Server) string {
+func newNamespace(t testing.TB, srv *kubetest.Server) string {
 	t.Helper()
 	ns := randomName("t-")
 	require.NoError(t, srv.CreateNamespace(context.Background(), ns))
 	return ns
 }
 
-func adminClient(t *testing.T, srv *kubetest.Server) kubernetes.Interface {
+func adminClient(t testing.TB, srv *kubetest.Server) kubernetes.Interface {
 	t.Helper()
 	c, err := srv.Admin()
 	require.NoError(t, err)
 	return c
 }
 
-func testKeyring(t *testing.T) *secrets.Keyring {
+func testKeyring(t testing.TB) *secrets.Keyring {
 	t.Helper()
 	k, err := secrets.NewKeyring("kubestore-test-master-secret-0123456789")
 	require.NoError(t, err)
