@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -430,3 +431,28 @@ const (
 	testTimeout = 60 * time.Second
 	pollEvery   = 20 * time.Millisecond
 )
+
+// TestSecretTooLarge: a write the API server refuses (a Secret over 1 MiB)
+// fails with an error that wraps ErrUnavailable and says why, names no
+// value, and loses nothing already stored.
+func TestSecretTooLarge(t *testing.T) {
+	srv := sharedServer(t)
+	store := newStore(t, srv, newNamespace(t, srv))
+	ctx := context.Background()
+	user := ids.New()
+	big := func(name, fill string) variables.Variable {
+		return variables.Variable{ID: ids.New(), UserID: user, Name: name, Value: strings.Repeat(fill, 600<<10),
+			Type: variables.Generic, CreatedAt: time.Now().UTC(), Origin: variables.OriginUser}
+	}
+	first := big("FIRST", "a")
+	require.NoError(t, store.Create(ctx, first))
+	err := store.Create(ctx, big("SECOND", "b"))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, variables.ErrUnavailable)
+	assert.Contains(t, err.Error(), "Too long")
+	assert.NotContains(t, err.Error(), "bbbb")
+	list, err := store.ListByUser(ctx, user)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, first.Value, list[0].Value)
+}
