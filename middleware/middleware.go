@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/envbool"
+	"github.com/keyflow-dev/keyflow/faillog"
 	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/isnil"
 )
@@ -139,6 +141,12 @@ type Config struct {
 	// (Debug) and the auto-login warning (Warn), errors under the key "err";
 	// never a key. nil: slog.Default() at the time of logging.
 	Logger *slog.Logger
+	// ErrorLogInterval bounds the Error lines of 503s while the key store is
+	// down: the first failure of a run is logged at once with its cause, the
+	// next ones are counted and summarised (with the latest cause) at most
+	// once per interval, and a run that stops is closed by one Info line.
+	// 0: 10 s. Negative: one Error line per failed request.
+	ErrorLogInterval time.Duration
 }
 
 // ConfigFromEnv reads Langflow's settings with lookup (nil: os.LookupEnv):
@@ -199,6 +207,7 @@ type auth struct {
 	errorHandler func(http.ResponseWriter, *http.Request, error)
 	onFailure    func(*http.Request, error)
 	logger       *slog.Logger
+	failures     *faillog.Log // the 503s' Error lines
 	warnOnce     sync.Once
 }
 
@@ -239,6 +248,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		errorHandler: cfg.ErrorHandler,
 		onFailure:    cfg.OnFailure,
 		logger:       cfg.Logger,
+		failures:     faillog.New("middleware: API key verification failed; answering 503", cfg.ErrorLogInterval),
 	}
 	if a.extractors == nil {
 		a.extractors = defaultExtractors()
@@ -410,7 +420,9 @@ func (a *auth) log() *slog.Logger {
 }
 
 // logFailure logs why a presented key failed: the store's cause at Error
-// level (it becomes a 503), a rejected key's reason at Debug. The key is never
+// level (it becomes a 503; a run of them is aggregated, see
+// Config.ErrorLogInterval), a rejected key's reason, or a request whose
+// client went away during the check, at Debug. The key is never
 // logged; the apikey package's errors never contain it.
 func (a *auth) logFailure(r *http.Request, err error) {
 	ctx := r.Context()
@@ -422,7 +434,11 @@ func (a *auth) logFailure(r *http.Request, err error) {
 		a.log().DebugContext(ctx, "middleware: API key rejected", "method", r.Method, "path", path, "err", err)
 		return
 	}
-	a.log().ErrorContext(ctx, "middleware: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
+	if ctx.Err() != nil { // the client went away: no outage to report
+		a.log().DebugContext(ctx, "middleware: request cancelled during API key verification", "method", r.Method, "path", path, "err", err)
+		return
+	}
+	a.failures.Failure(ctx, a.log(), "method", r.Method, "path", path, "err", err)
 }
 
 // IsRejection reports whether err is a verdict on the request's key (no key,

@@ -39,13 +39,13 @@ package apikeyhttp
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/faillog"
 	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -74,6 +74,8 @@ type Config struct {
 	User middleware.UserFunc
 	// Logger receives store failures (answered 503), errors under the key
 	// "err"; never a key. nil: slog.Default() at the time of logging.
+	// A run of failures (a database outage) is logged as one Error line at
+	// once, then one summary every 10 s, not one line per request.
 	Logger *slog.Logger
 }
 
@@ -87,13 +89,15 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.User == nil {
 		return nil, errors.New("apikeyhttp: Config.User is required")
 	}
-	return &handler{m: cfg.Manager, user: cfg.User, logger: cfg.Logger}, nil
+	return &handler{m: cfg.Manager, user: cfg.User, logger: cfg.Logger,
+		failures: faillog.New("apikeyhttp: key store unavailable; answering 503", 0)}, nil
 }
 
 type handler struct {
-	m      *apikey.Manager
-	user   middleware.UserFunc
-	logger *slog.Logger
+	m        *apikey.Manager
+	user     middleware.UserFunc
+	logger   *slog.Logger
+	failures *faillog.Log // the 503s' Error lines, a few per outage
 }
 
 func (h *handler) log() *slog.Logger {
@@ -304,8 +308,9 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id stri
 }
 
 // unavailable answers 503 without internals and logs the cause (the apikey
-// package's errors never contain a key).
+// package's errors never contain a key): the first of a run of failures at
+// once, the next ones counted and summarised every 10 s (package faillog).
 func (h *handler) unavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
-	h.log().ErrorContext(r.Context(), fmt.Sprintf("apikeyhttp: %s failed; answering 503", op), "err", err)
+	h.failures.Failure(r.Context(), h.log(), "op", op, "err", err)
 	httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)
 }
