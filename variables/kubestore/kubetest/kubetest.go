@@ -192,12 +192,18 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 			return errors.New("kubetest: kube-apiserver exited before it was ready")
 		default:
 		}
-		certs, err := os.ReadFile(filepath.Join(s.dir, "certs", "apiserver.crt"))
-		if err == nil {
-			s.caData = certs
-			if s.ready() {
-				return nil
+		// The API server writes its self-signed certificate at its first
+		// start and reuses it later: caData is set once, before New
+		// returns, so Config may read it without the lock.
+		ca := s.caData
+		if ca == nil {
+			ca, _ = os.ReadFile(filepath.Join(s.dir, "certs", "apiserver.crt"))
+		}
+		if len(ca) > 0 && s.ready(ca) {
+			if s.caData == nil {
+				s.caData = ca
 			}
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return errors.New("kubetest: kube-apiserver not ready after a minute")
@@ -206,8 +212,10 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 	}
 }
 
-func (s *Server) ready() bool {
+// ready reports whether /readyz answers ok over TLS trusting ca.
+func (s *Server) ready(ca []byte) bool {
 	cfg := s.Config(s.adminToken)
+	cfg.CAData = ca
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return false
