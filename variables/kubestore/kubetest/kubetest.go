@@ -367,7 +367,7 @@ func command(bin, logFile string, args ...string) *exec.Cmd {
 	if f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
 		cmd.Stdout, cmd.Stderr = f, f
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	return cmd
 }
 
