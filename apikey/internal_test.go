@@ -122,7 +122,7 @@ func TestCoarseClockStopsWhenIdle(t *testing.T) {
 }
 
 func TestEntrySize(t *testing.T) {
-	assert.EqualValues(t, 176, unsafe.Sizeof(entry{}), "entry layout changed: keep the hot fields in the first 64 bytes")
+	assert.EqualValues(t, 184, unsafe.Sizeof(entry{}), "entry layout changed: keep the hot fields in the first 64 bytes")
 	assert.EqualValues(t, 64, unsafe.Offsetof(entry{}.active))
 }
 

@@ -137,6 +137,11 @@ type Config struct {
 	// fails), with the same err: a hook for rate limiting and audit. It
 	// runs on the request's goroutine and must be safe for concurrent use.
 	OnFailure func(r *http.Request, err error)
+	// Cost is how many units of a limited key's rate limits and quota a
+	// request costs (a host that charges by what a request does: a run
+	// costs more than a read); < 1 counts as 1. nil: 1. Used when Verifier
+	// is a Charger (*apikey.Manager); keys without limits are not charged.
+	Cost func(*http.Request) int64
 	// Logger receives the cause of 503s (Error), rejected keys' reasons
 	// (Debug) and the auto-login warning (Warn), errors under the key "err";
 	// never a key. nil: slog.Default() at the time of logging.
@@ -194,6 +199,8 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 // New's middleware wraps.
 type auth struct {
 	verifier     Verifier
+	charger      Charger // Verifier as a Charger; nil: it is not one
+	cost         func(*http.Request) int64
 	extractors   []Extractor
 	autoLogin    bool
 	skipAuth     bool
@@ -248,8 +255,10 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		errorHandler: cfg.ErrorHandler,
 		onFailure:    cfg.OnFailure,
 		logger:       cfg.Logger,
+		cost:         cfg.Cost,
 		failures:     faillog.New("middleware: API key verification failed; answering 503", cfg.ErrorLogInterval),
 	}
+	a.charger, _ = cfg.Verifier.(Charger)
 	if a.extractors == nil {
 		a.extractors = defaultExtractors()
 	} else {
@@ -317,7 +326,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serve(w, r, &principalCtx{Context: r.Context(), p: a.envP}, key)
 		return
 	}
-	ap, err := a.verifier.Verify(r.Context(), key)
+	var (
+		ap  apikey.Principal
+		ch  apikey.Charge
+		err error
+	)
+	if a.charger != nil {
+		ap, ch, err = a.charger.VerifyCharge(r.Context(), key, a.costOf(r))
+	} else {
+		ap, err = a.verifier.Verify(r.Context(), key)
+	}
 	if err != nil {
 		a.logFailure(r, err)
 		if a.optional {
@@ -334,7 +352,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.p.Source == "" {
 		c.p.Source = apikey.SourceDB
 	}
+	if ch.Limited() {
+		h.serveLimited(w, r, c, key, ch)
+		return
+	}
 	h.serve(w, r, c, key)
+}
+
+// costOf is what r costs a limited key (Config.Cost).
+func (a *auth) costOf(r *http.Request) int64 {
+	if a.cost == nil {
+		return 1
+	}
+	return a.cost(r)
 }
 
 // passes reports whether r is an OPTIONS request that OptionsPolicy lets
@@ -430,7 +460,7 @@ func (a *auth) logFailure(r *http.Request, err error) {
 	if r.URL != nil { // a hand-built request may have none
 		path = r.URL.Path
 	}
-	if IsRejection(err) {
+	if IsRejection(err) || IsLimited(err) {
 		a.log().DebugContext(ctx, "middleware: API key rejected", "method", r.Method, "path", path, "err", err)
 		return
 	}
@@ -463,10 +493,15 @@ func IsRejection(err error) bool {
 //	ErrAutoLoginNoKey                              403 msgAutoLoginNoKey
 //	ErrNoKey                                       403 msgNoKey
 //	apikey.ErrInvalid, ErrExpired, ErrInactive, …  403 msgInvalidKey (one answer for all)
+//	apikey.ErrRateLimited, ErrQuotaExhausted        429 msgRateLimited / msgQuotaExhausted,
+//	                                               with Retry-After and the RateLimit header fields
 //	apikey.ErrUnavailable or any other error       503 msgUnavailable (no internals)
 //
 // A custom Config.ErrorHandler can call it for the cases it does not change.
 func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if limitAnswer(w, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, ErrAutoLoginNoKey):
 		httpjson.Detail(w, http.StatusForbidden, msgAutoLoginNoKey)

@@ -12,6 +12,20 @@
 //	POST   /      {"name": "…"} → 200 UnmaskedApiKeyRead, the only time the key is shown
 //	DELETE /{id}  200 {"detail": "API Key deleted"}; 400 {"detail": "API Key not found"} for a
 //	              missing or another user's key; 422 for an id that is not a UUID
+//	PATCH  /{id}  {"rate_limits": […], "quota": n, "refill": "…"} → 200 ApiKeyRead with the new
+//	              limits (keyflow's); 404 {"detail": "API Key not found"}; 422 as DELETE
+//
+// Usage limits (keyflow's, extra fields that Langflow's clients never send
+// or read): POST and PATCH take "rate_limits" (a list of "N/WINDOW" such as
+// "100/1m" or "10000/24h", see apikey.ParseRateLimit), "quota" (uses
+// granted) and "refill" ("N/PERIOD", PERIOD hour, day, week or month, see
+// apikey.ParseRefill). In a PATCH an absent field is kept and null (or an
+// empty list) removes it; "quota" is a new grant (the remaining uses are set
+// to it), while a PATCH without it keeps the uses left. A limited key lists
+// with "rate_limits", "quota", "quota_remaining" and "refill"; an unlimited
+// one without them. A caller authenticated by a key that has limits may not
+// create keys or change limits (403 {"detail": MsgLimitedCaller}): either
+// would let it escape its own.
 //
 // Field names and codes are Langflow's. Beyond the baseline, POST also takes
 // newer Langflow's "expires_at" (ISO 8601; naive means UTC) and keyflow's
@@ -61,6 +75,10 @@ const (
 	// MsgScopeNotAllowed answers (403) a scoped caller asking for a key
 	// with scopes it does not have, or with none (unrestricted).
 	MsgScopeNotAllowed = "An API key with scopes can only create keys with a subset of its scopes"
+	// MsgLimitedCaller answers (403) a caller authenticated by a key with
+	// usage limits that asks to create a key or to change limits: either
+	// would let it escape its own limits.
+	MsgLimitedCaller = "An API key with usage limits cannot create keys or change limits"
 )
 
 // Config configures New. Manager and User are required.
@@ -120,6 +138,7 @@ type unmaskedAPIKeyRead struct {
 	APIKey     string   `json:"api_key"`
 	UserID     string   `json:"user_id"`
 	Scopes     []string `json:"scopes,omitempty"`
+	limitsRead
 }
 
 // apiKeyRead is Langflow's ApiKeyRead (GET list): the same fields, with the
@@ -142,6 +161,7 @@ func keyRead(rec apikey.Record, key string) unmaskedAPIKeyRead {
 		APIKey:     key,
 		UserID:     rec.UserID,
 		Scopes:     rec.Scopes, // omitempty: none for an unrestricted key
+		limitsRead: readLimits(rec.Limits),
 	}
 }
 
@@ -157,6 +177,7 @@ type createRequest struct {
 	Name      *string  `json:"name"`
 	ExpiresAt *isoTime `json:"expires_at"`
 	Scopes    []string `json:"scopes"`
+	limitsRequest
 }
 
 // isoTime is a UTC timestamp in newer Langflow's form, second precision with
@@ -213,8 +234,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case strings.Count(path, "/") == 1:
-		if r.Method != http.MethodDelete {
-			methodNotAllowed(w, "DELETE")
+		if r.Method != http.MethodDelete && r.Method != http.MethodPatch {
+			methodNotAllowed(w, "DELETE, PATCH")
 			return
 		}
 	default:
@@ -227,6 +248,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case path != "/" && r.Method == http.MethodPatch:
+		h.patch(w, r, p, path[1:])
 	case path != "/":
 		h.delete(w, r, p.UserID, path[1:])
 	case r.Method == http.MethodGet:
@@ -255,7 +278,10 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, userID string) {
 }
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request, p apikey.Principal) {
-	var req *createRequest
+	var (
+		req *createRequest
+		err error
+	)
 	if !httpjson.Decode(w, r, &req) {
 		return
 	}
@@ -268,6 +294,14 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, p apikey.Princi
 		name = *req.Name
 	}
 	opts := apikey.CreateOptions{Scopes: req.Scopes, Creator: &p}
+	if h.m.KeyLimited(p.KeyID) {
+		httpjson.Detail(w, http.StatusForbidden, MsgLimitedCaller)
+		return
+	}
+	if opts.Limits, err = req.limits(); err != nil {
+		httpjson.Detail(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if req.ExpiresAt != nil {
 		t := time.Time(*req.ExpiresAt)
 		opts.ExpiresAt = &t

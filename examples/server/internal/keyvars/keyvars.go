@@ -35,6 +35,7 @@ type Services struct {
 	Resolver *variables.Resolver
 
 	notify   *pgnotify.Listener // nil: not PostgreSQL, or no change feed
+	closeLim func()             // releases the rate limiter's connections; nil: none
 	storeEnv bool               // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
 	log      *slog.Logger
 }
@@ -58,6 +59,9 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 	}
 	s := &Services{KeyStore: keyStore, VarStore: varStore, storeEnv: cfg.StoreEnvVariables, log: log}
 	keyCfg := apikey.Config{Store: keyStore, DisableUsageTracking: cfg.DisableUsageTracking, Logger: log}
+	if keyCfg.Limiter, s.closeLim, err = newLimiter(cfg, addr, keyStore); err != nil {
+		return nil, err
+	}
 	if cfg.ChangeMaxLag > 0 {
 		if err := s.followChanges(&keyCfg, keyStore, addr, cfg.ChangeMaxLag); err != nil {
 			return nil, err
@@ -164,6 +168,9 @@ func (s *Services) Close() error {
 	}
 	if s.notify != nil {
 		_ = s.notify.Close()
+	}
+	if s.closeLim != nil {
+		s.closeLim()
 	}
 	return err
 }
