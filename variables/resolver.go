@@ -137,7 +137,9 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 //     user's variables whose DefaultFields name it (see Field.Component),
 //     reported as SourceStored; SourceNone if none does.
 //
-// The store is read at most once per call, whatever the number of fields.
+// The store is read at most once per call, whatever the number of fields,
+// and not at all when the Service caches the user's variables
+// (ServiceConfig.Changes).
 // Errors: ErrNoUser when userID is "" and the store is needed; a Credential
 // variable bound to a field named "session_id" (ErrCredentialSessionID, with
 // Langflow's message); a Credential that does not decrypt (wrapping
@@ -170,7 +172,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 	if userID == "" {
 		return nil, ErrNoUser
 	}
-	vars, err := r.svc.store.ListByUser(ctx, userID)
+	vars, err := r.svc.listForRun(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("variables: resolve: %w", err)
 	}
