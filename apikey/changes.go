@@ -105,99 +105,152 @@ func (m *Manager) feedTouch() {
 // the store until the poll that they trigger has caught up.
 func (m *Manager) feedLoop(every, maxLag time.Duration, notes <-chan struct{}) {
 	defer m.wg.Done()
+	p := &feedPoller{m: m, maxLag: maxLag}
 	timer := time.NewTimer(0) // the first poll at once
 	defer timer.Stop()
-	var (
-		cursor    string
-		failing   bool
-		failSince time.Time
-		lastLog   time.Time
-		failures  int
-		dropped   bool
-		asleep    bool
-		idle      int
-	)
-	for {
-		var tick <-chan time.Time
-		if !asleep {
-			tick = timer.C
+	for p.wait(timer, notes) && p.poll() {
+		if p.schedule() {
+			timer.Reset(every)
 		}
-		select {
-		case <-m.done.Done():
-			return
-		case <-tick:
-		case <-notes:
-		case <-m.feedWake:
-		}
-
-		start := time.Now()
-		startNano := m.trustNano()
-		// Derived from m.done: Close does not wait for a slow poll.
-		ctx, cancel := context.WithTimeout(m.done, max(maxLag, time.Second))
-		changed, next, err := m.feed.Changes(ctx, cursor)
-		cancel()
-		lost := errors.Is(err, ErrChangesLost) && next != ""
-		switch {
-		case err == nil || lost:
-			if cursor == "" || lost {
-				// Results cached before this position may predate changes
-				// that the feed will never report: forget them all.
-				m.cache.clear()
-				switch {
-				case lost && asleep:
-					// Expected after a long pause: nothing cached was
-					// trusted meanwhile anyway.
-					m.log.Debug("apikey: change feed resumed after a pause longer than the log keeps; verification cache dropped", "err", err)
-				case lost:
-					m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "err", err)
-				}
-			}
-			for i := range changed {
-				m.cache.invalidate(&changed[i])
-			}
-			cursor = next
-			m.trust.Store(startNano + int64(maxLag))
-			if failing {
-				m.log.Info("apikey: change feed recovered", "down_for", time.Since(failSince).Round(time.Millisecond), "failed_polls", failures)
-			}
-			failing, failures, dropped = false, 0, false
-		case m.done.Err() != nil:
-			return // closed while polling
-		default:
-			failures++
-			now := time.Now()
-			if !failing {
-				failing, failSince, lastLog = true, start, now
-				m.log.Warn("apikey: change feed poll failed; retrying", "err", err)
-			} else if now.Sub(lastLog) >= feedLog {
-				lastLog = now
-				m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(failSince).Round(time.Millisecond), "failed_polls", failures, "err", err)
-			}
-			if !dropped && m.trustNano() >= m.trust.Load() {
-				dropped = true
-				m.cache.clear()
-				m.log.Warn("apikey: change feed down for longer than its bound; verification cache dropped, verifications read the store",
-					"bound", maxLag)
-			}
-		}
-
-		if asleep {
-			// Woken by a notification, or by a verification (which set
-			// feedUsed and left a token in feedWake).
-			if m.feedState.Load() != feedUsed {
-				continue
-			}
-			asleep, idle = false, 0
-			select {
-			case <-m.feedWake:
-			default:
-			}
-		} else if m.feedState.Swap(feedUnused) == feedUsed {
-			idle = 0
-		} else if idle++; idle >= feedIdlePolls && m.feedState.CompareAndSwap(feedUnused, feedAsleep) {
-			asleep = true
-			continue
-		}
-		timer.Reset(every)
 	}
+}
+
+// feedPoller is what feedLoop remembers from one poll to the next. Only the
+// feedLoop goroutine uses it.
+type feedPoller struct {
+	m      *Manager
+	maxLag time.Duration
+
+	cursor string // the feed's position after the last successful poll
+
+	// An outage: consecutive failed polls.
+	failing   bool      // the last poll failed
+	failSince time.Time // when the first failed poll began
+	lastLog   time.Time // when the outage was last logged
+	failures  int       // failed polls so far
+	dropped   bool      // the cache has been dropped for this outage
+
+	// Idleness: polls without a verification.
+	asleep bool // no timed polls until a verification or notification
+	idle   int  // polls in a row that saw no verification
+}
+
+// wait blocks until the next poll is due: the timer fires (unless asleep),
+// a notification arrives, or a verification wakes the poller. It reports
+// false when the Manager is closed.
+func (p *feedPoller) wait(timer *time.Timer, notes <-chan struct{}) bool {
+	var tick <-chan time.Time
+	if !p.asleep {
+		tick = timer.C
+	}
+	select {
+	case <-p.m.done.Done():
+		return false
+	case <-tick:
+	case <-notes:
+	case <-p.m.feedWake:
+	}
+	return true
+}
+
+// poll reads the feed once and applies its answer. It reports false when the
+// Manager was closed during the poll.
+func (p *feedPoller) poll() bool {
+	m := p.m
+	start := time.Now()
+	startNano := m.trustNano()
+	// Derived from m.done: Close does not wait for a slow poll.
+	ctx, cancel := context.WithTimeout(m.done, max(p.maxLag, time.Second))
+	changed, next, err := m.feed.Changes(ctx, p.cursor)
+	cancel()
+	lost := errors.Is(err, ErrChangesLost) && next != ""
+	switch {
+	case err == nil || lost:
+		p.apply(changed, next, startNano, err)
+	case m.done.Err() != nil:
+		return false
+	default:
+		p.fail(start, err)
+	}
+	return true
+}
+
+// apply forgets what changed, moves the cursor to next and extends the
+// cache's trust to maxLag after the poll began (startNano); err is nil, or
+// wraps ErrChangesLost.
+func (p *feedPoller) apply(changed []Hash, next string, startNano int64, err error) {
+	m := p.m
+	if lost := err != nil; p.cursor == "" || lost {
+		// Results cached before this position may predate changes that the
+		// feed will never report: forget them all.
+		m.cache.clear()
+		switch {
+		case lost && p.asleep:
+			// Expected after a long pause: nothing cached was trusted
+			// meanwhile anyway.
+			m.log.Debug("apikey: change feed resumed after a pause longer than the log keeps; verification cache dropped", "err", err)
+		case lost:
+			m.log.Warn("apikey: change feed lost track of changes; verification cache dropped", "err", err)
+		}
+	}
+	for i := range changed {
+		m.cache.invalidate(&changed[i])
+	}
+	p.cursor = next
+	m.trust.Store(startNano + int64(p.maxLag))
+	if p.failing {
+		m.log.Info("apikey: change feed recovered", "down_for", time.Since(p.failSince).Round(time.Millisecond), "failed_polls", p.failures)
+	}
+	p.failing, p.failures, p.dropped = false, 0, false
+}
+
+// fail records a failed poll that began at start: it logs the outage's
+// first failure and then one line every feedLog, and drops the cache once
+// the trust has run out.
+func (p *feedPoller) fail(start time.Time, err error) {
+	m := p.m
+	p.failures++
+	now := time.Now()
+	if !p.failing {
+		p.failing, p.failSince, p.lastLog = true, start, now
+		m.log.Warn("apikey: change feed poll failed; retrying", "err", err)
+	} else if now.Sub(p.lastLog) >= feedLog {
+		p.lastLog = now
+		m.log.Warn("apikey: change feed still failing; retrying", "down_for", now.Sub(p.failSince).Round(time.Millisecond), "failed_polls", p.failures, "err", err)
+	}
+	if !p.dropped && m.trustNano() >= m.trust.Load() {
+		p.dropped = true
+		m.cache.clear()
+		m.log.Warn("apikey: change feed down for longer than its bound; verification cache dropped, verifications read the store",
+			"bound", p.maxLag)
+	}
+}
+
+// schedule counts the polls without a verification, falls asleep after
+// feedIdlePolls of them and wakes when a verification has come. It reports
+// whether the next timed poll is due (false: asleep).
+func (p *feedPoller) schedule() bool {
+	m := p.m
+	if p.asleep {
+		// Woken by a notification, or by a verification (which set
+		// feedUsed and left a token in feedWake).
+		if m.feedState.Load() != feedUsed {
+			return false
+		}
+		p.asleep, p.idle = false, 0
+		select {
+		case <-m.feedWake:
+		default:
+		}
+		return true
+	}
+	if m.feedState.Swap(feedUnused) == feedUsed {
+		p.idle = 0
+		return true
+	}
+	if p.idle++; p.idle >= feedIdlePolls && m.feedState.CompareAndSwap(feedUnused, feedAsleep) {
+		p.asleep = true
+		return false
+	}
+	return true
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/faultstore"
+	"github.com/keyflow-dev/keyflow/keyflowtest/faultstore"
 )
 
 // fakeClock is an injectable clock (Config.Now).
@@ -38,7 +38,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 var errInjected = errors.New("injected store failure")
 
-// faultyStore is a memory store behind internal/faultstore, with switches
+// faultyStore is a memory store behind keyflowtest/faultstore, with switches
 // that make classes of calls fail with errInjected.
 type faultyStore struct {
 	*faultstore.KeyStore

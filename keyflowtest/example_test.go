@@ -87,6 +87,31 @@ func ExampleVerifier() {
 	// 503 {"detail":"Authentication service unavailable"}
 }
 
+// Revoking a key: Manager.Delete takes the key's record ID, which
+// NewKeyRecord returns, and the key is refused at once.
+func ExampleNewKeyRecord() {
+	t := &exampleT{} // in a test: func TestRevoke(t *testing.T)
+	defer t.done()
+	keys := keyflowtest.NewManager(t)
+	key, rec := keyflowtest.NewKeyRecord(t, keys, "user-1")
+	auth, _ := middleware.New(middleware.Config{Verifier: keys})
+	h := auth(http.HandlerFunc(hello))
+
+	send := func() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, keyflowtest.WithKey(httptest.NewRequest("GET", "/hello", nil), key))
+		fmt.Println(w.Code, w.Body.String())
+	}
+	send()
+	if err := keys.Delete(context.Background(), "user-1", rec.ID); err != nil {
+		fmt.Println(err)
+	}
+	send()
+	// Output:
+	// 200 hello user-1
+	// 403 {"detail":"Invalid or missing API key"}
+}
+
 // Variables resolved against a map instead of the process environment.
 func ExampleNewVariables() {
 	t := &exampleT{} // in a test: func TestRun(t *testing.T)
@@ -100,7 +125,7 @@ func ExampleNewVariables() {
 		{Name: "serp", Variable: "SERPAPI_API_KEY"},
 	}, nil)
 	for _, f := range out {
-		fmt.Println(f.Field, f.Source, f.Value)
+		fmt.Println(f.Field, f.Layer, f.Value)
 	}
 	// Output:
 	// api_key stored sk-stored

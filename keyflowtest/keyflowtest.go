@@ -13,7 +13,11 @@
 // network, so tests that use it can run in parallel. A helper that cannot do
 // its job ends the test with t.Fatal; none returns an error.
 //
-// It imports only the standard library and keyflow.
+// It imports only the standard library and keyflow. Its subpackages are for
+// tests that need more: dbtest opens real SQLite and PostgreSQL databases
+// (and imports their drivers), faultstore wraps stores so that they fail or
+// stall on purpose, and revoketest watches a revocation reach another
+// instance.
 package keyflowtest
 
 import (
@@ -62,11 +66,22 @@ func NewManagerConfig(t testing.TB, cfg apikey.Config) *apikey.Manager {
 // when any are given, and returns it.
 func NewKey(t testing.TB, m *apikey.Manager, userID string, scopes ...string) string {
 	t.Helper()
-	key, _, err := m.Create(context.Background(), userID, "test", apikey.CreateOptions{Scopes: scopes})
+	key, _ := NewKeyRecord(t, m, userID, scopes...)
+	return key
+}
+
+// NewKeyRecord is NewKey that also returns the key's record, whose ID is
+// what Manager.Delete (revoke) and Manager.SetActive take:
+//
+//	key, rec := keyflowtest.NewKeyRecord(t, keys, "user-1")
+//	err := keys.Delete(ctx, "user-1", rec.ID) // key is refused from now on
+func NewKeyRecord(t testing.TB, m *apikey.Manager, userID string, scopes ...string) (string, apikey.Record) {
+	t.Helper()
+	key, rec, err := m.Create(context.Background(), userID, "test", apikey.CreateOptions{Scopes: scopes})
 	if err != nil {
 		t.Fatalf("keyflowtest: create key for %q: %v", userID, err)
 	}
-	return key
+	return key, rec
 }
 
 // WithKey returns a copy of r that carries key in the x-api-key header, as
@@ -91,11 +106,11 @@ func WithQueryKey(r *http.Request, key string) *http.Request {
 // AsUser returns a copy of r whose context carries the principal of a key
 // owned by userID (restricted to scopes when any are given), as if the
 // middleware had verified one: a handler behind the middleware can be tested
-// alone. For any other principal use middleware.WithPrincipal.
+// alone. For any other principal use middleware.NewContext.
 func AsUser(r *http.Request, userID string, scopes ...string) *http.Request {
-	return middleware.WithPrincipal(r, apikey.Principal{
+	return r.WithContext(middleware.NewContext(r.Context(), apikey.Principal{
 		UserID: userID, KeyID: "keyflowtest-key", KeyName: "test", Scopes: scopes, Source: apikey.SourceDB,
-	})
+	}))
 }
 
 // Verifier is a middleware.Verifier that accepts exactly the keys in Keys,

@@ -156,13 +156,13 @@ func TestNewVariables(t *testing.T) {
 	}, nil)
 	require.NoError(t, err)
 	require.Len(t, out, 3)
-	assert.Equal(t, []variables.Source{variables.SourceStored, variables.SourceEnvironment, variables.SourceNone},
-		[]variables.Source{out[0].Source, out[1].Source, out[2].Source})
+	assert.Equal(t, []variables.Layer{variables.LayerStored, variables.LayerEnvironment, variables.LayerNone},
+		[]variables.Layer{out[0].Layer, out[1].Layer, out[2].Layer})
 	assert.Equal(t, "s", out[0].Value)
 	assert.Equal(t, "e", out[1].Value)
 
 	_, off := keyflowtest.NewVariables(t, map[string]string{"FROM_ENV": "e", "LANGFLOW_FALLBACK_TO_ENV_VAR": "false"})
 	out, err = off.Resolve(ctx, "u1", []variables.Field{{Name: "b", Variable: "FROM_ENV"}}, nil)
 	require.NoError(t, err)
-	assert.Equal(t, variables.SourceNone, out[0].Source)
+	assert.Equal(t, variables.LayerNone, out[0].Layer)
 }

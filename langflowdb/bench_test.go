@@ -13,6 +13,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // BenchmarkByHash measures one cache miss (KeyStore.ByHash) on Langflow
@@ -31,7 +32,7 @@ func BenchmarkByHash(b *testing.B) {
 	}
 	build := func(g langflowtest.Generation) fixture {
 		db := dialects[0].open(b)
-		fx, err := langflowtest.Create(ctx, db, false, g, k)
+		fx, err := langflowtest.Create(ctx, db, sqldialect.SQLite, g, k)
 		require.NoError(b, err)
 		tx, err := db.Begin()
 		require.NoError(b, err)
@@ -59,7 +60,7 @@ func BenchmarkByHash(b *testing.B) {
 		{"unknown-rescan-1000-rows", noHash, "sk-unknown", time.Nanosecond},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			ldb, err := langflowdb.Open(ctx, c.f.db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: k, LegacyRescanInterval: c.interval})
+			ldb, err := langflowdb.Open(ctx, c.f.db, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: k, LegacyRescanInterval: c.interval})
 			require.NoError(b, err)
 			s := ldb.Keys()
 			h := apikey.HashKey(c.key)

@@ -17,6 +17,7 @@ import (
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	varstoretest "github.com/keyflow-dev/keyflow/variables/storetest"
 )
@@ -26,15 +27,15 @@ import (
 // rows reference; a user is created the first time it is named. This is the
 // only adaptation the suites need besides their Config.
 type users struct {
-	db       *sql.DB
-	postgres bool
-	mu       sync.Mutex
-	byName   map[string]string
-	byID     map[string]string
+	db      *sql.DB
+	dialect sqldialect.Dialect
+	mu      sync.Mutex
+	byName  map[string]string
+	byID    map[string]string
 }
 
-func newUsers(db *sql.DB, postgres bool) *users {
-	return &users{db: db, postgres: postgres, byName: map[string]string{}, byID: map[string]string{}}
+func newUsers(db *sql.DB, dialect sqldialect.Dialect) *users {
+	return &users{db: db, dialect: dialect, byName: map[string]string{}, byID: map[string]string{}}
 }
 
 // id returns the UUID of the user named name; create makes its row.
@@ -52,7 +53,7 @@ func (u *users) id(ctx context.Context, name string, create bool) string {
 	}
 	stored := any(strings.ReplaceAll(id, "-", ""))
 	q := `INSERT INTO "user" (id, username, password, is_active, is_superuser, create_at, updated_at) VALUES (?, ?, 'x', ?, ?, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')`
-	if u.postgres {
+	if u.dialect == sqldialect.Postgres {
 		stored, q = id, sqlutil.Dollar(q)
 	}
 	if _, err := u.db.ExecContext(ctx, q, stored, name, true, false); err != nil {
@@ -170,17 +171,13 @@ func emptyLangflow(t *testing.T, d dialect, g langflowtest.Generation) (*langflo
 	t.Helper()
 	ctx := context.Background()
 	db := d.open(t)
-	for _, stmt := range langflowtest.Schema(g, d.postgres) {
+	for _, stmt := range langflowtest.Schema(g, d.dialect) {
 		_, err := db.ExecContext(ctx, stmt)
 		require.NoError(t, err)
 	}
-	dl := langflowdb.SQLite
-	if d.postgres {
-		dl = langflowdb.Postgres
-	}
-	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: dl, Keyring: keyring(t)})
+	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: d.dialect, Keyring: keyring(t)})
 	require.NoError(t, err)
-	return ldb, newUsers(db, d.postgres)
+	return ldb, newUsers(db, d.dialect)
 }
 
 // TestKeyStoreConformance runs apikey/storetest on every generation. The

@@ -12,6 +12,7 @@ import (
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -30,9 +31,9 @@ func Example() {
 	}
 	defer db.Close()
 	keyring, _ := secrets.NewKeyring("dBuuRmX0a5Gx3kqzT0C7mB1g7eYcY2Jq2Vd9sRxk2M0") // LANGFLOW_SECRET_KEY
-	fx, _ := langflowtest.Create(ctx, db, false, langflowtest.Gen18Hash, keyring)
+	fx, _ := langflowtest.Create(ctx, db, sqldialect.SQLite, langflowtest.Gen18Hash, keyring)
 
-	lf, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: keyring})
+	lf, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: keyring})
 	if err != nil {
 		panic(err)
 	}

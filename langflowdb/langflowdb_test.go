@@ -16,10 +16,11 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -36,13 +37,13 @@ func keyring(t testing.TB) *secrets.Keyring {
 // env is one Langflow database of one generation, with a Manager and a
 // Service on it.
 type env struct {
-	db       *sql.DB
-	postgres bool
-	fx       *langflowtest.Fixture
-	ldb      *langflowdb.DB
-	keys     *langflowdb.KeyStore
-	vars     *langflowdb.VariableStore
-	clock    *clock
+	db      *sql.DB
+	dialect sqldialect.Dialect
+	fx      *langflowtest.Fixture
+	ldb     *langflowdb.DB
+	keys    *langflowdb.KeyStore
+	vars    *langflowdb.VariableStore
+	clock   *clock
 }
 
 type clock struct {
@@ -63,31 +64,27 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type dialect struct {
-	name     string
-	postgres bool
-	open     func(testing.TB) *sql.DB
+	name    string
+	dialect sqldialect.Dialect
+	open    func(testing.TB) *sql.DB
 }
 
 var dialects = []dialect{
-	{"sqlite", false, func(t testing.TB) *sql.DB { return testdb.SQLite(t) }},
-	{"postgres", true, func(t testing.TB) *sql.DB { return testdb.Postgres(t) }},
+	{"sqlite", sqldialect.SQLite, func(t testing.TB) *sql.DB { return dbtest.SQLite(t) }},
+	{"postgres", sqldialect.Postgres, func(t testing.TB) *sql.DB { return dbtest.Postgres(t) }},
 }
 
 func newEnv(t *testing.T, d dialect, g langflowtest.Generation) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := d.open(t)
-	fx, err := langflowtest.Create(ctx, db, d.postgres, g, keyring(t))
+	fx, err := langflowtest.Create(ctx, db, d.dialect, g, keyring(t))
 	require.NoError(t, err)
-	dl := langflowdb.SQLite
-	if d.postgres {
-		dl = langflowdb.Postgres
-	}
-	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: dl, Keyring: keyring(t)})
+	ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: d.dialect, Keyring: keyring(t)})
 	require.NoError(t, err)
 	vars, err := ldb.Variables()
 	require.NoError(t, err)
-	return &env{db: db, postgres: d.postgres, fx: fx, ldb: ldb, keys: ldb.Keys(), vars: vars,
+	return &env{db: db, dialect: d.dialect, fx: fx, ldb: ldb, keys: ldb.Keys(), vars: vars,
 		clock: &clock{t: time.Now().UTC()}}
 }
 
@@ -127,12 +124,12 @@ func TestSchemaDetection(t *testing.T) {
 }
 
 func TestOpenRefusesOtherDatabases(t *testing.T) {
-	db := testdb.SQLite(t)
-	_, err := langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: keyring(t)})
+	db := dbtest.SQLite(t)
+	_, err := langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: keyring(t)})
 	require.ErrorIs(t, err, langflowdb.ErrNotLangflow)
 	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{})
 	require.Error(t, err)
-	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: &secrets.Keyring{}})
+	_, err = langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: &secrets.Keyring{}})
 	require.ErrorContains(t, err, "Keyring was not made by secrets.NewKeyring", "a zero Keyring is refused, not a store whose every token fails")
 }
 
@@ -144,11 +141,7 @@ func TestVerifyEveryGeneration(t *testing.T) {
 		if e.fx.Generation >= langflowtest.Gen18 {
 			other, err := secrets.NewKeyring("another-secret")
 			require.NoError(t, err)
-			dl := langflowdb.SQLite
-			if e.postgres {
-				dl = langflowdb.Postgres
-			}
-			ldb, err := langflowdb.Open(ctx, e.db, langflowdb.Config{Dialect: dl, Keyring: other})
+			ldb, err := langflowdb.Open(ctx, e.db, langflowdb.Config{Dialect: e.dialect, Keyring: other})
 			require.NoError(t, err)
 			m2, err := apikey.NewManager(apikey.Config{Store: ldb.Keys(), FlushInterval: -1})
 			require.NoError(t, err)
@@ -186,12 +179,12 @@ func TestHashBackfilled(t *testing.T) {
 		m := e.manager(t)
 		for _, label := range []string{langflowtest.KeyPlain, langflowtest.KeyToken} {
 			k := e.fx.Keys[label]
-			_, _, hash, _, err := langflowtest.KeyRow(ctx, e.db, e.postgres, e.fx.Generation, k.ID)
+			_, _, hash, _, err := langflowtest.KeyRow(ctx, e.db, e.dialect, e.fx.Generation, k.ID)
 			require.NoError(t, err)
 			require.Empty(t, hash, "%s: the fixture row starts without a hash", label)
 			_, err = m.Verify(ctx, k.Plaintext)
 			require.NoError(t, err, label)
-			_, _, hash, _, err = langflowtest.KeyRow(ctx, e.db, e.postgres, e.fx.Generation, k.ID)
+			_, _, hash, _, err = langflowtest.KeyRow(ctx, e.db, e.dialect, e.fx.Generation, k.ID)
 			require.NoError(t, err)
 			assert.Equal(t, apikey.HashKey(k.Plaintext).String(), hash, label)
 		}
@@ -212,8 +205,8 @@ func TestRevocationBound(t *testing.T) {
 			_, err := m.Verify(ctx, k.Plaintext)
 			require.NoError(t, err)
 		}
-		require.NoError(t, langflowtest.DeleteKey(ctx, e.db, e.postgres, del.ID))
-		require.NoError(t, langflowtest.SetActive(ctx, e.db, e.postgres, off.ID, false))
+		require.NoError(t, langflowtest.DeleteKey(ctx, e.db, e.dialect, del.ID))
+		require.NoError(t, langflowtest.SetActive(ctx, e.db, e.dialect, off.ID, false))
 		// Still cached: the change is not seen yet (this shows the cache is used).
 		_, err := m.Verify(ctx, del.Plaintext)
 		require.NoError(t, err, "cached verdict within the bound")
@@ -235,7 +228,7 @@ func TestUsageWrittenAsLangflowReadsIt(t *testing.T) {
 			require.NoError(t, err)
 		}
 		require.NoError(t, m.Flush(ctx))
-		uses, last, _, _, err := langflowtest.KeyRow(ctx, e.db, e.postgres, e.fx.Generation, k.ID)
+		uses, last, _, _, err := langflowtest.KeyRow(ctx, e.db, e.dialect, e.fx.Generation, k.ID)
 		require.NoError(t, err)
 		assert.Equal(t, k.Uses+3, uses)
 		require.NotNil(t, last)
@@ -260,7 +253,7 @@ func TestCreatedKeysAreLangflowRows(t *testing.T) {
 		m := e.manager(t)
 		key, rec, err := m.Create(ctx, e.fx.Alice.ID, "made by keyflow", apikey.CreateOptions{})
 		require.NoError(t, err)
-		uses, last, hash, stored, err := langflowtest.KeyRow(ctx, e.db, e.postgres, e.fx.Generation, rec.ID)
+		uses, last, hash, stored, err := langflowtest.KeyRow(ctx, e.db, e.dialect, e.fx.Generation, rec.ID)
 		require.NoError(t, err)
 		assert.Zero(t, uses)
 		assert.Nil(t, last)
@@ -285,7 +278,7 @@ func TestCreatedKeysAreLangflowRows(t *testing.T) {
 		assert.Equal(t, e.fx.Alice.ID, p.UserID)
 		// Deleting through keyflow removes Langflow's row.
 		require.NoError(t, m.Delete(ctx, e.fx.Alice.ID, rec.ID))
-		_, _, _, _, err = langflowtest.KeyRow(ctx, e.db, e.postgres, e.fx.Generation, rec.ID)
+		_, _, _, _, err = langflowtest.KeyRow(ctx, e.db, e.dialect, e.fx.Generation, rec.ID)
 		require.ErrorIs(t, err, sql.ErrNoRows)
 		// What the schema cannot store is refused, not dropped.
 		_, _, err = m.Create(ctx, e.fx.Alice.ID, "scoped", apikey.CreateOptions{Scopes: []string{"run"}})
@@ -329,7 +322,7 @@ func TestVariablesBothWays(t *testing.T) {
 		g, err := svc.Create(ctx, su, variables.CreateInput{Name: "REGION", Value: "eu-west-1", Type: variables.Generic})
 		require.NoError(t, err)
 		_, err = svc.Create(ctx, su, variables.CreateInput{Name: "REGION", Value: "again", Type: variables.Generic})
-		require.ErrorIs(t, err, variables.ErrNameExists)
+		require.ErrorIs(t, err, variables.ErrDuplicate)
 
 		// As Langflow reads them: a Credential token under the secret, a
 		// Generic in clear, the type and default_fields as JSON.
@@ -368,7 +361,7 @@ func rawVariable(t *testing.T, e *env, id string) (value, typ, fields string) {
 	t.Helper()
 	q := "SELECT value, type, CAST(default_fields AS TEXT) FROM variable WHERE id = ?"
 	arg := any(id)
-	if e.postgres {
+	if e.dialect == sqldialect.Postgres {
 		q = "SELECT value, type, CAST(default_fields AS TEXT) FROM variable WHERE id = $1"
 	} else {
 		arg = id[:8] + id[9:13] + id[14:18] + id[19:23] + id[24:]
@@ -434,7 +427,7 @@ func TestHashlessRowsSharingAKey(t *testing.T) {
 			require.NoError(t, err)
 			q := `INSERT INTO apikey (id, user_id, name, api_key, created_at, total_uses, is_active) VALUES (?, ?, 'copy', ?, '2026-01-01 00:00:00.000000', 0, ?)`
 			id, user := any(strings.ReplaceAll(ids.New(), "-", "")), any(strings.ReplaceAll(k.UserID, "-", ""))
-			if e.postgres {
+			if e.dialect == sqldialect.Postgres {
 				q = sqlutil.Dollar(q)
 				id, user = ids.New(), k.UserID
 			}

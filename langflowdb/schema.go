@@ -13,15 +13,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
-)
-
-// Dialect names the SQL dialect of the Langflow database.
-type Dialect string
-
-// The supported dialects.
-const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // KeyStorage is the form in which a Langflow version keeps keys in
@@ -84,7 +76,7 @@ const (
 // Config configure Open.
 type Config struct {
 	// Dialect of the database; required.
-	Dialect Dialect
+	Dialect sqldialect.Dialect
 	// Keyring holds Langflow's secret (LANGFLOW_SECRET_KEY or its
 	// config-dir file), and any previous ones. It opens token rows and
 	// encrypts new ones; nil: token rows do not verify and only
@@ -159,7 +151,7 @@ var ErrNotLangflow = errors.New("langflowdb: not a Langflow database (no apikey 
 // value is not usable). It is safe for concurrent use.
 type DB struct {
 	db      *sql.DB
-	dialect Dialect
+	dialect sqldialect.Dialect
 	schema  Schema
 	keyring *secrets.Keyring
 	log     *slog.Logger
@@ -172,8 +164,8 @@ func Open(ctx context.Context, db *sql.DB, opts Config) (*DB, error) {
 	if db == nil {
 		return nil, errors.New("langflowdb: db is nil")
 	}
-	if opts.Dialect != SQLite && opts.Dialect != Postgres {
-		return nil, fmt.Errorf("langflowdb: Config.Dialect must be langflowdb.SQLite or langflowdb.Postgres, not %q", opts.Dialect)
+	if !opts.Dialect.Valid() {
+		return nil, fmt.Errorf("langflowdb: Config.Dialect must be sqldialect.SQLite or sqldialect.Postgres, not %q", opts.Dialect)
 	}
 	if opts.Keyring != nil && opts.Keyring.Derivation() == "" { // a zero Keyring opens nothing
 		return nil, errors.New("langflowdb: Config.Keyring was not made by secrets.NewKeyring or secrets.Load")
@@ -316,7 +308,7 @@ func (d *DB) newestTokenDerivation(ctx context.Context) (secrets.Derivation, err
 // columns returns the column names of table (empty when it does not exist).
 func (d *DB) columns(ctx context.Context, table string) (map[string]bool, error) {
 	q := "SELECT name FROM pragma_table_info(?)"
-	if d.dialect == Postgres {
+	if d.dialect == sqldialect.Postgres {
 		q = "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1"
 	}
 	rows, err := d.db.QueryContext(ctx, q, table)
@@ -355,7 +347,7 @@ func (d *DB) detectStorage(ctx context.Context) (KeyStorage, error) {
 
 // q rewrites ? placeholders for PostgreSQL.
 func (d *DB) q(query string) string {
-	if d.dialect == Postgres {
+	if d.dialect == sqldialect.Postgres {
 		return sqlutil.Dollar(query)
 	}
 	return query
@@ -369,7 +361,7 @@ func (d *DB) idArg(id string) (any, bool) {
 	if err != nil {
 		return nil, false
 	}
-	if d.dialect == SQLite {
+	if d.dialect == sqldialect.SQLite {
 		return strings.ReplaceAll(c, "-", ""), true
 	}
 	return c, true
@@ -426,7 +418,7 @@ const sqliteTime = "2006-01-02 15:04:05.000000"
 // timeArg is t as a query argument for a DateTime column.
 func (d *DB) timeArg(t time.Time) any {
 	t = t.UTC().Truncate(time.Microsecond)
-	if d.dialect == SQLite {
+	if d.dialect == sqldialect.SQLite {
 		return t.Format(sqliteTime)
 	}
 	return t
@@ -446,7 +438,7 @@ func tokenTest(column string) string { return "substr(" + column + ", 1, 6) = 'g
 // Detect reports whether db holds Langflow's tables: an apikey table with
 // an api_key column (keyflow's own apikey table has none). It writes
 // nothing.
-func Detect(ctx context.Context, db *sql.DB, dialect Dialect) (bool, error) {
+func Detect(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect) (bool, error) {
 	d := &DB{db: db, dialect: dialect}
 	cols, err := d.columns(ctx, "apikey")
 	if err != nil {

@@ -9,10 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -65,19 +66,15 @@ func TestShortSecretFollowsLangflow(t *testing.T) {
 				db := d.open(t)
 				g := langflowtest.Gen18 // keys as tokens only: Langflow decrypts them to verify
 				if c.empty {
-					for _, stmt := range langflowtest.Schema(g, d.postgres) {
+					for _, stmt := range langflowtest.Schema(g, d.dialect) {
 						_, err := db.ExecContext(ctx, stmt)
 						require.NoError(t, err)
 					}
 				} else {
-					_, err := langflowtest.Create(ctx, db, d.postgres, g, c.writer)
+					_, err := langflowtest.Create(ctx, db, d.dialect, g, c.writer)
 					require.NoError(t, err)
 				}
-				dl := langflowdb.SQLite
-				if d.postgres {
-					dl = langflowdb.Postgres
-				}
-				ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: dl, Keyring: short, KeyStorage: langflowdb.StorageToken, ShortSecret: c.mode})
+				ldb, err := langflowdb.Open(ctx, db, langflowdb.Config{Dialect: d.dialect, Keyring: short, KeyStorage: langflowdb.StorageToken, ShortSecret: c.mode})
 				require.NoError(t, err)
 				assert.Equal(t, c.want, ldb.Schema().Encryption)
 				if c.empty {
@@ -97,7 +94,7 @@ func TestShortSecretFollowsLangflow(t *testing.T) {
 				defer m.Close()
 				_, rec, err := m.Create(ctx, su, "keyflow", apikey.CreateOptions{})
 				require.NoError(t, err)
-				_, _, _, stored, err := langflowtest.KeyRow(ctx, db, d.postgres, g, rec.ID)
+				_, _, _, stored, err := langflowtest.KeyRow(ctx, db, d.dialect, g, rec.ID)
 				require.NoError(t, err)
 				assert.True(t, opensWith(t, c.wantOpen, stored), "the key token opens under the chosen key")
 
@@ -118,12 +115,12 @@ func TestShortSecretFollowsLangflow(t *testing.T) {
 		}
 	}
 	t.Run("long-secret", func(t *testing.T) {
-		db := testdb.SQLite(t)
-		for _, stmt := range langflowtest.Schema(langflowtest.GenNewest, false) {
+		db := dbtest.SQLite(t)
+		for _, stmt := range langflowtest.Schema(langflowtest.GenNewest, sqldialect.SQLite) {
 			_, err := db.Exec(stmt)
 			require.NoError(t, err)
 		}
-		ldb, err := langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: keyring(t), ShortSecret: langflowdb.ShortSecretLegacy})
+		ldb, err := langflowdb.Open(context.Background(), db, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: keyring(t), ShortSecret: langflowdb.ShortSecretLegacy})
 		require.NoError(t, err)
 		assert.Equal(t, secrets.DerivationBase64, ldb.Schema().Encryption, "a long secret has one key for every version")
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -54,13 +55,13 @@ func TestRowsAsLangflowReadsThem(t *testing.T) {
 		require.NoError(t, err)
 
 		q := func(s string) string {
-			if e.postgres {
+			if e.dialect == sqldialect.Postgres {
 				return sqlutil.Dollar(s)
 			}
 			return s
 		}
 		id := func(canonical string) any {
-			if e.postgres {
+			if e.dialect == sqldialect.Postgres {
 				return canonical
 			}
 			return canonical[:8] + canonical[9:13] + canonical[14:18] + canonical[19:23] + canonical[24:]
@@ -70,7 +71,7 @@ func TestRowsAsLangflowReadsThem(t *testing.T) {
 		lookup := "SELECT u.username FROM apikey k JOIN \"user\" u ON u.id = k.user_id WHERE "
 		arg := any(key)
 		isTrue := "IS 1"
-		if e.postgres {
+		if e.dialect == sqldialect.Postgres {
 			isTrue = "IS true"
 		}
 		switch {
@@ -87,7 +88,7 @@ func TestRowsAsLangflowReadsThem(t *testing.T) {
 		require.NoError(t, e.db.QueryRowContext(ctx, q(lookup), arg).Scan(&owner))
 		assert.Equal(t, "alice", owner)
 
-		if e.postgres {
+		if e.dialect == sqldialect.Postgres {
 			var active bool
 			require.NoError(t, e.db.QueryRowContext(ctx, q("SELECT is_active FROM apikey WHERE id = ?"), id(rec.ID)).Scan(&active))
 			assert.True(t, active)

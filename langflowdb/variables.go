@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -171,7 +172,7 @@ func notFound(ctx context.Context) error {
 // lockUser serialises this package's writers of one user's variables on
 // PostgreSQL (SQLite serialises writers itself).
 func (s *VariableStore) lockUser(ctx context.Context, tx *sql.Tx, userID string) error {
-	if s.d.dialect != Postgres {
+	if s.d.dialect != sqldialect.Postgres {
 		return nil
 	}
 	h := fnv.New64a()

@@ -59,7 +59,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		endpoint.ServeHTTP(w, middleware.WithPrincipal(r, p))
+		endpoint.ServeHTTP(w, r.WithContext(middleware.NewContext(r.Context(), p)))
 	})
 	cases := []struct {
 		name   string

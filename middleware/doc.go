@@ -86,11 +86,13 @@
 //
 // # Testing handlers behind the middleware
 //
-// To test a handler alone, attach a principal without any key:
+// To test a handler alone, attach a principal without any key with
+// NewContext (keyflowtest.AsUser does the same in one call):
 //
-//	r := middleware.WithPrincipal(httptest.NewRequest("GET", "/", nil), apikey.Principal{UserID: "u1"})
+//	r := httptest.NewRequest("GET", "/", nil)
+//	r = r.WithContext(middleware.NewContext(r.Context(), apikey.Principal{UserID: "u1"}))
 //
-// (NewContext does the same for a context). To test through the real
+// To test through the real
 // middleware, an in-memory setup takes three lines:
 //
 //	keys, _ := apikey.NewManager(apikey.Config{}) // memory store

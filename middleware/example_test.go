@@ -71,7 +71,7 @@ func Example_serveMux() {
 }
 
 // Testing a host's handler alone: attach a principal without any key.
-func ExampleWithPrincipal() {
+func ExampleNewContext() {
 	myHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := middleware.FromContext(r.Context())
 		if !ok {
@@ -82,7 +82,7 @@ func ExampleWithPrincipal() {
 	})
 
 	r := httptest.NewRequest("GET", "/api/v1/flows/", nil)
-	r = middleware.WithPrincipal(r, apikey.Principal{UserID: "user-1", Source: apikey.SourceDB})
+	r = r.WithContext(middleware.NewContext(r.Context(), apikey.Principal{UserID: "user-1", Source: apikey.SourceDB}))
 	show(myHandler, r)
 	// Output:
 	// 200 flows of user-1

@@ -11,30 +11,30 @@ import (
 	"sync"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/envbool"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/envbool"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/isnil"
 )
 
 // Langflow's messages (see docs/langflow-compatibility.md#authentication-errors), answered verbatim by the default
 // error handler.
 const (
-	// MsgNoKey answers a request without a key when auto-login is off (403).
-	MsgNoKey = "An API key must be passed as query or header"
-	// MsgInvalidKey answers a wrong, unknown, revoked, expired or inactive
+	// msgNoKey answers a request without a key when auto-login is off (403).
+	msgNoKey = "An API key must be passed as query or header"
+	// msgInvalidKey answers a wrong, unknown, revoked, expired or inactive
 	// key (403). One message for all, so a response reveals nothing.
-	MsgInvalidKey = "Invalid or missing API key"
-	// MsgAutoLoginNoKey answers a request without a key when
+	msgInvalidKey = "Invalid or missing API key"
+	// msgAutoLoginNoKey answers a request without a key when
 	// LANGFLOW_AUTO_LOGIN is on and LANGFLOW_SKIP_AUTH_AUTO_LOGIN off (403).
-	MsgAutoLoginNoKey = "Since v1.5, LANGFLOW_AUTO_LOGIN requires a valid API key. " +
+	msgAutoLoginNoKey = "Since v1.5, LANGFLOW_AUTO_LOGIN requires a valid API key. " +
 		"Set LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true to skip this check. " +
 		"Please update your authentication method."
-	// MsgUnavailable answers a request that could not be verified because
+	// msgUnavailable answers a request that could not be verified because
 	// the key store failed (503). It names no cause; the log does.
-	MsgUnavailable = "Authentication service unavailable"
-	// AutoLoginWarning is logged (once per middleware) when a request is let
+	msgUnavailable = "Authentication service unavailable"
+	// autoLoginWarning is logged (once per middleware) when a request is let
 	// through as the superuser by LANGFLOW_SKIP_AUTH_AUTO_LOGIN.
-	AutoLoginWarning = "In v2.0, LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed. Please update your authentication method."
+	autoLoginWarning = "In v2.0, LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed. Please update your authentication method."
 )
 
 var (
@@ -97,11 +97,12 @@ type Config struct {
 	Extractors []Extractor
 	// AutoLogin is LANGFLOW_AUTO_LOGIN. Langflow's default is true; ours is
 	// false unless set. With it on, a request without a key is answered 403
-	// MsgAutoLoginNoKey, unless SkipAuthAutoLogin is also on.
+	// (ErrAutoLoginNoKey, with Langflow's message), unless SkipAuthAutoLogin
+	// is also on.
 	AutoLogin bool
 	// SkipAuthAutoLogin is LANGFLOW_SKIP_AUTH_AUTO_LOGIN: with AutoLogin, a
 	// request without a key acts as Superuser (Source SourceAutoLogin), and
-	// AutoLoginWarning is logged once.
+	// Langflow's deprecation warning for the setting is logged once.
 	SkipAuthAutoLogin bool
 	// Superuser is who auto-login and the env key act as. Its UserID is
 	// required when either is enabled; its Source is set by the middleware.
@@ -291,7 +292,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		switch {
 		case a.skipAuth:
-			a.warnOnce.Do(func() { a.log().WarnContext(r.Context(), AutoLoginWarning) })
+			a.warnOnce.Do(func() { a.log().WarnContext(r.Context(), autoLoginWarning) })
 			h.serve(w, r, &principalCtx{Context: r.Context(), p: a.autoLoginP}, "")
 		case a.optional:
 			h.serve(w, r, nil, "")
@@ -443,21 +444,21 @@ func IsRejection(err error) bool {
 // (docs/langflow-compatibility.md#authentication-errors), with a JSON
 // body {"detail": msg}:
 //
-//	ErrAutoLoginNoKey                              403 MsgAutoLoginNoKey
-//	ErrNoKey                                       403 MsgNoKey
-//	apikey.ErrInvalid, ErrExpired, ErrInactive, …  403 MsgInvalidKey (one answer for all)
-//	apikey.ErrUnavailable or any other error       503 MsgUnavailable (no internals)
+//	ErrAutoLoginNoKey                              403 msgAutoLoginNoKey
+//	ErrNoKey                                       403 msgNoKey
+//	apikey.ErrInvalid, ErrExpired, ErrInactive, …  403 msgInvalidKey (one answer for all)
+//	apikey.ErrUnavailable or any other error       503 msgUnavailable (no internals)
 //
 // A custom Config.ErrorHandler can call it for the cases it does not change.
 func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrAutoLoginNoKey):
-		httpjson.Detail(w, http.StatusForbidden, MsgAutoLoginNoKey)
+		httpjson.Detail(w, http.StatusForbidden, msgAutoLoginNoKey)
 	case errors.Is(err, ErrNoKey):
-		httpjson.Detail(w, http.StatusForbidden, MsgNoKey)
+		httpjson.Detail(w, http.StatusForbidden, msgNoKey)
 	case IsRejection(err):
-		httpjson.Detail(w, http.StatusForbidden, MsgInvalidKey)
+		httpjson.Detail(w, http.StatusForbidden, msgInvalidKey)
 	default:
-		httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)
+		httpjson.Detail(w, http.StatusServiceUnavailable, msgUnavailable)
 	}
 }

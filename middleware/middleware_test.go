@@ -23,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/faultstore"
 	"github.com/keyflow-dev/keyflow/keyflowtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/faultstore"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -160,50 +160,50 @@ func TestMiddleware_Langflow(t *testing.T) {
 		source   apikey.Source
 		rawQuery string // what the downstream handler sees
 	}{
-		{name: "no key, auto-login off: 403", target: "/run", status: 403, detail: middleware.MsgNoKey},
+		{name: "no key, auto-login off: 403", target: "/run", status: 403, detail: msgNoKey},
 		{name: "header key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", keyName: "primary", source: apikey.SourceDB},
 		{name: "header name is case-insensitive", target: "/run", header: map[string]string{"X-API-KEY": f.valid}, status: 200, user: "user-1"},
 		{name: "query key", target: "/run?x-api-key=" + f.valid, status: 200, user: "user-1"},
 		{name: "query wins over header (valid query, wrong header)", target: "/run?x-api-key=" + f.other, header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2"},
-		{name: "query wins over header (wrong query, valid header)", target: "/run?x-api-key=" + wellFormedUnknown, header: map[string]string{"x-api-key": f.valid}, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "query wins over header (wrong query, valid header)", target: "/run?x-api-key=" + wellFormedUnknown, header: map[string]string{"x-api-key": f.valid}, status: 403, detail: msgInvalidKey},
 		{name: "empty query value falls back to the header", target: "/run?x-api-key=&stream=false", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "stream=false"},
 		// Issue 12 item 7: Starlette keeps the last value of a repeated parameter.
 		{name: "repeated query key: the last value authenticates", target: "/run?x-api-key=" + wellFormedUnknown + "&x-api-key=" + f.valid, status: 200, user: "user-1"},
-		{name: "repeated query key: a wrong last value is refused", target: "/run?x-api-key=" + f.valid + "&x-api-key=" + wellFormedUnknown, status: 403, detail: middleware.MsgInvalidKey},
+		{name: "repeated query key: a wrong last value is refused", target: "/run?x-api-key=" + f.valid + "&x-api-key=" + wellFormedUnknown, status: 403, detail: msgInvalidKey},
 		{name: "repeated query key: an empty last value falls back to the header", target: "/run?x-api-key=" + wellFormedUnknown + "&x-api-key=", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1"},
 		// Issue 13 item 6: every x-api-key parameter is gone, also after a raw '?'.
 		{name: "every x-api-key parameter is stripped", target: "/run?x-api-key=" + f.valid + "&x-api-key=" + f.other + "&a=1", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-2", rawQuery: "a=1"},
 		{name: "a key after a raw '?' is stripped", target: "/run?x-api-key=" + f.valid + "&stream=false?x-api-key=" + f.valid, status: 200, user: "user-1", rawQuery: "stream=false"},
 		{name: "a second key after a raw '?' is stripped", target: "/run?x-api-key=" + f.valid + "&stream=false?x-api-key=" + f.other + "&b=2", status: 200, user: "user-1", rawQuery: "stream=false&b=2"},
 		{name: "header-authenticated request: query keys stripped too", target: "/run?q=1&x-api-key=", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", rawQuery: "q=1"},
-		{name: "query parameter name is exact", target: "/run?X-API-KEY=" + f.valid, status: 403, detail: middleware.MsgNoKey},
+		{name: "query parameter name is exact", target: "/run?X-API-KEY=" + f.valid, status: 403, detail: msgNoKey},
 		{name: "percent-encoded query key", target: "/run?x%2Dapi%2Dkey=" + url.QueryEscape(f.valid) + "&a=1", status: 200, user: "user-1", rawQuery: "a=1"},
-		{name: "unknown key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "malformed key: 403", target: "/run", header: map[string]string{"x-api-key": malformedKey}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "revoked (deleted) key: 403", target: "/run", header: map[string]string{"x-api-key": f.revoked}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "expired key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.expired}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "inactive key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.inactive}, status: 403, detail: middleware.MsgInvalidKey},
-		{name: "store down: 503 without internals", target: "/run", header: map[string]string{"x-api-key": unknownKey()}, failDB: true, status: 503, detail: middleware.MsgUnavailable},
-		{name: "bearer is not a source by default", target: "/run", header: map[string]string{"Authorization": "Bearer " + f.valid}, status: 403, detail: middleware.MsgNoKey},
+		{name: "unknown key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: msgInvalidKey},
+		{name: "malformed key: 403", target: "/run", header: map[string]string{"x-api-key": malformedKey}, status: 403, detail: msgInvalidKey},
+		{name: "revoked (deleted) key: 403", target: "/run", header: map[string]string{"x-api-key": f.revoked}, status: 403, detail: msgInvalidKey},
+		{name: "expired key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.expired}, status: 403, detail: msgInvalidKey},
+		{name: "inactive key: 403, same answer", target: "/run", header: map[string]string{"x-api-key": f.inactive}, status: 403, detail: msgInvalidKey},
+		{name: "store down: 503 without internals", target: "/run", header: map[string]string{"x-api-key": unknownKey()}, failDB: true, status: 503, detail: msgUnavailable},
+		{name: "bearer is not a source by default", target: "/run", header: map[string]string{"Authorization": "Bearer " + f.valid}, status: 403, detail: msgNoKey},
 		{name: "opt-in bearer", target: "/run", header: map[string]string{"Authorization": "bearer  " + f.valid + " "}, status: 200, user: "user-1",
 			cfg: func(c *middleware.Config) {
 				c.Extractors = []middleware.Extractor{middleware.FromQuery("x-api-key"), middleware.FromHeader("x-api-key"), middleware.FromBearer()}
 			}},
-		{name: "opt-in bearer, other scheme ignored", target: "/run", header: map[string]string{"Authorization": "Basic " + f.valid}, status: 403, detail: middleware.MsgNoKey,
+		{name: "opt-in bearer, other scheme ignored", target: "/run", header: map[string]string{"Authorization": "Basic " + f.valid}, status: 403, detail: msgNoKey,
 			cfg: func(c *middleware.Config) { c.Extractors = []middleware.Extractor{middleware.FromBearer()} }},
-		{name: "header-only extractors ignore the query", target: "/run?x-api-key=" + f.valid, status: 403, detail: middleware.MsgNoKey,
+		{name: "header-only extractors ignore the query", target: "/run?x-api-key=" + f.valid, status: 403, detail: msgNoKey,
 			cfg: func(c *middleware.Config) { c.Extractors = []middleware.Extractor{middleware.FromHeader("x-api-key")} }},
 		// Issue 13 item 7: only real CORS preflights skip authentication.
 		{name: "CORS preflight passes by default", method: http.MethodOptions, target: "/run", header: map[string]string{"Access-Control-Request-Method": "POST"}, status: 200},
-		{name: "OPTIONS without Access-Control-Request-Method needs a key", method: http.MethodOptions, target: "/admin/export", status: 403, detail: middleware.MsgNoKey},
+		{name: "OPTIONS without Access-Control-Request-Method needs a key", method: http.MethodOptions, target: "/admin/export", status: 403, detail: msgNoKey},
 		{name: "OPTIONS with a key is authenticated", method: http.MethodOptions, target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1"},
 		{name: "OptionsAll passes every OPTIONS", method: http.MethodOptions, target: "/run", status: 200,
 			cfg: func(c *middleware.Config) { c.OptionsPolicy = middleware.OptionsAll }},
-		{name: "OptionsAuthenticate checks preflights too", method: http.MethodOptions, target: "/run", header: map[string]string{"Access-Control-Request-Method": "POST"}, status: 403, detail: middleware.MsgNoKey,
+		{name: "OptionsAuthenticate checks preflights too", method: http.MethodOptions, target: "/run", header: map[string]string{"Access-Control-Request-Method": "POST"}, status: 403, detail: msgNoKey,
 			cfg: func(c *middleware.Config) { c.OptionsPolicy = middleware.OptionsAuthenticate }},
 		{name: "skip function passes without authentication, key stripped", target: "/health?x-api-key=" + wellFormedUnknown + "&v=1", status: 200, rawQuery: "v=1",
 			cfg: func(c *middleware.Config) { c.Skip = func(r *http.Request) bool { return r.URL.Path == "/health" } }},
-		{name: "skip function does not apply elsewhere", target: "/run", status: 403, detail: middleware.MsgNoKey,
+		{name: "skip function does not apply elsewhere", target: "/run", status: 403, detail: msgNoKey,
 			cfg: func(c *middleware.Config) { c.Skip = func(r *http.Request) bool { return r.URL.Path == "/health" } }},
 		{name: "optional: no key passes anonymously", target: "/public", status: 200,
 			cfg: func(c *middleware.Config) { c.Optional = true }},
@@ -213,17 +213,17 @@ func TestMiddleware_Langflow(t *testing.T) {
 			cfg: func(c *middleware.Config) { c.Optional = true }},
 		{name: "optional: valid key attaches the principal", target: "/public", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
 			cfg: func(c *middleware.Config) { c.Optional = true }},
-		{name: "auto-login without skip, no key: 403 AUTO_LOGIN_ERROR", target: "/run", status: 403, detail: middleware.MsgAutoLoginNoKey,
+		{name: "auto-login without skip, no key: 403 AUTO_LOGIN_ERROR", target: "/run", status: 403, detail: msgAutoLoginNoKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
 		{name: "auto-login without skip, valid key", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1",
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
-		{name: "auto-login without skip, wrong key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "auto-login without skip, wrong key: 403", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: msgInvalidKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin = true }},
 		{name: "auto-login with skip, no key: superuser", target: "/run", status: 200, user: "su", source: apikey.SourceAutoLogin,
 			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
-		{name: "auto-login with skip, a key is still checked", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "auto-login with skip, a key is still checked", target: "/run", header: map[string]string{"x-api-key": wellFormedUnknown}, status: 403, detail: msgInvalidKey,
 			cfg: func(c *middleware.Config) { c.AutoLogin, c.SkipAuthAutoLogin = true, true }},
-		{name: "skip auto-login alone does nothing", target: "/run", status: 403, detail: middleware.MsgNoKey,
+		{name: "skip auto-login alone does nothing", target: "/run", status: 403, detail: msgNoKey,
 			cfg: func(c *middleware.Config) { c.SkipAuthAutoLogin = true }},
 		{name: "env key: superuser", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, status: 200, user: "su", source: apikey.SourceEnv,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
@@ -231,7 +231,7 @@ func TestMiddleware_Langflow(t *testing.T) {
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
 		{name: "env source falls back to the store", target: "/run", header: map[string]string{"x-api-key": f.valid}, status: 200, user: "user-1", source: apikey.SourceDB,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
-		{name: "env compare is exact (no trim, case-sensitive)", target: "/run", header: map[string]string{"x-api-key": "MY-ENV-KEY"}, status: 403, detail: middleware.MsgInvalidKey,
+		{name: "env compare is exact (no trim, case-sensitive)", target: "/run", header: map[string]string{"x-api-key": "MY-ENV-KEY"}, status: 403, detail: msgInvalidKey,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
 		{name: "env key works while the store is down", target: "/run", header: map[string]string{"x-api-key": "my-env-key"}, failDB: true, status: 200, user: "su", source: apikey.SourceEnv,
 			cfg: func(c *middleware.Config) { c.EnvKey = "my-env-key" }},
@@ -535,7 +535,7 @@ func TestMiddleware_AutoLoginWarnsOnce(t *testing.T) {
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
 		require.Equal(t, 200, w.Code)
 	}
-	assert.Equal(t, 1, strings.Count(logs.String(), "LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed"))
+	assert.Equal(t, 1, strings.Count(logs.String(), autoLoginWarning))
 	assert.Contains(t, logs.String(), "level=WARN")
 	assert.Equal(t, apikey.Principal{UserID: "su", KeyName: "langflow", Source: apikey.SourceAutoLogin}, s.principal)
 }
@@ -655,7 +655,7 @@ func TestRequireScope(t *testing.T) {
 		{"scoped key, other scope", "GET", f.scoped, "runs:write", 403, `API key lacks the required scope "runs:write"`},
 		{"unrestricted key", "GET", f.valid, "runs:write", 200, ""},
 		{"env key is unrestricted", "GET", "env-key", "runs:write", 200, ""},
-		{"no principal (optional route)", "GET", "", "runs:read", 403, middleware.MsgInvalidKey},
+		{"no principal (optional route)", "GET", "", "runs:read", 403, msgInvalidKey},
 		{"CORS preflight without principal passes", "OPTIONS", "", "runs:read", 200, ""},
 	}
 	for _, tt := range tests {
@@ -687,11 +687,17 @@ func TestRequireScope(t *testing.T) {
 	})
 }
 
-// TestTestHelpers: WithPrincipal and NewContext attach a principal without a
-// key, so a host's handlers can be tested alone.
-func TestTestHelpers(t *testing.T) {
+// withPrincipal returns r carrying p, as the middleware leaves it.
+func withPrincipal(r *http.Request, p apikey.Principal) *http.Request {
+	return r.WithContext(middleware.NewContext(r.Context(), p))
+}
+
+// TestPrincipalContext: NewContext attaches a principal without a key, so a
+// host's handlers can be tested alone, and FromContext and FromRequest read
+// it back alike.
+func TestPrincipalContext(t *testing.T) {
 	p := apikey.Principal{UserID: "u1", KeyID: "k1", KeyName: "ci", Scopes: []string{"a"}, Source: apikey.SourceDB}
-	r := middleware.WithPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), p)
+	r := withPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), p)
 	got, ok := middleware.FromContext(r.Context())
 	require.True(t, ok)
 	assert.Equal(t, p, got)
@@ -703,8 +709,11 @@ func TestTestHelpers(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = middleware.FromRequest(httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.False(t, ok)
-	_, ok = middleware.FromRequest(middleware.WithPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), apikey.Principal{}))
+	nobody := withPrincipal(httptest.NewRequest(http.MethodGet, "/", nil), apikey.Principal{KeyID: "k1"})
+	_, ok = middleware.FromRequest(nobody)
 	assert.False(t, ok, "an empty user ID is no user")
+	_, ok = middleware.FromContext(nobody.Context())
+	assert.False(t, ok, "FromContext agrees with FromRequest")
 
 	//lint:ignore SA1012 a nil context is tolerated on purpose
 	ctx := middleware.NewContext(nil, p)
@@ -781,7 +790,6 @@ func TestMessages_Langflow(t *testing.T) {
 			assert.JSONEq(t, tt.body, w.Body.String())
 		})
 	}
-	assert.Equal(t, "In v2.0, LANGFLOW_SKIP_AUTH_AUTO_LOGIN will be removed. Please update your authentication method.", middleware.AutoLoginWarning)
 }
 
 type brokenVerifier struct{}

@@ -43,11 +43,15 @@ func (c *principalCtx) String() string {
 	return "context.WithValue(apikey.Principal)"
 }
 
-// NewContext returns a copy of ctx that carries p; FromContext returns it.
-// This is what the middleware does after a key verifies, and it is also the
-// helper for testing a handler without any key:
+// NewContext returns a copy of ctx that carries p; FromContext reads it
+// back. NewContext and FromContext are the one pair for the principal: the
+// middleware calls NewContext after a key verifies, and a test (or a host
+// that authenticates by other means, such as a session cookie) calls it to
+// attach a principal without any key:
 //
-//	ctx := middleware.NewContext(context.Background(), apikey.Principal{UserID: "u1", Source: apikey.SourceDB})
+//	r = r.WithContext(middleware.NewContext(r.Context(), apikey.Principal{UserID: "u1", Source: apikey.SourceDB}))
+//
+// (keyflowtest.AsUser is that line for a key's owner.)
 func NewContext(ctx context.Context, p apikey.Principal) context.Context {
 	if ctx == nil {
 		ctx = context.Background()
@@ -55,37 +59,26 @@ func NewContext(ctx context.Context, p apikey.Principal) context.Context {
 	return &principalCtx{Context: ctx, p: p}
 }
 
-// FromContext returns the principal the middleware (or NewContext) attached to
-// ctx, and false when there is none: the route was skipped, the request was a
-// CORS preflight, or Optional mode let an anonymous request through.
-// The returned Scopes slice is shared; do not modify it.
+// FromContext returns the principal that NewContext (or the middleware)
+// attached to ctx. ok is false when there is none (the route was skipped,
+// the request was a CORS preflight, or Optional mode let an anonymous
+// request through) and when the attached principal has an empty UserID,
+// which stands for nobody. The returned Scopes slice is shared; do not
+// modify it.
 func FromContext(ctx context.Context) (apikey.Principal, bool) {
 	if ctx == nil {
 		return apikey.Principal{}, false
 	}
 	p, ok := ctx.Value(principalKey).(*apikey.Principal)
-	if !ok {
+	if !ok || p.UserID == "" {
 		return apikey.Principal{}, false
 	}
 	return *p, true
 }
 
-// FromRequest returns the principal of r's context, as FromContext; ok is
-// false when none is attached or its UserID is empty. It is the UserFunc for
-// handlers mounted behind the middleware.
+// FromRequest is FromContext(r.Context()), with exactly its result. It is
+// the UserFunc to give the handlers of apikeyhttp and variableshttp when
+// they are mounted behind the middleware.
 func FromRequest(r *http.Request) (apikey.Principal, bool) {
-	p, ok := FromContext(r.Context())
-	if !ok || p.UserID == "" {
-		return apikey.Principal{}, false
-	}
-	return p, true
-}
-
-// WithPrincipal returns a shallow copy of r whose context carries p, as if
-// the middleware had authenticated it. Use it to test a host's handlers alone:
-//
-//	r := middleware.WithPrincipal(httptest.NewRequest("GET", "/", nil), apikey.Principal{UserID: "u1"})
-//	handler.ServeHTTP(w, r)
-func WithPrincipal(r *http.Request, p apikey.Principal) *http.Request {
-	return r.WithContext(NewContext(r.Context(), p))
+	return FromContext(r.Context())
 }

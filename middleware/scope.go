@@ -4,12 +4,12 @@ import (
 	"net/http"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 )
 
-// MsgMissingScope prefixes the detail of RequireScope's 403; the scope's name
+// msgMissingScope prefixes the detail of RequireScope's 403; the scope's name
 // follows in quotes.
-const MsgMissingScope = "API key lacks the required scope"
+const msgMissingScope = "API key lacks the required scope"
 
 // RequireScope returns middleware that lets a request through only if its
 // principal may use scope (Principal.HasScope: a key with no scopes is
@@ -20,11 +20,11 @@ const MsgMissingScope = "API key lacks the required scope"
 // which is 403 in Langflow too (InsufficientPermissionsError), and the scope's
 // name helps the key's owner without revealing anything secret. A request
 // with no principal at all (a Skip'd route, or Optional mode without a valid
-// key) gets 403 MsgInvalidKey, as if the route were not optional; CORS
+// key) gets 403 msgInvalidKey, as if the route were not optional; CORS
 // preflights (OPTIONS with Access-Control-Request-Method) without a principal
 // pass, matching New's default OptionsPreflight.
 func RequireScope(scope string) func(http.Handler) http.Handler {
-	detail := MsgMissingScope + " \"" + scope + "\""
+	detail := msgMissingScope + " \"" + scope + "\""
 	return func(next http.Handler) http.Handler {
 		if next == nil {
 			next = http.NotFoundHandler()
@@ -35,7 +35,7 @@ func RequireScope(scope string) func(http.Handler) http.Handler {
 			case !ok && isPreflight(r):
 				next.ServeHTTP(w, r)
 			case !ok:
-				httpjson.Detail(w, http.StatusForbidden, MsgInvalidKey)
+				httpjson.Detail(w, http.StatusForbidden, msgInvalidKey)
 			case !p.HasScope(scope):
 				httpjson.Detail(w, http.StatusForbidden, detail)
 			default:

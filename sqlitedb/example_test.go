@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 )
 
@@ -25,7 +26,7 @@ func ExampleOpen() {
 		return
 	}
 	defer func() { _ = db.Close() }()
-	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
+	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.SQLite})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -7,7 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
@@ -24,7 +25,7 @@ func BenchmarkResolve(b *testing.B) {
 	}{
 		{"memory", func(*testing.B) variables.Store { return variables.NewMemoryStore() }},
 		{"sqlite", func(b *testing.B) variables.Store {
-			s, err := sqlstore.New(context.Background(), testdb.SQLite(b), sqlstore.Config{Dialect: sqlstore.SQLite})
+			s, err := sqlstore.New(context.Background(), dbtest.SQLite(b), sqlstore.Config{Dialect: sqldialect.SQLite})
 			require.NoError(b, err)
 			return s
 		}},
@@ -52,8 +53,8 @@ func BenchmarkResolve(b *testing.B) {
 			r := newResolver(b, svc, ptr(true), env)
 			res, err := r.Resolve(ctx, "user-1", fields, nil)
 			require.NoError(b, err)
-			require.Equal(b, variables.SourceStored, res[0].Source)
-			require.Equal(b, variables.SourceEnvironment, res[10].Source)
+			require.Equal(b, variables.LayerStored, res[0].Layer)
+			require.Equal(b, variables.LayerEnvironment, res[10].Layer)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := r.Resolve(ctx, "user-1", fields, nil); err != nil {

@@ -117,7 +117,7 @@ func TestServiceCache(t *testing.T) {
 	require.NoError(t, svc.Delete(ctx, "u1", v.ID))
 	res, err := r.Resolve(ctx, "u1", fields, nil)
 	require.NoError(t, err)
-	assert.Equal(t, variables.SourceNone, res[0].Source)
+	assert.Equal(t, variables.LayerNone, res[0].Layer)
 
 	// After Close every run reads the store.
 	require.NoError(t, svc.Close())

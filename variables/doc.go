@@ -11,13 +11,13 @@
 // a value:
 //
 //  1. the flow's literal value (a field not bound to a variable; an API tweak
-//     replaces it) — SourceFlow;
+//     replaces it) — LayerFlow;
 //  2. a request override, the X-LANGFLOW-GLOBAL-VAR-<NAME> headers read by
-//     OverridesFromRequest — SourceRequest;
-//  3. the user's stored variable, decrypted — SourceStored;
+//     OverridesFromRequest — LayerRequest;
+//  3. the user's stored variable, decrypted — LayerStored;
 //  4. the process environment variable of the same name, when
-//     LANGFLOW_FALLBACK_TO_ENV_VAR is true (the default) — SourceEnvironment;
-//  5. nothing — SourceNone.
+//     LANGFLOW_FALLBACK_TO_ENV_VAR is true (the default) — LayerEnvironment;
+//  5. nothing — LayerNone.
 //
 // An empty field bound to no variable is filled on the server side by a
 // stored variable whose default fields ("Apply To Fields") name it; Langflow

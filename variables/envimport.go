@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/keyflow-dev/keyflow/internal/envbool"
+	"github.com/keyflow-dev/keyflow/envbool"
 )
 
 // Environment settings read by EnvSettingsFromEnv, ImportEnv and NewResolver

@@ -7,7 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
@@ -146,7 +147,7 @@ func TestImportEnvAcrossRestarts(t *testing.T) {
 	stores := map[string]func(t *testing.T) variables.Store{
 		"memory": func(*testing.T) variables.Store { return variables.NewMemoryStore() },
 		"sqlite": func(t *testing.T) variables.Store {
-			s, err := sqlstore.New(context.Background(), testdb.SQLite(t), sqlstore.Config{Dialect: sqlstore.SQLite})
+			s, err := sqlstore.New(context.Background(), dbtest.SQLite(t), sqlstore.Config{Dialect: sqldialect.SQLite})
 			require.NoError(t, err)
 			return s
 		},

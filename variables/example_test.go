@@ -52,7 +52,7 @@ func ExampleNewResolver() {
 		{Name: "other", Variable: "MISSING"},               // nowhere
 	}, variables.OverridesFromRequest(req))
 	for _, x := range res {
-		fmt.Printf("%-12s %-12s %q\n", x.Field, x.Source, x.Value)
+		fmt.Printf("%-12s %-12s %q\n", x.Field, x.Layer, x.Value)
 	}
 	// Output:
 	// model        flow         "gpt-4o"

@@ -10,15 +10,15 @@ import (
 	"strings"
 )
 
-// Source says which layer gave a field its value.
-type Source string
+// Layer says which layer gave a field its value.
+type Layer string
 
 const (
-	SourceFlow        Source = "flow"        // the literal flow value (or API tweak)
-	SourceRequest     Source = "request"     // an X-LANGFLOW-GLOBAL-VAR-<NAME> override
-	SourceStored      Source = "stored"      // the user's stored variable
-	SourceEnvironment Source = "environment" // the process environment
-	SourceNone        Source = "none"        // nothing: Value is ""
+	LayerFlow        Layer = "flow"        // the literal flow value (or API tweak)
+	LayerRequest     Layer = "request"     // an X-LANGFLOW-GLOBAL-VAR-<NAME> override
+	LayerStored      Layer = "stored"      // the user's stored variable
+	LayerEnvironment Layer = "environment" // the process environment
+	LayerNone        Layer = "none"        // nothing: Value is ""
 )
 
 // ErrNoUser is returned when Resolve needs the stored variables of a run
@@ -49,9 +49,9 @@ type Field struct {
 // Resolution is the value of one field and where it came from.
 type Resolution struct {
 	Field    string // Field.Name
-	Variable string // the variable that answered ("" for SourceFlow)
-	Value    string // the plaintext value; "" for SourceNone
-	Source   Source // which layer answered
+	Variable string // the variable that answered ("" for LayerFlow)
+	Value    string // the plaintext value; "" for LayerNone
+	Layer    Layer  // which layer answered
 }
 
 // EnvFallback says whether a Resolver reads the environment for variables
@@ -128,14 +128,14 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 // overrides are the request-level values by variable name (see
 // OverridesFromRequest); nil means none. For each field:
 //
-//   - bound to no variable with a non-empty Value: that value (SourceFlow);
-//   - bound to variable N: overrides[N] if present (SourceRequest), else the
+//   - bound to no variable with a non-empty Value: that value (LayerFlow);
+//   - bound to variable N: overrides[N] if present (LayerRequest), else the
 //     user's variable N if it exists with a non-empty value, decrypted
-//     (SourceStored), else the environment variable N when the fallback is on
-//     and it is non-empty (SourceEnvironment), else SourceNone;
+//     (LayerStored), else the environment variable N when the fallback is on
+//     and it is non-empty (LayerEnvironment), else LayerNone;
 //   - bound to no variable and empty: filled by the first (oldest) of the
 //     user's variables whose DefaultFields name it (see Field.Component),
-//     reported as SourceStored; SourceNone if none does.
+//     reported as LayerStored; LayerNone if none does.
 //
 // The store is read at most once per call, whatever the number of fields,
 // and not at all when the Service caches the user's variables
@@ -152,13 +152,13 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 	out := make([]Resolution, len(fields))
 	needStore := false
 	for i, f := range fields {
-		out[i] = Resolution{Field: f.Name, Variable: f.Variable, Source: SourceNone}
+		out[i] = Resolution{Field: f.Name, Variable: f.Variable, Layer: LayerNone}
 		switch {
 		case f.Variable == "" && f.Value != "":
-			out[i].Value, out[i].Source = f.Value, SourceFlow
+			out[i].Value, out[i].Layer = f.Value, LayerFlow
 		case f.Variable != "":
 			if v, ok := overrides[f.Variable]; ok {
-				out[i].Value, out[i].Source = v, SourceRequest
+				out[i].Value, out[i].Layer = v, LayerRequest
 				continue
 			}
 			needStore = true
@@ -178,7 +178,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 	}
 	for i, f := range fields {
 		res := &out[i]
-		if res.Source != SourceNone {
+		if res.Layer != LayerNone {
 			continue
 		}
 		if f.Variable == "" {
@@ -190,7 +190,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 			if err != nil {
 				return nil, err
 			}
-			res.Variable, res.Value, res.Source = v.Name, plain, SourceStored
+			res.Variable, res.Value, res.Layer = v.Name, plain, LayerStored
 			continue
 		}
 		if v := byName(vars, f.Variable); v != nil && v.Value != "" {
@@ -201,12 +201,12 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 			if err != nil {
 				return nil, err
 			}
-			res.Value, res.Source = plain, SourceStored
+			res.Value, res.Layer = plain, LayerStored
 			continue
 		}
 		if r.fallback && !isProtected(f.Variable) {
 			if val, ok := r.lookup(f.Variable); ok && val != "" {
-				res.Value, res.Source = val, SourceEnvironment
+				res.Value, res.Layer = val, LayerEnvironment
 			}
 		}
 	}

@@ -64,16 +64,16 @@ func TestPrecedenceMatrix(t *testing.T) {
 					field = variables.Field{Name: "api_key", Value: "from-flow"}
 				}
 
-				want := variables.Resolution{Field: "api_key", Variable: "K", Source: variables.SourceNone}
+				want := variables.Resolution{Field: "api_key", Variable: "K", Layer: variables.LayerNone}
 				switch {
 				case flow:
-					want = variables.Resolution{Field: "api_key", Value: "from-flow", Source: variables.SourceFlow}
+					want = variables.Resolution{Field: "api_key", Value: "from-flow", Layer: variables.LayerFlow}
 				case request:
-					want.Value, want.Source = "from-request", variables.SourceRequest
+					want.Value, want.Layer = "from-request", variables.LayerRequest
 				case stored:
-					want.Value, want.Source = "from-store", variables.SourceStored
+					want.Value, want.Layer = "from-store", variables.LayerStored
 				case env && fallback:
-					want.Value, want.Source = "from-env", variables.SourceEnvironment
+					want.Value, want.Layer = "from-env", variables.LayerEnvironment
 				}
 
 				r := newResolver(t, s, &fallback, e)
@@ -112,10 +112,10 @@ func TestResolveOneStoreCallPerRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), store.calls.Load())
 	assert.Len(t, got, 200)
-	assert.Equal(t, variables.SourceStored, got[0].Source)
+	assert.Equal(t, variables.LayerStored, got[0].Layer)
 	assert.Equal(t, "vV0", got[0].Value)
-	assert.Equal(t, variables.SourceEnvironment, got[2].Source)
-	assert.Equal(t, variables.SourceNone, got[6].Source)
+	assert.Equal(t, variables.LayerEnvironment, got[2].Layer)
+	assert.Equal(t, variables.LayerNone, got[6].Layer)
 }
 
 // TestResolveLoadingPort ports interface/initialize/test_loading.py.
@@ -132,25 +132,25 @@ func TestResolveLoadingPort(t *testing.T) {
 		got, err := on.Resolve(ctx, "u1", []variables.Field{{Name: "api_key", Variable: "DB_AND_ENV"}}, nil)
 		require.NoError(t, err)
 		assert.Equal(t, "db", got[0].Value)
-		assert.Equal(t, variables.SourceStored, got[0].Source)
+		assert.Equal(t, variables.LayerStored, got[0].Layer)
 	})
 	t.Run("fallback to env when the variable is not found", func(t *testing.T) {
 		got, err := on.Resolve(ctx, "u1", []variables.Field{{Name: "api_key", Variable: "ONLY_ENV"}}, nil)
 		require.NoError(t, err)
-		assert.Equal(t, variables.Resolution{Field: "api_key", Variable: "ONLY_ENV", Value: "env-only", Source: variables.SourceEnvironment}, got[0])
+		assert.Equal(t, variables.Resolution{Field: "api_key", Variable: "ONLY_ENV", Value: "env-only", Layer: variables.LayerEnvironment}, got[0])
 	})
 	t.Run("a missing env value gives none", func(t *testing.T) {
 		got, err := on.Resolve(ctx, "u1", []variables.Field{{Name: "api_key", Variable: "NOWHERE"}}, nil)
 		require.NoError(t, err)
-		assert.Equal(t, variables.SourceNone, got[0].Source)
+		assert.Equal(t, variables.LayerNone, got[0].Layer)
 		assert.Empty(t, got[0].Value)
 	})
 	t.Run("not found with fallback off is reported, not raised", func(t *testing.T) {
-		// Langflow raises "variable not found."; keyflow reports SourceNone
+		// Langflow raises "variable not found."; keyflow reports LayerNone
 		// and leaves the decision to the caller.
 		got, err := off.Resolve(ctx, "u1", []variables.Field{{Name: "api_key", Variable: "ONLY_ENV"}}, nil)
 		require.NoError(t, err)
-		assert.Equal(t, variables.SourceNone, got[0].Source)
+		assert.Equal(t, variables.LayerNone, got[0].Layer)
 	})
 	t.Run("user id is not set always fails", func(t *testing.T) {
 		_, err := on.Resolve(ctx, "", []variables.Field{{Name: "api_key", Variable: "DB_AND_ENV"}}, nil)
@@ -158,7 +158,7 @@ func TestResolveLoadingPort(t *testing.T) {
 		// Nothing to look up: no user needed.
 		got, err := on.Resolve(ctx, "", []variables.Field{{Name: "x", Value: "lit"}}, nil)
 		require.NoError(t, err)
-		assert.Equal(t, variables.SourceFlow, got[0].Source)
+		assert.Equal(t, variables.LayerFlow, got[0].Layer)
 	})
 }
 
@@ -184,7 +184,7 @@ func TestResolveSessionID(t *testing.T) {
 	}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "sess-1", got[0].Value)
-	assert.Equal(t, variables.SourceNone, got[1].Source)
+	assert.Equal(t, variables.LayerNone, got[1].Layer)
 }
 
 // TestResolveDefaultFields: "Apply To Fields" on the server side (#11781).
@@ -207,21 +207,21 @@ func TestResolveDefaultFields(t *testing.T) {
 		want  variables.Resolution
 	}{
 		{"provider variable fills its provider's field", variables.Field{Name: "api_key", Component: "OpenAI"},
-			variables.Resolution{Field: "api_key", Variable: "OPENAI_API_KEY", Value: "sk-openai", Source: variables.SourceStored}},
+			variables.Resolution{Field: "api_key", Variable: "OPENAI_API_KEY", Value: "sk-openai", Layer: variables.LayerStored}},
 		{"but not another provider's", variables.Field{Name: "api_key", Component: "Anthropic"},
-			variables.Resolution{Field: "api_key", Source: variables.SourceNone}},
+			variables.Resolution{Field: "api_key", Layer: variables.LayerNone}},
 		{"nor a field of an unknown component", variables.Field{Name: "api_key"},
-			variables.Resolution{Field: "api_key", Source: variables.SourceNone}},
+			variables.Resolution{Field: "api_key", Layer: variables.LayerNone}},
 		{"by field name", variables.Field{Name: "serpapi_api_key"},
-			variables.Resolution{Field: "serpapi_api_key", Variable: "SERP", Value: "serp-key", Source: variables.SourceStored}},
+			variables.Resolution{Field: "serpapi_api_key", Variable: "SERP", Value: "serp-key", Layer: variables.LayerStored}},
 		{"by display name, as Langflow's UI", variables.Field{Name: "key", DisplayName: "SerpAPI Key"},
-			variables.Resolution{Field: "key", Variable: "SERP", Value: "serp-key", Source: variables.SourceStored}},
+			variables.Resolution{Field: "key", Variable: "SERP", Value: "serp-key", Layer: variables.LayerStored}},
 		{"oldest variable wins", variables.Field{Name: "shared_field"},
-			variables.Resolution{Field: "shared_field", Variable: "FIRST", Value: "first", Source: variables.SourceStored}},
+			variables.Resolution{Field: "shared_field", Variable: "FIRST", Value: "first", Layer: variables.LayerStored}},
 		{"a literal is kept", variables.Field{Name: "shared_field", Value: "typed"},
-			variables.Resolution{Field: "shared_field", Value: "typed", Source: variables.SourceFlow}},
+			variables.Resolution{Field: "shared_field", Value: "typed", Layer: variables.LayerFlow}},
 		{"a bound field follows its binding", variables.Field{Name: "shared_field", Variable: "SECOND"},
-			variables.Resolution{Field: "shared_field", Variable: "SECOND", Value: "second", Source: variables.SourceStored}},
+			variables.Resolution{Field: "shared_field", Variable: "SECOND", Value: "second", Layer: variables.LayerStored}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := r.Resolve(ctx, "u1", []variables.Field{tc.field}, nil)
@@ -246,11 +246,11 @@ func TestResolveEnvironmentDetails(t *testing.T) {
 		{Name: "d", Variable: "langflow_api_key"},
 	}, nil)
 	require.NoError(t, err)
-	assert.Equal(t, variables.SourceEnvironment, got[0].Source)
+	assert.Equal(t, variables.LayerEnvironment, got[0].Layer)
 	assert.Equal(t, "env-empty", got[0].Value)
-	assert.Equal(t, variables.SourceNone, got[1].Source, "an empty environment variable counts as unset")
-	assert.Equal(t, variables.SourceNone, got[2].Source, "the master secret is never handed to a flow")
-	assert.Equal(t, variables.SourceNone, got[3].Source)
+	assert.Equal(t, variables.LayerNone, got[1].Layer, "an empty environment variable counts as unset")
+	assert.Equal(t, variables.LayerNone, got[2].Layer, "the master secret is never handed to a flow")
+	assert.Equal(t, variables.LayerNone, got[3].Layer)
 }
 
 func TestNewResolverFallbackSetting(t *testing.T) {
@@ -259,12 +259,12 @@ func TestNewResolverFallbackSetting(t *testing.T) {
 	assert.Error(t, err, "Service is required")
 	for _, tc := range []struct {
 		env     envMap
-		want    variables.Source
+		want    variables.Layer
 		wantErr bool
 	}{
-		{envMap{"K": "e"}, variables.SourceEnvironment, false},
-		{envMap{"K": "e", variables.EnvFallbackToEnvVar: "false"}, variables.SourceNone, false},
-		{envMap{"K": "e", variables.EnvFallbackToEnvVar: "TRUE"}, variables.SourceEnvironment, false},
+		{envMap{"K": "e"}, variables.LayerEnvironment, false},
+		{envMap{"K": "e", variables.EnvFallbackToEnvVar: "false"}, variables.LayerNone, false},
+		{envMap{"K": "e", variables.EnvFallbackToEnvVar: "TRUE"}, variables.LayerEnvironment, false},
 		{envMap{"K": "e", variables.EnvFallbackToEnvVar: "nope"}, "", true},
 	} {
 		r, err := variables.NewResolver(variables.ResolverConfig{Service: s, LookupEnv: tc.env.Lookup})
@@ -275,7 +275,7 @@ func TestNewResolverFallbackSetting(t *testing.T) {
 		require.NoError(t, err)
 		got, err := r.Resolve(context.Background(), "u1", []variables.Field{{Name: "f", Variable: "K"}}, nil)
 		require.NoError(t, err)
-		assert.Equal(t, tc.want, got[0].Source, tc.env)
+		assert.Equal(t, tc.want, got[0].Layer, tc.env)
 	}
 }
 

@@ -57,7 +57,7 @@ type ServiceConfig struct {
 //
 // Every method that reads or writes the store returns, for a store failure
 // (including a done ctx), an error that wraps both ErrUnavailable and the
-// cause; ErrNotFound, ErrNameExists and the validation errors are outcomes,
+// cause; ErrNotFound, ErrDuplicate and the validation errors are outcomes,
 // never wrapped in ErrUnavailable. It logs only through ServiceConfig.Logger:
 // at debug level a Generic value that does not decrypt, at warn level each
 // failure of ImportEnv, naming variables, never values.
@@ -185,7 +185,7 @@ type Patch struct {
 // Create stores a new variable for the user, checking in Langflow's order
 // (docs/langflow-compatibility.md#variable-rules-and-messages): ErrEmptyNameAndValue, ErrEmptyName, ErrEmptyValue, then keyflow's
 // ErrInvalidName, ErrInvalidDefaultFields, ErrInvalidType and ErrInvalidValue,
-// then ErrNameExists.
+// then ErrDuplicate.
 // A Credential value is encrypted; a Generic value is stored as given. The
 // returned Variable holds the stored value (a token for Credential) with
 // Origin OriginUser and a zero UpdatedAt.
@@ -240,7 +240,7 @@ func (s *Service) create(ctx context.Context, userID string, in CreateInput, ori
 	}
 	if err := s.store.Create(ctx, v); err != nil {
 		if errors.Is(err, ErrDuplicate) {
-			return Variable{}, ErrNameExists
+			return Variable{}, ErrDuplicate
 		}
 		return Variable{}, fmt.Errorf("variables: create %q: %w", in.Name, err)
 	}
@@ -378,7 +378,7 @@ func (s *Service) Value(ctx context.Context, userID, name string) (string, error
 // leaves the plaintext); Credential → Generic is refused with
 // ErrCredentialToGeneric, since Generic values are shown and a decrypted
 // Credential must never be (Langflow decrypts it). A new
-// Name is checked with ValidateName and must be free (ErrNameExists); a new
+// Name is checked with ValidateName and must be free (ErrDuplicate); a new
 // Type must be valid (ErrInvalidType). The variable becomes OriginUser, so the
 // environment import never overwrites it again. A row changed by someone else
 // between read and write is read again and the patch reapplied; after
@@ -418,7 +418,7 @@ func (s *Service) Update(ctx context.Context, userID, id string, p Patch) (Varia
 		case err == nil:
 			return next, nil
 		case errors.Is(err, ErrDuplicate):
-			return Variable{}, ErrNameExists
+			return Variable{}, ErrDuplicate
 		case errors.Is(err, ErrConflict) && attempt+1 < maxUpdateAttempts:
 			continue
 		case errors.Is(err, ErrNotFound):

@@ -46,7 +46,7 @@ func TestCreateValidation(t *testing.T) {
 		{"empty name", variables.CreateInput{Value: "v"}, variables.ErrEmptyName, "Variable name cannot be empty"},
 		{"empty value", variables.CreateInput{Name: "N"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
 		{"empty value beats duplicate", variables.CreateInput{Name: "TAKEN"}, variables.ErrEmptyValue, "Variable value cannot be empty"},
-		{"name exists", variables.CreateInput{Name: "TAKEN", Value: "other"}, variables.ErrNameExists, "Variable name already exists"},
+		{"name exists", variables.CreateInput{Name: "TAKEN", Value: "other"}, variables.ErrDuplicate, "Variable name already exists"},
 		{"control character in name", variables.CreateInput{Name: "A\nB", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name holds the invisible or control character U+000A)"},
 		{"invalid UTF-8 name", variables.CreateInput{Name: "A\xff", Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name is not valid UTF-8)"},
 		{"name too long", variables.CreateInput{Name: strings.Repeat("n", 256), Value: "v"}, variables.ErrInvalidName, variables.ErrInvalidName.Message + " (name is longer than 255 bytes)"},
@@ -72,7 +72,10 @@ func TestCreateValidation(t *testing.T) {
 		})
 	}
 	_, err = s.Create(ctx, "u1", variables.CreateInput{Name: "TAKEN", Value: "x"})
-	assert.ErrorIs(t, err, variables.ErrDuplicate, "ErrNameExists also matches ErrDuplicate")
+	require.ErrorIs(t, err, variables.ErrDuplicate)
+	var dup *variables.ValidationError
+	require.ErrorAs(t, err, &dup, "a duplicate name is a validation error (400)")
+	assert.Equal(t, "Variable name already exists", dup.Message)
 	_, err = s.Create(ctx, "u2", variables.CreateInput{Name: "TAKEN", Value: "x"})
 	assert.NoError(t, err, "names are per user")
 	// A NUL in a Credential value is fine: it is stored encrypted.
@@ -259,7 +262,7 @@ func TestUpdateErrors(t *testing.T) {
 		{"unknown id", "u1", ids.New(), variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
 		{"malformed id", "u1", "not-a-uuid", variables.Patch{}, variables.ErrNotFound},
 		{"another user's id", "u2", a.ID, variables.Patch{Value: ptr("x")}, variables.ErrNotFound},
-		{"rename onto existing", "u1", a.ID, variables.Patch{Name: ptr("B")}, variables.ErrNameExists},
+		{"rename onto existing", "u1", a.ID, variables.Patch{Name: ptr("B")}, variables.ErrDuplicate},
 		{"empty name", "u1", a.ID, variables.Patch{Name: ptr("")}, variables.ErrEmptyName},
 		{"bad name", "u1", a.ID, variables.Patch{Name: ptr("a\tb")}, variables.ErrInvalidName},
 		{"bad type", "u1", a.ID, variables.Patch{Type: ptr(variables.Type("x"))}, variables.ErrInvalidType},

@@ -65,9 +65,12 @@ var (
 	// ErrNotFound: no such variable for this user (another user's variable
 	// looks the same).
 	ErrNotFound = errors.New("variables: variable not found")
-	// ErrDuplicate: the user already has a variable of that name, or the ID
-	// exists.
-	ErrDuplicate = errors.New("variables: variable already exists")
+	// ErrDuplicate: the user already has a variable of that name (or, from
+	// a Store, a row with that ID exists). It is a *ValidationError whose
+	// Message is Langflow's "Variable name already exists", so a handler
+	// answers it with 400 like the other validation errors; a Store may
+	// return it wrapped.
+	ErrDuplicate error = &ValidationError{Message: "Variable name already exists"}
 	// ErrConflict: Store.Update found the row changed since it was read.
 	ErrConflict = errors.New("variables: variable changed concurrently")
 	// ErrUnavailable: the store failed (any error other than ErrNotFound,
@@ -86,8 +89,6 @@ var (
 	ErrEmptyNameAndValue = &ValidationError{Message: "Variable name and value cannot be empty"}
 	ErrEmptyName         = &ValidationError{Message: "Variable name cannot be empty"}
 	ErrEmptyValue        = &ValidationError{Message: "Variable value cannot be empty"}
-	// ErrNameExists also matches ErrDuplicate.
-	ErrNameExists = &ValidationError{Message: "Variable name already exists"}
 	// ErrInvalidName: package names refuses the name: longer than
 	// MaxNameLen bytes, not valid UTF-8, or holding a control, invisible or
 	// bidirectional character, or U+FFFD (keyflow's check; Langflow has
@@ -132,12 +133,8 @@ type ValidationError struct {
 // Error returns Message.
 func (e *ValidationError) Error() string { return e.Message }
 
-// Is makes an instance match its sentinel, and ErrNameExists match
-// ErrDuplicate.
+// Is makes an instance match its sentinel.
 func (e *ValidationError) Is(target error) bool {
-	if target == ErrDuplicate {
-		return e == ErrNameExists || e.kind == ErrNameExists
-	}
 	return e.kind != nil && target == error(e.kind)
 }
 

@@ -18,9 +18,9 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
-	"github.com/keyflow-dev/keyflow/internal/faultstore"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/keyflowtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/faultstore"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 

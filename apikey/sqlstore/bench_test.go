@@ -7,13 +7,14 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // benchVerifyCold measures Verify on a cache miss: the cache is disabled, so
 // every call is a format check, a hash and one ByHash query on an indexed
 // table of 10 000 keys.
-func benchVerifyCold(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
+func benchVerifyCold(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
 	if err != nil {
@@ -44,17 +45,17 @@ func benchVerifyCold(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
 }
 
 func BenchmarkVerifyColdSQLite(b *testing.B) {
-	benchVerifyCold(b, testdb.SQLite(b), sqlstore.SQLite)
+	benchVerifyCold(b, dbtest.SQLite(b), sqldialect.SQLite)
 }
 
 func BenchmarkVerifyColdPostgres(b *testing.B) {
-	benchVerifyCold(b, testdb.Postgres(b), sqlstore.Postgres)
+	benchVerifyCold(b, dbtest.Postgres(b), sqldialect.Postgres)
 }
 
 // benchChangesIdle measures one change-feed poll when nothing changed: what
 // a Manager pays per poll (every ChangesPollInterval while keys are being
 // verified), on a log of 1 000 rows.
-func benchChangesIdle(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
+func benchChangesIdle(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
 	if err != nil {
@@ -85,9 +86,9 @@ func benchChangesIdle(b *testing.B, db *sql.DB, dialect sqlstore.Dialect) {
 }
 
 func BenchmarkChangesIdleSQLite(b *testing.B) {
-	benchChangesIdle(b, testdb.SQLite(b), sqlstore.SQLite)
+	benchChangesIdle(b, dbtest.SQLite(b), sqldialect.SQLite)
 }
 
 func BenchmarkChangesIdlePostgres(b *testing.B) {
-	benchChangesIdle(b, testdb.Postgres(b), sqlstore.Postgres)
+	benchChangesIdle(b, dbtest.Postgres(b), sqldialect.Postgres)
 }

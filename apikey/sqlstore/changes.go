@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // The change log: schema version 2 adds a table "<table>_changes" that
@@ -35,9 +36,9 @@ import (
 
 // changeLogSchema is schema version 2: the change log, and the table of
 // applied usage batches (AddUsageOnce).
-func changeLogSchema(d Dialect, table string) []string {
+func changeLogSchema(d sqldialect.Dialect, table string) []string {
 	ts := "TEXT"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		ts = "TIMESTAMPTZ"
 	}
 	return append(changeLogTables(d, table),
@@ -52,8 +53,8 @@ func changeLogSchema(d Dialect, table string) []string {
 // identical notifications of one transaction into one, so a statement that
 // changes 10 000 keys sends one, and the log says which keys changed. On
 // SQLite there is nothing to do.
-func notifySchema(d Dialect, table string) []string {
-	if d != Postgres {
+func notifySchema(d sqldialect.Dialect, table string) []string {
+	if d != sqldialect.Postgres {
 		return nil
 	}
 	return []string{changeLogFunction(table, true)}
@@ -85,9 +86,9 @@ func changeLogFunction(table string, notify bool) string {
 		"END\n$f$"
 }
 
-func changeLogTables(d Dialect, table string) []string {
+func changeLogTables(d sqldialect.Dialect, table string) []string {
 	c := table + "_changes"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		fn := table + "_changes_log"
 		return []string{
 			"CREATE TABLE " + c + " (" +
@@ -122,9 +123,9 @@ func changeLogTables(d Dialect, table string) []string {
 // changeQueries returns the poll query, the position query and the prune
 // statements (run in one transaction; $1/? is the retention in
 // microseconds, or in seconds on SQLite).
-func changeQueries(d Dialect, table string) (changes, position, prune []string) {
+func changeQueries(d sqldialect.Dialect, table string) (changes, position, prune []string) {
 	c := table + "_changes"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		changes = []string{"WITH s AS (SELECT pg_current_snapshot() AS snap, now() AS at) " +
 			"SELECT s.snap::text, s.at, c.api_key_hash FROM s LEFT JOIN " + c + " c " +
 			"ON c.xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(c.xid, $1::pg_snapshot)"}
@@ -162,7 +163,7 @@ func (s *Store) Changes(ctx context.Context, cursor string) ([]apikey.Hash, stri
 		next   string
 		err    error
 	)
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		hashes, next, err = s.changesPostgres(ctx, cursor)
 	} else {
 		hashes, next, err = s.changesSQLite(ctx, cursor)
@@ -182,7 +183,7 @@ func (s *Store) Changes(ctx context.Context, cursor string) ([]apikey.Hash, stri
 // for it and implements apikey.ChangeNotifier. On SQLite, which has no
 // notifications, both are "".
 func (s *Store) Notification() (channel, payload string) {
-	if s.dialect != Postgres {
+	if s.dialect != sqldialect.Postgres {
 		return "", ""
 	}
 	return notifyChannel(s.table), s.schema
@@ -192,7 +193,7 @@ func (s *Store) Notification() (channel, payload string) {
 // which Changes reports later changes.
 func (s *Store) Position(ctx context.Context) (string, error) {
 	row := s.db.QueryRowContext(ctx, s.q.position[0])
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		var (
 			snap string
 			at   time.Time
@@ -321,12 +322,12 @@ func (s *Store) PruneChanges(ctx context.Context) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	var arg any = s.retention.Microseconds()
-	if s.dialect == SQLite {
+	if s.dialect == sqldialect.SQLite {
 		arg = fmt.Sprintf("-%d seconds", int64(s.retention.Seconds()))
 	}
 	for i, q := range s.q.prune {
 		args := []any{arg}
-		if s.dialect == Postgres && i == 0 {
+		if s.dialect == sqldialect.Postgres && i == 0 {
 			args = nil
 		}
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {

@@ -13,7 +13,8 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 func testRecord(t *testing.T, user string) (string, apikey.Record) {
@@ -76,8 +77,8 @@ func TestChangesReportsEveryChange(t *testing.T) {
 // cursor is a snapshot, not the highest id read.
 func TestChangesOutOfOrderCommit(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Postgres(t)
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	db := dbtest.Postgres(t)
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	_, cur := poll(t, s, "")
 
@@ -138,7 +139,7 @@ func TestChangesLost(t *testing.T) {
 			hs, next, err := s.Changes(ctx, old)
 			require.ErrorIs(t, err, apikey.ErrChangesLost)
 			require.NotEmpty(t, next)
-			if d.dialect == sqlstore.SQLite {
+			if d.dialect == sqldialect.SQLite {
 				hs, _, err = s.Changes(ctx, recent)
 				require.ErrorIs(t, err, apikey.ErrChangesLost)
 			}
@@ -156,17 +157,17 @@ func TestNewConcurrent(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			var dbs []*sql.DB
-			if d.dialect == sqlstore.Postgres {
-				db, schema := testdb.PostgresSchema(t)
+			if d.dialect == sqldialect.Postgres {
+				db, schema := dbtest.PostgresSchema(t)
 				dbs = append(dbs, db)
 				for range 5 {
-					more, err := testdb.OpenPostgresSchema(testdb.PostgresDSN(t), schema)
+					more, err := dbtest.OpenPostgresSchema(dbtest.PostgresDSN(t), schema)
 					require.NoError(t, err)
 					t.Cleanup(func() { _ = more.Close() })
 					dbs = append(dbs, more)
 				}
 			} else {
-				db := testdb.SQLite(t)
+				db := dbtest.SQLite(t)
 				for range 6 {
 					dbs = append(dbs, db)
 				}
@@ -236,7 +237,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 			require.NoError(t, s.Insert(ctx, r))
 			// Back to version 1: drop what version 2 added.
 			down := []string{"DROP TABLE apikey_changes", "DROP TABLE apikey_usage_batches", "DELETE FROM apikey_migrations WHERE version >= 2"}
-			if d.dialect == sqlstore.Postgres {
+			if d.dialect == sqldialect.Postgres {
 				down = append([]string{"DROP FUNCTION apikey_changes_log() CASCADE", "DROP TABLE apikey_changes_hz"}, down...)
 			} else {
 				down = append([]string{"DROP TRIGGER apikey_changes_ins", "DROP TRIGGER apikey_changes_del", "DROP TRIGGER apikey_changes_upd"}, down...)
@@ -265,8 +266,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 // function; its keys and log are kept.
 func TestMigrateFromVersion2(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Postgres(t)
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	db := dbtest.Postgres(t)
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	_, r := testRecord(t, "u")
 	require.NoError(t, s.Insert(ctx, r))
@@ -291,7 +292,7 @@ func TestMigrateFromVersion2(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, notifies())
 
-	s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	assert.True(t, notifies())
 	got, err := s2.ByHash(ctx, r.Hash)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 )
 
@@ -22,14 +23,14 @@ func ExampleStore_Changes() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "keyflow-example")
 	defer func() { _ = os.RemoveAll(dir) }()
-	path := filepath.Join(dir, "keys.db") // PostgreSQL: sqlstore.Postgres on a pgx *sql.DB
+	path := filepath.Join(dir, "keys.db") // PostgreSQL: sqldialect.Postgres on a pgx *sql.DB
 
 	manager := func() (*apikey.Manager, error) {
 		db, err := sqlitedb.Open(ctx, path) // the host opens the *sql.DB with its driver
 		if err != nil {
 			return nil, err
 		}
-		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
+		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.SQLite})
 		if err != nil {
 			return nil, err
 		}

@@ -22,8 +22,9 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // Several server instances on one PostgreSQL database: each instance is a
@@ -75,8 +76,8 @@ type cluster struct {
 // connects through (see cutProxy).
 func newCluster(t *testing.T, n int, cfg apikey.Config, addr func(i int) string) *cluster {
 	t.Helper()
-	_, schema := testdb.PostgresSchema(t)
-	c := &cluster{dsn: testdb.PostgresDSN(t), schema: schema, app: "kf_" + ids.New()[:8]}
+	_, schema := dbtest.PostgresSchema(t)
+	c := &cluster{dsn: dbtest.PostgresDSN(t), schema: schema, app: "kf_" + ids.New()[:8]}
 	for i := range n {
 		u, err := url.Parse(c.dsn)
 		require.NoError(t, err)
@@ -87,11 +88,11 @@ func newCluster(t *testing.T, n int, cfg apikey.Config, addr func(i int) string)
 		if addr != nil {
 			u.Host = addr(i)
 		}
-		db, err := testdb.OpenPostgresSchema(u.String(), schema)
+		db, err := dbtest.OpenPostgresSchema(u.String(), schema)
 		require.NoError(t, err)
 		db.SetMaxOpenConns(6)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
 		reads, polls := new(atomic.Int64), new(atomic.Int64)
@@ -286,9 +287,9 @@ func TestMultiInstanceUsageCounts(t *testing.T) {
 // has passed; both recover by themselves; and no usage count is lost.
 func TestMultiInstanceOutage(t *testing.T) {
 	ctx := context.Background()
-	u, err := url.Parse(testdb.PostgresDSN(t))
+	u, err := url.Parse(dbtest.PostgresDSN(t))
 	require.NoError(t, err)
-	proxy := testdb.NewProxy(t, u.Host)
+	proxy := dbtest.NewProxy(t, u.Host)
 	cfg := longCache
 	cfg.FlushInterval = 100 * time.Millisecond
 	c := newCluster(t, 2, cfg, func(i int) string {
@@ -298,7 +299,7 @@ func TestMultiInstanceOutage(t *testing.T) {
 		return u.Host
 	})
 	a, b := c.nodes[0].m, c.nodes[1].m
-	admin, err := testdb.OpenPostgresSchema(c.dsn, c.schema) // another application_name
+	admin, err := dbtest.OpenPostgresSchema(c.dsn, c.schema) // another application_name
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.Close() })
 
@@ -437,10 +438,10 @@ func TestMultiInstanceSQLite(t *testing.T) {
 	var ms []*apikey.Manager
 	var reads []*atomic.Int64
 	for range 2 {
-		db, err := testdb.OpenSQLite(path)
+		db, err := dbtest.OpenSQLite(path)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
+		s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.SQLite})
 		require.NoError(t, err)
 		cfg := longCache
 		n := new(atomic.Int64)

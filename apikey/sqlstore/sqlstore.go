@@ -53,21 +53,13 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
-)
-
-// Dialect names the SQL dialect of the database.
-type Dialect string
-
-// The supported dialects.
-const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // Config configures a Store.
 type Config struct {
 	// Dialect of the database; required.
-	Dialect Dialect
+	Dialect sqldialect.Dialect
 	// Table is the name of the key table: letters, digits and underscores,
 	// starting with a letter or underscore, at most 48 characters.
 	// "": "apikey".
@@ -87,7 +79,7 @@ const DefaultChangeRetention = 10 * time.Minute
 // usable). It is safe for concurrent use.
 type Store struct {
 	db      *sql.DB
-	dialect Dialect
+	dialect sqldialect.Dialect
 	q       queries
 	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
 	// changesStmt is the change-log poll, prepared on SQLite only.
@@ -120,8 +112,8 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: db is nil")
 	}
-	if cfg.Dialect != SQLite && cfg.Dialect != Postgres {
-		return nil, fmt.Errorf("sqlstore: Config.Dialect must be sqlstore.SQLite or sqlstore.Postgres, not %q", cfg.Dialect)
+	if !cfg.Dialect.Valid() {
+		return nil, fmt.Errorf("sqlstore: Config.Dialect must be sqldialect.SQLite or sqldialect.Postgres, not %q", cfg.Dialect)
 	}
 	table := cfg.Table
 	if table == "" {
@@ -152,7 +144,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		pruneBatches: "DELETE FROM " + table + "_usage_batches WHERE applied_at < ?",
 	}
 	s.q.changes, s.q.position, s.q.prune = changeQueries(s.dialect, table)
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		for _, q := range []*string{&s.q.insert, &s.q.byHash, &s.q.list, &s.q.deleteRet, &s.q.setActive, &s.q.addUsage, &s.q.probe, &s.q.batch, &s.q.pruneBatches} {
 			*q = sqlutil.Dollar(*q)
 		}
@@ -165,7 +157,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Config.Table): %w", table, err)
 	}
 	_ = rows.Close()
-	if s.dialect == SQLite {
+	if s.dialect == sqldialect.SQLite {
 		// Saves parsing the query on every cache miss: about a quarter of a
 		// lookup with modernc.org/sqlite. (With pgx, an explicit statement
 		// measured slower than pgx's own statement cache.)
@@ -186,9 +178,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 }
 
 // migrations[i] brings the schema from version i to i+1.
-func migrations(d Dialect, table string) [][]string {
+func migrations(d sqldialect.Dialect, table string) [][]string {
 	text, ts, boolean, bigint, yes := "TEXT", "TEXT", "INTEGER", "INTEGER", "1"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		ts, boolean, bigint, yes = "TIMESTAMPTZ", "BOOLEAN", "BIGINT", "TRUE"
 	}
 	return [][]string{{
@@ -218,7 +210,7 @@ func (s *Store) migrate(ctx context.Context, table string) error {
 		return fmt.Errorf("sqlstore: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		// Serialise concurrent migrations of this table by several processes.
 		if err := sqlutil.LockMigrations(ctx, tx, "keyflow/apikey/sqlstore:"+table); err != nil {
 			return fmt.Errorf("sqlstore: migrate: lock: %w", err)
@@ -237,7 +229,7 @@ func (s *Store) migrate(ctx context.Context, table string) error {
 		return fmt.Errorf("sqlstore: schema version %d of table %s is newer than this program's (%d)", current.Int64, table, len(steps))
 	}
 	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		insertVersion = sqlutil.Dollar(insertVersion)
 	}
 	for v := int(current.Int64); v < len(steps); v++ {
@@ -412,7 +404,7 @@ const sqliteTime = "2006-01-02T15:04:05.000000Z"
 
 func (s *Store) timeArg(t time.Time) any {
 	t = t.UTC().Truncate(time.Microsecond)
-	if s.dialect == SQLite {
+	if s.dialect == sqldialect.SQLite {
 		return t.Format(sqliteTime)
 	}
 	return t

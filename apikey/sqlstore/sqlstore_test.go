@@ -11,16 +11,17 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/storetest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 var dialects = []struct {
 	name    string
-	dialect sqlstore.Dialect
+	dialect sqldialect.Dialect
 	open    func(testing.TB) *sql.DB
 }{
-	{"SQLite", sqlstore.SQLite, testdb.SQLite},
-	{"Postgres", sqlstore.Postgres, testdb.Postgres},
+	{"SQLite", sqldialect.SQLite, dbtest.SQLite},
+	{"Postgres", sqldialect.Postgres, dbtest.Postgres},
 }
 
 func TestConformance(t *testing.T) {
@@ -50,23 +51,23 @@ func TestChangeFeedConformance(t *testing.T) {
 
 func TestNewOptions(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	for _, tc := range []struct {
 		name string
 		cfg  sqlstore.Config
 	}{
 		{"no dialect", sqlstore.Config{}},
 		{"unknown dialect", sqlstore.Config{Dialect: "mysql"}},
-		{"table with a space", sqlstore.Config{Dialect: sqlstore.SQLite, Table: "api key"}},
-		{"table with a quote", sqlstore.Config{Dialect: sqlstore.SQLite, Table: `x"; DROP TABLE y; --`}},
-		{"table starting with a digit", sqlstore.Config{Dialect: sqlstore.SQLite, Table: "1keys"}},
+		{"table with a space", sqlstore.Config{Dialect: sqldialect.SQLite, Table: "api key"}},
+		{"table with a quote", sqlstore.Config{Dialect: sqldialect.SQLite, Table: `x"; DROP TABLE y; --`}},
+		{"table starting with a digit", sqlstore.Config{Dialect: sqldialect.SQLite, Table: "1keys"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := sqlstore.New(ctx, db, tc.cfg)
 			assert.Error(t, err)
 		})
 	}
-	_, err := sqlstore.New(ctx, nil, sqlstore.Config{Dialect: sqlstore.SQLite})
+	_, err := sqlstore.New(ctx, nil, sqlstore.Config{Dialect: sqldialect.SQLite})
 	assert.Error(t, err)
 }
 

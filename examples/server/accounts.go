@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -39,7 +39,7 @@ func findChromium(t *testing.T) string {
 			return p
 		}
 	}
-	testdb.SkipSuite(t, "browser tests", "no Chromium found; install it with: apt-get install -y chromium")
+	dbtest.SkipSuite(t, "browser tests", "no Chromium found; install it with: apt-get install -y chromium")
 	return ""
 }
 

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/keyflow-dev/keyflow/internal/envbool"
+	"github.com/keyflow-dev/keyflow/envbool"
 )
 
 // cmdSuperuser is `langflow superuser`: --username and --password create a

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/envbool"
+	"github.com/keyflow-dev/keyflow/envbool"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/sqlitedb"

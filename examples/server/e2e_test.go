@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 // The end-to-end test builds the real binary and drives it as a user would:
@@ -52,7 +52,7 @@ func TestE2E(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		dir := t.TempDir()
 		e := &e2e{t: t, bin: bin, dir: dir}
-		e.openDB = func() (*sql.DB, error) { return testdb.OpenSQLite(filepath.Join(dir, "keyflow.db")) }
+		e.openDB = func() (*sql.DB, error) { return dbtest.OpenSQLite(filepath.Join(dir, "keyflow.db")) }
 		e.workflows()
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -65,14 +65,14 @@ func TestE2E(t *testing.T) {
 // test ends; it skips without KEYFLOW_TEST_POSTGRES_DSN.
 func newPostgresE2E(t *testing.T, bin string) *e2e {
 	t.Helper()
-	dsn := testdb.PostgresDSN(t)
-	_, schema := testdb.PostgresSchema(t)
+	dsn := dbtest.PostgresDSN(t)
+	_, schema := dbtest.PostgresSchema(t)
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
 	}
 	e := &e2e{t: t, bin: bin, dir: t.TempDir(), dbURL: dsn + sep + "search_path=" + schema, postgres: true}
-	e.openDB = func() (*sql.DB, error) { return testdb.OpenPostgresSchema(dsn, schema) }
+	e.openDB = func() (*sql.DB, error) { return dbtest.OpenPostgresSchema(dsn, schema) }
 	return e
 }
 

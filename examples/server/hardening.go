@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 )
 
 // harden wraps the whole server (outermost first):

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 )
 
 // DNS rebinding: a page on attacker.example can make the operator's browser

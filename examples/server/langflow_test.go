@@ -20,13 +20,14 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -44,8 +45,8 @@ func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (s
 	var url string
 	if postgres {
 		var schema string
-		db, schema = testdb.PostgresSchema(t)
-		dsn := testdb.PostgresDSN(t)
+		db, schema = dbtest.PostgresSchema(t)
+		dsn := dbtest.PostgresDSN(t)
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
@@ -53,12 +54,12 @@ func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (s
 		url = dsn + sep + "search_path=" + schema
 	} else {
 		path := filepath.Join(t.TempDir(), "langflow.db")
-		db, err = testdb.OpenSQLite(path)
+		db, err = dbtest.OpenSQLite(path)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		url = "sqlite:///" + path
 	}
-	fx, err := langflowtest.Create(context.Background(), db, postgres, g, k)
+	fx, err := langflowtest.Create(context.Background(), db, testDialect(postgres), g, k)
 	require.NoError(t, err)
 	return url, fx, db
 }
@@ -76,6 +77,14 @@ func langflowConfig(t *testing.T, dbURL, secret string) config {
 			return ""
 		},
 	}
+}
+
+// testDialect is the dialect of a backend.
+func testDialect(postgres bool) sqldialect.Dialect {
+	if postgres {
+		return sqldialect.Postgres
+	}
+	return sqldialect.SQLite
 }
 
 var backends = []struct {
@@ -118,7 +127,7 @@ func TestServeOnLangflowDatabase(t *testing.T) {
 					ID     string `json:"id"`
 					APIKey string `json:"api_key"`
 				}](t, body)
-				_, _, hash, stored, err := langflowtest.KeyRow(ctx, db, b.postgres, g, created.ID)
+				_, _, hash, stored, err := langflowtest.KeyRow(ctx, db, testDialect(b.postgres), g, created.ID)
 				require.NoError(t, err)
 				if g == langflowtest.Gen17 {
 					assert.Equal(t, created.APIKey, stored)
@@ -145,7 +154,7 @@ func TestServeOnLangflowDatabase(t *testing.T) {
 
 				// Revoked in Langflow's table: refused within the bound (the
 				// exact bound is tested with a fake clock in langflowdb).
-				require.NoError(t, langflowtest.DeleteKey(ctx, db, b.postgres, fx.Keys[langflowtest.KeyAlice].ID))
+				require.NoError(t, langflowtest.DeleteKey(ctx, db, testDialect(b.postgres), fx.Keys[langflowtest.KeyAlice].ID))
 				require.Eventually(t, func() bool {
 					return get(t, srv, "GET", "/api/v1/api_key/", fx.Keys[langflowtest.KeyAlice].Plaintext) == http.StatusForbidden
 				}, 10*time.Second, 20*time.Millisecond)
@@ -386,7 +395,7 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 			aliceKey := fx.Keys[langflowtest.KeyAlice].Plaintext
 			require.Equal(t, 200, get(t, srv, "GET", "/api/v1/variables/", aliceKey))
 
-			require.NoError(t, langflowtest.SetUserActive(ctx, db, b.postgres, fx.Alice.ID, false))
+			require.NoError(t, langflowtest.SetUserActive(ctx, db, testDialect(b.postgres), fx.Alice.ID, false))
 			deactivated := time.Now()
 			res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
 			assert.Equal(t, 401, res.StatusCode, "deactivated in Langflow: the token stops at once; %s", body)
@@ -452,7 +461,7 @@ func importTarget(t *testing.T, url string) (*app, *langflowdb.DB) {
 	lfdb, err := sql.Open(src.driver, src.dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = lfdb.Close() })
-	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: langflowdb.SQLite, Keyring: a.keyring})
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: a.keyring})
 	require.NoError(t, err)
 	return a, ldb
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 // langflowClientVersion is the pinned @datastax/langflow-client (0.4.x).
@@ -124,7 +124,7 @@ func installLangflowClient(t *testing.T) string {
 	t.Helper()
 	skipf := func(format string, args ...any) { // fails instead where CI is set
 		t.Helper()
-		testdb.SkipSuite(t, "Langflow client tests", fmt.Sprintf(format, args...))
+		dbtest.SkipSuite(t, "Langflow client tests", fmt.Sprintf(format, args...))
 	}
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/langflowdb"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -46,11 +47,11 @@ func parseSchema(flagValue, envValue string) (string, error) {
 	return "", fmt.Errorf("--schema must be langflow or keyflow, got %q", v)
 }
 
-func langflowDialect(dbc database) langflowdb.Dialect {
+func langflowDialect(dbc database) sqldialect.Dialect {
 	if dbc.postgres {
-		return langflowdb.Postgres
+		return sqldialect.Postgres
 	}
-	return langflowdb.SQLite
+	return sqldialect.SQLite
 }
 
 // chooseSchema returns how to open the database: on Langflow's tables when

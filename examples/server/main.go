@@ -41,6 +41,7 @@ import (
 	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
@@ -307,9 +308,9 @@ func (a *app) open(ctx context.Context, dbc database) error {
 	if err := a.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("connect to %s: %w", dbc.display, err)
 	}
-	keyDialect, varDialect := keysql.SQLite, varsql.SQLite
+	keyDialect, varDialect := sqldialect.SQLite, sqldialect.SQLite
 	if dbc.postgres {
-		keyDialect, varDialect = keysql.Postgres, varsql.Postgres
+		keyDialect, varDialect = sqldialect.Postgres, sqldialect.Postgres
 	}
 	// Several instances may start together on one fresh PostgreSQL
 	// database: create the schemas (and the superuser) one instance at a

@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -36,8 +36,8 @@ const sharedSecret = "multi-instance-test-secret-0123456789"
 // sharedDatabase returns the --database-url of a fresh PostgreSQL schema.
 func sharedDatabase(t *testing.T) string {
 	t.Helper()
-	_, schema := testdb.PostgresSchema(t)
-	dsn := testdb.PostgresDSN(t)
+	_, schema := dbtest.PostgresSchema(t)
+	dsn := dbtest.PostgresDSN(t)
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
@@ -237,18 +237,18 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 		require.NoError(t, err)
 		return res[0]
 	}
-	assert.Equal(t, variables.SourceNone, resolveOnB().Source)
+	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
 	v, err := a.vars.Create(ctx, a.superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "one", Type: variables.Credential})
 	require.NoError(t, err)
 	r := resolveOnB()
-	assert.Equal(t, variables.SourceStored, r.Source)
+	assert.Equal(t, variables.LayerStored, r.Layer)
 	assert.Equal(t, "one", r.Value, "decrypted on B with the shared secret")
 	two := "two"
 	_, err = a.vars.Update(ctx, a.superuser.ID, v.ID, variables.Patch{Value: &two})
 	require.NoError(t, err)
 	assert.Equal(t, "two", resolveOnB().Value)
 	require.NoError(t, a.vars.Delete(ctx, a.superuser.ID, v.ID))
-	assert.Equal(t, variables.SourceNone, resolveOnB().Source)
+	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
 
 	// And through B's HTTP API: the flow A created runs on B.
 	key2, _, err := a.keys.Create(ctx, a.superuser.ID, "runner", apikey.CreateOptions{})
@@ -280,7 +280,7 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 func TestInstanceDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	dbURL := sharedDatabase(t)
-	proxy, viaProxy := testdb.ProxyURL(t, dbURL)
+	proxy, viaProxy := dbtest.ProxyURL(t, dbURL)
 
 	a, _ := startInstance(t, dbURL)
 	bApp, err := openApp(ctx, instanceConfig(t, viaProxy), quietLog())
@@ -308,7 +308,7 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 		_ = res.Body.Close()
 		// 503 with the handler's message: authenticated (a use), then the
 		// handler's own query failed. The middleware's 503 (key not
-		// verified) says middleware.MsgUnavailable and counts no use.
+		// verified) says "Authentication service unavailable" and counts no use.
 		handlerFailed := res.StatusCode == http.StatusServiceUnavailable && body.Detail == msgStoreUnavailable
 		if (res.StatusCode == http.StatusOK || handlerFailed) && k == key {
 			ok++

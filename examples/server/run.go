@@ -17,8 +17,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
-	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -434,8 +434,8 @@ type flowRun struct {
 
 // fieldResult tells which source gave a field its value, never the value.
 type fieldResult struct {
-	Variable string           `json:"variable"`
-	Source   variables.Source `json:"source"`
+	Variable string          `json:"variable"`
+	Source   variables.Layer `json:"source"`
 }
 
 // runResponse is Langflow's RunResponse plus keyflow's "fields".
@@ -487,7 +487,7 @@ func (a *app) executeRun(r *http.Request, userID string, run flowRun, tweaks []t
 	}
 	fields := make(map[string]fieldResult, len(res))
 	for _, rr := range res {
-		fields[rr.Field] = fieldResult{Variable: rr.Variable, Source: rr.Source}
+		fields[rr.Field] = fieldResult{Variable: rr.Variable, Source: rr.Layer}
 	}
 	return run.response(fields), nil
 }

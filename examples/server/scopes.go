@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -42,6 +42,10 @@ func scope(name string) func(http.Handler) http.Handler {
 // msgScopedKeyRefused answers a key with scopes on a route no scope names.
 const msgScopedKeyRefused = "This route needs an API key without scopes"
 
+// msgInvalidOrMissingKey is Langflow's answer to a request without a valid
+// key, as the middleware gives it.
+const msgInvalidOrMissingKey = "Invalid or missing API key"
+
 // unscoped stands for a scope on routes that no scope names (such as user
 // administration): only a principal without scopes passes (a key created
 // without scopes, the UI session, LANGFLOW_API_KEY); a key with scopes gets
@@ -54,7 +58,7 @@ func unscoped(h http.Handler) http.Handler {
 		case !ok && r.Method == http.MethodOptions:
 			h.ServeHTTP(w, r)
 		case !ok:
-			httpjson.Detail(w, http.StatusForbidden, middleware.MsgInvalidKey)
+			httpjson.Detail(w, http.StatusForbidden, msgInvalidOrMissingKey)
 		case len(p.Scopes) > 0:
 			httpjson.Detail(w, http.StatusForbidden, msgScopedKeyRefused)
 		default:

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 // The attacks of issue 13 ("Security, round two"), against the real binary,
@@ -36,7 +36,7 @@ func TestSecurityE2E(t *testing.T) {
 		// A config dir that does not exist yet: the server creates it.
 		dir := filepath.Join(t.TempDir(), "config")
 		e := &e2e{t: t, bin: bin, dir: dir}
-		e.openDB = func() (*sql.DB, error) { return testdb.OpenSQLite(filepath.Join(dir, "keyflow.db")) }
+		e.openDB = func() (*sql.DB, error) { return dbtest.OpenSQLite(filepath.Join(dir, "keyflow.db")) }
 		key := e.secSetup()
 		s := e.start()
 		defer s.stop()

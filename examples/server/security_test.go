@@ -354,7 +354,7 @@ func TestUnscoped(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/api/v1/users/", nil)
 		if tc.p != nil {
-			r = middleware.WithPrincipal(r, *tc.p)
+			r = r.WithContext(middleware.NewContext(r.Context(), *tc.p))
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)

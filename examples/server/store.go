@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
 )
 
 // The server's own tables: users and flows. keyflow manages API keys and

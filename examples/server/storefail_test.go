@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -63,7 +63,7 @@ var storeFailBackends = []storeFailBackend{
 		return a, func() { require.NoError(t, a.db.Close()) }
 	}},
 	{"Postgres", func(t *testing.T, log *slog.Logger) (*app, func()) {
-		proxy, viaProxy := testdb.ProxyURL(t, sharedDatabase(t))
+		proxy, viaProxy := dbtest.ProxyURL(t, sharedDatabase(t))
 		cfg := instanceConfig(t, viaProxy)
 		// No change feed: a cached key stays trusted for the cache's TTL
 		// (5 s), rather than ChangeMaxLag, whatever the machine's speed.

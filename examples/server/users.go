@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/keyflow-dev/keyflow/internal/envbool"
-	"github.com/keyflow-dev/keyflow/internal/httpjson"
-	"github.com/keyflow-dev/keyflow/internal/ids"
+	"github.com/keyflow-dev/keyflow/envbool"
+	"github.com/keyflow-dev/keyflow/examples/internal/ids"
+	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/names"
 	"github.com/keyflow-dev/keyflow/variables"

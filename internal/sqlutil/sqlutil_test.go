@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
 func TestDollar(t *testing.T) {
@@ -27,7 +27,7 @@ func TestDollar(t *testing.T) {
 
 // Two transactions holding the same lock name never overlap.
 func TestLockMigrationsSerialises(t *testing.T) {
-	db := testdb.Postgres(t)
+	db := dbtest.Postgres(t)
 	var inside, overlaps atomic.Int32
 	var wg sync.WaitGroup
 	for range 4 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/langflowdb/langflowtest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 )
 
@@ -28,7 +29,7 @@ func Example() {
 	defer func() { _ = db.Close() }()
 	keyring, _ := secrets.NewKeyring("dBuuRmX0a5Gx3kqzT0C7mB1g7eYcY2Jq2Vd9sRxk2M0") // LANGFLOW_SECRET_KEY
 
-	fx, err := langflowtest.Create(ctx, db, false, langflowtest.Gen18Hash, keyring)
+	fx, err := langflowtest.Create(ctx, db, sqldialect.SQLite, langflowtest.Gen18Hash, keyring)
 	if err != nil {
 		fmt.Println(err)
 		return

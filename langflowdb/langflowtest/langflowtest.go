@@ -40,6 +40,7 @@ import (
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // Generation is a Langflow schema generation of the apikey table.
@@ -124,7 +125,7 @@ type Var struct {
 // Fixture is what Create made.
 type Fixture struct {
 	Generation Generation
-	Postgres   bool
+	Dialect    sqldialect.Dialect
 	Superuser  User // "langflow", a superuser
 	Alice      User // "alice"
 	Keys       map[string]Key
@@ -157,9 +158,9 @@ func (f *Fixture) Refused() []string {
 
 // Schema returns the statements that create the generation's user, apikey,
 // variable and alembic_version tables.
-func Schema(g Generation, postgres bool) []string {
+func Schema(g Generation, dialect sqldialect.Dialect) []string {
 	uuid, ts, tstz, js := "CHAR(32)", "DATETIME", "DATETIME", "JSON"
-	if postgres {
+	if dialect == sqldialect.Postgres {
 		uuid, ts, tstz = "UUID", "TIMESTAMP WITHOUT TIME ZONE", "TIMESTAMP WITH TIME ZONE"
 	}
 	categoryCol := ""
@@ -234,14 +235,14 @@ func Schema(g Generation, postgres bool) []string {
 
 // seeder writes rows the way Langflow's ORM does.
 type seeder struct {
-	db       *sql.DB
-	postgres bool
-	keyring  *secrets.Keyring
-	now      time.Time
+	db      *sql.DB
+	dialect sqldialect.Dialect
+	keyring *secrets.Keyring
+	now     time.Time
 }
 
 func (s *seeder) id(canonical string) any {
-	if s.postgres {
+	if s.dialect == sqldialect.Postgres {
 		return canonical
 	}
 	return strings.ReplaceAll(canonical, "-", "")
@@ -249,14 +250,14 @@ func (s *seeder) id(canonical string) any {
 
 func (s *seeder) ts(t time.Time) any {
 	t = t.UTC().Truncate(time.Microsecond)
-	if s.postgres {
+	if s.dialect == sqldialect.Postgres {
 		return t
 	}
 	return t.Format("2006-01-02 15:04:05.000000")
 }
 
 func (s *seeder) exec(ctx context.Context, q string, args ...any) error {
-	if s.postgres {
+	if s.dialect == sqldialect.Postgres {
 		q = sqlutil.Dollar(q)
 	}
 	_, err := s.db.ExecContext(ctx, q, args...)
@@ -266,14 +267,14 @@ func (s *seeder) exec(ctx context.Context, q string, args ...any) error {
 // Create makes the generation's tables on db and fills them. keyring holds
 // Langflow's secret (LANGFLOW_SECRET_KEY); it encrypts the token rows and
 // the Credential variables.
-func Create(ctx context.Context, db *sql.DB, postgres bool, g Generation, keyring *secrets.Keyring) (*Fixture, error) {
-	for _, stmt := range Schema(g, postgres) {
+func Create(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, g Generation, keyring *secrets.Keyring) (*Fixture, error) {
+	for _, stmt := range Schema(g, dialect) {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("langflowtest: create schema: %w", err)
 		}
 	}
-	s := &seeder{db: db, postgres: postgres, keyring: keyring, now: time.Now().UTC()}
-	f := &Fixture{Generation: g, Postgres: postgres, Keys: map[string]Key{}, Vars: map[string]Var{}}
+	s := &seeder{db: db, dialect: dialect, keyring: keyring, now: time.Now().UTC()}
+	f := &Fixture{Generation: g, Dialect: dialect, Keys: map[string]Key{}, Vars: map[string]Var{}}
 	if err := s.exec(ctx, `INSERT INTO alembic_version (version_num) VALUES (?)`, g.String()); err != nil {
 		return nil, err
 	}
@@ -430,46 +431,46 @@ func (s *seeder) keyRow(ctx context.Context, id, user, name, plain, form string,
 
 // DeleteKey deletes a key's row as Langflow's DELETE /api/v1/api_key/{id}
 // does.
-func DeleteKey(ctx context.Context, db *sql.DB, postgres bool, id string) error {
-	s := &seeder{db: db, postgres: postgres}
+func DeleteKey(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, id string) error {
+	s := &seeder{db: db, dialect: dialect}
 	return s.exec(ctx, `DELETE FROM apikey WHERE id = ?`, s.id(id))
 }
 
 // SetActive sets a key's is_active column.
-func SetActive(ctx context.Context, db *sql.DB, postgres bool, id string, active bool) error {
-	s := &seeder{db: db, postgres: postgres}
+func SetActive(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, id string, active bool) error {
+	s := &seeder{db: db, dialect: dialect}
 	return s.exec(ctx, `UPDATE apikey SET is_active = ? WHERE id = ?`, active, s.id(id))
 }
 
 // SetUserActive sets a user's is_active column, as a Langflow superuser
 // deactivating or activating that user does.
-func SetUserActive(ctx context.Context, db *sql.DB, postgres bool, id string, active bool) error {
-	s := &seeder{db: db, postgres: postgres}
+func SetUserActive(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, id string, active bool) error {
+	s := &seeder{db: db, dialect: dialect}
 	return s.exec(ctx, `UPDATE "user" SET is_active = ? WHERE id = ?`, active, s.id(id))
 }
 
 // KeyRow reads back what Langflow would read of a key: total_uses,
 // last_used_at (nil when NULL), and api_key_hash ("" when absent or NULL).
-func KeyRow(ctx context.Context, db *sql.DB, postgres bool, g Generation, id string) (uses int64, lastUsed *time.Time, hash, stored string, err error) {
-	s := &seeder{db: db, postgres: postgres}
+func KeyRow(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, g Generation, id string) (uses int64, lastUsed *time.Time, hash, stored string, err error) {
+	s := &seeder{db: db, dialect: dialect}
 	// On SQLite, the stored text itself (drivers turn DATETIME columns into
 	// times; the cast keeps the text Langflow will parse).
 	q := "SELECT total_uses, CAST(last_used_at AS TEXT), api_key"
-	if postgres {
+	if dialect == sqldialect.Postgres {
 		q = "SELECT total_uses, last_used_at, api_key"
 	}
 	if g.HasHash() {
 		q += ", api_key_hash"
 	}
 	q += " FROM apikey WHERE id = ?"
-	if postgres {
+	if dialect == sqldialect.Postgres {
 		q = sqlutil.Dollar(q)
 	}
 	var last sql.NullString
 	var lastT sql.NullTime
 	var h sql.NullString
 	dest := []any{&uses, &last, &stored}
-	if postgres {
+	if dialect == sqldialect.Postgres {
 		dest[1] = &lastT
 	}
 	if g.HasHash() {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 )
 
@@ -44,9 +45,9 @@ var _ variables.ChangeFeed = (*Store)(nil)
 // changeLogSchema returns the statements that create the change log when it
 // is missing (idempotent; run inside Migrate's locked transaction), and, on
 // PostgreSQL, the names of the triggers to create when missing.
-func changeLogSchema(d Dialect, table string) (stmts []string, triggers map[string]string) {
+func changeLogSchema(d sqldialect.Dialect, table string) (stmts []string, triggers map[string]string) {
 	c := table + "_changes"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		fn := c + "_log"
 		ins := func(v string) string {
 			return "EXECUTE format('INSERT INTO %I." + c + " (user_id) VALUES (%L)', TG_TABLE_SCHEMA, " + v + ".user_id);"
@@ -121,9 +122,9 @@ func notifyChannel(table string) string { return strings.ToLower(table) + "_chan
 // changeQueries returns the poll query, the position query and the prune
 // statements ($1/? is the retention in microseconds, or "-N seconds" on
 // SQLite).
-func changeQueries(d Dialect, table string) (changes, position string, prune []string) {
+func changeQueries(d sqldialect.Dialect, table string) (changes, position string, prune []string) {
 	c := table + "_changes"
-	if d == Postgres {
+	if d == sqldialect.Postgres {
 		changes = "WITH s AS (SELECT pg_current_snapshot() AS snap, now() AS at) " +
 			"SELECT s.snap::text, s.at, c.user_id FROM s LEFT JOIN " + c + " c " +
 			"ON c.xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(c.xid, $1::pg_snapshot)"
@@ -148,7 +149,7 @@ func changeQueries(d Dialect, table string) (changes, position string, prune []s
 // Migrate).
 func (s *Store) initChanges(ctx context.Context) error {
 	s.q.changes, s.q.position, s.q.prune = changeQueries(s.dialect, s.table)
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		err := s.db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", s.table).Scan(&s.schema)
 		if err != nil {
 			return fmt.Errorf("sqlstore: find the schema of table %s: %w", s.table, err)
@@ -178,7 +179,7 @@ func (s *Store) Changes(ctx context.Context, cursor string) ([]string, string, e
 		next  string
 		err   error
 	)
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		users, next, err = s.changesPostgres(ctx, cursor)
 	} else {
 		users, next, err = s.changesSQLite(ctx, cursor)
@@ -196,7 +197,7 @@ func (s *Store) Changes(ctx context.Context, cursor string) ([]string, string, e
 // and Payload) and implements variables.ChangeNotifier. On SQLite both are
 // "".
 func (s *Store) Notification() (channel, payload string) {
-	if s.dialect != Postgres {
+	if s.dialect != sqldialect.Postgres {
 		return "", ""
 	}
 	return notifyChannel(s.table), s.schema
@@ -206,7 +207,7 @@ func (s *Store) Notification() (channel, payload string) {
 // which Changes reports later changes.
 func (s *Store) Position(ctx context.Context) (string, error) {
 	row := s.db.QueryRowContext(ctx, s.q.position)
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		var (
 			snap string
 			at   time.Time
@@ -321,12 +322,12 @@ func (s *Store) PruneChanges(ctx context.Context) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	var arg any = s.retention.Microseconds()
-	if s.dialect == SQLite {
+	if s.dialect == sqldialect.SQLite {
 		arg = fmt.Sprintf("-%d seconds", int64(s.retention.Seconds()))
 	}
 	for i, q := range s.q.prune {
 		args := []any{arg}
-		if s.dialect == Postgres && i == 0 {
+		if s.dialect == sqldialect.Postgres && i == 0 {
 			args = nil
 		}
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {

@@ -13,7 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/sqlstore"
@@ -47,14 +48,14 @@ func TestNewConcurrent(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		dialect sqlstore.Dialect
+		dialect sqldialect.Dialect
 		open    func(t *testing.T) []*sql.DB
 	}{
-		{"Postgres", sqlstore.Postgres, func(t *testing.T) []*sql.DB {
-			db, schema := testdb.PostgresSchema(t)
+		{"Postgres", sqldialect.Postgres, func(t *testing.T) []*sql.DB {
+			db, schema := dbtest.PostgresSchema(t)
 			dbs := []*sql.DB{db}
 			for len(dbs) < pools {
-				more, err := testdb.OpenPostgresSchema(testdb.PostgresDSN(t), schema)
+				more, err := dbtest.OpenPostgresSchema(dbtest.PostgresDSN(t), schema)
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = more.Close() })
 				dbs = append(dbs, more)
@@ -62,10 +63,10 @@ func TestNewConcurrent(t *testing.T) {
 			return dbs
 		}},
 		// The settings keyflow recommends (sqlitedb.DSN).
-		{"SQLite", sqlstore.SQLite, sqlitePools(sqlitedb.DSN)},
+		{"SQLite", sqldialect.SQLite, sqlitePools(sqlitedb.DSN)},
 		// Deferred transactions by default: New must not depend on the
 		// DSN asking for immediate ones; a busy timeout is enough.
-		{"SQLite deferred", sqlstore.SQLite, sqlitePools(func(path string) string {
+		{"SQLite deferred", sqldialect.SQLite, sqlitePools(func(path string) string {
 			return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
 		})},
 	} {

@@ -9,13 +9,14 @@ import (
 	_ "modernc.org/sqlite" // the host's choice of driver
 
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/sqlitedb"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
 
 // Keep variables in an SQLite file. With PostgreSQL, open the *sql.DB with
-// pgx's stdlib driver and pass sqlstore.Postgres.
+// pgx's stdlib driver and pass sqldialect.Postgres.
 func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "keyflow-example")
@@ -27,7 +28,7 @@ func Example() {
 		return
 	}
 	defer func() { _ = db.Close() }()
-	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite})
+	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.SQLite})
 	if err != nil {
 		fmt.Println(err)
 		return

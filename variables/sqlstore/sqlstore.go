@@ -34,22 +34,14 @@ import (
 
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
-)
-
-// Dialect selects the SQL the Store speaks.
-type Dialect int
-
-// The dialects; the zero Dialect is invalid, so New cannot guess.
-const (
-	SQLite   Dialect = iota + 1 // SQLite 3.24 or later (e.g. modernc.org/sqlite)
-	Postgres                    // PostgreSQL 11 or later (e.g. pgx's stdlib driver)
 )
 
 // Config configures New. Dialect is required.
 type Config struct {
-	Dialect Dialect // SQLite or Postgres; required
-	Table   string  // default "variable"; letters, digits and underscores, at most 48
+	Dialect sqldialect.Dialect // SQLite or Postgres; required
+	Table   string             // default "variable"; letters, digits and underscores, at most 48
 	// ChangeRetention is how long rows of the change log (changes.go) are
 	// kept: a process whose last poll of Changes is older learns that
 	// changes were lost and drops its whole cache. 0:
@@ -63,7 +55,7 @@ type Config struct {
 // one with New; the zero value is not usable.
 type Store struct {
 	db      *sql.DB
-	dialect Dialect
+	dialect sqldialect.Dialect
 	table   string
 	q       queries
 	list    *sql.Stmt // prepared: ListByUser is the Resolver's one query per run
@@ -91,8 +83,8 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sql.DB")
 	}
-	if cfg.Dialect != SQLite && cfg.Dialect != Postgres {
-		return nil, errors.New("sqlstore: Config.Dialect must be SQLite or Postgres")
+	if !cfg.Dialect.Valid() {
+		return nil, fmt.Errorf("sqlstore: Config.Dialect must be sqldialect.SQLite or sqldialect.Postgres, not %q", cfg.Dialect)
 	}
 	if cfg.Table == "" {
 		cfg.Table = "variable"
@@ -113,7 +105,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	// collation do, whatever PostgreSQL's collation; Update compares prev's
 	// updated_at, which may be NULL, NULL-safely.
 	id, sameUpdatedAt := "id", "updated_at IS ?"
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		id, sameUpdatedAt = `id COLLATE "C"`, "updated_at IS NOT DISTINCT FROM ?"
 	}
 	s.q = queries{
@@ -127,7 +119,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		listTokens: "SELECT id, value FROM " + t + " WHERE " + id + " > ? AND substr(value, 1, 6) = 'gAAAAA' ORDER BY " + id + " LIMIT ?",
 		swap:       "UPDATE " + t + " SET value = ? WHERE id = ? AND value = ?",
 	}
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		q := &s.q
 		for _, p := range []*string{&q.insert, &q.get, &q.getByName, &q.list, &q.update, &q.del, &q.listTokens, &q.swap} {
 			*p = sqlutil.Dollar(*p)
@@ -171,7 +163,7 @@ func (s *Store) Close() error {
 // connection's busy timeout (which SQLite pools shared by several writers
 // need anyway).
 func (s *Store) Migrate(ctx context.Context) error {
-	if s.dialect == Postgres {
+	if s.dialect == sqldialect.Postgres {
 		return s.migratePostgres(ctx)
 	}
 	return s.migrateSQLite(ctx)
@@ -455,7 +447,7 @@ func (s *Store) Delete(ctx context.Context, userID, id string) error {
 func (s *Store) ListCiphertexts(ctx context.Context, after string, limit int) ([]secrets.Ciphertext, error) {
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
-		if s.dialect == Postgres {
+		if s.dialect == sqldialect.Postgres {
 			limit = 1<<31 - 1
 		}
 	}

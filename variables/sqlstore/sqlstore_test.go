@@ -9,8 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	"github.com/keyflow-dev/keyflow/variables/sqlstore"
 	"github.com/keyflow-dev/keyflow/variables/storetest"
@@ -19,13 +20,13 @@ import (
 var dialects = []struct {
 	name    string
 	open    func(testing.TB) *sql.DB
-	dialect sqlstore.Dialect
+	dialect sqldialect.Dialect
 }{
-	{"SQLite", testdb.SQLite, sqlstore.SQLite},
-	{"Postgres", testdb.Postgres, sqlstore.Postgres},
+	{"SQLite", dbtest.SQLite, sqldialect.SQLite},
+	{"Postgres", dbtest.Postgres, sqldialect.Postgres},
 }
 
-func newStore(t *testing.T, open func(testing.TB) *sql.DB, d sqlstore.Dialect) *sqlstore.Store {
+func newStore(t *testing.T, open func(testing.TB) *sql.DB, d sqldialect.Dialect) *sqlstore.Store {
 	t.Helper()
 	s, err := sqlstore.New(context.Background(), open(t), sqlstore.Config{Dialect: d})
 	require.NoError(t, err)
@@ -41,7 +42,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
@@ -50,11 +51,11 @@ func TestNewOptions(t *testing.T) {
 		ok   bool
 	}{
 		{"no dialect", db, sqlstore.Config{}, false},
-		{"nil db", nil, sqlstore.Config{Dialect: sqlstore.SQLite}, false},
-		{"bad table", db, sqlstore.Config{Dialect: sqlstore.SQLite, Table: "x; DROP TABLE y"}, false},
-		{"custom table", db, sqlstore.Config{Dialect: sqlstore.SQLite, Table: "kf_variable"}, true},
-		{"default table", db, sqlstore.Config{Dialect: sqlstore.SQLite}, true},
-		{"default table again (idempotent)", db, sqlstore.Config{Dialect: sqlstore.SQLite}, true},
+		{"nil db", nil, sqlstore.Config{Dialect: sqldialect.SQLite}, false},
+		{"bad table", db, sqlstore.Config{Dialect: sqldialect.SQLite, Table: "x; DROP TABLE y"}, false},
+		{"custom table", db, sqlstore.Config{Dialect: sqldialect.SQLite, Table: "kf_variable"}, true},
+		{"default table", db, sqlstore.Config{Dialect: sqldialect.SQLite}, true},
+		{"default table again (idempotent)", db, sqlstore.Config{Dialect: sqldialect.SQLite}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := sqlstore.New(ctx, tc.db, tc.cfg)
@@ -70,8 +71,8 @@ func TestNewOptions(t *testing.T) {
 // TestSchemaUniqueUserName checks the constraint Langflow lacks (docs/langflow-compatibility.md#variable-rules-and-messages) at
 // the SQL level, not only through the Store.
 func TestSchemaUniqueUserName(t *testing.T) {
-	db := testdb.SQLite(t)
-	_, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.SQLite})
+	db := dbtest.SQLite(t)
+	_, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.SQLite})
 	require.NoError(t, err)
 	ins := `INSERT INTO variable (id, user_id, name, value, type, created_at) VALUES (?, 'u', 'N', 'v', 'Generic', 0)`
 	_, err = db.Exec(ins, "id-1")
@@ -144,14 +145,14 @@ func TestReencrypt(t *testing.T) {
 // TestForeignTable: a table of the same name with another schema (such as
 // Langflow's own "variable" table) is reported, not silently used.
 func TestForeignTable(t *testing.T) {
-	db := testdb.SQLite(t)
+	db := dbtest.SQLite(t)
 	_, err := db.Exec(`CREATE TABLE variable (id CHAR(32) PRIMARY KEY, name VARCHAR NOT NULL, value VARCHAR NOT NULL,
 		type VARCHAR, default_fields JSON, created_at DATETIME, updated_at DATETIME, user_id CHAR(32) NOT NULL)`)
 	require.NoError(t, err)
-	_, err = sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.SQLite})
+	_, err = sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.SQLite})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Config.Table")
-	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.SQLite, Table: "keyflow_variable"})
+	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.SQLite, Table: "keyflow_variable"})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 }
@@ -161,7 +162,7 @@ func TestForeignTable(t *testing.T) {
 // collation (here ICU's root locale, like a database created with en_US)
 // sorts "a" before "B".
 func TestPostgresOrderIgnoresCollation(t *testing.T) {
-	db := testdb.Postgres(t)
+	db := dbtest.Postgres(t)
 	ctx := context.Background()
 	var icu bool
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu')`).Scan(&icu))
@@ -173,7 +174,7 @@ func TestPostgresOrderIgnoresCollation(t *testing.T) {
 		default_fields TEXT NOT NULL DEFAULT '[]', created_at BIGINT NOT NULL, updated_at BIGINT,
 		origin TEXT NOT NULL DEFAULT 'user')`)
 	require.NoError(t, err)
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, id := range []string{"a-lower", "B-upper"} {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -218,7 +218,7 @@ func testFeedBound(t *testing.T, s FeedStore) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("B never served %q from its cache (last: %q, %s)", want, got.Value, got.Source)
+				t.Fatalf("B never served %q from its cache (last: %q, %s)", want, got.Value, got.Layer)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -240,8 +240,8 @@ func testFeedBound(t *testing.T, s FeedStore) {
 	cachedOnB("second")
 	mustNoError(t, a.Delete(ctx, user, v.ID))
 	deleted := time.Now()
-	equal(t, variables.SourceNone, resolve(ra).Source, "A honours its own deletion at once")
-	w = revoketest.Until(10*time.Second, func() bool { return resolve(rb).Source == variables.SourceNone })
+	equal(t, variables.LayerNone, resolve(ra).Layer, "A honours its own deletion at once")
+	w = revoketest.Until(10*time.Second, func() bool { return resolve(rb).Layer == variables.LayerNone })
 	isTrue(t, w.Refused, "B never saw the deletion")
 	isTrue(t, w.AcceptedAfter(deleted) < maxLag, "B resolved the deleted variable %v after the deletion (bound %v)", w.AcceptedAfter(deleted), maxLag)
 	t.Logf("deletion seen by B %v after A's call returned", w.SeenAt.Sub(deleted).Round(time.Millisecond))

@@ -10,6 +10,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 // A server instance on a PostgreSQL database shared with other instances:
@@ -25,7 +26,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -23,8 +23,9 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -103,16 +104,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // many keys sends one; a cancelled subscription receives nothing.
 func TestListenerSignals(t *testing.T) {
 	t.Parallel()
-	db, _ := testdb.PostgresSchema(t)
+	db, _ := dbtest.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	assert.Equal(t, "apikey_changes", channel)
 	assert.True(t, strings.HasPrefix(payload, "t_"), "the payload is the test's schema, %q", payload)
 
 	app := "kfn_" + ids.New()[:8]
-	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload})
+	l := newListener(t, pgnotify.Config{ConnString: withApp(t, dbtest.PostgresDSN(t), app), Channel: channel, Payload: payload})
 	c1, cancel1 := l.Subscribe()
 	c2, cancel2 := l.Subscribe()
 	defer cancel2()
@@ -144,12 +145,12 @@ func TestListenerSignals(t *testing.T) {
 // the Listener's PingInterval (0: its default).
 func listenedStore(t *testing.T, ping time.Duration) (*sql.DB, *sqlstore.Store, string, *pgnotify.Listener) {
 	t.Helper()
-	db, _ := testdb.PostgresSchema(t)
-	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
+	db, _ := dbtest.PostgresSchema(t)
+	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	app := "kfn_" + ids.New()[:8]
-	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), app), Channel: channel, Payload: payload, PingInterval: ping})
+	l := newListener(t, pgnotify.Config{ConnString: withApp(t, dbtest.PostgresDSN(t), app), Channel: channel, Payload: payload, PingInterval: ping})
 	return db, s, app, l
 }
 
@@ -260,15 +261,15 @@ func (c countingStore) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record
 // empty), or nil for no push.
 func newNodes(t *testing.T, n int, cfg apikey.Config, notifier func(i int, channel, payload string) *pgnotify.Config) []*node {
 	t.Helper()
-	_, schema := testdb.PostgresSchema(t)
-	dsn := testdb.PostgresDSN(t)
+	_, schema := dbtest.PostgresSchema(t)
+	dsn := dbtest.PostgresDSN(t)
 	var nodes []*node
 	for i := range n {
-		db, err := testdb.OpenPostgresSchema(dsn, schema)
+		db, err := dbtest.OpenPostgresSchema(dsn, schema)
 		require.NoError(t, err)
 		db.SetMaxOpenConns(8)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqlstore.Postgres})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: sqldialect.Postgres})
 		require.NoError(t, err)
 		icfg := cfg
 		reads, polls := new(atomic.Int64), new(atomic.Int64)
@@ -430,7 +431,7 @@ func TestLostNotifications(t *testing.T) {
 func TestKilledListenerManager(t *testing.T) {
 	t.Parallel()
 	app := "kfn_" + ids.New()[:8]
-	dsn := withApp(t, testdb.PostgresDSN(t), app)
+	dsn := withApp(t, dbtest.PostgresDSN(t), app)
 	nodes := newNodes(t, 2, longCache, func(i int, channel, payload string) *pgnotify.Config {
 		return &pgnotify.Config{ConnString: dsn, Channel: channel, Payload: payload}
 	})

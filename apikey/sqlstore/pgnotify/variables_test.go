@@ -11,9 +11,10 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey/sqlstore/pgnotify"
 	"github.com/keyflow-dev/keyflow/internal/ids"
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
@@ -26,14 +27,14 @@ import (
 // bound), and within the bound in any case.
 func TestVariablesPush(t *testing.T) {
 	t.Parallel()
-	db, _ := testdb.PostgresSchema(t)
+	db, _ := dbtest.PostgresSchema(t)
 	ctx := context.Background()
-	s, err := varsql.New(ctx, db, varsql.Config{Dialect: varsql.Postgres})
+	s, err := varsql.New(ctx, db, varsql.Config{Dialect: sqldialect.Postgres})
 	require.NoError(t, err)
 	channel, payload := s.Notification()
 	assert.Equal(t, "variable_changes", channel)
 	assert.True(t, strings.HasPrefix(payload, "t_"), "the payload is the test's schema, %q", payload)
-	l := newListener(t, pgnotify.Config{ConnString: withApp(t, testdb.PostgresDSN(t), "kfv_"+ids.New()[:8]), Channel: channel, Payload: payload})
+	l := newListener(t, pgnotify.Config{ConnString: withApp(t, dbtest.PostgresDSN(t), "kfv_"+ids.New()[:8]), Channel: channel, Payload: payload})
 	signals, cancel := l.Subscribe()
 	defer cancel()
 	require.True(t, receive(signals, 10*time.Second), "a signal once connected")

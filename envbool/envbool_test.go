@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyflow-dev/keyflow/internal/envbool"
+	"github.com/keyflow-dev/keyflow/envbool"
 )
 
 func TestParse(t *testing.T) {

@@ -1,6 +1,10 @@
-package faultstore_test
+// Package failclosed checks that keyflow fails closed when its stores fail:
+// verification, the middleware, the management handlers, variables and
+// re-encryption, each on stores wrapped by keyflowtest/faultstore.
+package failclosed_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +21,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
-	"github.com/keyflow-dev/keyflow/internal/faultstore"
+	"github.com/keyflow-dev/keyflow/keyflowtest/faultstore"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -265,7 +269,7 @@ func TestMiddlewareFailsClosed(t *testing.T) {
 		case http.StatusNoContent:
 			require.Equal(t, 0, i%3, "only the live key passes")
 		case http.StatusServiceUnavailable:
-			assert.JSONEq(t, `{"detail":"`+middleware.MsgUnavailable+`"}`, w.Body.String())
+			assert.JSONEq(t, `{"detail":"Authentication service unavailable"}`, w.Body.String())
 		case http.StatusForbidden:
 			require.NotEqual(t, 0, i%3, "the live key is never refused as invalid")
 		default:
@@ -411,7 +415,7 @@ func TestVariablesUnderFailure(t *testing.T) {
 		require.True(t, written[got], "decrypts to a written value, got %q", got)
 		out, err := res.Resolve(ctx, "u1", []variables.Field{{Name: "api_key", Variable: "TOKEN"}}, nil)
 		require.NoError(t, err)
-		assert.Equal(t, variables.SourceStored, out[0].Source)
+		assert.Equal(t, variables.LayerStored, out[0].Layer)
 		assert.Equal(t, got, out[0].Value)
 	}
 	list, err := svc.List(ctx, "u1")
@@ -476,4 +480,28 @@ func TestReencryptUnderFailure(t *testing.T) {
 		require.NoError(t, err, name)
 		assert.Equal(t, val, got)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// captureLogger returns a debug-level logger writing to a buffer.
+func captureLogger() (*slog.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/keyflow-dev/keyflow/internal/revoketest"
+	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 )
 
 func TestUntil(t *testing.T) {

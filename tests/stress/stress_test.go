@@ -4,9 +4,9 @@
 // updated while the master secret is rotated again and again with
 // secrets.Reencrypt. Invariants are checked during the run and at the end.
 //
-//	go test -race ./internal/stress/                                  # 10 s (+ 5 s per SQL database)
-//	KEYFLOW_STRESS_DURATION=2s go test -race ./internal/stress/       # shorter (or -short)
-//	go test -race ./internal/stress/ -stress.duration=1m              # longer
+//	go test -race ./tests/stress/                                  # 10 s (+ 5 s per SQL database)
+//	KEYFLOW_STRESS_DURATION=2s go test -race ./tests/stress/       # shorter (or -short)
+//	go test -race ./tests/stress/ -stress.duration=1m              # longer
 package stress
 
 import (
@@ -29,9 +29,10 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	keysql "github.com/keyflow-dev/keyflow/apikey/sqlstore"
-	"github.com/keyflow-dev/keyflow/internal/testdb"
+	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
+	"github.com/keyflow-dev/keyflow/sqldialect"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
 )
@@ -125,9 +126,9 @@ func TestStress(t *testing.T) {
 	})
 	sqlRun := func(t *testing.T, db *sql.DB, pg bool) {
 		ctx := context.Background()
-		kd, vd := keysql.SQLite, varsql.SQLite
+		kd, vd := sqldialect.SQLite, sqldialect.SQLite
 		if pg {
-			kd, vd = keysql.Postgres, varsql.Postgres
+			kd, vd = sqldialect.Postgres, sqldialect.Postgres
 		}
 		ks, err := keysql.New(ctx, db, keysql.Config{Dialect: kd})
 		require.NoError(t, err)
@@ -135,8 +136,8 @@ func TestStress(t *testing.T) {
 		require.NoError(t, err)
 		stress(t, d/2, ks, vs)
 	}
-	t.Run("sqlite", func(t *testing.T) { sqlRun(t, testdb.SQLite(t), false) })
-	t.Run("postgres", func(t *testing.T) { sqlRun(t, testdb.Postgres(t), true) })
+	t.Run("sqlite", func(t *testing.T) { sqlRun(t, dbtest.SQLite(t), false) })
+	t.Run("postgres", func(t *testing.T) { sqlRun(t, dbtest.Postgres(t), true) })
 }
 
 func stress(t *testing.T, d time.Duration, keyStore apikey.Store, store variables.Store) {

@@ -1,7 +1,9 @@
 // Package envbool parses boolean environment settings the way Langflow's
-// settings (pydantic) do, so that every keyflow package and the reference
-// server read LANGFLOW_* booleans alike (see
-// docs/langflow-compatibility.md#boolean-settings).
+// settings (pydantic) do. keyflow's packages read every LANGFLOW_* boolean
+// with it, and a server that reads more settings of its own uses it to read
+// them alike (see docs/langflow-compatibility.md#boolean-settings):
+//
+//	autoLogin, err := envbool.Lookup(nil, "LANGFLOW_AUTO_LOGIN", true)
 package envbool
 
 import (

@@ -1,11 +1,8 @@
 package faultstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,34 +11,10 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/storetest"
-	"github.com/keyflow-dev/keyflow/internal/faultstore"
+	"github.com/keyflow-dev/keyflow/keyflowtest/faultstore"
 	"github.com/keyflow-dev/keyflow/variables"
 	varstoretest "github.com/keyflow-dev/keyflow/variables/storetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// captureLogger returns a debug-level logger writing to a buffer.
-func captureLogger() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
 
 // draw records, for n calls of op, whether each failed.
 func draw(inj *faultstore.Injector, s *faultstore.KeyStore, n int) []bool {

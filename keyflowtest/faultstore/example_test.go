@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/internal/faultstore"
+	"github.com/keyflow-dev/keyflow/keyflowtest/faultstore"
 )
 
 // A Manager over a store that fails: verification fails closed.

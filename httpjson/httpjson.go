@@ -1,6 +1,15 @@
-// Package httpjson holds the small JSON helpers shared by keyflow's HTTP
-// handlers and middleware: FastAPI-shaped {"detail": ...} errors and bounded
-// body decoding.
+// Package httpjson answers and reads JSON the way keyflow's HTTP handlers
+// (apikeyhttp, variableshttp) and middleware do, so that a server's own
+// handlers mounted beside them answer alike: FastAPI-shaped {"detail": ...}
+// errors, as Langflow's clients expect, and bounded, strict body decoding
+// (at most MaxBody bytes, valid UTF-8, one JSON value, 413 or 422 with a
+// message that never repeats the body).
+//
+//	var in struct{ Name string `json:"name"` }
+//	if !httpjson.Decode(w, r, &in) {
+//		return // Decode has answered
+//	}
+//	httpjson.Write(w, http.StatusCreated, result)
 package httpjson
 
 import (

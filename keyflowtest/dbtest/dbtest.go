@@ -1,8 +1,21 @@
-// Package testdb opens real databases for keyflow's tests: a fresh SQLite file
-// per test, and a fresh PostgreSQL schema per test on the server named by
-// KEYFLOW_TEST_POSTGRES_DSN. It imports database drivers, so only tests and
-// examples may import it.
-package testdb
+// Package dbtest opens real databases for tests of code built on keyflow's
+// SQL stores (a third-party store, a server, keyflow's own tests): a fresh
+// SQLite file per test, and a fresh PostgreSQL schema per test on the server
+// named by KEYFLOW_TEST_POSTGRES_DSN, so tests and packages may run in
+// parallel on one database.
+//
+//	db := dbtest.Postgres(t) // skips the test, saying how to enable it, when the DSN is unset
+//	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqldialect.Postgres})
+//
+// SkipSuite skips a suite that cannot run on this machine with one notice
+// on the terminal; where the CI environment variable is set it fails the
+// test instead, so a CI run never passes by skipping. Proxy cuts a
+// database's connections on demand, for outage tests.
+//
+// Unlike the library packages it imports database drivers (pgx's stdlib
+// driver and modernc.org/sqlite), so only tests and programs should import
+// it.
+package dbtest
 
 import (
 	"context"

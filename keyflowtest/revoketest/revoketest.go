@@ -1,6 +1,7 @@
 // Package revoketest watches another instance refuse a key revoked
-// elsewhere, for keyflow's multi-instance tests, in a way that holds on a
-// loaded machine.
+// elsewhere, for multi-instance tests of keyflow's revocation bound (of
+// keyflow's SQL stores, or a third-party store with a change feed), in a way
+// that holds on a loaded machine. It imports only the standard library.
 //
 // The revocation bound says: once a revocation has returned, a
 // verification that begins more than the bound later refuses the key. A test
