@@ -453,25 +453,38 @@ func (s *KeyStore) rescan(ctx context.Context, force bool) error {
 		return nil // a scan began after this call did, or one ran just now
 	}
 	start := time.Now()
+	x.mu.Lock()
+	old := maps.Clone(x.byID)
+	x.mu.Unlock()
+	byID, byHash, err := s.scanHashless(ctx, old)
+	if err != nil {
+		return err
+	}
+	x.install(old, byID, byHash)
+	x.lastScan = start
+	return nil
+}
+
+// scanHashless reads every row without api_key_hash and indexes it by ID and
+// by the hash of the key it reveals, reusing old's entry for a row whose
+// stored text has not changed (revealing a token costs a decryption).
+func (s *KeyStore) scanHashless(ctx context.Context, old map[string]legacyEntry) (map[string]legacyEntry, map[apikey.Hash][]string, error) {
 	q := "SELECT id, api_key FROM apikey"
 	if s.d.schema.HasAPIKeyHash {
 		q += " WHERE api_key_hash IS NULL"
 	}
 	rows, err := s.d.db.QueryContext(ctx, q)
 	if err != nil {
-		return fmt.Errorf("langflowdb: read hashless keys: %w", err)
+		return nil, nil, fmt.Errorf("langflowdb: read hashless keys: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
-	x.mu.Lock()
-	old := maps.Clone(x.byID)
-	x.mu.Unlock()
 	byID := make(map[string]legacyEntry, len(old))
 	byHash := map[apikey.Hash][]string{}
 	for rows.Next() {
 		var id uuidValue
 		var stored string
 		if err := rows.Scan(&id, &stored); err != nil {
-			return fmt.Errorf("langflowdb: read hashless keys: %w", err)
+			return nil, nil, fmt.Errorf("langflowdb: read hashless keys: %w", err)
 		}
 		fp := sha256.Sum256([]byte(stored))
 		e, ok := old[id.s]
@@ -487,11 +500,17 @@ func (s *KeyStore) rescan(ctx context.Context, force bool) error {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("langflowdb: read hashless keys: %w", err)
+		return nil, nil, fmt.Errorf("langflowdb: read hashless keys: %w", err)
 	}
+	return byID, byHash, nil
+}
+
+// install replaces the index with a scan's (byID, byHash), keeping the rows
+// this process wrote while the scan ran (add), which the scan may not have
+// seen: those in x but not in old, the index the scan started from.
+func (x *legacyIndex) install(old, byID map[string]legacyEntry, byHash map[apikey.Hash][]string) {
 	x.mu.Lock()
-	// Keep rows this process wrote while the scan ran (add), which the
-	// scan may not have seen.
+	defer x.mu.Unlock()
 	for id, e := range x.byID {
 		if _, before := old[id]; before {
 			continue
@@ -504,9 +523,6 @@ func (s *KeyStore) rescan(ctx context.Context, force bool) error {
 		}
 	}
 	x.byID, x.byHash = byID, byHash
-	x.mu.Unlock()
-	x.lastScan = start
-	return nil
 }
 
 // legacyByHash finds the hashless row whose key hashes to h: from the index,

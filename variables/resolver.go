@@ -149,8 +149,33 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 	if r == nil || r.svc == nil {
 		return nil, ErrUninitialized
 	}
-	out := make([]Resolution, len(fields))
-	needStore := false
+	out, needStore := resolveWithoutStore(fields, overrides)
+	if !needStore {
+		return out, nil
+	}
+	if userID == "" {
+		return nil, ErrNoUser
+	}
+	vars, err := r.svc.listForRun(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("variables: resolve: %w", err)
+	}
+	for i, f := range fields {
+		if out[i].Layer != LayerNone {
+			continue
+		}
+		if err := r.resolveFromStore(&out[i], f, vars); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// resolveWithoutStore answers the fields that the flow value or a request
+// override decides; the others stay LayerNone, and needStore reports whether
+// there are any.
+func resolveWithoutStore(fields []Field, overrides map[string]string) (out []Resolution, needStore bool) {
+	out = make([]Resolution, len(fields))
 	for i, f := range fields {
 		out[i] = Resolution{Field: f.Name, Variable: f.Variable, Layer: LayerNone}
 		switch {
@@ -166,51 +191,42 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 			needStore = true
 		}
 	}
-	if !needStore {
-		return out, nil
-	}
-	if userID == "" {
-		return nil, ErrNoUser
-	}
-	vars, err := r.svc.listForRun(ctx, userID)
-	if err != nil {
-		return nil, fmt.Errorf("variables: resolve: %w", err)
-	}
-	for i, f := range fields {
-		res := &out[i]
-		if res.Layer != LayerNone {
-			continue
+	return out, needStore
+}
+
+// resolveFromStore answers field f from the user's variables vars, else from
+// the environment: an unbound field from the variable whose default fields
+// name it, a bound one from its variable, then the environment fallback.
+func (r *Resolver) resolveFromStore(res *Resolution, f Field, vars []Variable) error {
+	if f.Variable == "" {
+		v := defaultFor(vars, f)
+		if v == nil {
+			return nil
 		}
-		if f.Variable == "" {
-			v := defaultFor(vars, f)
-			if v == nil {
-				continue
-			}
-			plain, err := r.svc.open(v)
-			if err != nil {
-				return nil, err
-			}
-			res.Variable, res.Value, res.Layer = v.Name, plain, LayerStored
-			continue
+		plain, err := r.svc.open(v)
+		if err != nil {
+			return err
 		}
-		if v := byName(vars, f.Variable); v != nil && v.Value != "" {
-			if v.Type == Credential && f.Name == "session_id" {
-				return nil, credentialSessionIDError(v.Name)
-			}
-			plain, err := r.svc.open(v)
-			if err != nil {
-				return nil, err
-			}
-			res.Value, res.Layer = plain, LayerStored
-			continue
+		res.Variable, res.Value, res.Layer = v.Name, plain, LayerStored
+		return nil
+	}
+	if v := byName(vars, f.Variable); v != nil && v.Value != "" {
+		if v.Type == Credential && f.Name == "session_id" {
+			return credentialSessionIDError(v.Name)
 		}
-		if r.fallback && !isProtected(f.Variable) {
-			if val, ok := r.lookup(f.Variable); ok && val != "" {
-				res.Value, res.Layer = val, LayerEnvironment
-			}
+		plain, err := r.svc.open(v)
+		if err != nil {
+			return err
+		}
+		res.Value, res.Layer = plain, LayerStored
+		return nil
+	}
+	if r.fallback && !isProtected(f.Variable) {
+		if val, ok := r.lookup(f.Variable); ok && val != "" {
+			res.Value, res.Layer = val, LayerEnvironment
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func byName(vars []Variable, name string) *Variable {

@@ -129,7 +129,24 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if s.retention < time.Second {
 		return nil, errors.New("sqlstore: Config.ChangeRetention must be at least a second")
 	}
-	s.q = queries{
+	s.q = newQueries(s.dialect, table)
+	if err := s.migrate(ctx, table); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, s.q.probe)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Config.Table): %w", table, err)
+	}
+	_ = rows.Close()
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newQueries returns the Store's SQL for dialect d on table.
+func newQueries(d sqldialect.Dialect, table string) queries {
+	q := queries{
 		insert:    "INSERT INTO " + table + " (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		byHash:    "SELECT " + columns + " FROM " + table + " WHERE api_key_hash = ?",
 		list:      "SELECT " + columns + " FROM " + table + " WHERE user_id = ? ORDER BY created_at, id",
@@ -143,38 +160,38 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		batch:        "INSERT INTO " + table + "_usage_batches (id, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
 		pruneBatches: "DELETE FROM " + table + "_usage_batches WHERE applied_at < ?",
 	}
-	s.q.changes, s.q.position, s.q.prune = changeQueries(s.dialect, table)
-	if s.dialect == sqldialect.Postgres {
-		for _, q := range []*string{&s.q.insert, &s.q.byHash, &s.q.list, &s.q.deleteRet, &s.q.setActive, &s.q.addUsage, &s.q.probe, &s.q.batch, &s.q.pruneBatches} {
-			*q = sqlutil.Dollar(*q)
+	q.changes, q.position, q.prune = changeQueries(d, table)
+	if d == sqldialect.Postgres {
+		for _, p := range []*string{&q.insert, &q.byHash, &q.list, &q.deleteRet, &q.setActive, &q.addUsage, &q.probe, &q.batch, &q.pruneBatches} {
+			*p = sqlutil.Dollar(*p)
 		}
 	}
-	if err := s.migrate(ctx, table); err != nil {
-		return nil, err
-	}
-	rows, err := db.QueryContext(ctx, s.q.probe)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: table %s does not have keyflow's columns (is it another program's table? choose Config.Table): %w", table, err)
-	}
-	_ = rows.Close()
+	return q
+}
+
+// prepare readies the Store's statements: on SQLite the two hot queries,
+// on PostgreSQL the name of the schema holding the table (for the change
+// notifications).
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
 	if s.dialect == sqldialect.SQLite {
 		// Saves parsing the query on every cache miss: about a quarter of a
 		// lookup with modernc.org/sqlite. (With pgx, an explicit statement
 		// measured slower than pgx's own statement cache.)
-		if s.byHash, err = db.PrepareContext(ctx, s.q.byHash); err != nil {
-			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		if s.byHash, err = s.db.PrepareContext(ctx, s.q.byHash); err != nil {
+			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
-		if s.changesStmt, err = db.PrepareContext(ctx, s.q.changes[0]); err != nil {
+		if s.changesStmt, err = s.db.PrepareContext(ctx, s.q.changes[0]); err != nil {
 			_ = s.byHash.Close()
-			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
 	} else {
-		err := db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", table).Scan(&s.schema)
+		err = s.db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", s.table).Scan(&s.schema)
 		if err != nil {
-			return nil, fmt.Errorf("sqlstore: find the schema of table %s: %w", table, err)
+			return fmt.Errorf("sqlstore: find the schema of table %s: %w", s.table, err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // migrations[i] brings the schema from version i to i+1.

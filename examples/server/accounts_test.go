@@ -11,6 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/login"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/webui"
 	"github.com/keyflow-dev/keyflow/middleware"
 )
 
@@ -23,7 +28,7 @@ func TestInactiveUserKeys(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			a, srv := startLoginApp(t, func(c *config) {
+			a, srv := startLoginApp(t, func(c *config.Config) {
 				c.NewUserIsActive = true
 				if b.postgres {
 					c.DatabaseURL = sharedDatabase(t)
@@ -33,10 +38,10 @@ func TestInactiveUserKeys(t *testing.T) {
 			su := []string{"Authorization", "Bearer " + loginTokens(t, srv, "admin", testPassword).AccessToken}
 			res, body := httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"dave","password":"dave-password"}`), su...)
 			require.Equal(t, 201, res.StatusCode, body)
-			dave := decode[userJSON](t, body)
-			key, _, err := a.keys.Create(ctx, dave.ID, "dave's", apikey.CreateOptions{})
+			dave := decode[accounts.UserRead](t, body)
+			key, _, err := a.Keys.Create(ctx, dave.ID, "dave's", apikey.CreateOptions{})
 			require.NoError(t, err)
-			_, err = a.store.createNamedFlow(ctx, dave.ID, "Dave's flow", "dave-flow", nil)
+			_, err = a.Flows.Create(ctx, dave.ID, "Dave's flow", "dave-flow", nil)
 			require.NoError(t, err)
 
 			type call struct{ method, path, body string }
@@ -68,7 +73,7 @@ func TestInactiveUserKeys(t *testing.T) {
 				code, body := status(c)
 				require.Equal(t, 200, code, body)
 			}
-			keysBefore, err := a.keys.List(ctx, dave.ID)
+			keysBefore, err := a.Keys.List(ctx, dave.ID)
 			require.NoError(t, err)
 
 			res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+dave.ID, strings.NewReader(`{"is_active":false}`), su...)
@@ -76,9 +81,9 @@ func TestInactiveUserKeys(t *testing.T) {
 			for _, c := range calls {
 				code, body := status(c)
 				assert.Equal(t, http.StatusForbidden, code, "%s %s: %s", c.method, c.path, body)
-				assert.JSONEq(t, `{"detail":"`+msgKeyUserInactive+`"}`, body, "%s %s", c.method, c.path)
+				assert.JSONEq(t, `{"detail":"`+login.MsgKeyUserInactive+`"}`, body, "%s %s", c.method, c.path)
 			}
-			keysAfter, err := a.keys.List(ctx, dave.ID)
+			keysAfter, err := a.Keys.List(ctx, dave.ID)
 			require.NoError(t, err)
 			assert.Len(t, keysAfter, len(keysBefore), "no key minted by an inactive user's key")
 
@@ -92,15 +97,15 @@ func TestInactiveUserKeys(t *testing.T) {
 
 // BenchmarkActiveKeyUser measures what checking the key's user adds to a
 // request authenticated by an API key: a map look-up while the user was
-// found active less than activeUserTTL ago, else one read of the users
+// found active less than login.ActiveUserTTL ago, else one read of the users
 // table (SQLite) about once a second per user.
 func BenchmarkActiveKeyUser(b *testing.B) {
-	cfg := config{ConfigDir: b.TempDir(), Host: "127.0.0.1", Getenv: func(string) string { return "" }}
+	cfg := config.Config{ConfigDir: b.TempDir(), Host: "127.0.0.1", Getenv: func(string) string { return "" }}
 	a, err := openApp(context.Background(), cfg, quietLog())
 	require.NoError(b, err)
 	defer a.Close()
-	h := a.activeKeyUser(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	p := apikey.Principal{UserID: a.superuser.ID, Source: apikey.SourceDB}
+	h := (&login.ActiveUsers{Users: a.Users, Log: a.Log}).Require(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	p := apikey.Principal{UserID: a.Superuser.ID, Source: apikey.SourceDB}
 	r := httptest.NewRequest("POST", "/api/v1/run/x", nil)
 	r = r.WithContext(middleware.NewContext(r.Context(), p))
 	w := httptest.NewRecorder()
@@ -116,15 +121,15 @@ func BenchmarkActiveKeyUser(b *testing.B) {
 func TestInactiveSuperuserAutoLogin(t *testing.T) {
 	t.Parallel()
 	a, _, echo := startApp(t, true)
-	a.cfg.Auth.SkipAuthAutoLogin = true
-	h, err := a.handler()
+	a.Config.Auth.SkipAuthAutoLogin = true
+	h, err := httpserver.Handler(a, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	res, _ := httpDo(t, "GET", srv.URL+"/", nil)
 	var cookie string
 	for _, c := range res.Cookies() {
-		if c.Name == sessionCookie {
+		if c.Name == webui.SessionCookie {
 			cookie = c.Name + "=" + c.Value
 		}
 	}
@@ -140,9 +145,9 @@ func TestInactiveSuperuserAutoLogin(t *testing.T) {
 	require.Equal(t, 200, session())
 	require.Equal(t, 200, skip())
 	inactive, active := false, true
-	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, nil, &inactive, nil, nil))
+	require.NoError(t, a.Users.Store.Update(context.Background(), a.Superuser.ID, accounts.Changes{IsActive: &inactive}))
 	assert.Equal(t, http.StatusForbidden, session(), "UI session of an inactive superuser")
 	assert.Equal(t, http.StatusForbidden, skip(), "skip-auth as an inactive superuser")
-	require.NoError(t, a.store.updateAccount(context.Background(), a.superuser.ID, nil, &active, nil, nil))
+	require.NoError(t, a.Users.Store.Update(context.Background(), a.Superuser.ID, accounts.Changes{IsActive: &active}))
 	assert.Equal(t, 200, session())
 }

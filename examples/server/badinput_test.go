@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -126,7 +127,7 @@ func TestBadInput(t *testing.T) {
 
 	code, body := s.do("GET", "/api/v1/flows/", "", "x-api-key", key)
 	require.Equal(t, 200, code, body)
-	flowID := decode[[]flowJSON](t, body)[0].ID
+	flowID := decode[[]flows.FlowRead](t, body)[0].ID
 	code, body = s.do("POST", "/api/v1/variables/", `{"name":"EXISTING","value":"v","type":"Generic"}`, "x-api-key", key)
 	require.Equal(t, 201, code, body)
 	varID := decode[struct {

@@ -18,6 +18,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 
 	"github.com/keyflow-dev/keyflow/apikey"
@@ -70,9 +74,9 @@ func newBrowser(t *testing.T) context.Context {
 
 // startApp runs the server's handler in this process on a fresh SQLite
 // config dir, and returns it with the superuser's demo flow.
-func startApp(t *testing.T, autoLogin bool) (*app, *httptest.Server, flow) {
+func startApp(t *testing.T, autoLogin bool) (*startup.App, *httptest.Server, flows.Flow) {
 	t.Helper()
-	cfg := config{
+	cfg := config.Config{
 		ConfigDir:         t.TempDir(),
 		Host:              "127.0.0.1",
 		Auth:              middleware.Config{AutoLogin: autoLogin},
@@ -84,9 +88,9 @@ func startApp(t *testing.T, autoLogin bool) (*app, *httptest.Server, flow) {
 	a, err := openApp(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
-	echo, err := a.ensureEchoFlow(ctx)
+	echo, err := ensureEcho(ctx, a)
 	require.NoError(t, err)
-	h, err := a.handler()
+	h, err := httpserver.Handler(a, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -202,7 +206,7 @@ func TestBrowserSettings(t *testing.T) {
 	assert.Contains(t, text, "Credential")
 	assert.Contains(t, text, "api_key")
 
-	vars, err := a.vars.List(context.Background(), a.superuser.ID)
+	vars, err := a.Vars.List(context.Background(), a.Superuser.ID)
 	require.NoError(t, err)
 	require.Len(t, vars, 2)
 	assert.Equal(t, []string{"api_key"}, vars[0].DefaultFields)
@@ -248,17 +252,17 @@ func TestBrowserEditVariable(t *testing.T) {
 	exceptions := watchExceptions(ctx)
 	bg := context.Background()
 	const secret, newSecret = "browser-credential-value-0123456789", "replaced-credential-value-9876543210"
-	cred, err := a.vars.Create(bg, a.superuser.ID, variables.CreateInput{Name: "MY_CREDENTIAL", Value: secret, Type: variables.Credential, DefaultFields: []string{"api_key"}})
+	cred, err := a.Vars.Create(bg, a.Superuser.ID, variables.CreateInput{Name: "MY_CREDENTIAL", Value: secret, Type: variables.Credential, DefaultFields: []string{"api_key"}})
 	require.NoError(t, err)
-	_, err = a.vars.Create(bg, a.superuser.ID, variables.CreateInput{Name: "MODEL_NAME", Value: "gpt-4o", Type: variables.Generic})
+	_, err = a.Vars.Create(bg, a.Superuser.ID, variables.CreateInput{Name: "MODEL_NAME", Value: "gpt-4o", Type: variables.Generic})
 	require.NoError(t, err)
 	stored := func(name string) (variables.Variable, string) {
 		t.Helper()
-		vars, err := a.vars.List(bg, a.superuser.ID)
+		vars, err := a.Vars.List(bg, a.Superuser.ID)
 		require.NoError(t, err)
 		for _, v := range vars {
 			if v.Name == name {
-				plain, err := a.vars.Value(bg, a.superuser.ID, name)
+				plain, err := a.Vars.Value(bg, a.Superuser.ID, name)
 				require.NoError(t, err)
 				return v, plain
 			}
@@ -377,7 +381,7 @@ func TestBrowserNarrow(t *testing.T) {
 	ctx := newBrowser(t)
 	a, srv, echo := startApp(t, true)
 	exceptions := watchExceptions(ctx)
-	key, _, err := a.keys.Create(context.Background(), a.superuser.ID, "phone", apikey.CreateOptions{})
+	key, _, err := a.Keys.Create(context.Background(), a.Superuser.ID, "phone", apikey.CreateOptions{})
 	require.NoError(t, err)
 	uses := `document.querySelector('tr[data-name="phone"] td.num')?.textContent`
 
@@ -459,15 +463,15 @@ func TestBrowserNarrow(t *testing.T) {
 }
 
 // saveScreenshot fills the key list and captures Settings → Langflow API.
-func saveScreenshot(t *testing.T, ctx context.Context, a *app, srv *httptest.Server, flowID, path string) {
+func saveScreenshot(t *testing.T, ctx context.Context, a *startup.App, srv *httptest.Server, flowID, path string) {
 	for i, name := range []string{"CLI", "production", "staging"} {
-		key, _, err := a.keys.Create(context.Background(), a.superuser.ID, name, apikey.CreateOptions{})
+		key, _, err := a.Keys.Create(context.Background(), a.Superuser.ID, name, apikey.CreateOptions{})
 		require.NoError(t, err)
 		for range 3 * i {
 			require.Equal(t, http.StatusOK, runStatus(t, srv, flowID, key))
 		}
 	}
-	require.NoError(t, a.keys.Flush(context.Background()))
+	require.NoError(t, a.Keys.Flush(context.Background()))
 	png, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
 		if err := chromedp.Do(ctx,
 			chromedp.EmulateViewport(1280, 640),
@@ -494,7 +498,7 @@ func TestBrowserSignIn(t *testing.T) {
 	}
 	ctx := newBrowser(t)
 	a, srv := startLoginApp(t, nil)
-	_, _, err := a.keys.Create(context.Background(), a.superuser.ID, "sign-in", apikey.CreateOptions{})
+	_, _, err := a.Keys.Create(context.Background(), a.Superuser.ID, "sign-in", apikey.CreateOptions{})
 	require.NoError(t, err)
 
 	require.NoError(t, chromedp.Do(ctx,

@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/secretfile"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
@@ -311,11 +313,11 @@ func (e *e2e) workflows() {
 	// The demo flow, found with the CLI's key.
 	code, body = s.do("GET", "/api/v1/flows/", "", "x-api-key", cliKey)
 	require.Equal(t, 200, code, body)
-	flows := decode[[]flowJSON](t, body)
-	require.Len(t, flows, 1)
-	echo := flows[0]
+	list := decode[[]flows.FlowRead](t, body)
+	require.Len(t, list, 1)
+	echo := list[0]
 	assert.Equal(t, "Echo", echo.Name)
-	assert.Equal(t, map[string]flowField{"api_key": {Variable: "OPENAI_API_KEY"}}, echo.Fields)
+	assert.Equal(t, map[string]flows.Field{"api_key": {Variable: "OPENAI_API_KEY"}}, echo.Fields)
 	assert.Contains(t, s.log(), echo.ID, "the demo flow's id is logged")
 
 	t.Run("seed curl forms", func(t *testing.T) {
@@ -367,7 +369,7 @@ func (e *e2e) workflows() {
 		assert.Equal(t, detail(msgInvalidKey), body)
 	})
 
-	var matrix flowJSON
+	var matrix flows.FlowRead
 	t.Run("precedence through /run", func(t *testing.T) {
 		code, body := s.do("POST", "/api/v1/variables/",
 			`{"name":"MY_STORED","value":"`+storedValue+`","type":"Credential","default_fields":[]}`, "x-api-key", cliKey)
@@ -386,7 +388,7 @@ func (e *e2e) workflows() {
 			"applied_field": {}}}`, "x-api-key", cliKey)
 		require.Equal(t, 201, code, body)
 		assertNoSecrets(t, "POST /flows", body)
-		matrix = decode[flowJSON](t, body)
+		matrix = decode[flows.FlowRead](t, body)
 		assert.Equal(t, "********", matrix.Fields["literal"].Value)
 
 		rr, raw := s.run(matrix.ID, cliKey, `{"inputs":{"text":"hello"},"tweaks":{}}`)
@@ -488,7 +490,7 @@ func (e *e2e) workflows() {
 	})
 
 	t.Run("rotate-secret", func(t *testing.T) {
-		oldSecret := readSecretFile(filepath.Join(e.dir, "secret_key"))
+		oldSecret := secretfile.Read(filepath.Join(e.dir, "secret_key"))
 		require.NotEmpty(t, oldSecret)
 		oldToken, _, code := e.cli("before rotation", nil, "encrypt")
 		require.Equal(t, 0, code)
@@ -499,7 +501,7 @@ func (e *e2e) workflows() {
 		require.Equal(t, 0, code, errOut)
 		assert.Regexp(t, `^rotate-secret: [1-9]\d* re-encrypted, 0 already current, 0 failed\n$`, out)
 		assert.Contains(t, errOut, "values checked", "progress line")
-		newSecret := readSecretFile(filepath.Join(e.dir, "secret_key"))
+		newSecret := secretfile.Read(filepath.Join(e.dir, "secret_key"))
 		assert.NotEqual(t, oldSecret, newSecret)
 		assert.Len(t, newSecret, 43)
 		assert.NoFileExists(t, filepath.Join(e.dir, "secret_key.new"))
@@ -521,7 +523,7 @@ func (e *e2e) workflows() {
 		out, errOut, code = e.cli("", rotEnv, "rotate-secret")
 		require.Equal(t, 0, code, errOut)
 		assert.Regexp(t, `^rotate-secret: [1-9]\d* re-encrypted, 0 already current, 0 failed\n$`, out)
-		assert.Equal(t, newSecret, readSecretFile(filepath.Join(e.dir, "secret_key")), "an env secret is never written to disk")
+		assert.Equal(t, newSecret, secretfile.Read(filepath.Join(e.dir, "secret_key")), "an env secret is never written to disk")
 		out, errOut, code = e.cli("", rotEnv, "rotate-secret")
 		require.Equal(t, 0, code, errOut)
 		assert.Regexp(t, `^rotate-secret: 0 re-encrypted, [1-9]\d* already current, 0 failed\n$`, out, "a second run finds everything current")

@@ -21,6 +21,14 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/examples/internal/ids"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/cli"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/langflowimport"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/login"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/langflowdb"
@@ -64,8 +72,16 @@ func langflowDatabase(t *testing.T, postgres bool, g langflowtest.Generation) (s
 	return url, fx, db
 }
 
-func langflowConfig(t *testing.T, dbURL, secret string) config {
-	return config{
+// testDialect is the dialect of a backend.
+func testDialect(postgres bool) sqldialect.Dialect {
+	if postgres {
+		return sqldialect.Postgres
+	}
+	return sqldialect.SQLite
+}
+
+func langflowConfig(t *testing.T, dbURL, secret string) config.Config {
+	return config.Config{
 		ConfigDir:   t.TempDir(),
 		DatabaseURL: dbURL,
 		Host:        "127.0.0.1",
@@ -77,14 +93,6 @@ func langflowConfig(t *testing.T, dbURL, secret string) config {
 			return ""
 		},
 	}
-}
-
-// testDialect is the dialect of a backend.
-func testDialect(postgres bool) sqldialect.Dialect {
-	if postgres {
-		return sqldialect.Postgres
-	}
-	return sqldialect.SQLite
 }
 
 var backends = []struct {
@@ -105,9 +113,9 @@ func TestServeOnLangflowDatabase(t *testing.T) {
 				a, err := openApp(ctx, langflowConfig(t, url, langflowSecret), quietLog())
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = a.Close() })
-				require.NotNil(t, a.langflow, "the Langflow database is detected")
-				assert.Equal(t, fx.Superuser.ID, a.superuser.ID, "Langflow's superuser")
-				h, err := a.handler()
+				require.NotNil(t, a.Langflow, "the Langflow database is detected")
+				assert.Equal(t, fx.Superuser.ID, a.Superuser.ID, "Langflow's superuser")
+				h, err := httpserver.Handler(a, nil)
 				require.NoError(t, err)
 				srv := httptest.NewServer(h)
 				t.Cleanup(srv.Close)
@@ -212,7 +220,7 @@ func TestImportLangflowTwice(t *testing.T) {
 				args := []string{"import-langflow", "--config-dir", dir, "--from", url, "--from-secret-key-file", secretFile, "--no-progress"}
 
 				var stdout, stderr strings.Builder
-				require.Equal(t, 0, realMain(args, nil, &stdout, &stderr), stderr.String())
+				require.Equal(t, 0, cli.Main(args, nil, &stdout, &stderr), stderr.String())
 				first := importCounts(t, stdout.String())
 				keyRows := len(fx.Keys) - 1 // the deleted key has no row
 				sharedRows := 0
@@ -226,41 +234,41 @@ func TestImportLangflowTwice(t *testing.T) {
 				assert.NotContains(t, stdout.String()+stderr.String(), fx.Keys[langflowtest.KeyPlain].Plaintext)
 
 				stdout.Reset()
-				require.Equal(t, 0, realMain(args, nil, &stdout, &stderr), stderr.String())
+				require.Equal(t, 0, cli.Main(args, nil, &stdout, &stderr), stderr.String())
 				second := importCounts(t, stdout.String())
 				for kind, c := range second {
 					assert.Equal(t, "0", c[0], "second run imports no %s:\n%s", kind, stdout.String())
 				}
-				assert.Contains(t, stdout.String(), skipAlready)
+				assert.Contains(t, stdout.String(), langflowimport.SkipAlready)
 
 				// The keys, as keyflow now serves them.
-				cfg, err := loadConfig(&commonFlags{configDir: dir, schema: "keyflow", defaultLevel: "warn"}, nil, nil)
+				cfg, err := config.Load(config.Flags{ConfigDir: dir, Schema: "keyflow", DefaultLevel: "warn"}, nil, nil)
 				require.NoError(t, err)
 				a, err := openApp(context.Background(), cfg, quietLog())
 				require.NoError(t, err)
 				defer a.Close()
 				ctx := context.Background()
 				for _, label := range fx.Valid() {
-					_, err := a.keys.Verify(ctx, fx.Keys[label].Plaintext)
+					_, err := a.Keys.Verify(ctx, fx.Keys[label].Plaintext)
 					assert.NoError(t, err, label)
 				}
 				for _, label := range fx.Refused() {
-					_, err := a.keys.Verify(ctx, fx.Keys[label].Plaintext)
+					_, err := a.Keys.Verify(ctx, fx.Keys[label].Plaintext)
 					assert.Error(t, err, label)
 				}
 				for _, name := range []string{"OPENAI_API_KEY", "MODEL_NAME", "OLD_GENERIC"} {
-					got, err := a.vars.Value(ctx, a.superuser.ID, name)
+					got, err := a.Vars.Value(ctx, a.Superuser.ID, name)
 					require.NoError(t, err, name)
 					assert.Equal(t, fx.Vars[name].Plain, got, name)
 				}
-				acct, err := a.store.accountByName(ctx, "alice")
+				acct, err := a.Users.Store.ByName(ctx, "alice")
 				require.NoError(t, err)
 				assert.Equal(t, langflowtest.PasswordHash, acct.PasswordHash, "alice keeps her Langflow password")
-				alice, err := a.vars.Value(ctx, fx.Alice.ID, "ALICE_TOKEN")
+				alice, err := a.Vars.Value(ctx, fx.Alice.ID, "ALICE_TOKEN")
 				require.NoError(t, err)
 				assert.Equal(t, fx.Vars["ALICE_TOKEN"].Plain, alice)
 				// Re-encrypted under keyflow's secret, not kept under Langflow's.
-				v, err := a.varStore.GetByName(ctx, a.superuser.ID, "OPENAI_API_KEY")
+				v, err := a.VarStore.GetByName(ctx, a.Superuser.ID, "OPENAI_API_KEY")
 				require.NoError(t, err)
 				lf, err := secrets.NewKeyring(langflowSecret)
 				require.NoError(t, err)
@@ -278,7 +286,7 @@ func TestImportProgressBar(t *testing.T) {
 	tx, err := db.Begin()
 	require.NoError(t, err)
 	uid := strings.ReplaceAll(fx.Superuser.ID, "-", "")
-	for i := range importProgressMin {
+	for i := range langflowimport.ProgressMin {
 		_, err := tx.Exec(`INSERT INTO variable (id, user_id, name, value, type, default_fields, created_at) VALUES (?, ?, ?, 'v', 'Generic', '[]', '2026-01-01 00:00:00.000000')`,
 			strings.ReplaceAll(ids.New(), "-", ""), uid, "BULK_"+strconv.Itoa(i))
 		require.NoError(t, err)
@@ -286,9 +294,9 @@ func TestImportProgressBar(t *testing.T) {
 	require.NoError(t, tx.Commit())
 	a, ldb := importTarget(t, url)
 	var bar strings.Builder
-	rep, err := importLangflow(context.Background(), a, ldb, a.keyring, &bar)
+	rep, err := importInto(context.Background(), a, ldb, &bar)
 	require.NoError(t, err)
-	assert.Equal(t, importProgressMin+4, rep.imported["variables"])
+	assert.Equal(t, langflowimport.ProgressMin+4, rep.Imported["variables"])
 	assert.Contains(t, bar.String(), "import-langflow")
 }
 
@@ -302,27 +310,9 @@ func TestCommandsRefusedOnLangflow(t *testing.T) {
 		{"superuser", "--username", "alice", "--password", "a-new-password-123"},
 	} {
 		var stdout, stderr strings.Builder
-		code := realMain(append(args, "--config-dir", t.TempDir(), "--database-url", url), nil, &stdout, &stderr)
+		code := cli.Main(append(args, "--config-dir", t.TempDir(), "--database-url", url), nil, &stdout, &stderr)
 		assert.Equal(t, 1, code, args[0])
 		assert.Contains(t, stderr.String(), "does not run on a Langflow database", args[0])
-	}
-}
-
-func TestParseSchema(t *testing.T) {
-	for _, tc := range []struct{ flag, env, want, err string }{
-		{"", "", "", ""},
-		{"langflow", "keyflow", "langflow", ""},
-		{"", "Langflow", "langflow", ""},
-		{"KEYFLOW", "", "keyflow", ""},
-		{"mysql", "", "", "--schema must be langflow or keyflow"},
-	} {
-		got, err := parseSchema(tc.flag, tc.env)
-		if tc.err != "" {
-			assert.ErrorContains(t, err, tc.err)
-			continue
-		}
-		require.NoError(t, err)
-		assert.Equal(t, tc.want, got)
 	}
 }
 
@@ -355,7 +345,7 @@ func TestAPIKeyCommandOnLangflow(t *testing.T) {
 	t.Setenv("LANGFLOW_STORE_ENVIRONMENT_VARIABLES", "false")
 	dir := t.TempDir()
 	var stdout, stderr strings.Builder
-	require.Equal(t, 0, realMain([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "alice"}, nil, &stdout, &stderr), stderr.String())
+	require.Equal(t, 0, cli.Main([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "alice"}, nil, &stdout, &stderr), stderr.String())
 	key := strings.TrimSpace(stdout.String())
 	require.NoError(t, apikey.Langflow.Check(key), stdout.String())
 	var stored, owner string
@@ -365,7 +355,7 @@ func TestAPIKeyCommandOnLangflow(t *testing.T) {
 
 	stdout.Reset()
 	stderr.Reset()
-	assert.Equal(t, 1, realMain([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "nobody"}, nil, &stdout, &stderr))
+	assert.Equal(t, 1, cli.Main([]string{"api-key", "--config-dir", dir, "--database-url", url, "--username", "nobody"}, nil, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), `no Langflow user named "nobody"`)
 }
 
@@ -383,7 +373,7 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 			a, err := openApp(ctx, langflowConfig(t, url, langflowSecret), quietLog())
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = a.Close() })
-			h, err := a.handler()
+			h, err := httpserver.Handler(a, nil)
 			require.NoError(t, err)
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)
@@ -405,7 +395,7 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 				return get(t, srv, "GET", "/api/v1/variables/", aliceKey) == http.StatusForbidden
 			})
 			assert.True(t, w.Refused, "the API key of a user Langflow deactivated")
-			assert.Less(t, w.AcceptedAfter(deactivated), activeUserTTL, "refused within the bound")
+			assert.Less(t, w.AcceptedAfter(deactivated), login.ActiveUserTTL, "refused within the bound")
 
 			hash, err := bcrypt.GenerateFromPassword([]byte("a-new-langflow-password"), bcrypt.MinCost)
 			require.NoError(t, err)
@@ -426,7 +416,7 @@ func TestLangflowUsersReadAgain(t *testing.T) {
 			suBearer := []string{"Authorization", "Bearer " + su.AccessToken}
 			res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"dave","password":"dave-password"}`), suBearer...)
 			assert.Equal(t, 400, res.StatusCode)
-			assert.JSONEq(t, `{"detail":"`+msgUsersInLangflow+`"}`, body)
+			assert.JSONEq(t, `{"detail":"`+accounts.MsgUsersInLangflow+`"}`, body)
 			res, _ = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+fx.Alice.ID, strings.NewReader(`{"is_active":false}`), suBearer...)
 			assert.Equal(t, 400, res.StatusCode)
 		})
@@ -447,21 +437,28 @@ func (c *stopAfter) Err() error {
 	return nil
 }
 
+// importInto imports the Langflow database ldb into a, as import-langflow
+// does, opening Langflow's tokens with a's own secret.
+func importInto(ctx context.Context, a *startup.App, ldb *langflowdb.DB, bar io.Writer) (*langflowimport.Report, error) {
+	to := langflowimport.Target{Users: a.Users.Store, Keys: a.KeyStore, Vars: a.VarStore, Keyring: a.Keyring}
+	return langflowimport.Run(ctx, to, ldb, a.Keyring, bar)
+}
+
 // importTarget opens a keyflow app on a fresh config dir and the Langflow
 // SQLite database at url as an import's source; both close when t ends.
-func importTarget(t *testing.T, url string) (*app, *langflowdb.DB) {
+func importTarget(t *testing.T, url string) (*startup.App, *langflowdb.DB) {
 	t.Helper()
 	cfg := langflowConfig(t, "", langflowSecret)
 	cfg.Schema = "keyflow"
 	a, err := openApp(context.Background(), cfg, quietLog())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
-	src, err := parseDatabaseURL(url, "")
+	src, err := sqldb.ParseURL(url, "")
 	require.NoError(t, err)
-	lfdb, err := sql.Open(src.driver, src.dsn)
+	lfdb, err := sql.Open(src.Driver, src.DSN)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = lfdb.Close() })
-	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: a.keyring})
+	ldb, err := langflowdb.Open(context.Background(), lfdb, langflowdb.Config{Dialect: sqldialect.SQLite, Keyring: a.Keyring})
 	require.NoError(t, err)
 	return a, ldb
 }
@@ -475,19 +472,19 @@ func TestImportInterruptedResumes(t *testing.T) {
 
 	ctx := &stopAfter{Context: context.Background()}
 	ctx.n.Store(6) // through the users and into the keys
-	first, err := importLangflow(ctx, a, ldb, a.keyring, nil)
+	first, err := importInto(ctx, a, ldb, nil)
 	require.ErrorIs(t, err, context.Canceled)
-	require.Positive(t, first.imported["users"], "the first run got somewhere")
-	require.Less(t, first.imported["api keys"], len(fx.Keys)-3, "and stopped before the end")
+	require.Positive(t, first.Imported["users"], "the first run got somewhere")
+	require.Less(t, first.Imported["api keys"], len(fx.Keys)-3, "and stopped before the end")
 
-	second, err := importLangflow(context.Background(), a, ldb, a.keyring, nil)
+	second, err := importInto(context.Background(), a, ldb, nil)
 	require.NoError(t, err)
-	assert.Equal(t, first.imported["api keys"], second.skipped["api keys"][skipAlready], "what the first run imported is skipped")
+	assert.Equal(t, first.Imported["api keys"], second.Skipped["api keys"][langflowimport.SkipAlready], "what the first run imported is skipped")
 	keyRows := len(fx.Keys) - 1 + 1 // the deleted key has no row; the shared key has two
-	assert.Equal(t, keyRows-2, first.imported["api keys"]+second.imported["api keys"], "every importable key once")
-	assert.Equal(t, 4, second.imported["variables"])
+	assert.Equal(t, keyRows-2, first.Imported["api keys"]+second.Imported["api keys"], "every importable key once")
+	assert.Equal(t, 4, second.Imported["variables"])
 	for _, label := range fx.Valid() {
-		_, err := a.keys.Verify(context.Background(), fx.Keys[label].Plaintext)
+		_, err := a.Keys.Verify(context.Background(), fx.Keys[label].Plaintext)
 		assert.NoError(t, err, label)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
@@ -51,7 +52,7 @@ func TestLangflowClient(t *testing.T) {
 
 	code, body := s.do("GET", "/api/v1/flows/", "", "x-api-key", cliKey)
 	require.Equal(t, 200, code, body)
-	flows := decode[[]flowJSON](t, body)
+	flows := decode[[]flows.FlowRead](t, body)
 	require.Len(t, flows, 1)
 	flowID := flows[0].ID
 

@@ -3,7 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,18 +21,23 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/middleware"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/accounts"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/cli"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/login"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 )
 
-func init() { bcryptCost = bcrypt.MinCost } // fast hashes in tests
+func init() { accounts.BcryptCost = bcrypt.MinCost } // fast hashes in tests
 
 const testPassword = "a-good-superuser-password"
 
 // startLoginApp serves a fresh app with LANGFLOW_AUTO_LOGIN=false, the
 // superuser "admin" with testPassword, and cfg adjusted by adjust.
-func startLoginApp(t *testing.T, adjust func(*config)) (*app, *httptest.Server) {
+func startLoginApp(t *testing.T, adjust func(*config.Config)) (*startup.App, *httptest.Server) {
 	t.Helper()
-	cfg := config{
+	cfg := config.Config{
 		ConfigDir:         t.TempDir(),
 		Host:              "127.0.0.1",
 		FallbackToEnv:     true,
@@ -46,7 +52,7 @@ func startLoginApp(t *testing.T, adjust func(*config)) (*app, *httptest.Server) 
 	a, err := openApp(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
-	h, err := a.handler()
+	h, err := httpserver.Handler(a, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -76,11 +82,11 @@ func loginForm(t *testing.T, srv *httptest.Server, username, password string) (*
 		"Content-Type", "application/x-www-form-urlencoded")
 }
 
-func loginTokens(t *testing.T, srv *httptest.Server, username, password string) tokenPair {
+func loginTokens(t *testing.T, srv *httptest.Server, username, password string) login.TokenPair {
 	t.Helper()
 	res, body := loginForm(t, srv, username, password)
 	require.Equal(t, 200, res.StatusCode, body)
-	return decode[tokenPair](t, body)
+	return decode[login.TokenPair](t, body)
 }
 
 // TestLogin: Langflow's login, token response and cookies; wrong password
@@ -90,7 +96,7 @@ func TestLogin(t *testing.T) {
 
 	res, body := loginForm(t, srv, "admin", testPassword)
 	require.Equal(t, 200, res.StatusCode, body)
-	tok := decode[tokenPair](t, body)
+	tok := decode[login.TokenPair](t, body)
 	assert.Equal(t, "bearer", tok.TokenType)
 	assert.NotEmpty(t, tok.AccessToken)
 	assert.NotEmpty(t, tok.RefreshToken)
@@ -98,26 +104,26 @@ func TestLogin(t *testing.T) {
 	for _, c := range res.Cookies() {
 		cookies[c.Name] = c
 	}
-	require.Contains(t, cookies, accessCookie)
-	require.Contains(t, cookies, refreshCookie)
-	assert.Equal(t, tok.AccessToken, cookies[accessCookie].Value)
-	assert.True(t, cookies[accessCookie].HttpOnly)
-	assert.Equal(t, 3600, cookies[accessCookie].MaxAge)
-	assert.Equal(t, http.SameSiteStrictMode, cookies[refreshCookie].SameSite)
+	require.Contains(t, cookies, "access_token_lf")
+	require.Contains(t, cookies, "refresh_token_lf")
+	assert.Equal(t, tok.AccessToken, cookies["access_token_lf"].Value)
+	assert.True(t, cookies["access_token_lf"].HttpOnly)
+	assert.Equal(t, 3600, cookies["access_token_lf"].MaxAge)
+	assert.Equal(t, http.SameSiteStrictMode, cookies["refresh_token_lf"].SameSite)
 
 	// Only hashes are stored.
 	var n int
-	require.NoError(t, a.db.QueryRow(`SELECT COUNT(*) FROM auth_tokens WHERE token_hash = ? OR token_hash = ?`,
+	require.NoError(t, a.DB.QueryRow(`SELECT COUNT(*) FROM auth_tokens WHERE token_hash = ? OR token_hash = ?`,
 		tok.AccessToken, tok.RefreshToken).Scan(&n))
 	assert.Zero(t, n, "tokens are stored hashed")
 
 	// Wrong password, unknown user, user without a password: one answer,
 	// one bcrypt comparison each.
 	var compares atomic.Int32
-	orig := compareHash
-	compareHash = func(h, p []byte) error { compares.Add(1); return orig(h, p) }
-	t.Cleanup(func() { compareHash = orig })
-	_, err := a.ensureUser(context.Background(), "nopassword", false)
+	orig := accounts.CompareHash
+	accounts.CompareHash = func(h, p []byte) error { compares.Add(1); return orig(h, p) }
+	t.Cleanup(func() { accounts.CompareHash = orig })
+	_, err := a.Users.Ensure(context.Background(), "nopassword", false)
 	require.NoError(t, err)
 	var answers []string
 	for _, u := range []string{"admin", "nobody", "nopassword"} {
@@ -128,7 +134,7 @@ func TestLogin(t *testing.T) {
 		answers = append(answers, body)
 	}
 	assert.Equal(t, int32(3), compares.Load(), "an unknown user costs a comparison too")
-	assert.JSONEq(t, `{"detail":"`+msgBadLogin+`"}`, answers[0])
+	assert.JSONEq(t, `{"detail":"`+"Incorrect username or password"+`"}`, answers[0])
 	assert.Equal(t, answers[0], answers[1])
 	assert.Equal(t, answers[0], answers[2])
 
@@ -150,12 +156,12 @@ func TestLoginTokens(t *testing.T) {
 
 	res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, bearer...)
 	require.Equal(t, 200, res.StatusCode, body)
-	me := decode[userJSON](t, body)
+	me := decode[accounts.UserRead](t, body)
 	assert.Equal(t, "admin", me.Username)
 	assert.True(t, me.IsSuperuser)
 	assert.True(t, me.IsActive)
 	assert.NotNil(t, me.LastLoginAt)
-	assert.Equal(t, a.superuser.ID, me.ID, "LANGFLOW_SUPERUSER is the superuser")
+	assert.Equal(t, a.Superuser.ID, me.ID, "LANGFLOW_SUPERUSER is the superuser")
 	for _, k := range []string{"profile_image", "store_api_key", "create_at", "updated_at", "optins"} {
 		assert.Contains(t, body, `"`+k+`"`)
 	}
@@ -168,7 +174,7 @@ func TestLoginTokens(t *testing.T) {
 	key := decode[struct {
 		APIKey string `json:"api_key"`
 	}](t, body).APIKey
-	echo, err := a.ensureEchoFlow(ctx)
+	echo, err := ensureEcho(ctx, a)
 	require.NoError(t, err)
 	code, body := postJSON(t, srv.URL+"/api/v1/run/"+echo.ID, key, `{"input_value":"hi"}`)
 	require.Equal(t, 200, code, body)
@@ -176,7 +182,7 @@ func TestLoginTokens(t *testing.T) {
 	assert.Equal(t, 403, res.StatusCode, "/run takes API keys only, as in Langflow")
 
 	// The cookie works as the bearer header does.
-	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Cookie", accessCookie+"="+tok.AccessToken)
+	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Cookie", "access_token_lf"+"="+tok.AccessToken)
 	assert.Equal(t, 200, res.StatusCode)
 
 	// Bad tokens: 401 with Langflow's messages.
@@ -187,21 +193,24 @@ func TestLoginTokens(t *testing.T) {
 	} {
 		res, body = httpDo(t, "GET", srv.URL+"/api/v1/variables/", nil, h...)
 		assert.Equal(t, 401, res.StatusCode, body)
-		assert.JSONEq(t, `{"detail":"`+msgBadToken+`"}`, body)
+		assert.JSONEq(t, `{"detail":"`+"Could not validate credentials"+`"}`, body)
 	}
 	// An expired token (stored already expired: no waiting).
-	expired, hash := newToken()
-	require.NoError(t, a.store.saveToken(ctx, hash, a.superuser.ID, kindAccess, "", time.Now().Add(-time.Second)))
+	expired := "a-token-that-has-expired"
+	sum := sha256.Sum256([]byte(expired))
+	_, err = a.DB.ExecContext(ctx, `INSERT INTO auth_tokens (token_hash, user_id, kind, expires_at, created_at) VALUES (?, ?, 'access', ?, ?)`,
+		hex.EncodeToString(sum[:]), a.Superuser.ID, time.Now().Add(-time.Second).UTC(), time.Now().UTC())
+	require.NoError(t, err)
 	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+expired)
 	assert.Equal(t, 401, res.StatusCode)
-	assert.JSONEq(t, `{"detail":"`+msgTokenExpired+`"}`, body)
+	assert.JSONEq(t, `{"detail":"`+"Token has expired."+`"}`, body)
 
 	// Refresh: a new pair; the old refresh token is spent.
-	res, body = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+tok.RefreshToken)
+	res, body = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", "refresh_token_lf"+"="+tok.RefreshToken)
 	require.Equal(t, 200, res.StatusCode, body)
-	tok2 := decode[tokenPair](t, body)
+	tok2 := decode[login.TokenPair](t, body)
 	assert.NotEqual(t, tok.AccessToken, tok2.AccessToken)
-	res, _ = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+tok.RefreshToken)
+	res, _ = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", "refresh_token_lf"+"="+tok.RefreshToken)
 	assert.Equal(t, 401, res.StatusCode)
 
 	// Logout revokes what it is given and clears the cookies.
@@ -210,7 +219,7 @@ func TestLoginTokens(t *testing.T) {
 	assert.JSONEq(t, `{"message":"Logout successful"}`, body)
 	cleared := 0
 	for _, c := range res.Cookies() {
-		if (c.Name == accessCookie || c.Name == refreshCookie) && c.MaxAge < 0 {
+		if (c.Name == "access_token_lf" || c.Name == "refresh_token_lf") && c.MaxAge < 0 {
 			cleared++
 		}
 	}
@@ -219,7 +228,7 @@ func TestLoginTokens(t *testing.T) {
 	assert.Equal(t, 401, res.StatusCode, "a logged-out token is refused at once")
 	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+tok2.AccessToken)
 	assert.Equal(t, 200, res.StatusCode, "another session stays")
-	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Cookie", accessCookie+"="+tok.AccessToken)
+	res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Cookie", "access_token_lf"+"="+tok.AccessToken)
 	assert.Equal(t, 403, res.StatusCode, "a stale cookie is ignored: the request has no credentials")
 	assert.JSONEq(t, `{"detail":"An API key must be passed as query or header"}`, body)
 
@@ -227,14 +236,14 @@ func TestLoginTokens(t *testing.T) {
 	res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"carol","password":"carol-password"}`),
 		"Authorization", "Bearer "+tok2.AccessToken)
 	require.Equal(t, 201, res.StatusCode, body)
-	carol := decode[userJSON](t, body)
+	carol := decode[accounts.UserRead](t, body)
 	active := true
-	require.NoError(t, a.store.updateAccount(ctx, carol.ID, nil, &active, nil, nil))
+	require.NoError(t, a.Users.Store.Update(ctx, carol.ID, accounts.Changes{IsActive: &active}))
 	carolTok := loginTokens(t, srv, "carol", "carol-password")
 	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+carol.ID, strings.NewReader(`{"is_active":false}`),
 		"Authorization", "Bearer "+tok2.AccessToken)
 	require.Equal(t, 200, res.StatusCode, body)
-	assert.False(t, decode[userJSON](t, body).IsActive)
+	assert.False(t, decode[accounts.UserRead](t, body).IsActive)
 	res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+carolTok.AccessToken)
 	assert.Equal(t, 401, res.StatusCode)
 	res, body = loginForm(t, srv, "carol", "carol-password")
@@ -252,7 +261,7 @@ func TestLoginTokenPairs(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			_, srv := startLoginApp(t, func(c *config) {
+			_, srv := startLoginApp(t, func(c *config.Config) {
 				if b.postgres {
 					c.DatabaseURL = sharedDatabase(t)
 				}
@@ -261,11 +270,11 @@ func TestLoginTokenPairs(t *testing.T) {
 				res, _ := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+access)
 				return res.StatusCode
 			}
-			refresh := func(token string) (int, tokenPair) {
-				res, body := httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+token)
-				var p tokenPair
+			refresh := func(token string) (int, login.TokenPair) {
+				res, body := httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", "refresh_token_lf"+"="+token)
+				var p login.TokenPair
 				if res.StatusCode == 200 {
-					p = decode[tokenPair](t, body)
+					p = decode[login.TokenPair](t, body)
 				}
 				return res.StatusCode, p
 			}
@@ -273,7 +282,7 @@ func TestLoginTokenPairs(t *testing.T) {
 			res, body := loginForm(t, srv, "admin", testPassword)
 			require.Equal(t, 200, res.StatusCode, body)
 			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), "a token response is never cached")
-			res, body = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", refreshCookie+"="+decode[tokenPair](t, body).RefreshToken)
+			res, body = httpDo(t, "POST", srv.URL+"/api/v1/refresh", nil, "Cookie", "refresh_token_lf"+"="+decode[login.TokenPair](t, body).RefreshToken)
 			require.Equal(t, 200, res.StatusCode, body)
 			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), "a token response is never cached")
 
@@ -303,7 +312,7 @@ func TestLoginTokenPairs(t *testing.T) {
 			assert.Equal(t, 401, code, "logout with the access token revokes its refresh token")
 
 			tok = loginTokens(t, srv, "admin", testPassword)
-			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Cookie", refreshCookie+"="+tok.RefreshToken)
+			res, _ = httpDo(t, "POST", srv.URL+"/api/v1/logout", nil, "Cookie", "refresh_token_lf"+"="+tok.RefreshToken)
 			require.Equal(t, 200, res.StatusCode)
 			assert.Equal(t, 401, whoami(tok.AccessToken), "logout with the refresh cookie revokes its access token")
 		})
@@ -316,12 +325,12 @@ func TestUsers(t *testing.T) {
 	for _, newActive := range []bool{false, true} {
 		t.Run(map[bool]string{false: "new users inactive", true: "new users active"}[newActive], func(t *testing.T) {
 			t.Parallel()
-			a, srv := startLoginApp(t, func(c *config) { c.NewUserIsActive = newActive })
+			a, srv := startLoginApp(t, func(c *config.Config) { c.NewUserIsActive = newActive })
 			su := []string{"Authorization", "Bearer " + loginTokens(t, srv, "admin", testPassword).AccessToken}
 
 			res, body := httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"dave","password":"dave-password"}`), su...)
 			require.Equal(t, 201, res.StatusCode, body)
-			dave := decode[userJSON](t, body)
+			dave := decode[accounts.UserRead](t, body)
 			assert.Equal(t, "dave", dave.Username)
 			assert.Equal(t, newActive, dave.IsActive)
 			assert.False(t, dave.IsSuperuser)
@@ -339,13 +348,13 @@ func TestUsers(t *testing.T) {
 			res, body = loginForm(t, srv, "dave", "dave-password")
 			if !newActive {
 				assert.Equal(t, 400, res.StatusCode)
-				assert.JSONEq(t, `{"detail":"`+msgWaitingForApprove+`"}`, body)
+				assert.JSONEq(t, `{"detail":"`+"Waiting for approval"+`"}`, body)
 				res, _ = loginForm(t, srv, "dave", "wrong")
 				assert.Equal(t, 401, res.StatusCode, "the state of a user is told only with the right password")
 				return
 			}
 			require.Equal(t, 200, res.StatusCode, body)
-			daveTok := []string{"Authorization", "Bearer " + decode[tokenPair](t, body).AccessToken}
+			daveTok := []string{"Authorization", "Bearer " + decode[login.TokenPair](t, body).AccessToken}
 			res, body = httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"eve","password":"eve-password"}`), daveTok...)
 			assert.Equal(t, 403, res.StatusCode)
 			assert.JSONEq(t, `{"detail":"The user doesn't have enough privileges"}`, body)
@@ -355,49 +364,18 @@ func TestUsers(t *testing.T) {
 			res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/?limit=1", nil, su...)
 			require.Equal(t, 200, res.StatusCode, body)
 			list := decode[struct {
-				Total int        `json:"total_count"`
-				Users []userJSON `json:"users"`
+				Total int                 `json:"total_count"`
+				Users []accounts.UserRead `json:"users"`
 			}](t, body)
 			assert.Equal(t, 2, list.Total)
 			assert.Len(t, list.Users, 1)
 
 			// An API key of the superuser manages users too.
-			key, _, err := a.keys.Create(context.Background(), a.superuser.ID, "k", apikey.CreateOptions{})
+			key, _, err := a.Keys.Create(context.Background(), a.Superuser.ID, "k", apikey.CreateOptions{})
 			require.NoError(t, err)
 			res, _ = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "x-api-key", key)
 			assert.Equal(t, 200, res.StatusCode)
 		})
-	}
-}
-
-// TestLoginThrottle: after loginFreeFailures failures, attempts wait,
-// whoever the user is, and a success clears the user's count.
-func TestLoginThrottle(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1_000_000, 0)
-	th := newLoginThrottle()
-	th.now = func() time.Time { return now }
-	for i := range loginFreeFailures {
-		assert.Zero(t, th.attempt("ghost", "10.0.0.1"), "attempt %d", i)
-	}
-	assert.Equal(t, time.Second, th.attempt("ghost", "10.0.0.2"), "by username")
-	assert.Equal(t, time.Second, th.attempt("other", "10.0.0.1"), "by address")
-	assert.Zero(t, th.attempt("other2", "10.0.0.2"))
-	now = now.Add(time.Second)
-	assert.Zero(t, th.attempt("ghost", "10.0.0.1"))
-	assert.Equal(t, 2*time.Second, th.attempt("GHOST", "10.0.0.3"), "doubles; usernames compared without case")
-	th.succeed("ghost", "10.0.0.1")
-	assert.Zero(t, th.attempt("ghost", "10.0.0.3"))
-	th.succeed("ghost", "10.0.0.3")
-	assert.Equal(t, time.Second, th.attempt("ghost", "10.0.0.1"), "the address keeps its earlier failures")
-	now = now.Add(loginForgetAfter + time.Hour)
-	assert.Zero(t, th.attempt("x", "10.0.0.1"))
-	assert.Equal(t, loginMaxDelay, loginDelay(100))
-
-	// An attempt the database could not decide is not counted.
-	for range 2 * loginFreeFailures {
-		require.Zero(t, th.attempt("db-down", "10.0.0.9"))
-		th.abandoned("db-down", "10.0.0.9")
 	}
 }
 
@@ -407,12 +385,15 @@ func TestLoginThrottle(t *testing.T) {
 // one more guess is checked and the rest are told to wait.
 func TestLoginThrottleConcurrent(t *testing.T) {
 	t.Parallel()
-	a, srv := startLoginApp(t, nil)
+	a, _ := startLoginApp(t, nil)
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
-	a.throttle.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	h, err := httpserver.Handler(a, login.NewThrottle(func() time.Time { return time.Unix(0, clock.Load()) }))
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
 	burst := func() map[int]int {
-		codes := make([]int, 3*loginFreeFailures)
+		codes := make([]int, 3*login.FreeFailures)
 		var wg sync.WaitGroup
 		for i := range codes {
 			wg.Go(func() {
@@ -427,139 +408,34 @@ func TestLoginThrottleConcurrent(t *testing.T) {
 		}
 		return seen
 	}
-	assert.Equal(t, map[int]int{401: loginFreeFailures, 429: 2 * loginFreeFailures}, burst(),
+	assert.Equal(t, map[int]int{401: login.FreeFailures, 429: 2 * login.FreeFailures}, burst(),
 		"only the free attempts are checked")
 	clock.Add(int64(time.Second))
-	assert.Equal(t, map[int]int{401: 1, 429: 3*loginFreeFailures - 1}, burst(),
+	assert.Equal(t, map[int]int{401: 1, 429: 3*login.FreeFailures - 1}, burst(),
 		"after the wait, one attempt")
-}
-
-// TestLoginThrottleKeys: an IPv6 client counts as its /64 (one host can
-// hold the whole prefix); a flood of new usernames and addresses cannot push
-// out the count of the username being guessed.
-func TestLoginThrottleKeys(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1_000_000, 0)
-	th := newLoginThrottle()
-	th.now = func() time.Time { return now }
-	for i := range loginFreeFailures {
-		require.Zero(t, th.attempt(fmt.Sprintf("user%d", i), fmt.Sprintf("2001:db8:1:2::%x", i+1)))
-	}
-	assert.Equal(t, time.Second, th.attempt("another", "2001:db8:1:2:ffff::1"), "same /64")
-	assert.Zero(t, th.attempt("another", "2001:db8:1:3::1"), "another /64")
-	assert.Equal(t, "a:192.0.2.1", throttleKeys("X", "192.0.2.1")[1])
-	assert.Equal(t, throttleKeys("x", "")[0], throttleKeys("X", "")[0], "usernames without case")
-
-	// The victim's count survives a flood that fills the table.
-	for i := range loginFreeFailures + 2 {
-		now = now.Add(loginMaxDelay)
-		require.Zero(t, th.attempt("victim", fmt.Sprintf("198.51.100.%d", i)))
-	}
-	for i := range loginMaxEntries + 10 {
-		th.attempt(fmt.Sprintf("spray%d", i), fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
-	}
-	assert.LessOrEqual(t, len(th.m), loginMaxEntries)
-	assert.NotZero(t, th.attempt("victim", "203.0.113.1"), "still throttled")
-}
-
-// TestLoginThrottleCountsAttemptsInFlight: an attempt counts from the
-// moment it is let through, so guesses sent at once (none of them judged
-// yet) cannot all pass; a success takes its attempt back.
-func TestLoginThrottleCountsAttemptsInFlight(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1_000_000, 0)
-	th := newLoginThrottle()
-	th.now = func() time.Time { return now }
-	passed := 0
-	for range 3 * loginFreeFailures {
-		if th.attempt("admin", "10.0.0.9") == 0 {
-			passed++
-		}
-	}
-	assert.Equal(t, loginFreeFailures, passed, "only the free attempts pass while none has been judged")
-
-	th = newLoginThrottle()
-	th.now = func() time.Time { return now }
-	for range 3 * loginFreeFailures {
-		require.Zero(t, th.attempt("admin", "10.0.0.9"))
-		th.succeed("admin", "10.0.0.9")
-	}
-	assert.Empty(t, th.m, "successes leave nothing behind")
-}
-
-// TestLoginThrottleLongUsernames: what the throttle keeps for a username
-// does not grow with its length.
-func TestLoginThrottleLongUsernames(t *testing.T) {
-	t.Parallel()
-	th := newLoginThrottle()
-	long := strings.Repeat("u", maxLoginForm)
-	th.attempt(long, "10.0.0.1")
-	for k := range th.m {
-		assert.Less(t, len(k), 64, "key kept for a %d-byte username", len(long))
-	}
 }
 
 // TestLoginThrottleHTTP: the handler answers 429 with Retry-After.
 func TestLoginThrottleHTTP(t *testing.T) {
 	t.Parallel()
 	_, srv := startLoginApp(t, nil)
-	for range loginFreeFailures {
+	for range login.FreeFailures {
 		res, _ := loginForm(t, srv, "admin", "guess")
 		require.Equal(t, 401, res.StatusCode)
 	}
 	res, body := loginForm(t, srv, "admin", testPassword)
 	assert.Equal(t, 429, res.StatusCode, "even the right password waits")
-	assert.JSONEq(t, `{"detail":"`+msgTooManyLogins+`"}`, body)
+	assert.JSONEq(t, `{"detail":"`+"Too many failed login attempts, try again later"+`"}`, body)
 	assert.Equal(t, "1", res.Header.Get("Retry-After"))
 }
 
-// TestSuperuserSettings: Langflow's rules for LANGFLOW_SUPERUSER and its
-// password, and the env key acting as LANGFLOW_SUPERUSER.
-func TestSuperuserSettings(t *testing.T) {
+// TestEnvKeyActsAsSuperuser: LANGFLOW_API_KEY acts as LANGFLOW_SUPERUSER.
+func TestEnvKeyActsAsSuperuser(t *testing.T) {
 	t.Parallel()
-	env := func(kv ...string) func(string) string {
-		m := map[string]string{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return func(k string) string { return m[k] }
-	}
-	tests := []struct {
-		name      string
-		autoLogin bool
-		getenv    func(string) string
-		wantUser  string
-		wantPass  string
-		wantErr   string
-	}{
-		{"defaults", false, env(), "langflow", "", ""},
-		{"configured", false, env("LANGFLOW_SUPERUSER", "admin", "LANGFLOW_SUPERUSER_PASSWORD", "pw"), "admin", "pw", ""},
-		{"auto-login forces the defaults", true, env("LANGFLOW_SUPERUSER", "admin", "LANGFLOW_SUPERUSER_PASSWORD", "pw"), "langflow", "", ""},
-		{"legacy password refused", false, env("LANGFLOW_SUPERUSER_PASSWORD", "langflow"), "", "", "legacy default password"},
-		{"bad new-user flag", false, env("LANGFLOW_NEW_USER_IS_ACTIVE", "maybe"), "", "", "LANGFLOW_NEW_USER_IS_ACTIVE"},
-		{"bad token lifetime", false, env("LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS", "-1"), "", "", "LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := config{Auth: middleware.Config{AutoLogin: tt.autoLogin}}
-			err := loginSettings(&cfg, tt.getenv)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				assert.NotContains(t, err.Error(), "langflow\"", "no password in the error")
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.wantUser, cfg.Superuser)
-			assert.Equal(t, tt.wantPass, cfg.SuperuserPassword)
-		})
-	}
-
-	// The env key acts as LANGFLOW_SUPERUSER.
-	a, srv := startLoginApp(t, func(c *config) { c.Auth.EnvKey = "the-env-key" })
-	echo, err := a.ensureEchoFlow(context.Background())
+	a, srv := startLoginApp(t, func(c *config.Config) { c.Auth.EnvKey = "the-env-key" })
+	echo, err := ensureEcho(context.Background(), a)
 	require.NoError(t, err)
-	assert.Equal(t, "admin", a.superuser.Username)
+	assert.Equal(t, "admin", a.Superuser.Username)
 	code, body := postJSON(t, srv.URL+"/api/v1/run/echo", "the-env-key", `{"input_value":"as admin"}`)
 	require.Equal(t, 200, code, body)
 	assert.Equal(t, echo.ID, decode[runResult](t, body).SessionID)
@@ -573,7 +449,7 @@ func TestSuperuserCommand(t *testing.T) {
 	t.Setenv("LANGFLOW_AUTO_LOGIN", "false")
 	run := func(stdin string, args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
-		code := realMain(args, strings.NewReader(stdin), &out, &errOut)
+		code := cli.Main(args, strings.NewReader(stdin), &out, &errOut)
 		return code, out.String(), errOut.String()
 	}
 	code, out, errOut := run("", "superuser", "--username", "root", "--password", "first-password")
@@ -592,61 +468,34 @@ func TestSuperuserCommand(t *testing.T) {
 	for _, bad := range []string{"evil\x1b[31m", "ro\u200bot", "x\u202eY"} {
 		code, _, errOut = run("", "superuser", "--username", bad, "--password", "a-long-password")
 		assert.Equal(t, 1, code, "superuser %q", bad)
-		assert.Contains(t, errOut, errBadUsername.Error())
+		assert.Contains(t, errOut, accounts.ErrBadUsername.Error())
 		code, _, errOut = run("", "api-key", "--username", bad)
 		assert.Equal(t, 1, code, "api-key %q", bad)
-		assert.Contains(t, errOut, errBadUsername.Error())
+		assert.Contains(t, errOut, accounts.ErrBadUsername.Error())
 	}
 
-	cfg, err := loadConfig(&commonFlags{configDir: dir, defaultLevel: "warn"}, nil, nil)
+	cfg, err := config.Load(config.Flags{ConfigDir: dir, DefaultLevel: "warn"}, nil, nil)
 	require.NoError(t, err)
 	a, err := openApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	defer a.Close()
-	h, err := a.handler()
+	h, err := httpserver.Handler(a, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for user, pw := range map[string]string{"root": "first-password", "frank": "frank-password"} {
 		res, body := loginForm(t, srv, user, pw)
 		require.Equal(t, 200, res.StatusCode, body)
-		tok := decode[tokenPair](t, body)
+		tok := decode[login.TokenPair](t, body)
 		res, body = httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, "Authorization", "Bearer "+tok.AccessToken)
 		require.Equal(t, 200, res.StatusCode)
-		assert.True(t, decode[userJSON](t, body).IsSuperuser, user)
+		assert.True(t, decode[accounts.UserRead](t, body).IsSuperuser, user)
 	}
 
 	t.Setenv("LANGFLOW_ENABLE_SUPERUSER_CLI", "false")
 	code, _, errOut = run("", "superuser", "--username", "y", "--password", "p")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "disabled")
-}
-
-// TestServeMakesDummyHashFirst: serve makes the dummy hash before it
-// listens, so the first login of an unknown user costs one bcrypt
-// comparison, as a wrong password does, and not a hash generation too.
-func TestServeMakesDummyHashFirst(t *testing.T) {
-	t.Parallel()
-	w := &readyWriter{ready: make(chan struct{})}
-	cfg := config{ConfigDir: t.TempDir(), Host: "127.0.0.1", Superuser: "admin", SuperuserPassword: testPassword,
-		Getenv: func(string) string { return "" }}
-	a, err := openApp(context.Background(), cfg, newLogger(w, slog.LevelInfo))
-	require.NoError(t, err)
-	require.Nil(t, a.dummyHash)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.serve(ctx) }()
-	select {
-	case <-w.ready:
-	case err := <-done:
-		t.Fatalf("serve returned before it was ready: %v\n%s", err, w.String())
-	}
-	cost, err := bcrypt.Cost(a.dummyHash)
-	assert.NoError(t, err, "a dummy hash is ready when the server listens")
-	assert.Equal(t, bcryptCost, cost)
-	cancel()
-	require.NoError(t, <-done)
-	require.NoError(t, a.Close())
 }
 
 // TestUsersAsLangflowTestsThem replays Langflow's own tests of /users
@@ -659,7 +508,7 @@ func TestUsersAsLangflowTestsThem(t *testing.T) {
 	su := []string{"Authorization", "Bearer " + loginTokens(t, srv, "admin", testPassword).AccessToken}
 	res, body := httpDo(t, "GET", srv.URL+"/api/v1/users/whoami", nil, su...)
 	require.Equal(t, 200, res.StatusCode, body)
-	me := decode[userJSON](t, body)
+	me := decode[accounts.UserRead](t, body)
 
 	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+me.ID, strings.NewReader(`{"is_active":false}`), su...)
 	assert.Equal(t, 403, res.StatusCode)
@@ -671,11 +520,11 @@ func TestUsersAsLangflowTestsThem(t *testing.T) {
 	for _, name := range []string{"alice_search", "bob_search", "charlie_search"} {
 		res, body := httpDo(t, "POST", srv.URL+"/api/v1/users/", strings.NewReader(`{"username":"`+name+`","password":"password123"}`), su...)
 		require.Equal(t, 201, res.StatusCode, body)
-		ids = append(ids, decode[userJSON](t, body).ID)
+		ids = append(ids, decode[accounts.UserRead](t, body).ID)
 	}
 	type page struct {
-		Total int        `json:"total_count"`
-		Users []userJSON `json:"users"`
+		Total int                 `json:"total_count"`
+		Users []accounts.UserRead `json:"users"`
 	}
 	for _, c := range []struct {
 		query string
@@ -691,7 +540,7 @@ func TestUsersAsLangflowTestsThem(t *testing.T) {
 
 	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"alice2","password":"new-password"}`), su...)
 	require.Equal(t, 200, res.StatusCode, body)
-	assert.Equal(t, "alice2", decode[userJSON](t, body).Username)
+	assert.Equal(t, "alice2", decode[accounts.UserRead](t, body).Username)
 	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[0], strings.NewReader(`{"username":"bob_search"}`), su...)
 	assert.Equal(t, 400, res.StatusCode)
 	assert.JSONEq(t, `{"detail":"This username is unavailable."}`, body)
@@ -701,5 +550,5 @@ func TestUsersAsLangflowTestsThem(t *testing.T) {
 	// Deactivating another user is allowed.
 	res, body = httpDo(t, "PATCH", srv.URL+"/api/v1/users/"+ids[1], strings.NewReader(`{"is_active":false}`), su...)
 	require.Equal(t, 200, res.StatusCode, body)
-	assert.False(t, decode[userJSON](t, body).IsActive)
+	assert.False(t, decode[accounts.UserRead](t, body).IsActive)
 }

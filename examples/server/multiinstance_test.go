@@ -20,6 +20,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -45,8 +50,8 @@ func sharedDatabase(t *testing.T) string {
 	return dsn + sep + "search_path=" + schema
 }
 
-func instanceConfig(t *testing.T, dbURL string) config {
-	return config{
+func instanceConfig(t *testing.T, dbURL string) config.Config {
+	return config.Config{
 		ConfigDir:    t.TempDir(),
 		DatabaseURL:  dbURL,
 		Host:         "127.0.0.1",
@@ -63,12 +68,12 @@ func instanceConfig(t *testing.T, dbURL string) config {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startInstance(t *testing.T, dbURL string) (*app, *httptest.Server) {
+func startInstance(t *testing.T, dbURL string) (*startup.App, *httptest.Server) {
 	t.Helper()
 	a, err := openApp(context.Background(), instanceConfig(t, dbURL), quietLog())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
-	h, err := a.handler()
+	h, err := httpserver.Handler(a, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -91,7 +96,7 @@ func TestInstancesStartTogether(t *testing.T) {
 			t.Parallel()
 			dbURL := tc.dbURL(t)
 			const n = 4
-			apps := make([]*app, n)
+			apps := make([]*startup.App, n)
 			errs := make([]error, n)
 			flows := make([]string, n)
 			var wg sync.WaitGroup
@@ -102,11 +107,11 @@ func TestInstancesStartTogether(t *testing.T) {
 					if apps[i], errs[i] = openApp(context.Background(), instanceConfig(t, dbURL), quietLog()); errs[i] != nil {
 						return
 					}
-					unlock, err := apps[i].startupLock(context.Background())
+					unlock, err := apps[i].StartupLock(context.Background())
 					if errs[i] = err; err != nil {
 						return
 					}
-					f, _, err := apps[i].echoFlow(context.Background())
+					f, _, err := apps[i].Flows.EnsureEcho(context.Background(), apps[i].Superuser.ID)
 					unlock()
 					flows[i], errs[i] = f.ID, err
 				})
@@ -122,27 +127,27 @@ func TestInstancesStartTogether(t *testing.T) {
 				require.NoError(t, errs[i], "instance %d", i)
 			}
 			ctx := context.Background()
-			users, err := apps[0].store.users(ctx)
+			users, err := apps[0].Users.Store.All(ctx)
 			require.NoError(t, err)
 			require.Len(t, users, 1)
 			for i, a := range apps {
-				assert.Equal(t, users[0].ID, a.superuser.ID)
+				assert.Equal(t, users[0].ID, a.Superuser.ID)
 				assert.Equal(t, flows[0], flows[i], "one demo flow")
 			}
 
 			// Every instance has the key cached; revoked on the first, it is
 			// refused by the others within the bound.
-			key, rec, err := apps[0].keys.Create(ctx, users[0].ID, "k", apikey.CreateOptions{})
+			key, rec, err := apps[0].Keys.Create(ctx, users[0].ID, "k", apikey.CreateOptions{})
 			require.NoError(t, err)
 			for _, a := range apps {
-				_, err := a.keys.Verify(ctx, key)
+				_, err := a.Keys.Verify(ctx, key)
 				require.NoError(t, err)
 			}
-			require.NoError(t, apps[0].keys.Delete(ctx, users[0].ID, rec.ID))
+			require.NoError(t, apps[0].Keys.Delete(ctx, users[0].ID, rec.ID))
 			revoked := time.Now()
 			for i, a := range apps[1:] {
 				w := revoketest.Until(10*time.Second, func() bool {
-					_, err := a.keys.Verify(ctx, key)
+					_, err := a.Keys.Verify(ctx, key)
 					return errors.Is(err, apikey.ErrInvalid)
 				})
 				require.True(t, w.Refused, "instance %d", i+1)
@@ -174,7 +179,7 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 	a, srvA := startInstance(t, dbURL)
 	b, srvB := startInstance(t, dbURL)
 
-	key, rec, err := a.keys.Create(ctx, a.superuser.ID, "shared", apikey.CreateOptions{})
+	key, rec, err := a.Keys.Create(ctx, a.Superuser.ID, "shared", apikey.CreateOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, get(t, srvB, "GET", "/api/v1/flows/", key), "created on A, valid on B at once")
 	assert.Equal(t, http.StatusOK, get(t, srvB, "GET", "/api/v1/flows/", key), "cached on B")
@@ -190,7 +195,7 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 	keys := make([]string, n)
 	ids := make([]string, n)
 	for i := range n {
-		k, r, err := a.keys.Create(ctx, a.superuser.ID, "k", apikey.CreateOptions{})
+		k, r, err := a.Keys.Create(ctx, a.Superuser.ID, "k", apikey.CreateOptions{})
 		require.NoError(t, err)
 		keys[i], ids[i] = k, r.ID
 	}
@@ -212,7 +217,7 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 				if i%2 == 0 {
 					assert.Equal(t, http.StatusOK, get(t, srvA, "DELETE", "/api/v1/api_key/"+ids[i], keys[i]))
 				} else {
-					assert.NoError(t, a.keys.SetActive(ctx, a.superuser.ID, ids[i], false))
+					assert.NoError(t, a.Keys.SetActive(ctx, a.Superuser.ID, ids[i], false))
 				}
 				revoked := time.Now()
 				w := revoketest.Until(10*time.Second, func() bool { return get(t, srvB, "GET", "/api/v1/flows/", keys[i]) != http.StatusOK })
@@ -233,29 +238,29 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 	// Variables: B's resolver reads the store on every run.
 	field := []variables.Field{{Name: "api_key", Variable: "SHARED_TOKEN"}}
 	resolveOnB := func() variables.Resolution {
-		res, err := b.resolver.Resolve(ctx, b.superuser.ID, field, nil)
+		res, err := b.Resolver.Resolve(ctx, b.Superuser.ID, field, nil)
 		require.NoError(t, err)
 		return res[0]
 	}
 	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
-	v, err := a.vars.Create(ctx, a.superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "one", Type: variables.Credential})
+	v, err := a.Vars.Create(ctx, a.Superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "one", Type: variables.Credential})
 	require.NoError(t, err)
 	r := resolveOnB()
 	assert.Equal(t, variables.LayerStored, r.Layer)
 	assert.Equal(t, "one", r.Value, "decrypted on B with the shared secret")
 	two := "two"
-	_, err = a.vars.Update(ctx, a.superuser.ID, v.ID, variables.Patch{Value: &two})
+	_, err = a.Vars.Update(ctx, a.Superuser.ID, v.ID, variables.Patch{Value: &two})
 	require.NoError(t, err)
 	assert.Equal(t, "two", resolveOnB().Value)
-	require.NoError(t, a.vars.Delete(ctx, a.superuser.ID, v.ID))
+	require.NoError(t, a.Vars.Delete(ctx, a.Superuser.ID, v.ID))
 	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
 
 	// And through B's HTTP API: the flow A created runs on B.
-	key2, _, err := a.keys.Create(ctx, a.superuser.ID, "runner", apikey.CreateOptions{})
+	key2, _, err := a.Keys.Create(ctx, a.Superuser.ID, "runner", apikey.CreateOptions{})
 	require.NoError(t, err)
-	f, err := a.store.createFlow(ctx, a.superuser.ID, "Shared", map[string]flowField{"api_key": {Variable: "SHARED_TOKEN"}})
+	f, err := a.Flows.Create(ctx, a.Superuser.ID, "Shared", "", map[string]flows.Field{"api_key": {Variable: "SHARED_TOKEN"}})
 	require.NoError(t, err)
-	_, err = a.vars.Create(ctx, a.superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "three", Type: variables.Credential})
+	_, err = a.Vars.Create(ctx, a.Superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "three", Type: variables.Credential})
 	require.NoError(t, err)
 	req, err := http.NewRequest("POST", srvB.URL+"/api/v1/run/"+f.ID, strings.NewReader(`{"inputs": {"text": "hi"}}`))
 	require.NoError(t, err)
@@ -286,12 +291,12 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 	bApp, err := openApp(ctx, instanceConfig(t, viaProxy), quietLog())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bApp.Close() })
-	h, err := bApp.handler()
+	h, err := httpserver.Handler(bApp, nil)
 	require.NoError(t, err)
 	srvB := httptest.NewServer(h)
 	t.Cleanup(srvB.Close)
 
-	key, rec, err := a.keys.Create(ctx, a.superuser.ID, "k", apikey.CreateOptions{})
+	key, rec, err := a.Keys.Create(ctx, a.Superuser.ID, "k", apikey.CreateOptions{})
 	require.NoError(t, err)
 	time.Sleep(300 * time.Millisecond) // B's feed has seen the creation
 	ok := 0
@@ -309,7 +314,7 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 		// 503 with the handler's message: authenticated (a use), then the
 		// handler's own query failed. The middleware's 503 (key not
 		// verified) says "Authentication service unavailable" and counts no use.
-		handlerFailed := res.StatusCode == http.StatusServiceUnavailable && body.Detail == msgStoreUnavailable
+		handlerFailed := res.StatusCode == http.StatusServiceUnavailable && body.Detail == httpapi.MsgStoreUnavailable
 		if (res.StatusCode == http.StatusOK || handlerFailed) && k == key {
 			ok++
 		}
@@ -319,7 +324,7 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 
 	proxy.Cut()
 	cutAt := time.Now()
-	newKey, _, err := a.keys.Create(ctx, a.superuser.ID, "new", apikey.CreateOptions{})
+	newKey, _, err := a.Keys.Create(ctx, a.Superuser.ID, "new", apikey.CreateOptions{})
 	require.NoError(t, err)
 	unknown, err := apikey.Langflow.Generate()
 	require.NoError(t, err)
@@ -342,8 +347,8 @@ func TestInstanceDatabaseOutage(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "B recovers by itself")
 	assert.Equal(t, http.StatusForbidden, check(unknown))
 	require.NoError(t, bApp.Close()) // flushes B's counts
-	require.NoError(t, a.keys.Flush(ctx))
-	recs, err := a.keys.List(ctx, a.superuser.ID)
+	require.NoError(t, a.Keys.Flush(ctx))
+	recs, err := a.Keys.List(ctx, a.Superuser.ID)
 	require.NoError(t, err)
 	for _, r := range recs {
 		if r.ID == rec.ID {
@@ -371,7 +376,7 @@ func TestChangeMaxLagSetting(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("KEYFLOW_CHANGE_MAX_LAG", tc.env)
-			cfg, err := loadConfig(&commonFlags{configDir: t.TempDir(), defaultLevel: "info", changeMaxLag: tc.flag}, nil, nil)
+			cfg, err := config.Load(config.Flags{ConfigDir: t.TempDir(), DefaultLevel: "info", ChangeMaxLag: tc.flag}, nil, nil)
 			if tc.wantErr {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), "change max lag")

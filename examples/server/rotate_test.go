@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/cli"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/secretfile"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 )
@@ -34,13 +37,13 @@ func noEnv(string) string { return "" }
 // and returns name → plaintext.
 func seedCredentials(t *testing.T, dir string, n int) map[string]string {
 	t.Helper()
-	a, err := openApp(context.Background(), config{ConfigDir: dir, Getenv: noEnv}, quietLog())
+	a, err := openApp(context.Background(), config.Config{ConfigDir: dir, Getenv: noEnv}, quietLog())
 	require.NoError(t, err)
 	defer func() { require.NoError(t, a.Close()) }()
 	want := make(map[string]string, n)
 	for i := range n {
 		name, value := fmt.Sprintf("CRED_%03d", i), fmt.Sprintf("sk-value-%03d-%s", i, strings.Repeat("x", i%40))
-		_, err := a.vars.Create(context.Background(), a.superuser.ID, variables.CreateInput{Name: name, Value: value, Type: variables.Credential})
+		_, err := a.Vars.Create(context.Background(), a.Superuser.ID, variables.CreateInput{Name: name, Value: value, Type: variables.Credential})
 		require.NoError(t, err)
 		want[name] = value
 	}
@@ -76,7 +79,7 @@ func diskKeyring(t *testing.T, dir string, onlyPrimary bool) *secrets.Keyring {
 	require.NoError(t, err, "secret_key must always exist")
 	var previous []string
 	if !onlyPrimary {
-		previous = pendingSecret(dir)
+		previous = secretfile.Pending(dir)
 	}
 	k, err := secrets.NewKeyring(primary, previous...)
 	require.NoError(t, err)
@@ -207,17 +210,17 @@ func TestRotateSecretRefusesToReplaceAPendingSecret(t *testing.T) {
 
 	// The state a kill leaves: Y pending, half the values under it.
 	y := secrets.GenerateSecret()
-	require.NoError(t, writeSecretFile(filepath.Join(dir, "secret_key.new"), y))
+	require.NoError(t, secretfile.Write(filepath.Join(dir, "secret_key.new"), y))
 	both, err := secrets.NewKeyring(y, old)
 	require.NoError(t, err)
-	a, err := openApp(context.Background(), config{ConfigDir: dir, Getenv: noEnv}, quietLog())
+	a, err := openApp(context.Background(), config.Config{ConfigDir: dir, Getenv: noEnv}, quietLog())
 	require.NoError(t, err)
-	list, err := a.varStore.ListCiphertexts(context.Background(), "", 10)
+	list, err := a.VarStore.ListCiphertexts(context.Background(), "", 10)
 	require.NoError(t, err)
 	for _, c := range list {
 		tok, err := both.Rotate(c.Token)
 		require.NoError(t, err)
-		ok, err := a.varStore.SwapCiphertext(context.Background(), c.ID, c.Token, tok)
+		ok, err := a.VarStore.SwapCiphertext(context.Background(), c.ID, c.Token, tok)
 		require.NoError(t, err)
 		require.True(t, ok)
 	}
@@ -225,23 +228,23 @@ func TestRotateSecretRefusesToReplaceAPendingSecret(t *testing.T) {
 
 	x := secrets.GenerateSecret()
 	var stdout, stderr bytes.Buffer
-	assert.Equal(t, 1, realMain([]string{"rotate-secret", "--config-dir", dir, "--new-secret", x}, nil, &stdout, &stderr))
+	assert.Equal(t, 1, cli.Main([]string{"rotate-secret", "--config-dir", dir, "--new-secret", x}, nil, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), "unfinished rotation")
 	assert.NotContains(t, stderr.String(), y)
-	assert.Equal(t, y, readSecretFile(filepath.Join(dir, "secret_key.new")), "the pending secret is kept")
-	assert.Equal(t, old, readSecretFile(filepath.Join(dir, "secret_key")))
+	assert.Equal(t, y, secretfile.Read(filepath.Join(dir, "secret_key.new")), "the pending secret is kept")
+	assert.Equal(t, old, secretfile.Read(filepath.Join(dir, "secret_key")))
 	assertEveryValueOpens(t, dir, diskKeyring(t, dir, false), want)
 
 	stdout.Reset()
 	stderr.Reset()
-	require.Equal(t, 0, realMain([]string{"rotate-secret", "--config-dir", dir}, nil, &stdout, &stderr), stderr.String())
+	require.Equal(t, 0, cli.Main([]string{"rotate-secret", "--config-dir", dir}, nil, &stdout, &stderr), stderr.String())
 	assert.Equal(t, "rotate-secret: 10 re-encrypted, 10 already current, 0 failed\n", stdout.String())
-	assert.Equal(t, y, readSecretFile(filepath.Join(dir, "secret_key")))
+	assert.Equal(t, y, secretfile.Read(filepath.Join(dir, "secret_key")))
 	assert.Equal(t, len(want), assertEveryValueOpens(t, dir, diskKeyring(t, dir, true), want))
 
 	stderr.Reset()
-	require.Equal(t, 0, realMain([]string{"rotate-secret", "--config-dir", dir, "--new-secret", x}, nil, &stdout, &stderr), stderr.String())
-	assert.Equal(t, x, readSecretFile(filepath.Join(dir, "secret_key")))
+	require.Equal(t, 0, cli.Main([]string{"rotate-secret", "--config-dir", dir, "--new-secret", x}, nil, &stdout, &stderr), stderr.String())
+	assert.Equal(t, x, secretfile.Read(filepath.Join(dir, "secret_key")))
 	assert.Equal(t, len(want), assertEveryValueOpens(t, dir, diskKeyring(t, dir, true), want))
 }
 
@@ -262,7 +265,7 @@ func TestRotateSecretWhileServing(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	key := keyRe.FindString(keyOut)
 	require.NotEmpty(t, key)
-	oldSecret := readSecretFile(filepath.Join(dir, "secret_key"))
+	oldSecret := secretfile.Read(filepath.Join(dir, "secret_key"))
 
 	s := e.start("LANGFLOW_AUTO_LOGIN=false")
 	var (
@@ -303,7 +306,7 @@ func TestRotateSecretWhileServing(t *testing.T) {
 		assert.Empty(t, out, "nothing was re-encrypted")
 		assert.Contains(t, errOut, "is using this database")
 		assert.NoFileExists(t, filepath.Join(dir, "secret_key.new"))
-		assert.Equal(t, oldSecret, readSecretFile(filepath.Join(dir, "secret_key")))
+		assert.Equal(t, oldSecret, secretfile.Read(filepath.Join(dir, "secret_key")))
 	}
 	close(stop)
 	wg.Wait()
@@ -319,7 +322,7 @@ func TestRotateSecretWhileServing(t *testing.T) {
 	out, errOut, code := e.cli("", nil, "rotate-secret")
 	require.Equal(t, 0, code, errOut)
 	assert.Regexp(t, `^rotate-secret: [1-9]\d* re-encrypted, 0 already current, 0 failed\n$`, out)
-	assert.NotEqual(t, oldSecret, readSecretFile(filepath.Join(dir, "secret_key")))
+	assert.NotEqual(t, oldSecret, secretfile.Read(filepath.Join(dir, "secret_key")))
 	assert.Equal(t, len(want), assertEveryValueOpens(t, dir, diskKeyring(t, dir, true), want))
 }
 
@@ -336,135 +339,43 @@ func TestDatabaseLock(t *testing.T) {
 	for name, dbURL := range dbs {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			dbc, err := parseDatabaseURL(dbURL, dir)
+			dbc, err := sqldb.ParseURL(dbURL, dir)
 			require.NoError(t, err)
 			ctx := context.Background()
 
-			r1, locked, err := lockDatabase(ctx, dbc, false)
+			r1, locked, err := sqldb.LockForUse(ctx, dbc, false)
 			require.NoError(t, err)
 			require.True(t, locked)
-			r2, _, err := lockDatabase(ctx, dbc, false)
+			r2, _, err := sqldb.LockForUse(ctx, dbc, false)
 			require.NoError(t, err, "shared with another user")
-			_, _, err = lockDatabase(ctx, dbc, true)
-			require.ErrorIs(t, err, errDatabaseInUse)
+			_, _, err = sqldb.LockForUse(ctx, dbc, true)
+			require.ErrorIs(t, err, sqldb.ErrDatabaseInUse)
 			r1()
-			_, _, err = lockDatabase(ctx, dbc, true)
-			require.ErrorIs(t, err, errDatabaseInUse, "one user is left")
+			_, _, err = sqldb.LockForUse(ctx, dbc, true)
+			require.ErrorIs(t, err, sqldb.ErrDatabaseInUse, "one user is left")
 			r2()
 
-			release, _, err := lockDatabase(ctx, dbc, true)
+			release, _, err := sqldb.LockForUse(ctx, dbc, true)
 			require.NoError(t, err)
-			_, _, err = lockDatabase(ctx, dbc, false)
-			require.ErrorIs(t, err, errRotationRunning)
-			_, _, err = lockDatabase(ctx, dbc, true)
-			require.ErrorIs(t, err, errDatabaseInUse)
+			_, _, err = sqldb.LockForUse(ctx, dbc, false)
+			require.ErrorIs(t, err, sqldb.ErrRotationRunning)
+			_, _, err = sqldb.LockForUse(ctx, dbc, true)
+			require.ErrorIs(t, err, sqldb.ErrDatabaseInUse)
 			args := []string{"api-key", "--config-dir", dir}
 			if dbURL != "" {
 				args = append(args, "--database-url", dbURL)
 			}
 			var stdout, stderr bytes.Buffer
-			assert.Equal(t, 1, realMain(args, nil, &stdout, &stderr))
+			assert.Equal(t, 1, cli.Main(args, nil, &stdout, &stderr))
 			assert.Contains(t, stderr.String(), "rotate-secret is re-encrypting")
 			release()
 
 			stdout.Reset()
 			stderr.Reset()
-			assert.Equal(t, 0, realMain(args, nil, &stdout, &stderr), stderr.String())
-			release, _, err = lockDatabase(ctx, dbc, true)
+			assert.Equal(t, 0, cli.Main(args, nil, &stdout, &stderr), stderr.String())
+			release, _, err = sqldb.LockForUse(ctx, dbc, true)
 			require.NoError(t, err, "released by the command's Close")
 			release()
 		})
 	}
-}
-
-// mapStore is a CiphertextStore over a map; afterList runs after each
-// ListCiphertexts call, outside the lock.
-type mapStore struct {
-	mu        sync.Mutex
-	tokens    map[string]string
-	lists     int
-	afterList func(calls int)
-}
-
-func (s *mapStore) ListCiphertexts(_ context.Context, after string, limit int) ([]secrets.Ciphertext, error) {
-	s.mu.Lock()
-	var out []secrets.Ciphertext
-	for id, tok := range s.tokens {
-		if id > after {
-			out = append(out, secrets.Ciphertext{ID: id, Token: tok})
-		}
-	}
-	s.lists++
-	calls := s.lists
-	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b secrets.Ciphertext) int { return strings.Compare(a.ID, b.ID) })
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	if s.afterList != nil {
-		s.afterList(calls)
-	}
-	return out, nil
-}
-
-func (s *mapStore) SwapCiphertext(_ context.Context, id, oldToken, newToken string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tokens[id] != oldToken {
-		return false, nil
-	}
-	s.tokens[id] = newToken
-	return true, nil
-}
-
-// TestReencryptAllVerifies: a value written under the old secret behind
-// the first pass's back (here: into a row the pass has already visited, by
-// a writer that holds no lock) is found by the verification pass, so the
-// rotation does not end while anything is left under the old secret; a
-// writer that never stops makes it fail instead of retiring the old secret.
-// (A write landing on a row the final pass has just checked is beyond any
-// pass: that is what the database-use lock is for.)
-func TestReencryptAllVerifies(t *testing.T) {
-	oldK, err := secrets.NewKeyring("old-secret-of-more-than-32-characters")
-	require.NoError(t, err)
-	newSecret := secrets.GenerateSecret()
-	both, err := secrets.NewKeyring(newSecret, "old-secret-of-more-than-32-characters")
-	require.NoError(t, err)
-	newOnly, err := secrets.NewKeyring(newSecret)
-	require.NoError(t, err)
-	underOld := func(v string) string {
-		tok, err := oldK.Encrypt(v)
-		require.NoError(t, err)
-		return tok
-	}
-	s := &mapStore{tokens: map[string]string{}}
-	for i := range 10 {
-		s.tokens[fmt.Sprintf("id-%02d", i)] = underOld("v")
-	}
-	late := underOld("late")
-	s.afterList = func(calls int) {
-		if calls == 2 { // the first pass's second batch: id-00 is behind it
-			s.mu.Lock()
-			s.tokens["id-00"] = late
-			s.mu.Unlock()
-		}
-	}
-	var progress bytes.Buffer
-	rep, err := reencryptAll(context.Background(), both, s, 4, &progress)
-	require.NoError(t, err)
-	assert.Equal(t, 11, rep.Rotated, "ten, then the late one")
-	assert.Equal(t, 0, rep.Current)
-	assert.Contains(t, progress.String(), "pass 3:", "pass 2 rotated the late value, pass 3 verified")
-	for id, tok := range s.tokens {
-		_, err := newOnly.Decrypt(tok)
-		assert.NoError(t, err, id)
-	}
-
-	s.afterList = func(int) { // a writer that keeps ahead of every pass
-		s.mu.Lock()
-		s.tokens["id-09"] = underOld("again")
-		s.mu.Unlock()
-	}
-	_, err = reencryptAll(context.Background(), both, s, 4, &progress)
-	require.ErrorContains(t, err, "values keep changing")
 }

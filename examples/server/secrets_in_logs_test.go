@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/webui"
 	"github.com/keyflow-dev/keyflow/secrets"
 )
 
@@ -121,7 +123,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	require.NoError(t, err)
 	_ = res.Body.Close()
 	for _, c := range res.Cookies() {
-		if c.Name == sessionCookie {
+		if c.Name == webui.SessionCookie {
 			l.secret("the UI session token", c.Value)
 		}
 	}
@@ -164,10 +166,10 @@ func TestNoSecretInLogs(t *testing.T) {
 		"master":{"variable":"LANGFLOW_SECRET_KEY"}, "envkey":{"variable":"LANGFLOW_API_KEY"},
 		"previous":{"variable":"KEYFLOW_PREVIOUS_SECRET_KEYS"}}}`, "x-api-key", cliKey)
 	require.Equal(t, 201, code, body)
-	flowID := decode[flowJSON](t, body).ID
+	flowID := decode[flows.FlowRead](t, body).ID
 	code, body = do("POST", "/api/v1/flows/", `{"name":"Session","fields":{"session_id":{"variable":"MY_CRED"}}}`, "x-api-key", cliKey)
 	require.Equal(t, 201, code, body)
-	sessionFlow := decode[flowJSON](t, body).ID
+	sessionFlow := decode[flows.FlowRead](t, body).ID
 	do("GET", "/api/v1/flows/", "", "x-api-key", cliKey)
 
 	code, body = do("POST", "/api/v1/run/"+flowID+"?stream=false", `{"inputs":{"text":"hi"},"tweaks":{"literal":"`+tweakCredential+`"}}`,

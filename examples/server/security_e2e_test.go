@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/webui"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 )
 
@@ -120,7 +122,7 @@ func readBody(t *testing.T, res *http.Response) string {
 
 func sessionFrom(res *http.Response) *http.Cookie {
 	for _, c := range res.Cookies() {
-		if c.Name == sessionCookie {
+		if c.Name == webui.SessionCookie {
 			return c
 		}
 	}
@@ -148,7 +150,7 @@ func secRebinding(t *testing.T, s *server) {
 	session := sessionFrom(res)
 	require.NotNil(t, session)
 	res = hostReq(t, s, "POST", "/api/v1/api_key/", attacker, `{"name":"rebound"}`,
-		"Cookie", sessionCookie+"="+session.Value,
+		"Cookie", webui.SessionCookie+"="+session.Value,
 		"Origin", "http://"+attacker, "Sec-Fetch-Site", "same-origin")
 	body = readBody(t, res)
 	assert.Equal(t, http.StatusMisdirectedRequest, res.StatusCode, body)
@@ -158,14 +160,14 @@ func secRebinding(t *testing.T, s *server) {
 		"attacker.example", attacker, "ATTACKER.example.:" + port, "localhost.attacker.example:" + port,
 		"127.0.0.1.nip.io:" + port, "app.localhost:" + port, "[::2]:" + port, "0.0.0.0:" + port, "10.0.0.1:" + port,
 	} {
-		res := hostReq(t, s, "GET", "/api/v1/api_key/", host, "", "Cookie", sessionCookie+"="+session.Value)
+		res := hostReq(t, s, "GET", "/api/v1/api_key/", host, "", "Cookie", webui.SessionCookie+"="+session.Value)
 		assert.Equal(t, http.StatusMisdirectedRequest, res.StatusCode, host)
 		res = hostReq(t, s, "GET", "/", host, "")
 		assert.Equal(t, http.StatusMisdirectedRequest, res.StatusCode, host)
 		assert.Nil(t, sessionFrom(res), host)
 	}
 	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST.:" + port, "[::1]:" + port, "127.1.2.3:" + port, "127.0.0.1"} {
-		res := hostReq(t, s, "GET", "/api/v1/api_key/", host, "", "Cookie", sessionCookie+"="+session.Value)
+		res := hostReq(t, s, "GET", "/api/v1/api_key/", host, "", "Cookie", webui.SessionCookie+"="+session.Value)
 		assert.Equal(t, http.StatusOK, res.StatusCode, host)
 	}
 	res = hostReq(t, s, "GET", "/health", attacker, "")
@@ -256,7 +258,7 @@ func secScopes(t *testing.T, s *server, key string) {
 	code, body := s.do("GET", "/api/v1/flows/", "", "x-api-key", key)
 	require.Equal(t, 200, code, body)
 	var flowID string
-	for _, f := range decode[[]flowJSON](t, body) {
+	for _, f := range decode[[]flows.FlowRead](t, body) {
 		if f.Name == "Echo" {
 			flowID = f.ID
 		}
@@ -313,6 +315,9 @@ func secScopes(t *testing.T, s *server, key string) {
 
 // Issue 13, item 8: names of keys, flows and fields are checked; flows are
 // bounded; nothing is stored (and on PostgreSQL a NUL is a 4xx, not a 503).
+// maxFlowFields is the server's bound on a flow's fields.
+const maxFlowFields = 256
+
 func secNames(t *testing.T, s *server, key string) {
 	before := counts(t, s, key)
 	bad := []string{`a\u0000b`, `a\u001bb`, `OPENAI_API_KEY\u200b`, `\u202eYEK`, `\ud800`, `a\u2028b`, `KEY\ufe0f`}
@@ -432,7 +437,7 @@ func secSessionCookie(t *testing.T, s *server) {
 	}
 	assert.NotEqual(t, values[0], values[1], "each page load gets its own value")
 	for _, v := range values {
-		code, _, _ := rawRequest(t, s.url, "GET", "/api/v1/api_key/", [][2]string{{"Cookie", sessionCookie + "=" + v}}, "")
+		code, _, _ := rawRequest(t, s.url, "GET", "/api/v1/api_key/", [][2]string{{"Cookie", webui.SessionCookie + "=" + v}}, "")
 		assert.Equal(t, 200, code)
 	}
 }

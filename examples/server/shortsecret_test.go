@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyflow-dev/keyflow/examples/server/internal/cli"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -39,7 +40,7 @@ func TestShortSecretWarning(t *testing.T) {
 			t.Setenv("KEYFLOW_PREVIOUS_SECRET_KEYS", "")
 			t.Setenv("LANGFLOW_LOG_LEVEL", "")
 			var stdout, stderr bytes.Buffer
-			code := realMain([]string{"encrypt", "--config-dir", dir}, strings.NewReader("value"), &stdout, &stderr)
+			code := cli.Main([]string{"encrypt", "--config-dir", dir}, strings.NewReader("value"), &stdout, &stderr)
 			require.Equal(t, 0, code, stderr.String())
 			assert.True(t, strings.HasPrefix(stdout.String(), "gAAAAA"), "a short secret is accepted")
 			if tt.wantFrom == "" {

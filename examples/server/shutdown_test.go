@@ -13,10 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 )
 
 // TestCloseBoundedWhenDatabaseHangs: the usage flush at shutdown gives up
-// soon after shutdownFlushTimeout when PostgreSQL stops answering (a network
+// soon after startup.ShutdownFlushTimeout when PostgreSQL stops answering (a network
 // partition: connections stay open, nothing comes back), so SIGTERM ends
 // the process instead of leaving it waiting for the database forever.
 func TestCloseBoundedWhenDatabaseHangs(t *testing.T) {
@@ -30,13 +31,13 @@ func TestCloseBoundedWhenDatabaseHangs(t *testing.T) {
 	a, err := openApp(context.Background(), cfg, quietLog())
 	require.NoError(t, err)
 
-	key, _, err := a.keys.Create(context.Background(), a.superuser.ID, "k", apikey.CreateOptions{})
+	key, _, err := a.Keys.Create(context.Background(), a.Superuser.ID, "k", apikey.CreateOptions{})
 	require.NoError(t, err)
-	_, err = a.keys.Verify(context.Background(), key) // a use waiting to be flushed
+	_, err = a.Keys.Verify(context.Background(), key) // a use waiting to be flushed
 	require.NoError(t, err)
 
-	defer func(d time.Duration) { shutdownFlushTimeout = d }(shutdownFlushTimeout)
-	shutdownFlushTimeout = 300 * time.Millisecond
+	defer func(d time.Duration) { startup.ShutdownFlushTimeout = d }(startup.ShutdownFlushTimeout)
+	startup.ShutdownFlushTimeout = 300 * time.Millisecond
 	hole.stall()
 	done := make(chan error, 1)
 	start := time.Now()

@@ -15,6 +15,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/flows"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpapi"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
+	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
@@ -45,12 +51,12 @@ func (b *syncBuffer) String() string {
 // its database down (for this instance only).
 type storeFailBackend struct {
 	name  string
-	start func(t *testing.T, log *slog.Logger) (a *app, down func())
+	start func(t *testing.T, log *slog.Logger) (a *startup.App, down func())
 }
 
 var storeFailBackends = []storeFailBackend{
-	{"SQLite", func(t *testing.T, log *slog.Logger) (*app, func()) {
-		cfg := config{
+	{"SQLite", func(t *testing.T, log *slog.Logger) (*startup.App, func()) {
+		cfg := config.Config{
 			ConfigDir: t.TempDir(),
 			Host:      "127.0.0.1",
 			Auth:      middleware.Config{AutoLogin: false},
@@ -60,9 +66,9 @@ var storeFailBackends = []storeFailBackend{
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = a.Close() })
 		// Every query on a closed pool fails ("sql: database is closed").
-		return a, func() { require.NoError(t, a.db.Close()) }
+		return a, func() { require.NoError(t, a.DB.Close()) }
 	}},
-	{"Postgres", func(t *testing.T, log *slog.Logger) (*app, func()) {
+	{"Postgres", func(t *testing.T, log *slog.Logger) (*startup.App, func()) {
 		proxy, viaProxy := dbtest.ProxyURL(t, sharedDatabase(t))
 		cfg := instanceConfig(t, viaProxy)
 		// No change feed: a cached key stays trusted for the cache's TTL
@@ -87,7 +93,7 @@ func TestStoreFailure(t *testing.T) {
 		flowLiteral  = "flow-literal-value-storefail-4e5f6a7b"
 		internalBody = `{"detail":"Internal server error"}`
 	)
-	unavailable := `{"detail":"` + msgStoreUnavailable + `"}`
+	unavailable := `{"detail":"` + httpapi.MsgStoreUnavailable + `"}`
 
 	type request struct {
 		method, path, body string
@@ -98,13 +104,13 @@ func TestStoreFailure(t *testing.T) {
 		name string
 		// fail breaks the database; runPath is the run endpoint of a flow
 		// whose api_key field is bound to the Credential variable.
-		fail     func(t *testing.T, a *app, down func())
+		fail     func(t *testing.T, a *startup.App, down func())
 		requests func(runPath string) []request
 		wantLog  []string
 	}{
 		{
 			name: "database down",
-			fail: func(t *testing.T, a *app, down func()) { down() },
+			fail: func(t *testing.T, a *startup.App, down func()) { down() },
 			requests: func(runPath string) []request {
 				return []request{
 					{"GET", "/api/v1/flows/", "", http.StatusServiceUnavailable, unavailable},
@@ -119,8 +125,8 @@ func TestStoreFailure(t *testing.T) {
 		},
 		{
 			name: "flows table gone",
-			fail: func(t *testing.T, a *app, down func()) {
-				_, err := a.db.Exec("DROP TABLE flows")
+			fail: func(t *testing.T, a *startup.App, down func()) {
+				_, err := a.DB.Exec("DROP TABLE flows")
 				require.NoError(t, err)
 			},
 			requests: func(runPath string) []request {
@@ -134,8 +140,8 @@ func TestStoreFailure(t *testing.T) {
 		},
 		{
 			name: "variable table gone",
-			fail: func(t *testing.T, a *app, down func()) {
-				_, err := a.db.Exec("DROP TABLE variable")
+			fail: func(t *testing.T, a *startup.App, down func()) {
+				_, err := a.DB.Exec("DROP TABLE variable")
 				require.NoError(t, err)
 			},
 			requests: func(runPath string) []request {
@@ -148,12 +154,12 @@ func TestStoreFailure(t *testing.T) {
 		},
 		{
 			name: "credential does not decrypt (not a store failure)",
-			fail: func(t *testing.T, a *app, down func()) {
+			fail: func(t *testing.T, a *startup.App, down func()) {
 				other, err := secrets.NewKeyring("another-secret-storefail-0123456789")
 				require.NoError(t, err)
 				token, err := other.Encrypt(credential)
 				require.NoError(t, err)
-				_, err = a.db.Exec(a.store.q("UPDATE variable SET value = ? WHERE name = ?"), token, "OPENAI_API_KEY")
+				_, err = a.DB.Exec(sqldb.DB{Postgres: a.Address.Postgres}.Q("UPDATE variable SET value = ? WHERE name = ?"), token, "OPENAI_API_KEY")
 				require.NoError(t, err)
 			},
 			requests: func(runPath string) []request {
@@ -170,17 +176,17 @@ func TestStoreFailure(t *testing.T) {
 				ctx := context.Background()
 				logs := &syncBuffer{}
 				a, down := b.start(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-				h, err := a.handler()
+				h, err := httpserver.Handler(a, nil)
 				require.NoError(t, err)
 				srv := httptest.NewServer(h)
 				t.Cleanup(srv.Close)
 
-				key, _, err := a.keys.Create(ctx, a.superuser.ID, "storefail", apikey.CreateOptions{})
+				key, _, err := a.Keys.Create(ctx, a.Superuser.ID, "storefail", apikey.CreateOptions{})
 				require.NoError(t, err)
-				_, err = a.vars.Create(ctx, a.superuser.ID, variables.CreateInput{
+				_, err = a.Vars.Create(ctx, a.Superuser.ID, variables.CreateInput{
 					Name: "OPENAI_API_KEY", Value: credential, Type: variables.Credential})
 				require.NoError(t, err)
-				f, err := a.store.createFlow(ctx, a.superuser.ID, "Echo", map[string]flowField{
+				f, err := a.Flows.Create(ctx, a.Superuser.ID, "Echo", "", map[string]flows.Field{
 					"api_key": {Variable: "OPENAI_API_KEY"}, "model": {Value: flowLiteral}})
 				require.NoError(t, err)
 				runPath := "/api/v1/run/" + f.ID

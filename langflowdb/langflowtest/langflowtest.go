@@ -285,7 +285,19 @@ func Create(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, g Gener
 	if f.Alice, err = s.user(ctx, "alice", false, s.now.Add(-47*time.Hour)); err != nil {
 		return nil, err
 	}
-	su := f.Superuser.ID
+	if err := s.seedKeys(ctx, f); err != nil {
+		return nil, err
+	}
+	if err := s.seedVariables(ctx, f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// seedKeys adds the generation's keys (Key… labels) to f, in the forms that
+// generation stores.
+func (s *seeder) seedKeys(ctx context.Context, f *Fixture) error {
+	g, su := f.Generation, f.Superuser.ID
 	add := func(label, user, form string, active bool, expires *time.Time, uses int64) error {
 		k, err := s.key(ctx, user, label, form, active, expires, uses)
 		if err == nil {
@@ -300,52 +312,56 @@ func Create(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, g Gener
 	case g == Gen18:
 		newest = "token"
 	}
-	if err := add(KeyPlain, su, "plain", true, nil, 3); err != nil {
-		return nil, err
-	}
-	if err := add(KeyAlice, f.Alice.ID, newest, true, nil, 0); err != nil {
-		return nil, err
-	}
-	if err := add(KeyInactive, su, newest, false, nil, 1); err != nil {
-		return nil, err
-	}
-	if err := add(KeyDeleted, su, newest, true, nil, 5); err != nil {
-		return nil, err
+	for _, k := range []struct {
+		label, user, form string
+		active            bool
+		uses              int64
+	}{
+		{KeyPlain, su, "plain", true, 3},
+		{KeyAlice, f.Alice.ID, newest, true, 0},
+		{KeyInactive, su, newest, false, 1},
+		{KeyDeleted, su, newest, true, 5},
+	} {
+		if err := add(k.label, k.user, k.form, k.active, nil, k.uses); err != nil {
+			return err
+		}
 	}
 	if err := s.exec(ctx, `DELETE FROM apikey WHERE id = ?`, s.id(f.Keys[KeyDeleted].ID)); err != nil {
-		return nil, err
+		return err
 	}
 	if g >= Gen18 {
 		if err := add(KeyToken, su, "token", true, nil, 2); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if g.HasHash() {
 		if err := add(KeyHashed, su, "token+hash", true, nil, 7); err != nil {
-			return nil, err
+			return err
 		}
 		// The same key stored twice with its hash: Langflow refuses it.
 		if err := add(KeyShared, su, "token+hash", true, nil, 0); err != nil {
-			return nil, err
+			return err
 		}
-		k := f.Keys[KeyShared]
-		if _, err := s.keyRow(ctx, ids.New(), su, "shared copy", k.Plaintext, "token+hash", true, nil, 0); err != nil {
-			return nil, err
+		if _, err := s.keyRow(ctx, ids.New(), su, "shared copy", f.Keys[KeyShared].Plaintext, "token+hash", true, nil, 0); err != nil {
+			return err
 		}
 	}
 	if g.HasExpiry() {
 		past, future := s.now.Add(-time.Hour), s.now.Add(30*24*time.Hour)
 		if err := add(KeyExpired, su, "token+hash", true, &past, 4); err != nil {
-			return nil, err
+			return err
 		}
 		// A key that expires later verifies.
-		if err := add("expiring", su, "token+hash", true, &future, 0); err != nil {
-			return nil, err
-		}
+		return add("expiring", su, "token+hash", true, &future, 0)
 	}
-	// Variables: a Credential with Apply-To fields, a Generic in clear
-	// (Langflow since late 2025), a Generic encrypted by older versions,
-	// and the second user's Credential.
+	return nil
+}
+
+// seedVariables adds f's variables: a Credential with Apply-To fields, a
+// Generic in clear (Langflow since late 2025), a Generic encrypted by older
+// versions, and the second user's Credential.
+func (s *seeder) seedVariables(ctx context.Context, f *Fixture) error {
+	su := f.Superuser.ID
 	for _, v := range []struct {
 		user, name, typ, plain string
 		encrypt                bool
@@ -358,14 +374,15 @@ func Create(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, g Gener
 	} {
 		value := v.plain
 		if v.encrypt {
-			if value, err = keyring.Encrypt(v.plain); err != nil {
-				return nil, err
+			var err error
+			if value, err = s.keyring.Encrypt(v.plain); err != nil {
+				return err
 			}
 		}
 		id := ids.New()
 		created := s.now.Add(-24 * time.Hour)
 		cols, args := "id, user_id, name, value, type, default_fields, created_at", []any{s.id(id), s.id(v.user), v.name, value, v.typ, v.fields, s.ts(created)}
-		if g.HasCategory() {
+		if f.Generation.HasCategory() {
 			// Langflow's model writes Global; its category migration moved
 			// the providers' Credentials to LLM.
 			category := "Global"
@@ -376,11 +393,11 @@ func Create(ctx context.Context, db *sql.DB, dialect sqldialect.Dialect, g Gener
 		}
 		marks := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
 		if err := s.exec(ctx, "INSERT INTO variable ("+cols+") VALUES ("+marks+")", args...); err != nil {
-			return nil, fmt.Errorf("langflowtest: variable: %w", err)
+			return fmt.Errorf("langflowtest: variable: %w", err)
 		}
 		f.Vars[v.name] = Var{ID: id, UserID: v.user, Name: v.name, Type: v.typ, Plain: v.plain, Encrypted: v.encrypt}
 	}
-	return f, nil
+	return nil
 }
 
 func (s *seeder) user(ctx context.Context, name string, super bool, at time.Time) (User, error) {
