@@ -32,9 +32,12 @@ type Services struct {
 	Vars     *variables.Service
 	Resolver *variables.Resolver
 
-	notify   *pgnotify.Listener // nil: not PostgreSQL, or no change feed
-	storeEnv bool               // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
-	log      *slog.Logger
+	notify *pgnotify.Listener // nil: not PostgreSQL, or no change feed
+	// notifyVars pushes the variable store's changes (PostgreSQL with the
+	// change feed); nil otherwise.
+	notifyVars *pgnotify.Listener
+	storeEnv   bool // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
+	log        *slog.Logger
 }
 
 // Open builds the services on keyflow's own tables in db (at addr),
@@ -60,11 +63,38 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 		s.Close()
 		return nil, err
 	}
-	if err := s.openVariables(varStore, keyring, cfg.FallbackToEnv); err != nil {
+	var varCfg variables.ServiceConfig
+	if cfg.ChangeMaxLag > 0 {
+		if err := s.followVariables(&varCfg, varStore, addr, cfg.ChangeMaxLag); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := s.openVariables(varCfg, varStore, keyring, cfg.FallbackToEnv); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// followVariables caches each user's variables for the run API, kept right
+// by the variable store's change log as keys are by theirs: a variable
+// changed through this instance is seen at once, one changed by another
+// instance (or the CLI, or SQL) within maxLag, in milliseconds on
+// PostgreSQL, whose trigger notifies on a channel of its own.
+func (s *Services) followVariables(varCfg *variables.ServiceConfig, varStore *varsql.Store, addr sqldb.Address, maxLag time.Duration) error {
+	varCfg.Changes, varCfg.ChangesMaxLag = varStore, maxLag
+	if !addr.Postgres {
+		return nil
+	}
+	channel, payload := varStore.Notification()
+	var err error
+	s.notifyVars, err = pgnotify.New(pgnotify.Config{ConnString: addr.DSN, Channel: channel, Payload: payload, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	varCfg.ChangesNotifier = s.notifyVars
+	return nil
 }
 
 // followChanges makes keys revoked, disabled or created by other instances
@@ -104,17 +134,20 @@ func OpenLangflow(ldb *langflowdb.DB, cfg config.Config, log *slog.Logger) (*Ser
 	}
 	// ldb.Keyring encrypts as the Langflow beside it does (a short secret:
 	// the key derivation of its version), so Langflow opens what keyflow writes.
-	if err := s.openVariables(vs, ldb.Keyring(), cfg.FallbackToEnv); err != nil {
+	// Nor for variables: every run reads Langflow's variable table.
+	if err := s.openVariables(variables.ServiceConfig{}, vs, ldb.Keyring(), cfg.FallbackToEnv); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// openVariables builds the variable Service and Resolver on store.
-func (s *Services) openVariables(store variables.Store, keyring *secrets.Keyring, fallbackToEnv bool) error {
+// openVariables builds the variable Service (with varCfg's change feed, if
+// any) and the Resolver on store.
+func (s *Services) openVariables(varCfg variables.ServiceConfig, store variables.Store, keyring *secrets.Keyring, fallbackToEnv bool) error {
+	varCfg.Store, varCfg.Keyring, varCfg.Logger = store, keyring, s.log
 	var err error
-	if s.Vars, err = variables.NewService(variables.ServiceConfig{Store: store, Keyring: keyring, Logger: s.log}); err != nil {
+	if s.Vars, err = variables.NewService(varCfg); err != nil {
 		return err
 	}
 	fallback := variables.EnvFallbackOff
@@ -140,15 +173,20 @@ func (s *Services) ImportEnv(ctx context.Context, userID, username string) error
 	return nil
 }
 
-// Close stops the Manager (which writes pending usage counts) and the
-// change listener.
+// Close stops the Manager (which writes pending usage counts), the
+// variables' change-feed poller and the change listeners.
 func (s *Services) Close() error {
 	var err error
 	if s.Keys != nil {
 		err = s.Keys.Close()
 	}
-	if s.notify != nil {
-		_ = s.notify.Close()
+	if s.Vars != nil {
+		_ = s.Vars.Close()
+	}
+	for _, l := range []*pgnotify.Listener{s.notify, s.notifyVars} {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 	return err
 }
