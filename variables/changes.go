@@ -84,13 +84,45 @@ const cacheShards = 64
 type varShard struct {
 	mu    sync.RWMutex
 	gen   uint64
-	users map[string][]Variable // shared, read-only slices
+	users map[string]*userVars // shared, read-only
+}
+
+// userVars is one user's variables as the Resolver reads them: cached and
+// shared (opened set), or read for one run (opened nil).
+type userVars struct {
+	vars []Variable
+	// opened memoises the plaintext of each of vars (same index), opened
+	// on first use: a cached entry decrypts each Credential once, not on
+	// every run. It goes with the entry, so a changed or deleted variable
+	// is never answered from it.
+	opened []openedValue
+}
+
+type openedValue struct {
+	once  sync.Once
+	plain string
+	err   error
+}
+
+// open returns the plaintext of v, one of uv.vars, through svc.open, once
+// per cached entry.
+func (uv *userVars) open(svc *Service, v *Variable) (string, error) {
+	if uv.opened != nil {
+		for i := range uv.vars {
+			if &uv.vars[i] == v {
+				o := &uv.opened[i]
+				o.once.Do(func() { o.plain, o.err = svc.open(v) })
+				return o.plain, o.err
+			}
+		}
+	}
+	return svc.open(v)
 }
 
 func newVarCache(size int) *varCache {
 	c := &varCache{seed: maphash.MakeSeed(), per: max(size/cacheShards, 1)}
 	for i := range c.shards {
-		c.shards[i].users = map[string][]Variable{}
+		c.shards[i].users = map[string]*userVars{}
 	}
 	return c
 }
@@ -99,24 +131,24 @@ func (c *varCache) shard(userID string) *varShard {
 	return &c.shards[maphash.String(c.seed, userID)%cacheShards]
 }
 
-// get returns the user's cached variables (ok false when not cached or not
+// get returns the user's cached variables (nil when not cached or not
 // trusted now) and the shard's generation, to pass to put.
-func (c *varCache) get(userID string) (vars []Variable, gen uint64, ok bool) {
+func (c *varCache) get(userID string) (*userVars, uint64) {
 	c.feed.Use()
 	s := c.shard(userID)
 	s.mu.RLock()
-	vars, ok = s.users[userID]
-	gen = s.gen
+	uv := s.users[userID]
+	gen := s.gen
 	s.mu.RUnlock()
-	if ok && !c.feed.Trusted() {
-		return nil, gen, false
+	if uv != nil && !c.feed.Trusted() {
+		return nil, gen
 	}
-	return vars, gen, ok
+	return uv, gen
 }
 
 // put caches vars for the user unless the shard changed since gen or the
 // feed is not trusted (the entry would not be served).
-func (c *varCache) put(userID string, vars []Variable, gen uint64) {
+func (c *varCache) put(userID string, uv *userVars, gen uint64) {
 	if !c.feed.Trusted() {
 		return
 	}
@@ -132,7 +164,7 @@ func (c *varCache) put(userID string, vars []Variable, gen uint64) {
 			break
 		}
 	}
-	s.users[userID] = vars
+	s.users[userID] = uv
 }
 
 // forget drops the user's entry and bumps the shard's generation.
@@ -186,20 +218,25 @@ func (f forgetfulStore) SwapCiphertext(ctx context.Context, id, oldToken, newTok
 }
 
 // listForRun returns the user's variables for the Resolver: from the cache
-// when the Service has one and it holds the user (the slice is shared: read
-// it only), else from the store (then cached).
-func (s *Service) listForRun(ctx context.Context, userID string) ([]Variable, error) {
+// when the Service has one and it holds the user (shared: read only), else
+// from the store (then cached).
+func (s *Service) listForRun(ctx context.Context, userID string) (*userVars, error) {
 	if s.cache == nil {
-		return s.store.ListByUser(ctx, userID)
+		vars, err := s.store.ListByUser(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		return &userVars{vars: vars}, nil
 	}
-	vars, gen, ok := s.cache.get(userID)
-	if ok {
-		return vars, nil
+	uv, gen := s.cache.get(userID)
+	if uv != nil {
+		return uv, nil
 	}
 	vars, err := s.store.ListByUser(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	s.cache.put(userID, slices.Clip(vars), gen)
-	return vars, nil
+	uv = &userVars{vars: slices.Clip(vars), opened: make([]openedValue, len(vars))}
+	s.cache.put(userID, uv, gen)
+	return uv, nil
 }

@@ -156,7 +156,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 	if userID == "" {
 		return nil, ErrNoUser
 	}
-	vars, err := r.svc.listForRun(ctx, userID)
+	uv, err := r.svc.listForRun(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("variables: resolve: %w", err)
 	}
@@ -164,7 +164,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 		if out[i].Layer != LayerNone {
 			continue
 		}
-		if err := r.resolveFromStore(&out[i], f, vars); err != nil {
+		if err := r.resolveFromStore(&out[i], f, uv); err != nil {
 			return nil, err
 		}
 	}
@@ -197,13 +197,14 @@ func resolveWithoutStore(fields []Field, overrides map[string]string) (out []Res
 // resolveFromStore answers field f from the user's variables vars, else from
 // the environment: an unbound field from the variable whose default fields
 // name it, a bound one from its variable, then the environment fallback.
-func (r *Resolver) resolveFromStore(res *Resolution, f Field, vars []Variable) error {
+func (r *Resolver) resolveFromStore(res *Resolution, f Field, uv *userVars) error {
+	vars := uv.vars
 	if f.Variable == "" {
 		v := defaultFor(vars, f)
 		if v == nil {
 			return nil
 		}
-		plain, err := r.svc.open(v)
+		plain, err := uv.open(r.svc, v)
 		if err != nil {
 			return err
 		}
@@ -214,7 +215,7 @@ func (r *Resolver) resolveFromStore(res *Resolution, f Field, vars []Variable) e
 		if v.Type == Credential && f.Name == "session_id" {
 			return credentialSessionIDError(v.Name)
 		}
-		plain, err := r.svc.open(v)
+		plain, err := uv.open(r.svc, v)
 		if err != nil {
 			return err
 		}

@@ -389,8 +389,7 @@ func decodeRunRequest(w http.ResponseWriter, r *http.Request, in *runRequest) bo
 	if len(bytes.TrimSpace(body)) == 0 {
 		return true
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return httpjson.Decode(w, r, in)
+	return httpjson.DecodeBytes(w, body, in)
 }
 
 // flowRun is one run being answered.
@@ -408,17 +407,18 @@ type fieldResult struct {
 	Source   variables.Layer `json:"source"`
 }
 
-// runResponse is Langflow's RunResponse plus keyflow's "fields".
+// runResponse is Langflow's RunResponse plus keyflow's "fields". A run has
+// one output, of the flow's one component: the lists are arrays of one.
 type runResponse struct {
-	SessionID string                 `json:"session_id"`
-	Outputs   []runOutputs           `json:"outputs"`
-	Fields    map[string]fieldResult `json:"fields"`
+	SessionID string                  `json:"session_id"`
+	Outputs   [1]runOutputs           `json:"outputs"`
+	Fields    map[string]*fieldResult `json:"fields"`
 }
 
 // runOutputs is Langflow's RunOutputs.
 type runOutputs struct {
-	Inputs  runInputs    `json:"inputs"`
-	Outputs []resultData `json:"outputs"`
+	Inputs  runInputs     `json:"inputs"`
+	Outputs [1]resultData `json:"outputs"`
 }
 
 // runInputs is {"input_value": …}, or {} for a run without input.
@@ -435,16 +435,16 @@ type noFiles [0]int
 
 // resultData is Langflow's ResultData for the flow's one component.
 type resultData struct {
-	Results              results       `json:"results"`
-	Artifacts            artifacts     `json:"artifacts"`
-	Outputs              outputs       `json:"outputs"`
-	Logs                 logs          `json:"logs"`
-	Messages             []chatMessage `json:"messages"`
-	Timedelta            float64       `json:"timedelta"`
-	Duration             string        `json:"duration"`
-	ComponentDisplayName string        `json:"component_display_name"`
-	ComponentID          string        `json:"component_id"`
-	UsedFrozenResult     bool          `json:"used_frozen_result"`
+	Results              results        `json:"results"`
+	Artifacts            artifacts      `json:"artifacts"`
+	Outputs              outputs        `json:"outputs"`
+	Logs                 logs           `json:"logs"`
+	Messages             [1]chatMessage `json:"messages"`
+	Timedelta            float64        `json:"timedelta"`
+	Duration             string         `json:"duration"`
+	ComponentDisplayName string         `json:"component_display_name"`
+	ComponentID          string         `json:"component_id"`
+	UsedFrozenResult     bool           `json:"used_frozen_result"`
 }
 
 type results struct {
@@ -527,9 +527,13 @@ func (a *API) executeRun(r *http.Request, userID string, run flowRun, tweaks []t
 	case err != nil: // e.g. a Credential that no secret decrypts
 		return runResponse{}, &runError{http.StatusInternalServerError, "Internal server error", err}
 	}
-	sources := make(map[string]fieldResult, len(res))
-	for _, rr := range res {
-		sources[rr.Field] = fieldResult{Variable: rr.Variable, Source: rr.Layer}
+	// Pointers into one slice: encoding/json copies a map's non-pointer
+	// values to the heap, one by one.
+	results := make([]fieldResult, len(res))
+	sources := make(map[string]*fieldResult, len(res))
+	for i, rr := range res {
+		results[i] = fieldResult{Variable: rr.Variable, Source: rr.Layer}
+		sources[rr.Field] = &results[i]
 	}
 	return run.response(sources), nil
 }
@@ -562,7 +566,7 @@ func (run flowRun) message() message {
 }
 
 // response builds the RunResponse of a run whose fields resolved.
-func (run flowRun) response(fields map[string]fieldResult) runResponse {
+func (run flowRun) response(fields map[string]*fieldResult) runResponse {
 	var inputs runInputs
 	if run.hasInput {
 		inputs.InputValue = &run.input
@@ -571,7 +575,7 @@ func (run flowRun) response(fields map[string]fieldResult) runResponse {
 	out := resultData{
 		Results:   results{Message: run.message()},
 		Artifacts: artifacts{Message: run.input, Sender: "Machine", SenderName: "AI", Type: "object"},
-		Messages: []chatMessage{{
+		Messages: [1]chatMessage{{
 			ComponentID: run.flow.componentID, Message: run.input, Sender: "Machine", SenderName: "AI",
 			SessionID: run.sessionID, Type: "text",
 		}},
@@ -583,7 +587,7 @@ func (run flowRun) response(fields map[string]fieldResult) runResponse {
 	out.Outputs.Message.Message, out.Outputs.Message.Type = run.input, "text"
 	return runResponse{
 		SessionID: run.sessionID,
-		Outputs:   []runOutputs{{Inputs: inputs, Outputs: []resultData{out}}},
+		Outputs:   [1]runOutputs{{Inputs: inputs, Outputs: [1]resultData{out}}},
 		Fields:    fields,
 	}
 }
