@@ -27,6 +27,8 @@ type entry struct {
 	last  atomic.Int64 // latest use, Unix nanoseconds
 	uses  atomic.Int64 // uses not yet taken by a flush
 
+	lim *keyLimiter // the key's limits; nil: unlimited
+
 	principal Principal
 }
 

@@ -135,15 +135,33 @@ func (n *fakeNotifier) Subscribe() (<-chan struct{}, func()) {
 	return n.c, func() { n.cancelled.Store(true) }
 }
 
-// timedFeed is a fakeFeed that records when its last poll began.
+// timedFeed is a fakeFeed that records when its last poll began, and whose
+// polls wait while the test holds them (hold), so that a poll woken by a
+// verification cannot renew the cache's trust before that verification has
+// been judged.
 type timedFeed struct {
 	fakeFeed
 	last atomic.Int64
+	gate atomic.Pointer[chan struct{}]
 }
 
 func (f *timedFeed) Changes(ctx context.Context, cursor string) ([]apikey.Hash, string, error) {
 	f.last.Store(time.Now().UnixNano())
+	if g := f.gate.Load(); g != nil {
+		select {
+		case <-*g:
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+	}
 	return f.fakeFeed.Changes(ctx, cursor)
+}
+
+// hold makes polls wait until the returned function is called.
+func (f *timedFeed) hold() (release func()) {
+	g := make(chan struct{})
+	f.gate.Store(&g)
+	return func() { f.gate.Store(nil); close(g) }
 }
 
 func (f *timedFeed) quietFor() time.Duration { return time.Since(time.Unix(0, f.last.Load())) }
@@ -221,7 +239,9 @@ func TestChangeFeedSleepsWhenIdle(t *testing.T) {
 	asleep := func() bool { return feed.quietFor() > 10*maxLag }
 	require.Eventually(t, asleep, 10*time.Second, 10*time.Millisecond)
 	polls := feed.pollCount()
+	release := feed.hold()
 	assert.Equal(t, int64(1), verifyReads(), "past the bound, the store is read")
+	release()
 	require.Eventually(t, func() bool { return feed.pollCount() > polls }, 5*time.Second, time.Millisecond, "the verification woke the poller")
 	require.Eventually(t, func() bool { return verifyReads() == 0 }, 5*time.Second, time.Millisecond, "cached again")
 

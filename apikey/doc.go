@@ -101,6 +101,68 @@
 // counted twice. [Config.DisableUsageTracking] (Langflow's
 // LANGFLOW_DISABLE_TRACK_APIKEY_USAGE) turns counting off.
 //
+// # Usage limits
+//
+// A key may carry [Limits] (see docs/langflow-compatibility.md#usage-limits):
+// zero or more rate limits ([RateLimit]: Limit units per Window, e.g. 100 a
+// minute and 10 000 a day together) and an optional [Quota] (uses granted,
+// optionally refilled at the start of every calendar [Period] in UTC: hour,
+// day, week from Monday, month from the 1st; a refill sets the uses left to
+// its Amount, nothing carries over). They are set with
+// [CreateOptions].Limits and changed with [Manager.SetLimits]; listings show
+// them with the quota's uses left. Keys without limits, the default and
+// Langflow's, cost one nil check: no lock, no I/O, no allocation.
+//
+// Verify charges a limited key one unit, [Manager.VerifyCharge] any cost
+// (a host that charges by what a request does), and refuses a key over its
+// budget with a [*LimitError] wrapping [ErrRateLimited] (RetryAfter: the end
+// of the window) or [ErrQuotaExhausted] (RetryAfter: the next refill; 0 for
+// a quota never refilled). A refused request takes nothing from any limit.
+// [Manager.Refund] gives a charge's quota back, for requests the server
+// failed; package middleware refunds every 5xx and panic. Rate-limit units
+// are never refunded: a failed request still used the server.
+//
+// Rate limits count fixed windows aligned on the Unix epoch (a minute window
+// from :00 to :00 UTC): at most Limit units are accepted within each window,
+// exactly, on one instance and across instances sharing a [Limiter]. As with
+// every fixed window, up to 2·Limit can be accepted within one window's
+// length across a boundary; the RateLimit header fields say when each window
+// resets. Windows are read from each instance's clock; a store or Redis
+// never moves a counter back to an older window, so a lagging clock cannot
+// reopen one.
+//
+// Leases. A Manager does not ask its Limiter (or its store, for quotas) for
+// every request: it takes units in blocks and spends them in memory under
+// the key's mutex. The in-process [MemoryLimiter] (the default) gives a
+// whole window at once: exact, and the counting is a mutex and a subtraction.
+// A shared Limiter (apikey/sqlstore's Store, apikey/redislimit) and a
+// quota give blocks of 0.5 % of the limit (at least the request's cost, at
+// most 10 000), taken atomically, so:
+//
+//   - instances never accept more than a window's limit or a quota's grant
+//     between them: a block is deducted from the shared count before any of
+//     it is used;
+//   - an instance may refuse while others hold unused blocks: with N
+//     instances, at most N · 0.5 % of a limit is held back (2 % at N = 4);
+//     rate-limit blocks lapse with their window, and quota blocks go back to
+//     the store after a second without use and at Close;
+//   - an instance that dies without Close (SIGKILL, a crash) loses the
+//     unused part of its last block of each quota, at most
+//     max(cost, min(0.5 % of the grant, 10 000)) uses per key per instance
+//     (the grant: Quota.Limit, or the refill amount when refilled), and the
+//     requests it had charged but not answered; they are not accepted
+//     anywhere, so the bound is on uses lost, never on uses overspent;
+//   - a request needs a round trip only when its lease runs out: once per
+//     block, about one request in 200 at full speed (measured in
+//     BENCHMARKS.md).
+//
+// Outages: when the Limiter or the quota's store fails, a limited key's
+// verification fails closed with [ErrUnavailable] (503), unless
+// [Config.LimitsFailOpen] admits it uncounted. Keys without limits never
+// reach either and are never affected. A store that cannot keep limits
+// (package langflowdb) is not a [LimitStore]: creating or setting limits
+// on it fails with [ErrLimitsUnsupported].
+//
 // # Stores
 //
 // [Store] is the storage contract. [MemoryStore] serves tests and single

@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 
@@ -53,6 +54,35 @@ func FuzzCheck(f *testing.F) {
 		}
 		if got, want := ck.Check(key) == nil, wellFormedChecksum("kf_", key); got != want {
 			t.Fatalf("checksum Check(%q) accepted = %v, want %v", key, got, want)
+		}
+	})
+}
+
+// FuzzParseLimits: the limit-spec parsers never panic, accept only what they
+// can write back, and what they write reads back the same.
+func FuzzParseLimits(f *testing.F) {
+	for _, s := range []string{"100/1m", "10000/24h", "10000/month", "5/daily", "7/7d", "1/1h30m", "0/1s", "99999999999999999999/1m", "1/-1s", "1/1e3s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := apikey.ParseRateLimit(s); err == nil {
+			if verr := (apikey.Limits{Rate: []apikey.RateLimit{r}}).Validate(); verr != nil {
+				t.Fatalf("ParseRateLimit(%q) = %+v, which Validate refuses: %v", s, r, verr)
+			}
+			back, err := apikey.ParseRateLimit(r.String())
+			if err != nil || back != r {
+				t.Fatalf("ParseRateLimit(%q) = %+v, written %q, read back %+v, %v", s, r, r.String(), back, err)
+			}
+		} else if !errors.Is(err, apikey.ErrInvalidLimits) {
+			t.Fatalf("ParseRateLimit(%q): error %v does not wrap ErrInvalidLimits", s, err)
+		}
+		if f, err := apikey.ParseRefill(s); err == nil {
+			back, err := apikey.ParseRefill(f.String())
+			if err != nil || back != f {
+				t.Fatalf("ParseRefill(%q) = %+v, read back %+v, %v", s, f, back, err)
+			}
+		} else if !errors.Is(err, apikey.ErrInvalidLimits) {
+			t.Fatalf("ParseRefill(%q): error %v does not wrap ErrInvalidLimits", s, err)
 		}
 	})
 }

@@ -107,6 +107,18 @@ type Config struct {
 	// leaves more, the counts of the excess keys are dropped and an error is
 	// logged with their number. 0: 100 000. Negative: no bound.
 	MaxPendingUsage int
+
+	// Limiter counts the rate limits of limited keys (Limits.Rate). nil: a
+	// MemoryLimiter, exact for this process alone; instances sharing a
+	// store share a Limiter too (package apikey/sqlstore's Store, package
+	// apikey/redislimit). Keys without limits never reach it.
+	Limiter Limiter
+
+	// LimitsFailOpen admits requests of limited keys, uncounted, while the
+	// Limiter or the store's quota cannot be reached. false (the default):
+	// such requests fail with ErrUnavailable (503). Unlimited keys are never
+	// affected either way.
+	LimitsFailOpen bool
 }
 
 // CreateOptions are the optional properties of a new key.
@@ -127,6 +139,11 @@ type CreateOptions struct {
 	// code), no check. A creator without scopes is unrestricted, as
 	// Langflow's keys are.
 	Creator *Principal
+	// Limits are the key's rate limits and quota; the zero value: none.
+	// The quota starts with Limits.Quota.Limit uses. A store that cannot
+	// keep limits (no LimitStore) makes Create fail with
+	// ErrLimitsUnsupported.
+	Limits Limits
 }
 
 // Defaults of Config, applied by NewManager to zero fields.
@@ -164,6 +181,8 @@ type Manager struct {
 	track      bool
 	usage      usage
 	maxPending int // ≤ 0: unbounded
+
+	lim limiting // usage limits (limiting.go)
 
 	feed        ChangeFeed   // nil: none
 	feedState   atomic.Int32 // feedUsed, feedUnused or feedAsleep (changes.go)
@@ -249,6 +268,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Format != nil && isnil.Value(cfg.Format) {
 		return nil, errors.New("apikey: Config.Format holds a nil pointer")
 	}
+	if cfg.Limiter != nil && isnil.Value(cfg.Limiter) {
+		return nil, errors.New("apikey: Config.Limiter holds a nil pointer")
+	}
 	cfg = cfg.withDefaults()
 	m := &Manager{
 		store:      cfg.Store,
@@ -260,6 +282,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		epoch:      time.Now(),
 	}
 	m.trust.Store(math.MaxInt64)
+	m.lim.init(cfg, m.store)
 	if len(cfg.AcceptFormats) == 0 {
 		return nil, errors.New("apikey: Config.AcceptFormats is empty")
 	}
@@ -338,6 +361,9 @@ func (m *Manager) Create(ctx context.Context, userID, name string, opts CreateOp
 	if err := validate(userID, name, opts); err != nil {
 		return "", Record{}, err
 	}
+	if err := m.checkLimits(opts.Limits); err != nil {
+		return "", Record{}, err
+	}
 	if opts.Creator != nil && !opts.Creator.CanGrant(opts.Scopes) {
 		return "", Record{}, ErrScopeNotAllowed
 	}
@@ -369,6 +395,9 @@ func (m *Manager) Import(ctx context.Context, userID, name, key string, opts Cre
 		return Record{}, err
 	}
 	if err := validate(userID, name, opts); err != nil {
+		return Record{}, err
+	}
+	if err := m.checkLimits(opts.Limits); err != nil {
 		return Record{}, err
 	}
 	if key == "" {
@@ -423,6 +452,9 @@ func newRecord(userID, name, key string, now time.Time, opts CreateOptions) Reco
 	if len(opts.Scopes) > 0 {
 		rec.Scopes = append([]string(nil), opts.Scopes...)
 	}
+	if !opts.Limits.IsZero() {
+		rec.Limits = grantLimits(opts.Limits.Normalize(), now)
+	}
 	return rec
 }
 
@@ -464,6 +496,7 @@ func (m *Manager) List(ctx context.Context, userID string) ([]Record, error) {
 	if recs == nil {
 		recs = []Record{}
 	}
+	m.presentLimits(recs, m.now())
 	return recs, nil
 }
 
@@ -528,7 +561,19 @@ var errWrongRecord = errors.New("store returned a record with another hash")
 // Principal's Scopes are shared and must not be modified. A successful
 // verification counts one use of the key (unless usage tracking is off).
 // Verify does not log.
+//
+// A key with limits (Record.Limits) is charged one unit; over its budget,
+// Verify returns a *LimitError wrapping ErrRateLimited or ErrQuotaExhausted.
+// Its verification does I/O only when its lease of units runs out (see the
+// package documentation, "Usage limits"); a failure then is ErrUnavailable.
+// VerifyCharge charges another cost and returns what a response needs.
 func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
+	return m.verify(ctx, key, 1, nil)
+}
+
+// verify is Verify charging cost to a limited key and reporting the charge
+// in c (when not nil).
+func (m *Manager) verify(ctx context.Context, key string, cost int64, c *Charge) (Principal, error) {
 	if m == nil || m.store == nil {
 		return Principal{}, ErrUninitialized
 	}
@@ -549,25 +594,25 @@ func (m *Manager) Verify(ctx context.Context, key string) (Principal, error) {
 		// Only keys that passed checkFormat are cached (lookup), so a hit
 		// is a well-formed key: its format need not be checked again.
 		if e, gen = m.cache.get(&h, now); e != nil && m.trusted() {
-			if e.valid(now) { // admit's success, without copying the Principal twice
+			if e.lim == nil && e.valid(now) { // admit's success, without copying the Principal twice
 				if m.track {
 					m.usage.count(e, now)
 				}
 				return e.principal, nil
 			}
-			return m.admit(e, now, true)
+			return m.admit(ctx, e, now, true, cost, c)
 		}
 	}
 	if err := m.checkFormat(key); err != nil {
 		return Principal{}, err
 	}
-	return m.lookup(ctx, &h, now, gen)
+	return m.lookup(ctx, &h, now, gen, cost, c)
 }
 
 // lookup is Verify's cache miss: read the store, cache the result unless the
 // shard was invalidated since gen (or cached results are not trusted now, see
 // Config.ChangesMaxLag: it would not be served), and judge it.
-func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (Principal, error) {
+func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64, cost int64, c *Charge) (Principal, error) {
 	rec, err := m.store.ByHash(ctx, *h)
 	var (
 		e   *entry
@@ -576,6 +621,7 @@ func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (P
 	switch {
 	case err == nil && rec.Hash == *h:
 		e, ttl = newEntry(rec), m.posTTL
+		e.lim = m.lim.forRecord(rec)
 	case err == nil:
 		return Principal{}, unavailable("verify", errWrongRecord)
 	case errors.Is(err, ErrNotFound):
@@ -588,7 +634,7 @@ func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64) (P
 		e.until = now + ttl
 		shared = m.cache.put(e, gen, now)
 	}
-	return m.admit(e, now, shared)
+	return m.admit(ctx, e, now, shared, cost, c)
 }
 
 func newEntry(rec Record) *entry {
@@ -606,9 +652,10 @@ func newEntry(rec Record) *entry {
 	return e
 }
 
-// admit judges an entry at time now and counts a successful use. shared
-// tells whether e is in the cache (its counters are then used).
-func (m *Manager) admit(e *entry, now int64, shared bool) (Principal, error) {
+// admit judges an entry at time now, charges a limited key cost (reported
+// in c when not nil) and counts a successful use. shared tells whether e is
+// in the cache (its counters are then used).
+func (m *Manager) admit(ctx context.Context, e *entry, now int64, shared bool, cost int64, c *Charge) (Principal, error) {
 	switch {
 	case e.unknown:
 		return Principal{}, errUnknown
@@ -616,6 +663,11 @@ func (m *Manager) admit(e *entry, now int64, shared bool) (Principal, error) {
 		return Principal{}, ErrInactive
 	case e.hasExpiry && now > e.expires:
 		return Principal{}, ErrExpired
+	}
+	if e.lim != nil {
+		if err := m.charge(ctx, e.lim, now, cost, c); err != nil {
+			return Principal{}, err
+		}
 	}
 	if m.track {
 		if shared {
@@ -732,6 +784,7 @@ func (m *Manager) Close() error {
 			m.unsubscribe()
 		}
 		m.clock.close()
+		m.returnLeases(context.Background(), math.MaxInt64)
 	})
 	return m.Flush(context.Background())
 }

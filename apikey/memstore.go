@@ -16,6 +16,7 @@ type MemoryStore struct {
 	byID   map[string]*Record
 	byHash map[Hash]*Record
 	byUser map[string]map[string]*Record
+	epochs map[string]int64 // quota epochs (memlimits.go)
 }
 
 // NewMemoryStore returns an empty MemoryStore.

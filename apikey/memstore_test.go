@@ -14,3 +14,8 @@ func TestMemoryStoreConformance(t *testing.T) {
 func TestMemoryStoreZeroValueConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) apikey.Store { return new(apikey.MemoryStore) })
 }
+
+func TestMemoryLimiterConformance(t *testing.T) {
+	storetest.RunLimiter(t, func(*testing.T) apikey.Limiter { return apikey.NewMemoryLimiter() })
+	storetest.RunLimiter(t, func(*testing.T) apikey.Limiter { return new(apikey.MemoryLimiter) })
+}

@@ -23,6 +23,7 @@ type Record struct {
 	Active     bool       // is_active: false disables the key without deleting it
 	ExpiresAt  *time.Time // nil: never expires; the key is refused once now is after it
 	Scopes     []string   // nil/empty: unrestricted
+	Limits     Limits     // rate limits and quota; the zero value: unlimited (see LimitStore)
 }
 
 // MaskedKey returns the key as Langflow's list shows it
@@ -65,6 +66,9 @@ func (r Record) clone() Record {
 	}
 	if r.Scopes != nil {
 		r.Scopes = append([]string(nil), r.Scopes...)
+	}
+	if !r.Limits.IsZero() {
+		r.Limits = r.Limits.clone()
 	}
 	return r
 }

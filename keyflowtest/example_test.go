@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/keyflowtest"
@@ -130,4 +131,33 @@ func ExampleNewVariables() {
 	// Output:
 	// api_key stored sk-stored
 	// serp environment serp-from-env
+}
+
+// A downstream test of a 429: a key allowed 2 requests a minute, a clock
+// moved by hand, no sleeping.
+func ExampleNewLimitedKey() {
+	t := &exampleT{} // in a test: func TestTooMany(t *testing.T)
+	defer t.done()
+	clock := keyflowtest.NewClock(time.Time{})
+	keys := keyflowtest.NewManagerConfig(t, apikey.Config{Now: clock.Now})
+	key := keyflowtest.NewLimitedKey(t, keys, "user-1", keyflowtest.RateLimits(t, "2/1m"))
+	auth, _ := middleware.New(middleware.Config{Verifier: keys})
+	h := auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+
+	get := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, keyflowtest.WithKey(httptest.NewRequest("GET", "/", nil), key))
+		return w
+	}
+	for range 3 {
+		w := get()
+		fmt.Printf("%d %s retry-after=%q\n", w.Code, w.Header().Get("RateLimit"), w.Header().Get("Retry-After"))
+	}
+	clock.Advance(time.Minute)
+	fmt.Println(get().Code)
+	// Output:
+	// 200 "minute";r=1;t=60 retry-after=""
+	// 200 "minute";r=0;t=60 retry-after=""
+	// 429 "minute";r=0;t=60 retry-after="60"
+	// 200
 }

@@ -1,8 +1,10 @@
 // Package keyflowtest helps a project that uses keyflow write its own unit
 // tests: an API-key Manager in memory that closes itself when the test ends,
 // a key for a user in one call, requests that carry a key or an
-// authenticated caller, a fixed Verifier for handler tests, and a variables
-// Service and Resolver over an environment given as a map.
+// authenticated caller, a fixed Verifier for handler tests, a key with usage
+// limits and a Clock moved by hand (so that tests of 429s never sleep: see
+// NewLimitedKey), and a variables Service and Resolver over an environment
+// given as a map.
 //
 //	keys := keyflowtest.NewManager(t)
 //	key := keyflowtest.NewKey(t, keys, "user-1", "flows:run")

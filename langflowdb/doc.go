@@ -57,6 +57,10 @@
 //
 // Langflow's apikey table has no scopes column: records with Scopes are
 // refused. Before expires_at exists, records with ExpiresAt are refused.
+// It has no column for usage limits either: the KeyStore is not an
+// apikey.LimitStore, so a Manager on it refuses to create a key with limits,
+// or to set them, with apikey.ErrLimitsUnsupported (and InsertKey refuses a
+// record with limits).
 // Rows must hold the key (or its token), so Insert without the key returns
 // ErrKeyRequired; the Manager calls InsertKey. Langflow's variable table has
 // no origin column and no unique (user, name) constraint: every variable

@@ -296,6 +296,9 @@ func (s *KeyStore) InsertKey(ctx context.Context, r apikey.Record, key string) e
 	if len(r.Scopes) > 0 {
 		return fmt.Errorf("%w: key scopes (the apikey table has no scopes column)", ErrUnsupported)
 	}
+	if !r.Limits.IsZero() {
+		return fmt.Errorf("%w: %w (the apikey table has no column for rate limits or quotas)", ErrUnsupported, apikey.ErrLimitsUnsupported)
+	}
 	if r.ExpiresAt != nil && !s.d.schema.HasExpiresAt {
 		return fmt.Errorf("%w: key expiry (this Langflow's apikey table has no expires_at column)", ErrUnsupported)
 	}

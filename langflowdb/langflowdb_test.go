@@ -283,6 +283,13 @@ func TestCreatedKeysAreLangflowRows(t *testing.T) {
 		// What the schema cannot store is refused, not dropped.
 		_, _, err = m.Create(ctx, e.fx.Alice.ID, "scoped", apikey.CreateOptions{Scopes: []string{"run"}})
 		require.Error(t, err)
+		_, _, err = m.Create(ctx, e.fx.Alice.ID, "limited", apikey.CreateOptions{Limits: apikey.Limits{Quota: &apikey.Quota{Limit: 10}}})
+		require.ErrorIs(t, err, apikey.ErrLimitsUnsupported)
+		_, err = m.SetLimits(ctx, e.fx.Alice.ID, rec.ID, apikey.Limits{Quota: &apikey.Quota{Limit: 10}}, true)
+		require.ErrorIs(t, err, apikey.ErrLimitsUnsupported)
+		limited := rec
+		limited.Limits = apikey.Limits{Rate: []apikey.RateLimit{{Name: "minute", Limit: 1, Window: time.Minute}}}
+		require.ErrorIs(t, e.ldb.Keys().InsertKey(ctx, limited, key), apikey.ErrLimitsUnsupported)
 		exp := time.Now().Add(time.Hour)
 		_, _, err = m.Create(ctx, e.fx.Alice.ID, "expiring", apikey.CreateOptions{ExpiresAt: &exp})
 		if e.fx.Generation.HasExpiry() {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -141,6 +142,45 @@ func BenchmarkMiddlewareHTTP(b *testing.B) {
 			// throughput ratio is the inverse ratio of these.
 			if cpu := processCPU() - cpu0; cpu0 > 0 {
 				b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/req")
+			}
+		})
+	}
+}
+
+// BenchmarkMiddlewareLimited: one request with a key that has a rate limit
+// and a quota (far above what the benchmark uses; the in-process limiter)
+// against one without: the charge, the RateLimit header fields, and the
+// status watch that refunds a 5xx.
+func BenchmarkMiddlewareLimited(b *testing.B) {
+	m, err := apikey.NewManager(apikey.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	mw, err := middleware.New(middleware.Config{Verifier: m})
+	if err != nil {
+		b.Fatal(err)
+	}
+	wrapped := mw(endpoint)
+	for _, c := range []struct {
+		name   string
+		limits apikey.Limits
+	}{
+		{"unlimited", apikey.Limits{}},
+		{"rate+quota", apikey.Limits{Rate: []apikey.RateLimit{{Limit: apikey.MaxLimit, Window: time.Hour}}, Quota: &apikey.Quota{Limit: apikey.MaxLimit}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			key, _, err := m.Create(context.Background(), "u", "bench", apikey.CreateOptions{Limits: c.limits})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/run/flow", nil)
+			r.Header.Set("x-api-key", key)
+			w := &discard{h: http.Header{}}
+			wrapped.ServeHTTP(w, r) // warm the cache
+			b.ReportAllocs()
+			for b.Loop() {
+				wrapped.ServeHTTP(w, r)
 			}
 		})
 	}

@@ -50,6 +50,8 @@
 //	no key (AutoLogin on, SkipAuthAutoLogin off)   403 Since v1.5, LANGFLOW_AUTO_LOGIN requires a valid API key. ...
 //	wrong, unknown, revoked, expired, inactive     403 Invalid or missing API key (one answer for all)
 //	key store unavailable                          503 Authentication service unavailable (cause logged, fail closed)
+//	limited key over its rate limit                429 API key rate limit exceeded (Retry-After: the window's end)
+//	limited key over its quota                     429 API key quota exhausted (Retry-After: the next refill, else a day)
 //
 // Config.ErrorHandler replaces these answers; it receives the reason as an
 // error to test with errors.Is: ErrNoKey (ErrAutoLoginNoKey wraps it),
@@ -83,6 +85,23 @@
 // present and never rejects. RequireScope restricts a route to keys that have
 // a scope (a key without scopes is unrestricted) and answers 403 otherwise;
 // apikeyhttp lets a key with scopes create only keys within them.
+//
+// # Usage limits
+//
+// With an *apikey.Manager as Verifier (a Charger), a key with usage limits
+// (apikey.Limits) is charged Config.Cost units per request (1 by default),
+// and every response to it carries the RateLimit-Policy and RateLimit
+// header fields of draft-ietf-httpapi-ratelimit-headers (SetRateLimitHeaders
+// writes them), set before the next handler runs:
+//
+//	RateLimit-Policy: "minute";q=100;w=60, "quota";q=10000;w=2678400
+//	RateLimit: "minute";r=42;t=17, "quota";r=9958;t=1234567
+//
+// A key over its budget is answered 429 as above, with Retry-After and the
+// same fields. A request the next handler fails (a status of 500 or more,
+// or a panic) gets its quota back (apikey.Manager.Refund); its rate-limit
+// units are not refunded. Keys without limits get no fields and pay
+// nothing: the charge of an unlimited key is a nil check.
 //
 // # Testing handlers behind the middleware
 //

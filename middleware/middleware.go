@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/envbool"
+	"github.com/keyflow-dev/keyflow/faillog"
 	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/isnil"
 )
@@ -135,10 +137,21 @@ type Config struct {
 	// fails), with the same err: a hook for rate limiting and audit. It
 	// runs on the request's goroutine and must be safe for concurrent use.
 	OnFailure func(r *http.Request, err error)
+	// Cost is how many units of a limited key's rate limits and quota a
+	// request costs (a host that charges by what a request does: a run
+	// costs more than a read); < 1 counts as 1. nil: 1. Used when Verifier
+	// is a Charger (*apikey.Manager); keys without limits are not charged.
+	Cost func(*http.Request) int64
 	// Logger receives the cause of 503s (Error), rejected keys' reasons
 	// (Debug) and the auto-login warning (Warn), errors under the key "err";
 	// never a key. nil: slog.Default() at the time of logging.
 	Logger *slog.Logger
+	// ErrorLogInterval bounds the Error lines of 503s while the key store is
+	// down: the first failure of a run is logged at once with its cause, the
+	// next ones are counted and summarised (with the latest cause) at most
+	// once per interval, and a run that stops is closed by one Info line.
+	// 0: 10 s. Negative: one Error line per failed request.
+	ErrorLogInterval time.Duration
 }
 
 // ConfigFromEnv reads Langflow's settings with lookup (nil: os.LookupEnv):
@@ -186,6 +199,8 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 // New's middleware wraps.
 type auth struct {
 	verifier     Verifier
+	charger      Charger // Verifier as a Charger; nil: it is not one
+	cost         func(*http.Request) int64
 	extractors   []Extractor
 	autoLogin    bool
 	skipAuth     bool
@@ -199,6 +214,7 @@ type auth struct {
 	errorHandler func(http.ResponseWriter, *http.Request, error)
 	onFailure    func(*http.Request, error)
 	logger       *slog.Logger
+	failures     *faillog.Log // the 503s' Error lines
 	warnOnce     sync.Once
 }
 
@@ -239,7 +255,10 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		errorHandler: cfg.ErrorHandler,
 		onFailure:    cfg.OnFailure,
 		logger:       cfg.Logger,
+		cost:         cfg.Cost,
+		failures:     faillog.New("middleware: API key verification failed; answering 503", cfg.ErrorLogInterval),
 	}
+	a.charger, _ = cfg.Verifier.(Charger)
 	if a.extractors == nil {
 		a.extractors = defaultExtractors()
 	} else {
@@ -307,7 +326,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serve(w, r, &principalCtx{Context: r.Context(), p: a.envP}, key)
 		return
 	}
-	ap, err := a.verifier.Verify(r.Context(), key)
+	var (
+		ap  apikey.Principal
+		ch  apikey.Charge
+		err error
+	)
+	if a.charger != nil {
+		ap, ch, err = a.charger.VerifyCharge(r.Context(), key, a.costOf(r))
+	} else {
+		ap, err = a.verifier.Verify(r.Context(), key)
+	}
 	if err != nil {
 		a.logFailure(r, err)
 		if a.optional {
@@ -324,7 +352,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.p.Source == "" {
 		c.p.Source = apikey.SourceDB
 	}
+	if ch.Limited() {
+		h.serveLimited(w, r, c, key, ch)
+		return
+	}
 	h.serve(w, r, c, key)
+}
+
+// costOf is what r costs a limited key (Config.Cost).
+func (a *auth) costOf(r *http.Request) int64 {
+	if a.cost == nil {
+		return 1
+	}
+	return a.cost(r)
 }
 
 // passes reports whether r is an OPTIONS request that OptionsPolicy lets
@@ -410,7 +450,9 @@ func (a *auth) log() *slog.Logger {
 }
 
 // logFailure logs why a presented key failed: the store's cause at Error
-// level (it becomes a 503), a rejected key's reason at Debug. The key is never
+// level (it becomes a 503; a run of them is aggregated, see
+// Config.ErrorLogInterval), a rejected key's reason, or a request whose
+// client went away during the check, at Debug. The key is never
 // logged; the apikey package's errors never contain it.
 func (a *auth) logFailure(r *http.Request, err error) {
 	ctx := r.Context()
@@ -418,11 +460,15 @@ func (a *auth) logFailure(r *http.Request, err error) {
 	if r.URL != nil { // a hand-built request may have none
 		path = r.URL.Path
 	}
-	if IsRejection(err) {
+	if IsRejection(err) || IsLimited(err) {
 		a.log().DebugContext(ctx, "middleware: API key rejected", "method", r.Method, "path", path, "err", err)
 		return
 	}
-	a.log().ErrorContext(ctx, "middleware: API key verification failed; answering 503", "method", r.Method, "path", path, "err", err)
+	if ctx.Err() != nil { // the client went away: no outage to report
+		a.log().DebugContext(ctx, "middleware: request cancelled during API key verification", "method", r.Method, "path", path, "err", err)
+		return
+	}
+	a.failures.Failure(ctx, a.log(), "method", r.Method, "path", path, "err", err)
 }
 
 // IsRejection reports whether err is a verdict on the request's key (no key,
@@ -447,10 +493,15 @@ func IsRejection(err error) bool {
 //	ErrAutoLoginNoKey                              403 msgAutoLoginNoKey
 //	ErrNoKey                                       403 msgNoKey
 //	apikey.ErrInvalid, ErrExpired, ErrInactive, …  403 msgInvalidKey (one answer for all)
+//	apikey.ErrRateLimited, ErrQuotaExhausted        429 msgRateLimited / msgQuotaExhausted,
+//	                                               with Retry-After and the RateLimit header fields
 //	apikey.ErrUnavailable or any other error       503 msgUnavailable (no internals)
 //
 // A custom Config.ErrorHandler can call it for the cases it does not change.
 func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if limitAnswer(w, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, ErrAutoLoginNoKey):
 		httpjson.Detail(w, http.StatusForbidden, msgAutoLoginNoKey)

@@ -12,6 +12,20 @@
 //	POST   /      {"name": "…"} → 200 UnmaskedApiKeyRead, the only time the key is shown
 //	DELETE /{id}  200 {"detail": "API Key deleted"}; 400 {"detail": "API Key not found"} for a
 //	              missing or another user's key; 422 for an id that is not a UUID
+//	PATCH  /{id}  {"rate_limits": […], "quota": n, "refill": "…"} → 200 ApiKeyRead with the new
+//	              limits (keyflow's); 404 {"detail": "API Key not found"}; 422 as DELETE
+//
+// Usage limits (keyflow's, extra fields that Langflow's clients never send
+// or read): POST and PATCH take "rate_limits" (a list of "N/WINDOW" such as
+// "100/1m" or "10000/24h", see apikey.ParseRateLimit), "quota" (uses
+// granted) and "refill" ("N/PERIOD", PERIOD hour, day, week or month, see
+// apikey.ParseRefill). In a PATCH an absent field is kept and null (or an
+// empty list) removes it; "quota" is a new grant (the remaining uses are set
+// to it), while a PATCH without it keeps the uses left. A limited key lists
+// with "rate_limits", "quota", "quota_remaining" and "refill"; an unlimited
+// one without them. A caller authenticated by a key that has limits may not
+// create keys or change limits (403 {"detail": MsgLimitedCaller}): either
+// would let it escape its own.
 //
 // Field names and codes are Langflow's. Beyond the baseline, POST also takes
 // newer Langflow's "expires_at" (ISO 8601; naive means UTC) and keyflow's
@@ -39,13 +53,13 @@ package apikeyhttp
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/faillog"
 	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -61,6 +75,10 @@ const (
 	// MsgScopeNotAllowed answers (403) a scoped caller asking for a key
 	// with scopes it does not have, or with none (unrestricted).
 	MsgScopeNotAllowed = "An API key with scopes can only create keys with a subset of its scopes"
+	// MsgLimitedCaller answers (403) a caller authenticated by a key with
+	// usage limits that asks to create a key or to change limits: either
+	// would let it escape its own limits.
+	MsgLimitedCaller = "An API key with usage limits cannot create keys or change limits"
 )
 
 // Config configures New. Manager and User are required.
@@ -74,6 +92,8 @@ type Config struct {
 	User middleware.UserFunc
 	// Logger receives store failures (answered 503), errors under the key
 	// "err"; never a key. nil: slog.Default() at the time of logging.
+	// A run of failures (a database outage) is logged as one Error line at
+	// once, then one summary every 10 s, not one line per request.
 	Logger *slog.Logger
 }
 
@@ -87,13 +107,15 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.User == nil {
 		return nil, errors.New("apikeyhttp: Config.User is required")
 	}
-	return &handler{m: cfg.Manager, user: cfg.User, logger: cfg.Logger}, nil
+	return &handler{m: cfg.Manager, user: cfg.User, logger: cfg.Logger,
+		failures: faillog.New("apikeyhttp: key store unavailable; answering 503", 0)}, nil
 }
 
 type handler struct {
-	m      *apikey.Manager
-	user   middleware.UserFunc
-	logger *slog.Logger
+	m        *apikey.Manager
+	user     middleware.UserFunc
+	logger   *slog.Logger
+	failures *faillog.Log // the 503s' Error lines, a few per outage
 }
 
 func (h *handler) log() *slog.Logger {
@@ -116,6 +138,7 @@ type unmaskedAPIKeyRead struct {
 	APIKey     string   `json:"api_key"`
 	UserID     string   `json:"user_id"`
 	Scopes     []string `json:"scopes,omitempty"`
+	limitsRead
 }
 
 // apiKeyRead is Langflow's ApiKeyRead (GET list): the same fields, with the
@@ -138,6 +161,7 @@ func keyRead(rec apikey.Record, key string) unmaskedAPIKeyRead {
 		APIKey:     key,
 		UserID:     rec.UserID,
 		Scopes:     rec.Scopes, // omitempty: none for an unrestricted key
+		limitsRead: readLimits(rec.Limits),
 	}
 }
 
@@ -153,6 +177,7 @@ type createRequest struct {
 	Name      *string  `json:"name"`
 	ExpiresAt *isoTime `json:"expires_at"`
 	Scopes    []string `json:"scopes"`
+	limitsRequest
 }
 
 // isoTime is a UTC timestamp in newer Langflow's form, second precision with
@@ -209,8 +234,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case strings.Count(path, "/") == 1:
-		if r.Method != http.MethodDelete {
-			methodNotAllowed(w, "DELETE")
+		if r.Method != http.MethodDelete && r.Method != http.MethodPatch {
+			methodNotAllowed(w, "DELETE, PATCH")
 			return
 		}
 	default:
@@ -223,6 +248,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case path != "/" && r.Method == http.MethodPatch:
+		h.patch(w, r, p, path[1:])
 	case path != "/":
 		h.delete(w, r, p.UserID, path[1:])
 	case r.Method == http.MethodGet:
@@ -251,7 +278,10 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, userID string) {
 }
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request, p apikey.Principal) {
-	var req *createRequest
+	var (
+		req *createRequest
+		err error
+	)
 	if !httpjson.Decode(w, r, &req) {
 		return
 	}
@@ -264,6 +294,14 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, p apikey.Princi
 		name = *req.Name
 	}
 	opts := apikey.CreateOptions{Scopes: req.Scopes, Creator: &p}
+	if h.m.KeyLimited(p.KeyID) {
+		httpjson.Detail(w, http.StatusForbidden, MsgLimitedCaller)
+		return
+	}
+	if opts.Limits, err = req.limits(); err != nil {
+		httpjson.Detail(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if req.ExpiresAt != nil {
 		t := time.Time(*req.ExpiresAt)
 		opts.ExpiresAt = &t
@@ -304,8 +342,9 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, userID, id stri
 }
 
 // unavailable answers 503 without internals and logs the cause (the apikey
-// package's errors never contain a key).
+// package's errors never contain a key): the first of a run of failures at
+// once, the next ones counted and summarised every 10 s (package faillog).
 func (h *handler) unavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
-	h.log().ErrorContext(r.Context(), fmt.Sprintf("apikeyhttp: %s failed; answering 503", op), "err", err)
+	h.failures.Failure(r.Context(), h.log(), "op", op, "err", err)
 	httpjson.Detail(w, http.StatusServiceUnavailable, MsgUnavailable)
 }

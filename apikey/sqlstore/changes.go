@@ -338,6 +338,10 @@ func (s *Store) PruneChanges(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, s.q.pruneBatches, old); err != nil {
 		return fmt.Errorf("sqlstore: prune changes: %w", err)
 	}
+	// The rate-limit counts of deleted keys.
+	if _, err := tx.ExecContext(ctx, s.lq.pruneRate); err != nil {
+		return fmt.Errorf("sqlstore: prune changes: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: prune changes: %w", err)
 	}

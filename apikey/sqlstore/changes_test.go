@@ -194,7 +194,7 @@ func TestNewConcurrent(t *testing.T) {
 			}
 			var versions int
 			require.NoError(t, dbs[0].QueryRowContext(ctx, "SELECT count(*) FROM apikey_migrations").Scan(&versions))
-			assert.Equal(t, 3, versions)
+			assert.Equal(t, 4, versions)
 		})
 	}
 }
@@ -235,6 +235,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 			require.NoError(t, err)
 			_, r := testRecord(t, "u")
 			require.NoError(t, s.Insert(ctx, r))
+			downToVersion3(t, db, d.dialect)
 			// Back to version 1: drop what version 2 added.
 			down := []string{"DROP TABLE apikey_changes", "DROP TABLE apikey_usage_batches", "DELETE FROM apikey_migrations WHERE version >= 2"}
 			if d.dialect == sqldialect.Postgres {
@@ -288,6 +289,7 @@ func TestMigrateFromVersion2(t *testing.T) {
 	}
 	_, err = db.ExecContext(ctx, strings.Join(kept, "\n"))
 	require.NoError(t, err)
+	downToVersion3(t, db, sqldialect.Postgres)
 	_, err = db.ExecContext(ctx, "DELETE FROM apikey_migrations WHERE version = 3")
 	require.NoError(t, err)
 	require.False(t, notifies())
@@ -303,4 +305,65 @@ func TestMigrateFromVersion2(t *testing.T) {
 	require.NoError(t, err)
 	hs, _ := poll(t, s2, cur)
 	assert.Equal(t, []apikey.Hash{r.Hash}, hs)
+}
+
+// downToVersion3 takes the table "apikey" back to schema version 3: no
+// limits columns, no rate table, the update trigger on version 3's columns.
+func downToVersion3(t *testing.T, db *sql.DB, d sqldialect.Dialect) {
+	t.Helper()
+	const watched = "user_id, name, api_key_hash, is_active, expires_at, scopes"
+	down := []string{"DROP TABLE apikey_rate"}
+	if d == sqldialect.Postgres {
+		down = append(down, "DROP TRIGGER apikey_changes_upd ON apikey")
+	} else {
+		down = append(down, "DROP TRIGGER apikey_changes_upd")
+	}
+	for _, c := range []string{"limits", "quota_remaining", "quota_period", "quota_refill", "quota_epoch", "quota_taken"} {
+		down = append(down, "ALTER TABLE apikey DROP COLUMN "+c)
+	}
+	if d == sqldialect.Postgres {
+		down = append(down, "CREATE TRIGGER apikey_changes_upd AFTER UPDATE OF "+watched+" ON apikey FOR EACH ROW EXECUTE FUNCTION apikey_changes_log()")
+	} else {
+		down = append(down, "CREATE TRIGGER apikey_changes_upd AFTER UPDATE OF "+watched+" ON apikey BEGIN "+
+			"INSERT INTO apikey_changes (api_key_hash) VALUES (OLD.api_key_hash); "+
+			"INSERT INTO apikey_changes (api_key_hash) SELECT NEW.api_key_hash WHERE NEW.api_key_hash <> OLD.api_key_hash; END")
+	}
+	down = append(down, "DELETE FROM apikey_migrations WHERE version = 4")
+	for _, q := range down {
+		_, err := db.ExecContext(context.Background(), q)
+		require.NoError(t, err, q)
+	}
+}
+
+// TestMigrateFromVersion3: a database at schema version 3 (before limits)
+// gets the limits columns and the rate table; its keys are kept, unlimited,
+// and a change of limits is logged for other instances.
+func TestMigrateFromVersion3(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := d.open(t)
+			s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
+			require.NoError(t, err)
+			_, r := testRecord(t, "u")
+			require.NoError(t, s.Insert(ctx, r))
+			downToVersion3(t, db, d.dialect)
+
+			s2, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d.dialect})
+			require.NoError(t, err)
+			got, err := s2.ByHash(ctx, r.Hash)
+			require.NoError(t, err)
+			assert.Equal(t, r.ID, got.ID)
+			assert.True(t, got.Limits.IsZero())
+			_, cur := poll(t, s2, "")
+			_, err = s2.SetLimits(ctx, "u", r.ID, apikey.Limits{Quota: &apikey.Quota{Limit: 5, Remaining: 5}}, true)
+			require.NoError(t, err)
+			hs, cur := poll(t, s2, cur)
+			assert.Equal(t, []apikey.Hash{r.Hash}, hs, "a change of limits is logged")
+			_, err = s2.TakeQuota(ctx, r.ID, 2, time.Time{})
+			require.NoError(t, err)
+			hs, _ = poll(t, s2, cur)
+			assert.Empty(t, hs, "taking quota is not a change of the key")
+		})
+	}
 }

@@ -81,6 +81,7 @@ type Store struct {
 	db      *sql.DB
 	dialect sqldialect.Dialect
 	q       queries
+	lq      limitQueries
 	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
 	// changesStmt is the change-log poll, prepared on SQLite only.
 	changesStmt *sql.Stmt
@@ -104,7 +105,8 @@ type queries struct {
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
 
-const columns = "id, user_id, name, api_key_hash, prefix, key_length, created_at, last_used_at, total_uses, is_active, expires_at, scopes"
+const columns = "id, user_id, name, api_key_hash, prefix, key_length, created_at, last_used_at, total_uses, is_active, expires_at, scopes, " +
+	"limits, quota_remaining, quota_period"
 
 // New returns a Store on db, creating or migrating its schema first. It does
 // not close db.
@@ -130,6 +132,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		return nil, errors.New("sqlstore: Config.ChangeRetention must be at least a second")
 	}
 	s.q = newQueries(s.dialect, table)
+	s.lq = newLimitQueries(s.dialect, table)
 	if err := s.migrate(ctx, table); err != nil {
 		return nil, err
 	}
@@ -147,7 +150,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 // newQueries returns the Store's SQL for dialect d on table.
 func newQueries(d sqldialect.Dialect, table string) queries {
 	q := queries{
-		insert:    "INSERT INTO " + table + " (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		insert:    "INSERT INTO " + table + " (" + columns + ", quota_refill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		byHash:    "SELECT " + columns + " FROM " + table + " WHERE api_key_hash = ?",
 		list:      "SELECT " + columns + " FROM " + table + " WHERE user_id = ? ORDER BY created_at, id",
 		deleteRet: "DELETE FROM " + table + " WHERE id = ? AND user_id = ? RETURNING " + columns,
@@ -218,7 +221,7 @@ func migrations(d sqldialect.Dialect, table string) [][]string {
 			"scopes " + text + ")",
 		"CREATE UNIQUE INDEX " + table + "_api_key_hash_key ON " + table + " (api_key_hash)",
 		"CREATE INDEX " + table + "_user_id_idx ON " + table + " (user_id, created_at)",
-	}, changeLogSchema(d, table), notifySchema(d, table)}
+	}, changeLogSchema(d, table), notifySchema(d, table), limitsSchema(d, table)}
 }
 
 func (s *Store) migrate(ctx context.Context, table string) error {
@@ -271,10 +274,14 @@ func (s *Store) Insert(ctx context.Context, r apikey.Record) error {
 	if err != nil {
 		return err
 	}
+	limits, remaining, period, refill, err := limitArgs(r.Limits)
+	if err != nil {
+		return err
+	}
 	res, err := s.db.ExecContext(ctx, s.q.insert,
 		r.ID, r.UserID, r.Name, r.Hash.String(), r.Prefix, r.Length,
 		s.timeArg(r.CreatedAt), s.nullTimeArg(r.LastUsedAt), r.TotalUses, r.Active,
-		s.nullTimeArg(r.ExpiresAt), scopes)
+		s.nullTimeArg(r.ExpiresAt), scopes, limits, remaining, period, refill)
 	if err != nil {
 		return fmt.Errorf("sqlstore: insert: %w", err)
 	}
@@ -452,10 +459,12 @@ func scanRecord(row scanner) (apikey.Record, error) {
 		r                          apikey.Record
 		hash                       string
 		created, lastUsed, expires sqlutil.NullTime
-		scopes                     sql.NullString
+		scopes, limits             sql.NullString
+		remaining                  sql.NullInt64
+		period                     int64
 	)
 	err := row.Scan(&r.ID, &r.UserID, &r.Name, &hash, &r.Prefix, &r.Length,
-		&created, &lastUsed, &r.TotalUses, &r.Active, &expires, &scopes)
+		&created, &lastUsed, &r.TotalUses, &r.Active, &expires, &scopes, &limits, &remaining, &period)
 	if err != nil {
 		return apikey.Record{}, err
 	}
@@ -471,6 +480,9 @@ func scanRecord(row scanner) (apikey.Record, error) {
 		if err := json.Unmarshal([]byte(scopes.String), &r.Scopes); err != nil {
 			return apikey.Record{}, fmt.Errorf("record %s: scopes: %w", r.ID, err)
 		}
+	}
+	if r.Limits, err = decodeLimits(limits, remaining, period); err != nil {
+		return apikey.Record{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
 	return r, nil
 }

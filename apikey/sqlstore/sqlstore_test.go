@@ -93,7 +93,7 @@ func TestMigrateTwice(t *testing.T) {
 			assert.Equal(t, rec.ID, got.ID)
 			var version int
 			require.NoError(t, db.QueryRowContext(ctx, "SELECT MAX(version) FROM keys_migrations").Scan(&version))
-			assert.Equal(t, 3, version)
+			assert.Equal(t, 4, version)
 		})
 	}
 }
@@ -159,6 +159,18 @@ func TestHashStoredAsHex(t *testing.T) {
 					assert.NotContains(t, s, key[8:], "column %s holds the key", c)
 				}
 			}
+		})
+	}
+}
+
+func TestLimiterConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			storetest.RunLimiter(t, func(t *testing.T) apikey.Limiter {
+				s, err := sqlstore.New(context.Background(), d.open(t), sqlstore.Config{Dialect: d.dialect})
+				require.NoError(t, err)
+				return s
+			})
 		})
 	}
 }

@@ -27,7 +27,8 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 )
 
-// Run runs the conformance suite as subtests of t. newStore must return a
+// Run runs the conformance suite as subtests of t. The usage-limit tests
+// run for stores that are an apikey.LimitStore, and are skipped otherwise. newStore must return a
 // new, empty store for each call; the suite never closes it, so register any
 // cleanup with t.Cleanup. Subtests do not run in parallel with each other.
 //
@@ -67,6 +68,10 @@ func RunWith(t *testing.T, newStore func(t *testing.T) apikey.Store, o Config) {
 		{"AddUsageConcurrent", testAddUsageConcurrent},
 		{"NoSharedMemory", func(t *testing.T, s apikey.Store) { testNoSharedMemory(t, s, o) }},
 		{"CanceledContext", testCanceled},
+		{"Limits", testLimits},
+		{"LimitsRefuseOthersKeys", testLimitsOwner},
+		{"TakeQuotaConcurrent", testTakeQuotaConcurrent},
+		{"QuotaRefill", testQuotaRefill},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
@@ -177,6 +182,9 @@ func diff(want, got apikey.Record) string {
 	}
 	if !slices.Equal(want.Scopes, got.Scopes) {
 		add("Scopes", want.Scopes, got.Scopes)
+	}
+	if !sameLimits(want.Limits, got.Limits) {
+		add("Limits", fmtLimits(want.Limits), fmtLimits(got.Limits))
 	}
 	return strings.Join(d, "; ")
 }

@@ -1,5 +1,7 @@
 // Command loadtest drives one or more keyflow reference servers with
-// authenticated requests and reports throughput and latency.
+// authenticated requests and reports throughput and latency. Its engine is
+// the package loadgen, which tests import for steady load with a record of
+// every answer.
 //
 //	go run ./examples/loadtest -url http://127.0.0.1:7861,http://127.0.0.1:7862 \
 //	    -keys-file keys.txt -c 32 -d 10s -unknown 0.1
@@ -17,7 +19,6 @@
 //
 //	go run ./examples/loadtest -url http://127.0.0.1:7860 -keys-file keys.txt \
 //	    -method POST -path /api/v1/run/FLOW_ID -body '{"input_value": "hi"}'
-
 package main
 
 import (
@@ -27,18 +28,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/examples/loadtest/loadgen"
 )
 
 func main() {
@@ -172,124 +171,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
 		return 1
 	}
-	res.print(stdout)
-	if res.unexpected > 0 {
+	printResult(res, stdout)
+	if res.Unexpected > 0 {
 		return 1
 	}
 	return 0
 }
 
 // result is what a run measured.
-type result struct {
-	elapsed    time.Duration
-	latencies  []time.Duration
-	status     map[int]int64 // by status code; 0: transport error
-	unexpected int64         // known key not 2xx, or unknown key not 401/403
-}
+type result = loadgen.Result
 
 func load(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: cfg.concurrency, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}
-	client := &http.Client{Transport: tr, Timeout: cfg.timeout}
-	defer tr.CloseIdleConnections()
-
-	if cfg.requests == 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
-		defer cancel()
-	}
-	var (
-		issued, done atomic.Int64
-		mu           sync.Mutex
-		res          = &result{status: map[int]int64{}}
-		wg           sync.WaitGroup
-	)
+	var done atomic.Int64
 	stopBar := startProgress(cfg, &done, stderr)
-	start := time.Now()
-	for w := range cfg.concurrency {
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, 4096)
-			status := map[int]int64{}
-			var unexpected int64
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			for ctx.Err() == nil {
-				n := issued.Add(1)
-				if cfg.requests > 0 && n > cfg.requests {
-					break
-				}
-				key, known := cfg.pickKey(rng)
-				url := cfg.urls[int(n)%len(cfg.urls)] + cfg.path
-				t0 := time.Now()
-				code := doRequest(ctx, client, cfg, url, key)
-				if code == 0 && ctx.Err() != nil {
-					break // cut off by the end of the run
-				}
-				lat = append(lat, time.Since(t0))
-				status[code]++
-				if !expected(code, known || cfg.noAuth) {
-					unexpected++
-				}
+	defer stopBar()
+	return loadgen.Run(ctx, loadgen.Config{
+		URLs:        cfg.urls,
+		Keys:        cfg.keys,
+		Unknown:     cfg.unknown,
+		Concurrency: cfg.concurrency,
+		Duration:    cfg.duration,
+		Requests:    cfg.requests,
+		Path:        cfg.path,
+		Method:      cfg.method,
+		Header:      cfg.header,
+		Body:        cfg.body,
+		NoAuth:      cfg.noAuth,
+		Timeout:     cfg.timeout,
+		Observe: func(s loadgen.Sample) {
+			if !s.CutOff {
 				done.Add(1)
 			}
-			mu.Lock()
-			res.latencies = append(res.latencies, lat...)
-			for c, k := range status {
-				res.status[c] += k
-			}
-			res.unexpected += unexpected
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	stopBar()
-	if len(res.latencies) == 0 {
-		return nil, errors.New("no request completed")
-	}
-	return res, nil
-}
-
-// pickKey returns a known key, or an unknown one for a share cfg.unknown of
-// the calls.
-func (cfg config) pickKey(rng *rand.Rand) (string, bool) {
-	if len(cfg.keys) == 0 || rng.Float64() < cfg.unknown {
-		k, err := apikey.Langflow.Generate()
-		if err != nil {
-			return "sk-unknown", false
-		}
-		return k, false
-	}
-	return cfg.keys[rng.IntN(len(cfg.keys))], true
-}
-
-func expected(code int, known bool) bool {
-	if known {
-		return code >= 200 && code < 300
-	}
-	return code == http.StatusUnauthorized || code == http.StatusForbidden
-}
-
-// doRequest sends one request and returns its status code, 0 on a transport
-// error. The body is drained so that the connection is reused.
-func doRequest(ctx context.Context, client *http.Client, cfg config, url, key string) int {
-	var body io.Reader
-	if cfg.body != "" {
-		body = strings.NewReader(cfg.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, cfg.method, url, body)
-	if err != nil {
-		return 0
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set(cfg.header, key)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode
+		},
+	})
 }
 
 // startProgress shows a progress bar (requests done of -n, or milliseconds
@@ -399,16 +313,16 @@ func bars(bs []bucket, total int64, width int) string {
 	return sb.String()
 }
 
-func (r *result) print(w io.Writer) {
-	lat := r.latencies
+func printResult(r *result, w io.Writer) {
+	lat := r.Latencies
 	hist := histogram(lat) // sorts lat
 	total := int64(len(lat))
-	fmt.Fprintf(w, "%d requests in %v: %.0f req/s\n\n", total, r.elapsed.Round(time.Millisecond), float64(total)/r.elapsed.Seconds())
+	fmt.Fprintf(w, "%d requests in %v: %.0f req/s\n\n", total, r.Elapsed.Round(time.Millisecond), float64(total)/r.Elapsed.Seconds())
 	fmt.Fprint(w, "latency histogram\n", bars(hist, total, 40), "\n")
 	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
 	fmt.Fprintf(w, "p50 %v  p90 %v  p99 %v  max %v\n", us(percentile(lat, 0.50)), us(percentile(lat, 0.90)), us(percentile(lat, 0.99)), us(lat[len(lat)-1]))
-	codes := make([]int, 0, len(r.status))
-	for c := range r.status {
+	codes := make([]int, 0, len(r.Status))
+	for c := range r.Status {
 		codes = append(codes, c)
 	}
 	slices.Sort(codes)
@@ -418,7 +332,7 @@ func (r *result) print(w io.Writer) {
 		if c == 0 {
 			name = "error"
 		}
-		fmt.Fprintf(w, " %s×%d", name, r.status[c])
+		fmt.Fprintf(w, " %s×%d", name, r.Status[c])
 	}
-	fmt.Fprintf(w, "\nunexpected: %d\n", r.unexpected)
+	fmt.Fprintf(w, "\nunexpected: %d\n", r.Unexpected)
 }

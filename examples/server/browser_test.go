@@ -428,6 +428,45 @@ func TestBrowserNarrow(t *testing.T) {
 	onScreen("#key-create")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#key-form .cancel`))))
 
+	// A key with custom limits, made at this width: the dialog's custom
+	// fields fit, and the table shows what remains of the quota.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("keys-add")),
+		chromedp.WaitVisible(chromedp.ID("key-name")),
+		chromedp.SendKeys(chromedp.ID("key-name"), "metered"),
+		chromedp.SetValue(chromedp.ID("key-limits"), "custom"),
+	))
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("key-limits").dispatchEvent(new Event("change"))`))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.ID("key-rate")),
+		chromedp.SendKeys(chromedp.ID("key-rate"), "100/1m"),
+		chromedp.SendKeys(chromedp.ID("key-quota"), "5"),
+	))
+	onScreen("#key-refill")
+	onScreen("#key-create")
+	noSideways()
+	saveShot(t, ctx, "key-limits-dialog-360.png")
+	metered, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (string, error) {
+		if err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("key-create")),
+			chromedp.WaitVisible(chromedp.ID("key-value")),
+		); err != nil {
+			return "", err
+		}
+		return chromedp.Run(ctx, chromedp.Value(chromedp.ID("key-value")))
+	})
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("key-done")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="metered"]`)),
+	))
+	limits := `document.querySelector('tr[data-name="metered"] td.limits')?.textContent`
+	waitJS(t, ctx, limits+` === "100/1m · 5 of 5 left"`)
+	noSideways()
+	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, metered))
+	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, metered))
+
 	// Used meanwhile, the key's count shows when the tab is opened again.
 	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, key))
 	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, key))
@@ -447,6 +486,9 @@ func TestBrowserNarrow(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#var-form .cancel`))))
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[data-tab="api-keys"]`))))
 	waitJS(t, ctx, uses+` === "2"`)
+	waitJS(t, ctx, limits+` === "100/1m · 3 of 5 left"`)
+	onScreen(`tr[data-name="metered"] td.limits`)
+	saveShot(t, ctx, "keys-limits-360.png")
 
 	// And when the same tab is clicked again.
 	require.Equal(t, http.StatusOK, runStatus(t, srv, echo.ID, key))

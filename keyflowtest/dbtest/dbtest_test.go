@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -73,4 +74,55 @@ func TestProxyCutAndRestore(t *testing.T) {
 
 	p.Restore()
 	require.NoError(t, roundTrip())
+}
+
+func TestProxyRefuseAndDrop(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
+		}
+	}()
+	p := NewProxy(t, echo.Addr().String())
+	open := func() net.Conn {
+		c, err := net.Dial("tcp", p.Addr())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = c.Write([]byte("x"))
+		require.NoError(t, err)
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = io.ReadFull(c, make([]byte, 1))
+		require.NoError(t, err, "forwarded")
+		return c
+	}
+	alive := func(c net.Conn) bool {
+		if _, err := c.Write([]byte("y")); err != nil {
+			return false
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := io.ReadFull(c, make([]byte, 1))
+		return err == nil
+	}
+	a, b := open(), open()
+	p.Refuse()
+	assert.True(t, alive(a), "Refuse keeps open connections")
+	c, err := net.Dial("tcp", p.Addr())
+	if err == nil { // accepted, then closed at once
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = c.Read(make([]byte, 1))
+		_ = c.Close()
+	}
+	assert.Error(t, err, "and refuses new ones")
+	p.Restore()
+
+	assert.Equal(t, 2, p.Drop(5), "two were open")
+	assert.False(t, alive(a))
+	assert.False(t, alive(b))
+	assert.True(t, alive(open()), "new connections are still forwarded")
 }

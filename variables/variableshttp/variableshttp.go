@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyflow-dev/keyflow/faillog"
 	"github.com/keyflow-dev/keyflow/httpjson"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/middleware"
@@ -46,13 +47,16 @@ type Config struct {
 	// Logger receives the failures answered 500 or 503, errors under the key
 	// "err", naming variables, never values. nil: slog.Default() at the
 	// time of logging.
+	// A run of 503s (a database outage) is logged as one Error line at
+	// once, then one summary every 10 s, not one line per request.
 	Logger *slog.Logger
 }
 
 type handler struct {
-	svc    *variables.Service
-	user   middleware.UserFunc
-	logger *slog.Logger
+	svc      *variables.Service
+	user     middleware.UserFunc
+	logger   *slog.Logger
+	failures *faillog.Log // the 503s' Error lines, a few per outage
 }
 
 // New returns the handler for cfg. It returns an error when Service or User
@@ -64,7 +68,8 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.User == nil {
 		return nil, errors.New("variableshttp: Config.User is required")
 	}
-	return &handler{svc: cfg.Service, user: cfg.User, logger: cfg.Logger}, nil
+	return &handler{svc: cfg.Service, user: cfg.User, logger: cfg.Logger,
+		failures: faillog.New("variableshttp: store unavailable; answering 503", 0)}, nil
 }
 
 func (h *handler) log() *slog.Logger {
@@ -273,7 +278,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, variables.ErrConflict):
 		httpjson.Detail(w, http.StatusConflict, "Variable changed by another request; try again")
 	case errors.Is(err, variables.ErrUnavailable), errors.Is(err, variables.ErrUninitialized):
-		h.log().ErrorContext(r.Context(), "variableshttp: store unavailable", "method", r.Method, "err", err)
+		h.failures.Failure(r.Context(), h.log(), "method", r.Method, "err", err) // a few lines per outage
 		httpjson.Detail(w, http.StatusServiceUnavailable, "Variable store unavailable")
 	default:
 		h.log().ErrorContext(r.Context(), "variableshttp: request failed", "method", r.Method, "err", err)

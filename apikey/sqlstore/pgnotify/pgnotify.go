@@ -75,18 +75,23 @@ type Config struct {
 const DefaultPingInterval = time.Minute
 
 // Reconnection backoff bounds, and how often a connection that keeps failing
-// is logged.
+// is logged. maxBackoff is what bounds the time from the database's return
+// to listening again: a Listener tries at least once a second (one cheap
+// connection attempt a second while the database is down), so pushes resume
+// within 1 s of recovery (plus the connection's own set-up), not up to 5 s
+// later as with a longer backoff.
 const (
 	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	maxBackoff = time.Second
 	failureLog = time.Minute
 	pingWait   = 10 * time.Second
 )
 
 // Listener holds one PostgreSQL connection that LISTENs on a channel, and
 // signals its subscribers when a notification arrives and after every
-// (re)connection. It reconnects by itself, with backoff, when the connection
-// fails or is terminated. It is safe for concurrent use; Close it to drop
+// (re)connection. It reconnects by itself, with backoff (100 ms doubling to
+// at most 1 s, jittered), when the connection fails or is terminated, so it
+// listens again within 1 s of the database's return. It is safe for concurrent use; Close it to drop
 // the connection. Make one with New; the zero value is not usable.
 type Listener struct {
 	cfg     *pgx.ConnConfig

@@ -27,8 +27,16 @@ func apiKey(args []string, stdout, stderr io.Writer) error {
 	username := fs.String("username", "", "the `NAME` of the user the key belongs to; the user is created when missing (default: the superuser, LANGFLOW_SUPERUSER)")
 	name := fs.String("name", "CLI", "the key's `NAME`")
 	quiet := fs.Bool("quiet", false, "print only the key, on one line, without the box and the clipboard (the default when stdout is not a terminal)")
+	var lf limitFlags
+	fs.Var(&lf.rate, "rate-limit", "a rate limit `N/DURATION`: N requests per window, e.g. 100/1m or 10000/24h; repeat the flag for several (e.g. per minute and per day)")
+	fs.Func("quota", "a quota of `N` uses; with --refill, the uses of the first period", lf.setQuota)
+	fs.Func("refill", "refill the quota to `N/PERIOD` at the start of every period (UTC): hour, day, week (from Monday) or month (on the 1st), e.g. 10000/month", lf.setRefill)
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
+	}
+	limits, err := lf.limits()
+	if err != nil {
+		return err
 	}
 	ctx := context.Background()
 	a, err := open(ctx, common, nil, nil, stderr)
@@ -43,7 +51,7 @@ func apiKey(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	key, rec, err := a.Keys.Create(ctx, u.ID, *name, apikey.CreateOptions{})
+	key, rec, err := a.Keys.Create(ctx, u.ID, *name, apikey.CreateOptions{Limits: limits})
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -21,6 +22,8 @@ func serve(args []string, stderr io.Writer) error {
 	host := fs.String("host", "127.0.0.1", "the `ADDRESS` to listen on (env LANGFLOW_HOST; default 127.0.0.1)")
 	port := fs.Int("port", 7860, "the `PORT` to listen on, 0 for any free port (env LANGFLOW_PORT; default 7860)")
 	allowedHosts := fs.String("allowed-hosts", "", "the `HOSTS` the server answers besides localhost, loopback addresses and --host, comma-separated: name, .domain (with its subdomains) or * (env KEYFLOW_ALLOWED_HOSTS; enforced while LANGFLOW_AUTO_LOGIN is on, or when set)")
+	fs.StringVar(&common.Limiter, "limiter", "", "where API keys' rate limits are counted: memory (this instance alone), database (shared by the instances on the database) or a `URL` redis://host:port/db (shared through Redis) (env KEYFLOW_LIMITER; default: database on PostgreSQL, memory on SQLite)")
+	debugAddr := fs.String("debug-addr", os.Getenv(debugAddrEnv), "serve Go's runtime profiles (goroutines, heap, …) on `HOST:PORT`, off when empty (env "+debugAddrEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return errFlagParse
 	}
@@ -51,6 +54,11 @@ func serve(args []string, stderr io.Writer) error {
 	if explicit["allowed-hosts"] {
 		a.Config.AllowedHosts = hosts
 	}
+	stopDebug, err := startDebug(*debugAddr, a.Log)
+	if err != nil {
+		return errors.Join(fmt.Errorf("--debug-addr: %w", err), a.Close())
+	}
+	defer stopDebug()
 	// Close writes the usage counters; if it cannot, the exit code says so.
 	return errors.Join(httpserver.Run(ctx, a), a.Close())
 }

@@ -62,6 +62,11 @@ type Config struct {
 	// feeds and those caches off.
 	ChangeMaxLag time.Duration
 
+	// Limiter counts the rate limits of limited API keys (KEYFLOW_LIMITER,
+	// --limiter): LimiterMemory, LimiterDatabase, or a redis:// URL; ""
+	// is the default (see ParseLimiter).
+	Limiter string
+
 	Getenv func(string) string // the environment with the server's defaults applied
 }
 
@@ -73,6 +78,7 @@ func (c Config) HostCheckEnabled() bool { return c.Auth.AutoLogin || len(c.Allow
 // given).
 type Flags struct {
 	ConfigDir, DatabaseURL, EnvFile, LogLevel, ChangeMaxLag, Schema string
+	Limiter                                                         string // run's --limiter
 	DefaultLevel                                                    string // when neither --log-level nor LANGFLOW_LOG_LEVEL is set
 }
 
@@ -155,6 +161,9 @@ func Load(f Flags, host *string, port *int) (Config, error) {
 		errs = append(errs, err)
 	}
 	if cfg.ChangeMaxLag, err = changeMaxLag(firstSet(f.ChangeMaxLag, os.Getenv("KEYFLOW_CHANGE_MAX_LAG"))); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Limiter, err = ParseLimiter(firstSet(f.Limiter, os.Getenv("KEYFLOW_LIMITER"))); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.Auth, err = middleware.ConfigFromEnv(lookupEnv); err != nil {
@@ -272,4 +281,23 @@ func ParseSchema(flagValue, envValue string) (string, error) {
 		return v, nil
 	}
 	return "", fmt.Errorf("--schema must be langflow or keyflow, got %q", v)
+}
+
+// The limiters of KEYFLOW_LIMITER besides redis:// URLs.
+const (
+	LimiterMemory   = "memory"   // in process: exact for one instance
+	LimiterDatabase = "database" // the key database's rate table: shared by the instances on it
+)
+
+// ParseLimiter reads --limiter (or KEYFLOW_LIMITER): "memory", "database",
+// or a Redis URL (redis://[user:password@]host:port[/db], or rediss:// for
+// TLS); "" is the default: "database" on PostgreSQL, "memory" on SQLite.
+func ParseLimiter(v string) (string, error) {
+	switch {
+	case v == "", v == LimiterMemory, v == LimiterDatabase:
+		return v, nil
+	case strings.HasPrefix(v, "redis://"), strings.HasPrefix(v, "rediss://"):
+		return v, nil
+	}
+	return "", fmt.Errorf("limiter must be memory, database or a redis:// URL, got %q", v)
 }

@@ -185,3 +185,15 @@ func TestParseSchema(t *testing.T) {
 		assert.Equal(t, tc.want, got)
 	}
 }
+
+func TestParseLimiter(t *testing.T) {
+	for _, ok := range []string{"", "memory", "database", "redis://127.0.0.1:6379/0", "rediss://u:p@example.com:6380"} {
+		got, err := ParseLimiter(ok)
+		assert.NoError(t, err, ok)
+		assert.Equal(t, ok, got)
+	}
+	for _, bad := range []string{"db", "Memory", "http://127.0.0.1:6379", "127.0.0.1:6379"} {
+		_, err := ParseLimiter(bad)
+		assert.Error(t, err, bad)
+	}
+}

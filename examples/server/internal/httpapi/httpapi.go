@@ -18,9 +18,15 @@ const MsgStoreUnavailable = "Database unavailable, try again later"
 // MsgStoreUnavailable (fail closed), and logs op and the cause. Store
 // errors name tables, IDs and SQL states, never a key, a secret or a
 // variable's value; the path is logged without its query string (where a
-// key may be).
+// key may be). A run of failures is logged a few lines at a time
+// (storefailures.go); a request whose client went away is logged at Debug,
+// as no failure of the database.
 func StoreUnavailable(log *slog.Logger, w http.ResponseWriter, r *http.Request, op string, err error) {
-	log.ErrorContext(r.Context(), "database unavailable", "op", op, "method", r.Method, "path", r.URL.Path, "err", err)
+	if r.Context().Err() != nil { // the client went away: no outage to report
+		log.DebugContext(r.Context(), "request cancelled", "op", op, "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		logStoreFailure(r.Context(), log, op, "method", r.Method, "path", r.URL.Path, "err", err)
+	}
 	httpjson.Detail(w, http.StatusServiceUnavailable, MsgStoreUnavailable)
 }
 

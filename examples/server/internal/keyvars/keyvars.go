@@ -36,7 +36,8 @@ type Services struct {
 	// notifyVars pushes the variable store's changes (PostgreSQL with the
 	// change feed); nil otherwise.
 	notifyVars *pgnotify.Listener
-	storeEnv   bool // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
+	closeLim   func() // releases the rate limiter's connections; nil: none
+	storeEnv   bool   // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
 	log        *slog.Logger
 }
 
@@ -54,6 +55,9 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 	}
 	s := &Services{KeyStore: keyStore, VarStore: varStore, storeEnv: cfg.StoreEnvVariables, log: log}
 	keyCfg := apikey.Config{Store: keyStore, DisableUsageTracking: cfg.DisableUsageTracking, Logger: log}
+	if keyCfg.Limiter, s.closeLim, err = newLimiter(cfg, addr, keyStore); err != nil {
+		return nil, err
+	}
 	if cfg.ChangeMaxLag > 0 {
 		if err := s.followChanges(&keyCfg, keyStore, addr, cfg.ChangeMaxLag); err != nil {
 			return nil, err
@@ -187,6 +191,9 @@ func (s *Services) Close() error {
 		if l != nil {
 			_ = l.Close()
 		}
+	}
+	if s.closeLim != nil {
+		s.closeLim()
 	}
 	return err
 }

@@ -120,9 +120,45 @@ async function loadKeys() {
     el("td", { class: "date", "data-label": "Created", text: when(k.created_at) }),
     el("td", { class: "date", "data-label": "Last used", text: when(k.last_used_at) }),
     el("td", { class: "num", "data-label": "Total uses", text: String(k.total_uses) }),
+    el("td", { class: "limits", "data-label": "Limits", text: limitsText(k) }),
   )));
   $("keys-empty").hidden = data.api_keys.length > 0;
   keySel.update();
+}
+
+// limitsText shows a key's usage limits and what remains of its quota.
+function limitsText(k) {
+  const parts = [];
+  if (k.rate_limits) parts.push(k.rate_limits.join(", "));
+  if (k.quota != null) {
+    parts.push(`${k.quota_remaining.toLocaleString("en-US")} of ${k.quota.toLocaleString("en-US")} left` +
+      (k.refill ? ` (refill ${k.refill})` : ""));
+  }
+  return parts.join(" · ") || "None";
+}
+
+// The "Add New" dialog's presets of usage limits, as apikeyhttp takes them.
+const limitPresets = {
+  trial: { quota: 50 },
+  minute: { rate_limits: ["60/1m"] },
+  daily: { rate_limits: ["100/1m", "10000/24h"] },
+  monthly: { quota: 10000, refill: "10000/month" },
+};
+
+$("key-limits").addEventListener("change", () => {
+  $("key-limits-custom").hidden = $("key-limits").value !== "custom";
+});
+
+// keyLimits returns the limits fields of the new key's request.
+function keyLimits() {
+  const choice = $("key-limits").value;
+  if (choice !== "custom") return limitPresets[choice] || {};
+  const out = {};
+  const rates = $("key-rate").value.split(/[\s,]+/).filter(Boolean);
+  if (rates.length) out.rate_limits = rates;
+  if ($("key-quota").value !== "") out.quota = Number($("key-quota").value);
+  if ($("key-refill").value.trim()) out.refill = $("key-refill").value.trim();
+  return out;
 }
 
 $("keys-add").addEventListener("click", () => {
@@ -130,6 +166,9 @@ $("keys-add").addEventListener("click", () => {
   $("key-form").hidden = false;
   $("key-created").hidden = true;
   $("key-name").value = "";
+  $("key-limits").value = "";
+  $("key-limits-custom").hidden = true;
+  for (const id of ["key-rate", "key-quota", "key-refill"]) $(id).value = "";
   $("key-dialog").showModal();
 });
 
@@ -137,7 +176,7 @@ $("key-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("key-create").disabled = true;
   try {
-    const created = await api("POST", "/api/v1/api_key/", { name: $("key-name").value.trim() });
+    const created = await api("POST", "/api/v1/api_key/", { name: $("key-name").value.trim(), ...keyLimits() });
     $("key-value").value = created.api_key;
     $("key-form").hidden = true;
     $("key-created").hidden = false;
