@@ -326,29 +326,7 @@ func BenchmarkVerifyLimited(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			benchVerifyLatency(b, m, key)
+			latency.Measure(b, 100, func() error { _, err := m.Verify(context.Background(), key); return err })
 		})
 	}
-}
-
-// benchVerifyLatency verifies key with m in a loop, after warming the
-// cache, and reports the latency percentiles.
-func benchVerifyLatency(b *testing.B, m *apikey.Manager, key string) {
-	ctx := context.Background()
-	for range 100 {
-		if _, err := m.Verify(ctx, key); err != nil {
-			b.Fatal(err)
-		}
-	}
-	rec := latency.New()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		t := time.Now()
-		if _, err := m.Verify(ctx, key); err != nil {
-			b.Fatal(err)
-		}
-		rec.Add(time.Since(t))
-	}
-	rec.Report(b)
 }

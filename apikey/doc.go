@@ -121,8 +121,9 @@
 // of the window) or [ErrQuotaExhausted] (RetryAfter: the next refill; 0 for
 // a quota never refilled). A refused request takes nothing from any limit.
 // [Manager.Refund] gives a charge's quota back, for requests the server
-// failed; package middleware refunds every 5xx and panic. Rate-limit units
-// are never refunded: a failed request still used the server.
+// failed; package middleware refunds every 5xx, and a panic before any
+// answer. Rate-limit units are never refunded: a failed request still used
+// the server.
 //
 // Rate limits count fixed windows aligned on the Unix epoch (a minute window
 // from :00 to :00 UTC): at most Limit units are accepted within each window,

@@ -354,7 +354,7 @@ func parseWindow(s string) (time.Duration, bool) {
 		}
 		return time.Duration(n) * 24 * time.Hour, true
 	}
-	if len(s) > 32 {
+	if len(s) > 32 || s[0] == '+' || s[0] == '-' { // N is unsigned: so is the window
 		return 0, false
 	}
 	d, err := time.ParseDuration(s)
@@ -408,6 +408,8 @@ type LimitError struct {
 	Status []LimitStatus
 }
 
+// Error is Kind's message, followed for a rate limit by the spent limit's
+// name, e.g. "apikey: API key rate limit exceeded (minute)".
 func (e *LimitError) Error() string {
 	if e.Policy == quotaPolicy {
 		return e.Kind.Error()

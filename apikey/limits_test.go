@@ -52,7 +52,7 @@ func TestParseRateLimit(t *testing.T) {
 		assert.Equal(t, tc.str, r.String(), tc.in)
 	}
 	for _, bad := range []string{"", "100", "/1m", "100/", "0/1m", "-1/1m", "+1/1m", "1.5/1m", "100/0s", "100/500ms",
-		"100/1.5s", "100/367d", "100/month", "100/-1m", "1000000000001/1m", "99999999999999999999/1m", "100/1x", "100/1m/2"} {
+		"100/1.5s", "100/367d", "100/month", "100/-1m", "100/+1m", "100/+1d", "1000000000001/1m", "99999999999999999999/1m", "100/1x", "100/1m/2"} {
 		_, err := apikey.ParseRateLimit(bad)
 		assert.ErrorIs(t, err, apikey.ErrInvalidLimits, "%q", bad)
 	}

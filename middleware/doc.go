@@ -99,8 +99,10 @@
 //
 // A key over its budget is answered 429 as above, with Retry-After and the
 // same fields. A request the next handler fails (a status of 500 or more,
-// or a panic) gets its quota back (apikey.Manager.Refund); its rate-limit
-// units are not refunded. Keys without limits get no fields and pay
+// or a panic before it answered) gets its quota back
+// (apikey.Manager.Refund); its rate-limit units are not refunded. A client
+// cannot earn a refund by hanging up mid-answer; answer a client's own
+// mistakes with 4xx, since every 5xx refunds. Keys without limits get no fields and pay
 // nothing: the charge of an unlimited key is a nil check.
 //
 // # Testing handlers behind the middleware

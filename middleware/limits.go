@@ -17,7 +17,11 @@ import (
 // key, and refunds the quota of requests the server fails (5xx).
 type Charger interface {
 	Verifier
+	// VerifyCharge verifies key as Verify does and charges a limited key
+	// cost units: apikey.Manager.VerifyCharge.
 	VerifyCharge(ctx context.Context, key string, cost int64) (apikey.Principal, apikey.Charge, error)
+	// Refund gives back the quota of a request the server failed:
+	// apikey.Manager.Refund.
 	Refund(c *apikey.Charge)
 }
 
@@ -33,14 +37,17 @@ const (
 const noRefillRetry = 24 * time.Hour
 
 // serveLimited serves a limited key's request: the RateLimit header fields
-// first, and the quota refunded when the handler fails (a status of 500 or
-// more, or a panic, which is passed on).
+// first, and the quota refunded when the handler fails: a status of 500 or
+// more, or a panic (passed on) before any answer. A panic after a 2xx–4xx
+// status is not refunded: the client had its answer, and a client that
+// hangs up mid-answer (which makes httputil.ReverseProxy panic with
+// http.ErrAbortHandler) must not get its use back.
 func (h *handler) serveLimited(w http.ResponseWriter, r *http.Request, c *principalCtx, key string, ch apikey.Charge) {
 	SetRateLimitHeaders(w.Header(), ch.Status())
 	sw := &statusWriter{ResponseWriter: w}
 	finished := false
 	defer func() {
-		if !finished || sw.status >= http.StatusInternalServerError {
+		if (!finished && sw.status == 0) || sw.status >= http.StatusInternalServerError {
 			h.a.charger.Refund(&ch)
 		}
 	}()

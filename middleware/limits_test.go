@@ -141,6 +141,27 @@ func TestPanicIsRefunded(t *testing.T) {
 	assert.NoError(t, err, "the panicked request's use was given back")
 }
 
+// A client that hangs up mid-answer gets no refund: the panic
+// httputil.ReverseProxy makes (http.ErrAbortHandler) after the status was
+// written is charged, unlike a panic before any answer (TestPanicIsRefunded).
+func TestAbortAfterAnswerIsCharged(t *testing.T) {
+	t.Parallel()
+	clock := keyflowtest.NewClock(time.Time{})
+	keys := keyflowtest.NewManagerConfig(t, apikey.Config{Now: clock.Now})
+	key := keyflowtest.NewLimitedKey(t, keys, "u", apikey.Limits{Quota: &apikey.Quota{Limit: 1}})
+	auth, err := middleware.New(middleware.Config{Verifier: keys})
+	require.NoError(t, err)
+	h := auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("most of a long answer"))
+		panic(http.ErrAbortHandler)
+	}))
+	assert.PanicsWithValue(t, http.ErrAbortHandler, func() {
+		h.ServeHTTP(httptest.NewRecorder(), keyflowtest.WithKey(httptest.NewRequest(http.MethodGet, "/", nil), key))
+	})
+	_, err = keys.Verify(context.Background(), key)
+	assert.ErrorIs(t, err, apikey.ErrQuotaExhausted, "the answered request's use was kept")
+}
+
 // Config.Cost charges by request.
 func TestCost(t *testing.T) {
 	t.Parallel()

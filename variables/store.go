@@ -16,7 +16,9 @@ import (
 // rows to the user it is given: another user's variable is ErrNotFound.
 // Every method honours ctx: once it is done, a call fails with an error that
 // wraps ctx.Err() and changes nothing. Errors other than the sentinels named
-// below are store failures (the Service reports them as ErrUnavailable).
+// below are store failures (the Service reports them as ErrUnavailable),
+// except that a store which cannot hold a name ValidateName accepts refuses
+// it with InvalidNameError.
 //
 // A Store is also a secrets.CiphertextStore, so secrets.Reencrypt can rotate
 // the master secret over it: ListCiphertexts lists every stored value that is

@@ -9,13 +9,15 @@ import (
 )
 
 // unavailableStore marks every store failure that is not an outcome
-// (ErrNotFound, ErrDuplicate, ErrConflict) as ErrUnavailable, so callers of
+// (ErrNotFound, ErrDuplicate, ErrConflict, or a *ValidationError such as
+// InvalidNameError for a name the store cannot hold) as ErrUnavailable, so callers of
 // the Service can tell "the database is down" from "bad request" with
 // errors.Is, whatever the store.
 type unavailableStore struct{ s Store }
 
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrDuplicate) ||
+	var ve *ValidationError
+	if err == nil || errors.As(err, &ve) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrDuplicate) ||
 		errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) {
 		return err
 	}

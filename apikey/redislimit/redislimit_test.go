@@ -182,21 +182,7 @@ func BenchmarkVerifyLimited(b *testing.B) {
 			ctx := context.Background()
 			key, _, err := m.Create(ctx, "u", "bench", apikey.CreateOptions{Limits: tc.limits})
 			require.NoError(b, err)
-			for range 100 {
-				_, err := m.Verify(ctx, key)
-				require.NoError(b, err)
-			}
-			rec := latency.New()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				t := time.Now()
-				if _, err := m.Verify(ctx, key); err != nil {
-					b.Fatal(err)
-				}
-				rec.Add(time.Since(t))
-			}
-			rec.Report(b)
+			latency.Measure(b, 100, func() error { _, err := m.Verify(ctx, key); return err })
 		})
 	}
 }
@@ -208,16 +194,7 @@ func BenchmarkTake(b *testing.B) {
 	require.NoError(b, err)
 	ctx := context.Background()
 	w := apikey.Window{KeyID: "k", Name: "hour", Limit: apikey.MaxLimit, Length: time.Hour, Index: time.Now().Unix() / 3600}
-	rec := latency.New()
-	b.ReportAllocs()
-	for b.Loop() {
-		t := time.Now()
-		if _, _, err := lim.Take(ctx, w, 50); err != nil {
-			b.Fatal(err)
-		}
-		rec.Add(time.Since(t))
-	}
-	rec.Report(b)
+	latency.Measure(b, 0, func() error { _, _, err := lim.Take(ctx, w, 50); return err })
 }
 
 func TestLimiterConformance(t *testing.T) {

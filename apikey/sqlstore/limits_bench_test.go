@@ -43,22 +43,7 @@ func benchVerifyLimited(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for range 100 {
-				if _, err := m.Verify(ctx, key); err != nil {
-					b.Fatal(err)
-				}
-			}
-			rec := latency.New()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				t := time.Now()
-				if _, err := m.Verify(ctx, key); err != nil {
-					b.Fatal(err)
-				}
-				rec.Add(time.Since(t))
-			}
-			rec.Report(b)
+			latency.Measure(b, 100, func() error { _, err := m.Verify(ctx, key); return err })
 		})
 	}
 }
@@ -89,24 +74,12 @@ func benchTake(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	run := func(b *testing.B, f func() error) {
-		lat := latency.New()
-		b.ReportAllocs()
-		for b.Loop() {
-			t := time.Now()
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-			lat.Add(time.Since(t))
-		}
-		lat.Report(b)
-	}
 	b.Run("rate", func(b *testing.B) {
 		w := apikey.Window{KeyID: rec.ID, Name: "hour", Limit: apikey.MaxLimit, Length: time.Hour, Index: time.Now().Unix() / 3600}
-		run(b, func() error { _, _, err := s.Take(ctx, w, 50); return err })
+		latency.Measure(b, 0, func() error { _, _, err := s.Take(ctx, w, 50); return err })
 	})
 	b.Run("quota", func(b *testing.B) {
-		run(b, func() error { _, err := s.TakeQuota(ctx, rec.ID, 50, time.Time{}); return err })
+		latency.Measure(b, 0, func() error { _, err := s.TakeQuota(ctx, rec.ID, 50, time.Time{}); return err })
 	})
 }
 

@@ -35,3 +35,25 @@ func (r *Recorder) Report(b *testing.B) {
 	b.ReportMetric(at(0.99), "p99-ns")
 	b.ReportMetric(at(0.9999), "p99.99-ns")
 }
+
+// Measure calls op warmup times (filling caches and leases), then once per
+// iteration of b, recording each call's latency; it reports allocations and
+// the percentiles. An error from op fails b.
+func Measure(b *testing.B, warmup int, op func() error) {
+	for range warmup {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rec := New()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		t := time.Now()
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		rec.Add(time.Since(t))
+	}
+	rec.Report(b)
+}

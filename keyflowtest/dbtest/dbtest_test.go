@@ -29,7 +29,9 @@ func TestPostgresSchemasAreIsolated(t *testing.T) {
 	require.NoError(t, err, "a second test's schema must not see the first's table")
 }
 
-func TestProxyCutAndRestore(t *testing.T) {
+// startEcho serves an echo on a free port until the test ends and returns
+// its address.
+func startEcho(t *testing.T) string {
 	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = echo.Close() })
@@ -42,7 +44,11 @@ func TestProxyCutAndRestore(t *testing.T) {
 			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
 		}
 	}()
-	p := NewProxy(t, echo.Addr().String())
+	return echo.Addr().String()
+}
+
+func TestProxyCutAndRestore(t *testing.T) {
+	p := NewProxy(t, startEcho(t))
 	roundTrip := func() error {
 		c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
 		if err != nil {
@@ -77,19 +83,7 @@ func TestProxyCutAndRestore(t *testing.T) {
 }
 
 func TestProxyRefuseAndDrop(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = echo.Close() })
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
-		}
-	}()
-	p := NewProxy(t, echo.Addr().String())
+	p := NewProxy(t, startEcho(t))
 	open := func() net.Conn {
 		c, err := net.Dial("tcp", p.Addr())
 		require.NoError(t, err)

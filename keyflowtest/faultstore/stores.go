@@ -14,8 +14,8 @@ import (
 // names are the method names: Insert, ByHash, ListByUser, Delete, SetActive,
 // AddUsage.
 type KeyStore struct {
-	Store apikey.Store
-	Inj   *Injector
+	Store apikey.Store // the store the calls reach when Inj lets them
+	Inj   *Injector    // decides which calls fail, wait or pass
 
 	mu      sync.Mutex
 	batches [][]apikey.Usage
@@ -95,8 +95,8 @@ func (k *KeyStore) UsageBatches() [][]apikey.Usage {
 // Create, Get, GetByName, ListByUser, Update, Delete, ListCiphertexts,
 // SwapCiphertext.
 type VariableStore struct {
-	Store variables.Store
-	Inj   *Injector
+	Store variables.Store // the store the calls reach when Inj lets them
+	Inj   *Injector       // decides which calls fail, wait or pass
 }
 
 var _ variables.Store = (*VariableStore)(nil)

@@ -37,6 +37,17 @@ type Config struct {
 	// NoOrigin: the store does not keep Origin (every variable reads back
 	// with one fixed origin); the suite does not compare origins.
 	NoOrigin bool
+	// ASCIINames: the store holds only names made of ASCII letters,
+	// digits, '-', '_' and '.' (a Kubernetes Secret key). The suite
+	// round-trips such a name in place of its Unicode one, and checks that
+	// Create refuses the Unicode one with an error matching
+	// variables.ErrInvalidName.
+	ASCIINames bool
+	// IDsPerUser: the store keeps IDs unique per user only (each user's
+	// variables are kept apart, as in one Kubernetes Secret per user, with
+	// nothing shared to check against). The suite checks that a taken ID is
+	// refused for the same user, not across users.
+	IDsPerUser bool
 }
 
 // RunWith is Run for a store that cannot keep everything a Variable
@@ -125,6 +136,10 @@ func (st suite) testRoundTrip(t *testing.T, s variables.Store) {
 		}(),
 		func() variables.Variable {
 			v := newVar("u1", "ünïcödé name ✓", 2)
+			if st.o.ASCIINames {
+				errorIs(t, s.Create(ctx, v), variables.ErrInvalidName, "a name the store cannot hold")
+				v.Name = "dotted.dashed-name_09"
+			}
 			v.Value = "multi\nline \"quoted\" 'value' ✓"
 			return v
 		}(),
@@ -157,6 +172,9 @@ func (st suite) testDuplicateName(t *testing.T, s variables.Store) {
 func (st suite) testDuplicateID(t *testing.T, s variables.Store) {
 	v := mustCreate(t, s, newVar("u1", "A", 0))
 	w := newVar("u2", "B", 1)
+	if st.o.IDsPerUser {
+		w.UserID = "u1"
+	}
 	w.ID = v.ID
 	errorIs(t, s.Create(context.Background(), w), variables.ErrDuplicate)
 }

@@ -25,8 +25,17 @@ type API struct {
 	// RevokeTokens logs a user out everywhere (package login): when the
 	// user is deactivated or gets a new password.
 	RevokeTokens func(ctx context.Context, userID string) error
-	Log          *slog.Logger
+	// KeyLimited reports whether an API key has usage limits
+	// (apikey.Manager.KeyLimited); nil: no key has. A caller authenticated
+	// by such a key may not create users or change them: a new password or
+	// a new user logs in and makes keys without limits.
+	KeyLimited func(keyID string) bool
+	Log        *slog.Logger
 }
+
+// MsgLimitedCaller answers (403) a caller authenticated by an API key with
+// usage limits on the routes that create or change users.
+const MsgLimitedCaller = "An API key with usage limits cannot create or change users"
 
 // UserRead is a user as the API shows it: Langflow's UserRead (its "create_at" spelling included).
 type UserRead struct {
@@ -85,6 +94,21 @@ func (a *API) currentSuperuser(w http.ResponseWriter, r *http.Request) (User, bo
 	return acct, ok
 }
 
+// currentAdmin is currentSuperuser for the routes that create or change
+// users: 403 MsgLimitedCaller for a caller whose API key has usage limits,
+// which could otherwise set a password, log in and escape them.
+func (a *API) currentAdmin(w http.ResponseWriter, r *http.Request) (User, bool) {
+	acct, ok := a.currentSuperuser(w, r)
+	if !ok {
+		return User{}, false
+	}
+	if caller, _ := middleware.FromRequest(r); a.KeyLimited != nil && caller.KeyID != "" && a.KeyLimited(caller.KeyID) {
+		httpjson.Detail(w, http.StatusForbidden, MsgLimitedCaller)
+		return User{}, false
+	}
+	return acct, true
+}
+
 // Whoami is GET /api/v1/users/whoami: the caller as Langflow's UserRead.
 func (a *API) Whoami(w http.ResponseWriter, r *http.Request) {
 	if acct, ok := a.currentUser(w, r); ok {
@@ -95,9 +119,10 @@ func (a *API) Whoami(w http.ResponseWriter, r *http.Request) {
 // Create is POST /api/v1/users/ {"username", "password"} by a
 // superuser → 201 UserRead; the new user is active only with
 // LANGFLOW_NEW_USER_IS_ACTIVE; a name in use → 400 "This username is
-// unavailable.".
+// unavailable."; a caller whose API key has usage limits → 403
+// MsgLimitedCaller.
 func (a *API) Create(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.currentSuperuser(w, r); !ok {
+	if _, ok := a.currentAdmin(w, r); !ok {
 		return
 	}
 	if a.Users.OnLangflow() {
@@ -184,10 +209,11 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 
 // Patch is PATCH /api/v1/users/{user_id} by a superuser: username,
 // is_active, is_superuser and password, each optional. As in Langflow, a
-// caller cannot deactivate themselves (403). (Langflow also lets users edit
+// caller cannot deactivate themselves (403), nor change anybody with an API
+// key that has usage limits (403 MsgLimitedCaller). (Langflow also lets users edit
 // their own profile; keyflow has no profile.)
 func (a *API) Patch(w http.ResponseWriter, r *http.Request) {
-	caller, ok := a.currentSuperuser(w, r)
+	caller, ok := a.currentAdmin(w, r)
 	if !ok {
 		return
 	}

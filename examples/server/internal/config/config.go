@@ -40,6 +40,12 @@ type Config struct {
 	FallbackToEnv        bool              // LANGFLOW_FALLBACK_TO_ENV_VAR
 	StoreEnvVariables    bool              // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
 
+	// VariableStore is where variables are kept: VariableStoreDB or
+	// VariableStoreKubernetes (LANGFLOW_VARIABLE_STORE), with Kubernetes'
+	// settings.
+	VariableStore string
+	Kubernetes    Kubernetes
+
 	// Schema is "langflow" to serve keys and variables from a Langflow
 	// database's own tables, "keyflow" for keyflow's tables, "" to detect
 	// it from the database.
@@ -170,6 +176,7 @@ func Load(f Flags, host *string, port *int) (Config, error) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, superuserSettings(&cfg, getenv), tokenSettings(&cfg, getenv), switches(&cfg))
+	errs = append(errs, variableStore(&cfg, getenv))
 	return cfg, errors.Join(errs...)
 }
 

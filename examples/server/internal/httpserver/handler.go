@@ -117,7 +117,8 @@ func newParts(a *startup.App, throttle *login.Throttle) (parts, error) {
 	}
 	p := parts{
 		flows: &flows.API{Flows: a.Flows, Resolver: a.Resolver, Log: a.Log},
-		users: &accounts.API{Users: a.Users, NewUserIsActive: a.Config.NewUserIsActive, RevokeTokens: a.Tokens.RevokeUser, Log: a.Log},
+		users: &accounts.API{Users: a.Users, NewUserIsActive: a.Config.NewUserIsActive, RevokeTokens: a.Tokens.RevokeUser,
+			KeyLimited: a.Keys.KeyLimited, Log: a.Log},
 		logins: &login.API{Users: a.Users, Tokens: a.Tokens, Throttle: throttle, AccessTTL: a.Config.AccessTokenTTL,
 			RefreshTTL: a.Config.RefreshTokenTTL, DummyHash: accounts.DummyHash(), Log: a.Log},
 	}

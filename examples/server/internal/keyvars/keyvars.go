@@ -1,7 +1,9 @@
 // Package keyvars wires keyflow itself into the reference server: the
 // API-key store and Manager, the variable store, Service and Resolver, on
 // keyflow's own tables (with the change feed, pushed by PostgreSQL's
-// LISTEN/NOTIFY) or on a Langflow database's tables (package langflowdb).
+// LISTEN/NOTIFY) or on a Langflow database's tables (package langflowdb);
+// with LANGFLOW_VARIABLE_STORE=kubernetes the variables are kept in
+// Kubernetes Secrets instead (package kubestore).
 // Everything else in the server reaches keyflow through it.
 package keyvars
 
@@ -49,7 +51,12 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 	if err != nil {
 		return nil, fmt.Errorf("api key store: %w", err)
 	}
-	varStore, err := varsql.New(ctx, db, varsql.Config{Dialect: addr.Dialect()})
+	var varStore variables.Store
+	if cfg.VariableStore == config.VariableStoreKubernetes {
+		varStore, err = kubernetesVariables(cfg, keyring, log)
+	} else {
+		varStore, err = varsql.New(ctx, db, varsql.Config{Dialect: addr.Dialect()})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("variable store: %w", err)
 	}
@@ -68,8 +75,9 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 		return nil, err
 	}
 	var varCfg variables.ServiceConfig
-	if cfg.ChangeMaxLag > 0 {
-		if err := s.followVariables(&varCfg, varStore, addr, cfg.ChangeMaxLag); err != nil {
+	// Kubernetes Secrets have no change log here: every run reads them.
+	if sqlVars, ok := varStore.(*varsql.Store); ok && cfg.ChangeMaxLag > 0 {
+		if err := s.followVariables(&varCfg, sqlVars, addr, cfg.ChangeMaxLag); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -124,7 +132,15 @@ func (s *Services) followChanges(keyCfg *apikey.Config, keyStore *keysql.Store, 
 // variable tables, so that this server and a running Langflow that share
 // LANGFLOW_SECRET_KEY accept the same keys and read the same variables.
 func OpenLangflow(ldb *langflowdb.DB, cfg config.Config, log *slog.Logger) (*Services, error) {
-	vs, err := ldb.Variables()
+	var vs variables.Store
+	var err error
+	if cfg.VariableStore == config.VariableStoreKubernetes {
+		// As a Langflow with the same setting: variables in Secrets, keys
+		// in its database.
+		vs, err = kubernetesVariables(cfg, ldb.Keyring(), log)
+	} else {
+		vs, err = ldb.Variables()
+	}
 	if err != nil {
 		return nil, err
 	}

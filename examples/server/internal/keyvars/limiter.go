@@ -1,7 +1,9 @@
 package keyvars
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -36,7 +38,7 @@ func newLimiter(cfg config.Config, addr sqldb.Address, keyStore *keysql.Store) (
 	case strings.HasPrefix(kind, "redis://"), strings.HasPrefix(kind, "rediss://"):
 		opts, err := redis.ParseURL(kind)
 		if err != nil {
-			return nil, nil, fmt.Errorf("KEYFLOW_LIMITER: %w", err)
+			return nil, nil, fmt.Errorf("KEYFLOW_LIMITER: %w", redisURLError(err))
 		}
 		rdb := redis.NewClient(opts)
 		lim, err := redislimit.New(rdb, redislimit.Config{})
@@ -47,4 +49,19 @@ func newLimiter(cfg config.Config, addr sqldb.Address, keyStore *keysql.Store) (
 		return lim, func() { _ = rdb.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("KEYFLOW_LIMITER: unknown limiter %q", kind)
+}
+
+// redisURLError is err from redis.ParseURL without the URL's password: a
+// *url.Error repeats the whole URL, so only its reason is kept, and not
+// even that for a bad %-escape, which quotes part of the password.
+func redisURLError(err error) error {
+	var uerr *url.Error
+	if !errors.As(err, &uerr) {
+		return err // go-redis's own errors name an option or the path, never the password
+	}
+	var esc url.EscapeError
+	if errors.As(uerr.Err, &esc) {
+		return errors.New("not a valid URL: a bad %-escape")
+	}
+	return fmt.Errorf("not a valid URL: %w", uerr.Err)
 }

@@ -55,4 +55,19 @@ func TestNewLimiter(t *testing.T) {
 	}
 	_, _, err = newLimiter(config.Config{Limiter: "redis://:bad:port"}, sqlite, store)
 	assert.Error(t, err)
+
+	// A Redis URL that does not parse: the error (printed by the CLI) never
+	// repeats the password. It used to repeat the whole URL.
+	for _, bad := range []string{
+		"redis://user:s3cretpw@127.0.0.1:badport/0",
+		"redis://user:s3cret%zzpw@127.0.0.1:6379/0",
+		"redis://:s3cretpw@127.0.0.1:6379/abc",
+		"rediss://user:s3cretpw@127.0.0.1:6379/0/extra",
+		"redis://user:s3cretpw@127.0.0.1:6379/0?foo=bar",
+	} {
+		_, _, err := newLimiter(config.Config{Limiter: bad}, sqlite, store)
+		require.Error(t, err, bad)
+		assert.NotContains(t, err.Error(), "s3cret", bad)
+		assert.Contains(t, err.Error(), "KEYFLOW_LIMITER", bad)
+	}
 }
