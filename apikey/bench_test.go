@@ -2,9 +2,11 @@ package apikey_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +237,70 @@ func BenchmarkBaselineMap1M(b *testing.B) {
 	}
 	if sum < 0 {
 		b.Fatal(sum)
+	}
+}
+
+// BenchmarkVerifyVsSHA256 sets a warm Verify beside what it cannot avoid: a
+// bare SHA-256 of the same keys (sha256.Sum256 of the 46 bytes). Each
+// iteration hashes, then verifies, the 1024 keys in blocks of 64 (in the
+// order BenchmarkVerify uses), timing each block, so that both halves of a
+// pair run under the same load. It reports the medians over all blocks of
+// the ns per key of each (sha256-ns/key, verify-ns/key) and of the ratio of
+// the two halves of a pair (verify/sha256): medians, because other work on
+// a shared machine lands on a few blocks and would swing the means.
+// allocs/op counts both halves: 0.
+func BenchmarkVerifyVsSHA256(b *testing.B) {
+	m := newBenchManager(b, apikey.Config{})
+	keys := benchKeys(b, m, 1024)
+	warm(b, m, keys)
+	raw := make([][]byte, len(keys))
+	for i, k := range keys {
+		raw[i] = []byte(k)
+	}
+	const (
+		block = 64
+		kept  = 1 << 16 // the last blocks' timings (a ring): nothing allocated while timing
+	)
+	ctx := context.Background()
+	hashing, verifying := make([]float64, kept), make([]float64, kept)
+	var (
+		blocks int
+		sink   byte
+	)
+	b.ReportAllocs()
+	for b.Loop() {
+		for lo := 0; lo < len(keys); lo += block {
+			t0 := time.Now()
+			for _, k := range raw[lo : lo+block] {
+				h := sha256.Sum256(k)
+				sink ^= h[0]
+			}
+			t1 := time.Now()
+			for _, k := range keys[lo : lo+block] {
+				if _, err := m.Verify(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t2 := time.Now()
+			hashing[blocks%kept] = float64(t1.Sub(t0)) / block
+			verifying[blocks%kept] = float64(t2.Sub(t1)) / block
+			blocks++
+		}
+	}
+	b.StopTimer()
+	n := min(blocks, kept)
+	hashing, verifying = hashing[:n], verifying[:n]
+	ratios := make([]float64, n)
+	for i := range ratios {
+		ratios[i] = verifying[i] / hashing[i]
+	}
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(median(hashing), "sha256-ns/key")
+	b.ReportMetric(median(verifying), "verify-ns/key")
+	b.ReportMetric(median(ratios), "verify/sha256")
+	if sink == 0 && n < 0 {
+		b.Fatal(sink)
 	}
 }
 

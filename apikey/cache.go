@@ -11,16 +11,18 @@ import (
 // entry is one verification result as the cache keeps it: a record (positive)
 // or "no such key" (negative). Everything but the usage counters is written
 // once, before the entry is published in the cache. The fields a cache hit
-// reads first (hash, staleness, expiry, outcome) fill the first 64 bytes.
+// reads first (hash, staleness, expiry, outcome, the last use) fill the first
+// 64 bytes.
 type entry struct {
 	h         Hash  // the key's hash: the cache's key
 	until     int64 // the entry is stale from this time on, Unix nanoseconds
 	expires   int64 // key expiry, Unix nanoseconds
-	err       error // non-nil: negative entry
+	unknown   bool  // negative entry: no such key
 	active    bool
 	hasExpiry bool
 
-	// Usage counters of a shared (cached) entry; see usage.go.
+	// Usage counters of a shared (cached) entry; see usage.go. dirty and
+	// last share the first 64 bytes with the fields above.
 	dirty atomic.Bool  // in the pending list
 	last  atomic.Int64 // latest use, Unix nanoseconds
 	uses  atomic.Int64 // uses not yet taken by a flush
@@ -28,6 +30,12 @@ type entry struct {
 	lim *keyLimiter // the key's limits; nil: unlimited
 
 	principal Principal
+}
+
+// valid reports whether e authenticates its key at time now: a known key,
+// active and not expired.
+func (e *entry) valid(now int64) bool {
+	return !e.unknown && e.active && (!e.hasExpiry || now <= e.expires)
 }
 
 // cache maps hashes to entries in shards. Each shard is an open-addressing
@@ -230,7 +238,7 @@ func (c *cache) invalidateKeyID(id string) {
 		s := &c.shards[i]
 		s.mu.Lock()
 		for j := 0; j < len(s.slots); {
-			if e := s.slots[j].Load(); e != nil && e.err == nil && e.principal.KeyID == id {
+			if e := s.slots[j].Load(); e != nil && !e.unknown && e.principal.KeyID == id {
 				s.deleteAt(j) // may move a later entry into j: look at j again
 				continue
 			}

@@ -13,8 +13,10 @@
 // unpadded base64url: 46 characters. [NewChecksumFormat] makes an opt-in,
 // GitHub-style format, a custom prefix, 43 random base62 characters and a
 // 6-character CRC32 checksum, so that secret scanners can find leaked keys
-// and junk is rejected without I/O. Every format rejects malformed input
-// before any hashing or I/O.
+// and junk is rejected without I/O. A Manager refuses a key over
+// MaxKeyLength before hashing it, and a malformed one before any I/O (a
+// warm key is found in the cache by its hash first: only well-formed keys
+// are ever cached).
 //
 // # Verification
 //

@@ -571,8 +571,8 @@ var errWrongRecord = errors.New("store returned a record with another hash")
 // Verify checks key and returns who it acts for.
 //
 // It returns ErrMissing for an empty key, an error wrapping ErrInvalid for a
-// malformed or unknown key (checked before any hashing or I/O for malformed
-// ones), ErrInactive for a disabled key, ErrExpired for an expired one, and an
+// malformed or unknown key (a malformed one is refused without I/O; a key
+// over MaxKeyLength is not even hashed), ErrInactive for a disabled key, ErrExpired for an expired one, and an
 // error wrapping ErrUnavailable and the cause when the store fails; only a nil
 // error authenticates. A store failure is never cached.
 //
@@ -603,8 +603,8 @@ func (m *Manager) verify(ctx context.Context, key string, cost int64, c *Charge,
 	if key == "" {
 		return Principal{}, ErrMissing
 	}
-	if err := m.checkFormat(key); err != nil {
-		return Principal{}, err
+	if len(key) > MaxKeyLength {
+		return Principal{}, errTooLong
 	}
 	h := HashKey(key)
 	now := m.nowNano()
@@ -614,9 +614,20 @@ func (m *Manager) verify(ctx context.Context, key string, cost int64, c *Charge,
 			m.feedTouch()
 		}
 		var e *entry
+		// Only keys that passed checkFormat are cached (lookup), so a hit
+		// is a well-formed key: its format need not be checked again.
 		if e, gen = m.cache.get(&h, now); e != nil && m.trusted() {
+			if e.lim == nil && e.valid(now) { // admit's success, without copying the Principal twice
+				if m.track {
+					m.usage.count(e, now)
+				}
+				return e.principal, nil
+			}
 			return m.admit(ctx, e, now, true, cost, c)
 		}
+	}
+	if err := m.checkFormat(key); err != nil {
+		return Principal{}, err
 	}
 	if obs != nil {
 		obs.missAt = time.Since(m.epoch)
@@ -640,7 +651,7 @@ func (m *Manager) lookup(ctx context.Context, h *Hash, now int64, gen uint64, co
 	case err == nil:
 		return Principal{}, unavailable("verify", errWrongRecord)
 	case errors.Is(err, ErrNotFound):
-		e, ttl = &entry{h: *h, err: errUnknown}, m.negTTL
+		e, ttl = &entry{h: *h, unknown: true}, m.negTTL
 	default:
 		return Principal{}, unavailable("verify", err)
 	}
@@ -672,8 +683,8 @@ func newEntry(rec Record) *entry {
 // in the cache (its counters are then used).
 func (m *Manager) admit(ctx context.Context, e *entry, now int64, shared bool, cost int64, c *Charge) (Principal, error) {
 	switch {
-	case e.err != nil:
-		return Principal{}, e.err
+	case e.unknown:
+		return Principal{}, errUnknown
 	case !e.active:
 		m.refuse(e, observe.Disabled, now)
 		return Principal{}, ErrInactive

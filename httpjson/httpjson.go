@@ -47,6 +47,17 @@ func Detail(w http.ResponseWriter, status int, msg string) {
 // content), and it reports false.
 func Decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	return decode(w, data, err, v)
+}
+
+// DecodeBytes is Decode for a body already read (at most MaxBody bytes, by
+// the caller): it decodes data into v with Decode's checks, answers 422 on
+// failure as Decode does, and reports whether it succeeded.
+func DecodeBytes(w http.ResponseWriter, data []byte, v any) bool {
+	return decode(w, data, nil, v)
+}
+
+func decode(w http.ResponseWriter, data []byte, err error, v any) bool {
 	if err == nil && !utf8.Valid(data) {
 		Detail(w, http.StatusUnprocessableEntity, "Malformed JSON body: not valid UTF-8")
 		return false

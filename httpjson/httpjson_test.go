@@ -43,6 +43,16 @@ func TestDecode(t *testing.T) {
 				assert.Contains(t, w.Body.String(), tt.detail)
 				assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
 			}
+			if tt.status == http.StatusRequestEntityTooLarge {
+				return // DecodeBytes' caller bounds the body
+			}
+			// DecodeBytes: the same outcome for the same bytes.
+			w2 := httptest.NewRecorder()
+			var b2 body
+			assert.Equal(t, tt.ok, DecodeBytes(w2, []byte(tt.in), &b2), "DecodeBytes")
+			assert.Equal(t, b, b2)
+			assert.Equal(t, w.Code, w2.Code)
+			assert.Equal(t, w.Body.String(), w2.Body.String())
 		})
 	}
 }

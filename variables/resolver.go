@@ -137,7 +137,9 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 //     user's variables whose DefaultFields name it (see Field.Component),
 //     reported as LayerStored; LayerNone if none does.
 //
-// The store is read at most once per call, whatever the number of fields.
+// The store is read at most once per call, whatever the number of fields,
+// and not at all when the Service caches the user's variables
+// (ServiceConfig.Changes).
 // Errors: ErrNoUser when userID is "" and the store is needed; a Credential
 // variable bound to a field named "session_id" (ErrCredentialSessionID, with
 // Langflow's message); a Credential that does not decrypt (wrapping
@@ -154,7 +156,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 	if userID == "" {
 		return nil, ErrNoUser
 	}
-	vars, err := r.svc.store.ListByUser(ctx, userID)
+	uv, err := r.svc.listForRun(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("variables: resolve: %w", err)
 	}
@@ -162,7 +164,7 @@ func (r *Resolver) Resolve(ctx context.Context, userID string, fields []Field, o
 		if out[i].Layer != LayerNone {
 			continue
 		}
-		if err := r.resolveFromStore(&out[i], f, vars); err != nil {
+		if err := r.resolveFromStore(&out[i], f, uv); err != nil {
 			return nil, err
 		}
 	}
@@ -195,13 +197,14 @@ func resolveWithoutStore(fields []Field, overrides map[string]string) (out []Res
 // resolveFromStore answers field f from the user's variables vars, else from
 // the environment: an unbound field from the variable whose default fields
 // name it, a bound one from its variable, then the environment fallback.
-func (r *Resolver) resolveFromStore(res *Resolution, f Field, vars []Variable) error {
+func (r *Resolver) resolveFromStore(res *Resolution, f Field, uv *userVars) error {
+	vars := uv.vars
 	if f.Variable == "" {
 		v := defaultFor(vars, f)
 		if v == nil {
 			return nil
 		}
-		plain, err := r.svc.open(v)
+		plain, err := uv.open(r.svc, v)
 		if err != nil {
 			return err
 		}
@@ -212,7 +215,7 @@ func (r *Resolver) resolveFromStore(res *Resolution, f Field, vars []Variable) e
 		if v.Type == Credential && f.Name == "session_id" {
 			return credentialSessionIDError(v.Name)
 		}
-		plain, err := r.svc.open(v)
+		plain, err := uv.open(r.svc, v)
 		if err != nil {
 			return err
 		}

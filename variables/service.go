@@ -1,6 +1,7 @@
 package variables
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/internal/changefeed"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/isnil"
 	"github.com/keyflow-dev/keyflow/observe"
@@ -28,6 +30,31 @@ type ServiceConfig struct {
 	// never a name or a value) and opens a span around each store read.
 	// nil: nothing is measured.
 	Hooks observe.Hooks
+
+	// Changes, when set, turns on a cache of each user's variables for the
+	// Resolver (no store read on a run whose user is cached), kept right by
+	// this feed of the users whose variables changed in the store: a change
+	// made by another process (or directly on the Store) is seen within
+	// ChangesMaxLag, a change made through this Service at once. The feed
+	// is polled every ChangesPollInterval while runs are resolved, at once
+	// on a ChangesNotifier's signal, and not at all while nothing is
+	// resolved (the first runs after a pause read the store). When the feed
+	// fails for longer than ChangesMaxLag the cache is dropped and runs read
+	// the store (failing with ErrUnavailable while it is down). nil: no
+	// cache; every run reads the store once. Close the Service to stop the
+	// poller.
+	Changes ChangeFeed
+	// ChangesNotifier, with Changes, pushes word of changes (package
+	// apikey/sqlstore/pgnotify on PostgreSQL), so that they are seen in
+	// milliseconds rather than within ChangesPollInterval.
+	ChangesNotifier ChangeNotifier
+	// ChangesMaxLag bounds how late a change made elsewhere is seen. 0: 1 s.
+	ChangesMaxLag time.Duration
+	// ChangesPollInterval is how often Changes is polled while runs are
+	// resolved; shorter than ChangesMaxLag. 0: a fifth of ChangesMaxLag.
+	ChangesPollInterval time.Duration
+	// CacheSize bounds the number of users cached, with Changes. 0: 10 000.
+	CacheSize int
 }
 
 // Service applies Langflow's rules to a Store: validation in Langflow's order
@@ -46,6 +73,8 @@ type Service struct {
 	keyring *secrets.Keyring
 	now     func() time.Time
 	log     *slog.Logger
+	cache   *varCache // nil: no ServiceConfig.Changes
+	unsub   func()    // ends the ChangesNotifier subscription; nil: none
 }
 
 // errNoKeyring is returned by NewService without a Keyring.
@@ -69,13 +98,20 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Store != nil && isnil.Value(cfg.Store) {
 		return nil, errors.New("variables: ServiceConfig.Store holds a nil pointer")
 	}
+	if cfg.Changes != nil && isnil.Value(cfg.Changes) {
+		return nil, errors.New("variables: ServiceConfig.Changes holds a nil pointer")
+	}
+	if cfg.ChangesNotifier != nil && isnil.Value(cfg.ChangesNotifier) {
+		return nil, errors.New("variables: ServiceConfig.ChangesNotifier holds a nil pointer")
+	}
+	maxLag := cmp.Or(cfg.ChangesMaxLag, DefaultChangesMaxLag)
+	poll := cmp.Or(cfg.ChangesPollInterval, maxLag/5)
+	if cfg.Changes != nil && (maxLag < 0 || poll <= 0 || poll >= maxLag) {
+		return nil, errors.New("variables: ServiceConfig.ChangesPollInterval must be positive and shorter than ChangesMaxLag")
+	}
 	s := &Service{inner: cfg.Store, keyring: cfg.Keyring, now: cfg.Now, log: cfg.Logger}
 	if s.inner == nil {
 		s.inner = NewMemoryStore()
-	}
-	s.store = unavailableStore{s.inner}
-	if cfg.Hooks != nil {
-		s.store = unavailableStore{observedStore{s.inner, cfg.Hooks}}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -83,7 +119,47 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	var inner Store = s.inner
+	if cfg.Hooks != nil {
+		inner = observedStore{inner, cfg.Hooks}
+	}
+	s.store = unavailableStore{inner}
+	if cfg.Changes != nil && cfg.CacheSize >= 0 {
+		s.cache = newVarCache(cmp.Or(cfg.CacheSize, DefaultCacheSize))
+		s.store = unavailableStore{forgetfulStore{inner, s.cache}}
+		var notes <-chan struct{}
+		if cfg.ChangesNotifier != nil {
+			notes, s.unsub = cfg.ChangesNotifier.Subscribe()
+		}
+		s.cache.feed = changefeed.Start(changefeed.Config[string]{
+			Feed:       cfg.Changes.Changes,
+			Lost:       ErrChangesLost,
+			Notes:      notes,
+			Every:      poll,
+			MaxLag:     maxLag,
+			Invalidate: s.cache.forget,
+			Clear:      s.cache.clear,
+			Log:        s.log,
+			What:       "variables",
+		})
+	}
 	return s, nil
+}
+
+// Close stops the cache's change-feed poller (ServiceConfig.Changes) and
+// drops the cache; without Changes it does nothing. The Service keeps
+// working afterwards, reading the store on every run. Close may be called
+// more than once.
+func (s *Service) Close() error {
+	if s == nil || s.cache == nil {
+		return nil
+	}
+	s.cache.feed.Close() // nothing cached is trusted any more
+	s.cache.clear()
+	if s.unsub != nil {
+		s.unsub()
+	}
+	return nil
 }
 
 // Store returns the Store the Service works on. Calls made on it directly

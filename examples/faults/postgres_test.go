@@ -86,7 +86,9 @@ func (g *pgRig) recovery(t *testing.T, back time.Time) (serve, listen time.Durat
 		serve = max(serve, at.Sub(back))
 	}
 	for _, in := range g.inst {
-		_, ok := waitFor(10*time.Second, func() bool { return g.db.sessions(t, in.name, true) == 1 })
+		// One listening session for the key table's notifications, one for
+		// the variable table's.
+		_, ok := waitFor(10*time.Second, func() bool { return g.db.sessions(t, in.name, true) == 2 })
 		require.True(t, ok, "%s does not listen again", in.name)
 		listen = max(listen, time.Since(back))
 	}

@@ -12,7 +12,13 @@
 // progress bar on stderr while it runs, then prints a latency histogram
 // (text bars), p50/p90/p99/max, the request rate, and the count of each
 // status code. Requests with a known key should get 2xx, the others 401 or
-// 403; anything else is counted as unexpected.
+// 403; anything else is counted as unexpected. With -no-auth (a target that
+// checks no key, such as examples/floor), every request should get 2xx.
+//
+// -method and -body make other requests, e.g. a flow run:
+//
+//	go run ./examples/loadtest -url http://127.0.0.1:7860 -keys-file keys.txt \
+//	    -method POST -path /api/v1/run/FLOW_ID -body '{"input_value": "hi"}'
 package main
 
 import (
@@ -49,6 +55,8 @@ type config struct {
 	path        string
 	method      string
 	header      string
+	body        string // sent as application/json; "": no body
+	noAuth      bool   // the target checks no key: every request should get 2xx
 	timeout     time.Duration
 	progress    bool
 }
@@ -68,6 +76,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.path, "path", "/api/v1/flows/", "request path, appended to each URL")
 	fs.StringVar(&c.method, "method", http.MethodGet, "HTTP method")
 	fs.StringVar(&c.header, "header", "x-api-key", "header that carries the key")
+	fs.StringVar(&c.body, "body", "", "request body, sent as application/json")
+	fs.BoolVar(&c.noAuth, "no-auth", false, "the target checks no key (e.g. examples/floor): every request should get 2xx")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.BoolVar(&c.progress, "progress", true, "show a progress bar on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -185,6 +195,8 @@ func load(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 		Path:        cfg.path,
 		Method:      cfg.method,
 		Header:      cfg.header,
+		Body:        cfg.body,
+		NoAuth:      cfg.noAuth,
 		Timeout:     cfg.timeout,
 		Observe: func(s loadgen.Sample) {
 			if !s.CutOff {

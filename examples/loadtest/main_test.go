@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,4 +145,31 @@ func TestRun(t *testing.T) {
 	assert.Equal(t, 1, code, "known keys refused are unexpected")
 	assert.Contains(t, out.String(), "unexpected: 10")
 	assert.Equal(t, 2, run([]string{"-c", "0"}, &out, &errOut))
+}
+
+// TestRunBodyNoAuth: -method and -body make the request; with -no-auth,
+// unknown keys answered 2xx are expected, and a refusal is not.
+func TestRunBodyNoAuth(t *testing.T) {
+	var bad atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || string(b) != `{"input_value":"hi"}` || r.Header.Get("Content-Type") != "application/json" {
+			bad.Add(1)
+		}
+		if r.URL.Path == "/deny" {
+			w.WriteHeader(http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	args := []string{"-url", srv.URL, "-unknown", "1", "-n", "50", "-c", "2", "-progress=false", "-no-auth",
+		"-method", "POST", "-path", "/api/v1/run/x", "-body", `{"input_value":"hi"}`}
+	require.Equal(t, 0, run(args, &out, &errOut), "stderr: %s\nstdout: %s", errOut.String(), out.String())
+	assert.Contains(t, out.String(), "200×50")
+	assert.Zero(t, bad.Load(), "requests without the method, body or content type")
+
+	out.Reset()
+	args[len(args)-3] = "/deny"
+	assert.Equal(t, 1, run(args, &out, &errOut), "a refusal is unexpected without authentication")
+	assert.Contains(t, out.String(), "unexpected: 50")
 }

@@ -235,46 +235,82 @@ func TestInstancesShareKeysAndVariables(t *testing.T) {
 		lat[n/2].Round(time.Millisecond), lat[n*99/100].Round(time.Millisecond), lat[n-1].Round(time.Millisecond), late.Round(time.Millisecond))
 	assert.Less(t, late, time.Second, "no request begun more than the bound after a revocation is accepted")
 
-	// Variables: B's resolver reads the store on every run.
+	// Variables: each instance caches a user's variables behind the
+	// variable store's change log (pushed on PostgreSQL): a variable
+	// created, changed or deleted on A is resolved so on A at once, and on
+	// B by every run begun more than the 1 s bound after A's call returned.
 	field := []variables.Field{{Name: "api_key", Variable: "SHARED_TOKEN"}}
-	resolveOnB := func() variables.Resolution {
-		res, err := b.Resolver.Resolve(ctx, b.Superuser.ID, field, nil)
+	resolveOn := func(app *startup.App) variables.Resolution {
+		res, err := app.Resolver.Resolve(ctx, app.Superuser.ID, field, nil)
 		require.NoError(t, err)
 		return res[0]
 	}
-	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
+	seenOnB := func(what string, changed time.Time, want func(variables.Resolution) bool) {
+		t.Helper()
+		assert.True(t, want(resolveOn(a)), "%s: on A at once", what)
+		w := revoketest.Until(10*time.Second, func() bool { return want(resolveOn(b)) })
+		require.True(t, w.Refused, "%s: never seen on B", what)
+		assert.Less(t, w.AcceptedAfter(changed), time.Second, "%s: seen on B within the bound", what)
+		t.Logf("variable %s on A seen on B %v after the call returned", what, w.SeenAt.Sub(changed).Round(time.Millisecond))
+	}
+	assert.Equal(t, variables.LayerNone, resolveOn(b).Layer)
 	v, err := a.Vars.Create(ctx, a.Superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "one", Type: variables.Credential})
 	require.NoError(t, err)
-	r := resolveOnB()
-	assert.Equal(t, variables.LayerStored, r.Layer)
-	assert.Equal(t, "one", r.Value, "decrypted on B with the shared secret")
+	seenOnB("created", time.Now(), func(r variables.Resolution) bool {
+		return r.Layer == variables.LayerStored && r.Value == "one" // decrypted on B with the shared secret
+	})
 	two := "two"
 	_, err = a.Vars.Update(ctx, a.Superuser.ID, v.ID, variables.Patch{Value: &two})
 	require.NoError(t, err)
-	assert.Equal(t, "two", resolveOnB().Value)
+	seenOnB("changed", time.Now(), func(r variables.Resolution) bool { return r.Value == "two" })
 	require.NoError(t, a.Vars.Delete(ctx, a.Superuser.ID, v.ID))
-	assert.Equal(t, variables.LayerNone, resolveOnB().Layer)
+	seenOnB("deleted", time.Now(), func(r variables.Resolution) bool { return r.Layer == variables.LayerNone })
 
-	// And through B's HTTP API: the flow A created runs on B.
+	// And through B's HTTP API: the flow A created runs on B at once (a
+	// flow not in B's cache is read from the table), and B's list, cached
+	// for 1 s, shows it within the bound.
 	key2, _, err := a.Keys.Create(ctx, a.Superuser.ID, "runner", apikey.CreateOptions{})
 	require.NoError(t, err)
+	listOnB := func() string {
+		req, err := http.NewRequest("GET", srvB.URL+"/api/v1/flows/", nil)
+		require.NoError(t, err)
+		req.Header.Set("x-api-key", key2)
+		res, err := srvB.Client().Do(req)
+		require.NoError(t, err)
+		defer func() { _ = res.Body.Close() }()
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+		return string(body)
+	}
+	listOnB() // B caches the user's flows
 	f, err := a.Flows.Create(ctx, a.Superuser.ID, "Shared", "", map[string]flows.Field{"api_key": {Variable: "SHARED_TOKEN"}})
 	require.NoError(t, err)
+	created := time.Now()
+	w := revoketest.Until(10*time.Second, func() bool { return strings.Contains(listOnB(), f.ID) })
+	require.True(t, w.Refused, "the flow never listed on B")
+	assert.Less(t, w.AcceptedAfter(created), time.Second, "listed on B within the bound")
 	_, err = a.Vars.Create(ctx, a.Superuser.ID, variables.CreateInput{Name: "SHARED_TOKEN", Value: "three", Type: variables.Credential})
 	require.NoError(t, err)
-	req, err := http.NewRequest("POST", srvB.URL+"/api/v1/run/"+f.ID, strings.NewReader(`{"inputs": {"text": "hi"}}`))
-	require.NoError(t, err)
-	req.Header.Set("x-api-key", key2)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := srvB.Client().Do(req)
-	require.NoError(t, err)
-	defer func() { _ = res.Body.Close() }()
-	require.Equal(t, http.StatusOK, res.StatusCode)
-	var out struct {
-		Fields map[string]struct{ Source string } `json:"fields"`
+	created = time.Now()
+	runOnB := func() string {
+		req, err := http.NewRequest("POST", srvB.URL+"/api/v1/run/"+f.ID, strings.NewReader(`{"inputs": {"text": "hi"}}`))
+		require.NoError(t, err)
+		req.Header.Set("x-api-key", key2)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := srvB.Client().Do(req)
+		require.NoError(t, err)
+		defer func() { _ = res.Body.Close() }()
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		var out struct {
+			Fields map[string]struct{ Source string } `json:"fields"`
+		}
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
+		return out.Fields["api_key"].Source
 	}
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
-	assert.Equal(t, "stored", out.Fields["api_key"].Source)
+	w = revoketest.Until(10*time.Second, func() bool { return runOnB() == "stored" })
+	require.True(t, w.Refused, "the variable never reached B's runs")
+	assert.Less(t, w.AcceptedAfter(created), time.Second, "B's runs see the variable within the bound")
 }
 
 // TestInstanceDatabaseOutage: instance B loses PostgreSQL for 2 s while A

@@ -12,6 +12,12 @@
 // Timestamps are Unix microseconds (UTC); a zero UpdatedAt is NULL. Unlike
 // Langflow's table, (user_id, name) is unique. A Store is safe for
 // concurrent use; concurrency control is left to the database.
+//
+// The Store is also a variables.ChangeFeed: triggers log the user of every
+// variable written in "<table>_changes" (see Store.Changes), so that the
+// Services of several processes sharing the table can cache each user's
+// variables (variables.ServiceConfig.Changes); on PostgreSQL (13 or later)
+// the trigger also notifies (Store.Notification).
 package sqlstore
 
 import (
@@ -23,6 +29,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
@@ -34,7 +41,12 @@ import (
 // Config configures New. Dialect is required.
 type Config struct {
 	Dialect sqldialect.Dialect // SQLite or Postgres; required
-	Table   string             // default "variable"; letters, digits and underscores
+	Table   string             // default "variable"; letters, digits and underscores, at most 48
+	// ChangeRetention is how long rows of the change log (changes.go) are
+	// kept: a process whose last poll of Changes is older learns that
+	// changes were lost and drops its whole cache. 0:
+	// DefaultChangeRetention (10 minutes); at least a second.
+	ChangeRetention time.Duration
 }
 
 // Store is a variables.Store on a *sql.DB. It is safe for concurrent use and
@@ -47,12 +59,20 @@ type Store struct {
 	table   string
 	q       queries
 	list    *sql.Stmt // prepared: ListByUser is the Resolver's one query per run
+
+	// The change log (changes.go).
+	changesStmt *sql.Stmt // the poll, prepared on SQLite only
+	schema      string    // PostgreSQL: the schema of the table
+	retention   time.Duration
+	lastPrune   atomic.Int64 // Unix nanoseconds of the last prune
 }
 
 var _ variables.Store = (*Store)(nil)
 
 type queries struct {
 	insert, get, getByName, list, update, del, listTokens, swap string
+	changes, position                                           string
+	prune                                                       []string
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -69,10 +89,16 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if cfg.Table == "" {
 		cfg.Table = "variable"
 	}
-	if !tableName.MatchString(cfg.Table) {
+	if !tableName.MatchString(cfg.Table) || len(cfg.Table) > maxChangeTable {
 		return nil, fmt.Errorf("sqlstore: invalid table name %q", cfg.Table)
 	}
-	s := &Store{db: db, dialect: cfg.Dialect, table: cfg.Table}
+	if cfg.ChangeRetention == 0 {
+		cfg.ChangeRetention = DefaultChangeRetention
+	}
+	if cfg.ChangeRetention < time.Second {
+		return nil, errors.New("sqlstore: Config.ChangeRetention must be at least a second")
+	}
+	s := &Store{db: db, dialect: cfg.Dialect, table: cfg.Table, retention: cfg.ChangeRetention}
 	t := cfg.Table
 	cols := "id, user_id, name, value, type, default_fields, created_at, updated_at, origin"
 	// IDs compare in byte order, as Go strings and SQLite's default BINARY
@@ -106,12 +132,22 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if s.list, err = db.PrepareContext(ctx, s.q.list); err != nil {
 		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
 	}
+	if err := s.initChanges(ctx); err != nil {
+		_ = s.list.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
 // Close releases the Store's prepared statements; it does not close the
 // *sql.DB. The Store must not be used afterwards.
-func (s *Store) Close() error { return s.list.Close() }
+func (s *Store) Close() error {
+	err := s.list.Close()
+	if s.changesStmt != nil {
+		err = errors.Join(err, s.changesStmt.Close())
+	}
+	return err
+}
 
 // Migrate creates the table and its indexes when they are missing, and
 // checks that an existing table has this Store's columns (a table of the same
@@ -223,7 +259,7 @@ func (s *Store) migrateIn(ctx context.Context, ex execQuerier) error {
 	if _, err := ex.ExecContext(ctx, index); err != nil {
 		return fmt.Errorf("sqlstore: migrate: %w", err)
 	}
-	return nil
+	return s.migrateChanges(ctx, ex)
 }
 
 func micros(t time.Time) any {

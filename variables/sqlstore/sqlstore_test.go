@@ -190,3 +190,12 @@ func TestPostgresOrderIgnoresCollation(t *testing.T) {
 	require.Len(t, tokens, 2)
 	assert.Equal(t, []string{"B-upper", "a-lower"}, []string{tokens[0].ID, tokens[1].ID})
 }
+
+func TestChangeFeedConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.RunChangeFeed(t, func(t *testing.T) storetest.FeedStore { return newStore(t, d.open, d.dialect) })
+		})
+	}
+}

@@ -6,6 +6,11 @@
 // (apikey.Config.ChangesNotifier) polls its change feed as soon as a change
 // commits, instead of at its next poll.
 //
+// The same Listener serves variables' caches: variables/sqlstore's trigger
+// notifies on a channel of its own (its Store.Notification), and a Listener
+// on that channel is a variables.ChangeNotifier
+// (variables.ServiceConfig.ChangesNotifier).
+//
 // It is an opt-in adapter, apart from apikey/sqlstore so that the store
 // stays on database/sql and imports no driver: this package imports pgx
 // (github.com/jackc/pgx/v5) to hold the listening connection.
@@ -44,6 +49,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/variables"
 )
 
 // Config configures a Listener.
@@ -102,7 +108,10 @@ type Listener struct {
 	done   chan struct{}
 }
 
-var _ apikey.ChangeNotifier = (*Listener)(nil)
+var (
+	_ apikey.ChangeNotifier    = (*Listener)(nil)
+	_ variables.ChangeNotifier = (*Listener)(nil)
+)
 
 type subscriber struct{ c chan struct{} }
 

@@ -25,7 +25,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *config.Flags) {
 	fs.StringVar(&c.ConfigDir, "config-dir", "", "the directory `DIR` holding secret_key and the SQLite database (env LANGFLOW_CONFIG_DIR; default: the user cache dir + /keyflow)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "the database `URL`: sqlite:///path/to.db or postgres://… (env LANGFLOW_DATABASE_URL; default: keyflow.db in the config dir)")
 	fs.StringVar(&c.EnvFile, "env-file", "", "load the .env `FILE` first; its values override the process environment, as with langflow run --env-file")
-	fs.StringVar(&c.ChangeMaxLag, "change-max-lag", "", "the longest this instance may take to see API keys revoked, disabled or created by other instances on the same database, a `DURATION` such as 1s or 500ms; 0 turns the change feed off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
+	fs.StringVar(&c.ChangeMaxLag, "change-max-lag", "", "the longest this instance may take to see API keys revoked, disabled or created, variables changed and flows created by other instances on the same database, a `DURATION` such as 1s or 500ms; 0 turns the change feeds and caches off (env KEYFLOW_CHANGE_MAX_LAG; default 1s)")
 	fs.StringVar(&c.Schema, "schema", "", "`SCHEMA`: langflow to serve on a Langflow database's own tables, keyflow for keyflow's tables (env KEYFLOW_SCHEMA; default: detected)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "log `LEVEL`: debug, info, warning, error or critical (env LANGFLOW_LOG_LEVEL; default: info for run, warning otherwise)")
 	return fs, c

@@ -63,8 +63,10 @@ type Config struct {
 	SuperuserCommand bool
 
 	// ChangeMaxLag bounds how late this instance sees API keys created,
-	// revoked or disabled by other instances sharing the database (the
-	// change feed of apikey/sqlstore); 0 turns the feed off.
+	// revoked or disabled, variables changed and flows created by other
+	// instances sharing the database (the change feeds of apikey/sqlstore
+	// and variables/sqlstore, the flows cache's lifetime); 0 turns the
+	// feeds and those caches off.
 	ChangeMaxLag time.Duration
 
 	// Limiter counts the rate limits of limited API keys (KEYFLOW_LIMITER,

@@ -49,13 +49,17 @@ var ErrEndpointTaken = errors.New("endpoint name taken")
 
 // Store keeps flows in the flows table. It is safe for concurrent use.
 type Store struct {
-	db sqldb.DB
+	db       sqldb.DB
+	cacheTTL time.Duration // cache.go; 0: no cache
+	cache    flowCache
 }
 
 // OpenStore creates the flows table (and the endpoint_name column added
 // later) when it is missing; the users table must exist. Run it under the
-// start-up lock.
-func OpenStore(ctx context.Context, db sqldb.DB) (*Store, error) {
+// start-up lock. The list and run APIs serve a user's flows from a cache
+// for cacheTTL (cache.go): the bound on how late a flow created by another
+// instance is seen; 0 turns the cache off.
+func OpenStore(ctx context.Context, db sqldb.DB, cacheTTL time.Duration) (*Store, error) {
 	ts, id := db.Types()
 	err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS flows (
 			id `+id+` PRIMARY KEY,
@@ -73,7 +77,7 @@ func OpenStore(ctx context.Context, db sqldb.DB) (*Store, error) {
 	if err := db.Exec(ctx, `CREATE UNIQUE INDEX IF NOT EXISTS flows_user_endpoint_name ON flows(user_id, endpoint_name)`); err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, cacheTTL: cacheTTL}, nil
 }
 
 // create stores a new flow for userID.
@@ -88,6 +92,7 @@ func (s *Store) create(ctx context.Context, userID, name string, fields map[stri
 	}
 	_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO flows (id, user_id, name, fields, created_at) VALUES (?, ?, ?, ?, ?)`),
 		f.ID, f.UserID, f.Name, string(data), f.CreatedAt)
+	s.cache.forget(userID) // even on failure: the insert may have committed
 	if err != nil {
 		return Flow{}, fmt.Errorf("create flow: %w", err)
 	}
@@ -168,6 +173,7 @@ func (s *Store) Create(ctx context.Context, userID, name, endpoint string, field
 	f := Flow{ID: ids.New(), UserID: userID, Name: name, Fields: fields, CreatedAt: time.Now().UTC(), EndpointName: endpoint}
 	_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO flows (id, user_id, name, fields, created_at, endpoint_name) VALUES (?, ?, ?, ?, ?, ?)`),
 		f.ID, f.UserID, f.Name, string(data), f.CreatedAt, endpoint)
+	s.cache.forget(userID) // even on failure: the insert may have committed
 	if err != nil {
 		// A concurrent create may have taken the name since the check.
 		if _, lookErr := s.ByEndpointName(ctx, userID, endpoint); lookErr == nil {

@@ -23,7 +23,6 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/langflowdb"
-	"github.com/keyflow-dev/keyflow/observe"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 	varsql "github.com/keyflow-dev/keyflow/variables/sqlstore"
@@ -41,10 +40,13 @@ type Services struct {
 	// refreshes (set by package startup); nil: none.
 	Auditor *auditing.Auditor
 
-	notify   *pgnotify.Listener // nil: not PostgreSQL, or no change feed
-	closeLim func()             // releases the rate limiter's connections; nil: none
-	storeEnv bool               // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
-	log      *slog.Logger
+	notify *pgnotify.Listener // nil: not PostgreSQL, or no change feed
+	// notifyVars pushes the variable store's changes (PostgreSQL with the
+	// change feed); nil otherwise.
+	notifyVars *pgnotify.Listener
+	closeLim   func() // releases the rate limiter's connections; nil: none
+	storeEnv   bool   // LANGFLOW_STORE_ENVIRONMENT_VARIABLES
+	log        *slog.Logger
 }
 
 // Open builds the services on keyflow's own tables in db (at addr),
@@ -78,11 +80,39 @@ func Open(ctx context.Context, db *sql.DB, addr sqldb.Address, keyring *secrets.
 		s.Close()
 		return nil, err
 	}
-	if err := s.openVariables(varStore, keyring, cfg.FallbackToEnv, cfg.Hooks); err != nil {
+	varCfg := variables.ServiceConfig{Hooks: cfg.Hooks}
+	// Kubernetes Secrets have no change log here: every run reads them.
+	if sqlVars, ok := varStore.(*varsql.Store); ok && cfg.ChangeMaxLag > 0 {
+		if err := s.followVariables(&varCfg, sqlVars, addr, cfg.ChangeMaxLag); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := s.openVariables(varCfg, varStore, keyring, cfg.FallbackToEnv); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// followVariables caches each user's variables for the run API, kept right
+// by the variable store's change log as keys are by theirs: a variable
+// changed through this instance is seen at once, one changed by another
+// instance (or the CLI, or SQL) within maxLag, in milliseconds on
+// PostgreSQL, whose trigger notifies on a channel of its own.
+func (s *Services) followVariables(varCfg *variables.ServiceConfig, varStore *varsql.Store, addr sqldb.Address, maxLag time.Duration) error {
+	varCfg.Changes, varCfg.ChangesMaxLag = varStore, maxLag
+	if !addr.Postgres {
+		return nil
+	}
+	channel, payload := varStore.Notification()
+	var err error
+	s.notifyVars, err = pgnotify.New(pgnotify.Config{ConnString: addr.DSN, Channel: channel, Payload: payload, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	varCfg.ChangesNotifier = s.notifyVars
+	return nil
 }
 
 // followChanges makes keys revoked, disabled or created by other instances
@@ -130,17 +160,20 @@ func OpenLangflow(ldb *langflowdb.DB, cfg config.Config, log *slog.Logger) (*Ser
 	}
 	// ldb.Keyring encrypts as the Langflow beside it does (a short secret:
 	// the key derivation of its version), so Langflow opens what keyflow writes.
-	if err := s.openVariables(vs, ldb.Keyring(), cfg.FallbackToEnv, cfg.Hooks); err != nil {
+	// Nor for variables: every run reads Langflow's variable table.
+	if err := s.openVariables(variables.ServiceConfig{Hooks: cfg.Hooks}, vs, ldb.Keyring(), cfg.FallbackToEnv); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// openVariables builds the variable Service and Resolver on store.
-func (s *Services) openVariables(store variables.Store, keyring *secrets.Keyring, fallbackToEnv bool, hooks observe.Hooks) error {
+// openVariables builds the variable Service (with varCfg's change feed, if
+// any) and the Resolver on store.
+func (s *Services) openVariables(varCfg variables.ServiceConfig, store variables.Store, keyring *secrets.Keyring, fallbackToEnv bool) error {
+	varCfg.Store, varCfg.Keyring, varCfg.Logger = store, keyring, s.log
 	var err error
-	if s.Vars, err = variables.NewService(variables.ServiceConfig{Store: store, Keyring: keyring, Logger: s.log, Hooks: hooks}); err != nil {
+	if s.Vars, err = variables.NewService(varCfg); err != nil {
 		return err
 	}
 	fallback := variables.EnvFallbackOff
@@ -192,15 +225,20 @@ func (s *Services) auditImport(ctx context.Context, userID string, rep variables
 	return nil
 }
 
-// Close stops the Manager (which writes pending usage counts) and the
-// change listener.
+// Close stops the Manager (which writes pending usage counts), the
+// variables' change-feed poller and the change listeners.
 func (s *Services) Close() error {
 	var err error
 	if s.Keys != nil {
 		err = s.Keys.Close()
 	}
-	if s.notify != nil {
-		_ = s.notify.Close()
+	if s.Vars != nil {
+		_ = s.Vars.Close()
+	}
+	for _, l := range []*pgnotify.Listener{s.notify, s.notifyVars} {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 	if s.closeLim != nil {
 		s.closeLim()

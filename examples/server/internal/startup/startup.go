@@ -206,7 +206,9 @@ func (a *App) openServerTables(ctx context.Context, db sqldb.DB) (*accounts.Stor
 		return nil, err
 	}
 	a.Auditor = &auditing.Auditor{Log: a.Audit, Logger: a.Log}
-	if a.Flows, err = flows.OpenStore(ctx, db); err != nil {
+	// Flows created by other instances are seen within the same bound as
+	// their keys and variables.
+	if a.Flows, err = flows.OpenStore(ctx, db, a.Config.ChangeMaxLag); err != nil {
 		return nil, err
 	}
 	if a.Tokens, err = login.OpenTokens(ctx, db); err != nil {
