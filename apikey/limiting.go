@@ -225,6 +225,13 @@ func (m *Manager) charge(ctx context.Context, kl *keyLimiter, now, cost int64, c
 	cost = max(cost, 1)
 	kl.mu.Lock()
 	defer kl.mu.Unlock()
+	// now was read before the lock: a request that waited here behind
+	// others may hold a time before theirs, even in a window they have
+	// closed. It is charged at the latest time seen instead, so that the
+	// key's windows only move forward: going back would drop the lease of
+	// the current window and ask a shared Limiter for a window it has left
+	// (none left: a refusal while the current window still has units).
+	now = max(now, kl.lastUse)
 	kl.lastUse = now
 	var charged [MaxRateLimits]bool // rate slots charged, undone on a refusal
 	undo := func() {
