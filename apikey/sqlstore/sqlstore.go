@@ -48,10 +48,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/sqlchangelog"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 )
@@ -83,13 +83,10 @@ type Store struct {
 	q       queries
 	lq      limitQueries
 	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
-	// changesStmt is the change-log poll, prepared on SQLite only.
-	changesStmt *sql.Stmt
-	table       string
-	schema      string // PostgreSQL: the schema of the key table
+	table   string
 
 	retention time.Duration
-	lastPrune atomic.Int64 // Unix nanoseconds of the last prune
+	log       *sqlchangelog.Log[apikey.Hash] // the change log (changes.go)
 }
 
 var (
@@ -100,7 +97,6 @@ var (
 
 type queries struct {
 	insert, byHash, list, deleteRet, setActive, addUsage, probe, batch, pruneBatches string
-	changes, position, prune                                                         []string
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
@@ -166,7 +162,6 @@ func newQueries(d sqldialect.Dialect, table string) queries {
 		batch:        "INSERT INTO " + table + "_usage_batches (id, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
 		pruneBatches: "DELETE FROM " + table + "_usage_batches WHERE applied_at < ?",
 	}
-	q.changes, q.position, q.prune = changeQueries(d, table)
 	if d == sqldialect.Postgres {
 		for _, p := range []*string{&q.insert, &q.byHash, &q.list, &q.deleteRet, &q.setActive, &q.addUsage, &q.probe, &q.batch, &q.pruneBatches} {
 			*p = sqlutil.Dollar(*p)
@@ -187,15 +182,16 @@ func (s *Store) prepare(ctx context.Context) error {
 		if s.byHash, err = s.db.PrepareContext(ctx, s.q.byHash); err != nil {
 			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
-		if s.changesStmt, err = s.db.PrepareContext(ctx, s.q.changes[0]); err != nil {
+	}
+	s.log, err = sqlchangelog.New(ctx, s.db, sqlchangelog.Config[apikey.Hash]{
+		Dialect: s.dialect, Table: s.table, Column: "api_key_hash", Retention: s.retention,
+		Lost: apikey.ErrChangesLost, Parse: apikey.ParseHash, Prune: s.PruneChanges,
+	})
+	if err != nil {
+		if s.byHash != nil {
 			_ = s.byHash.Close()
-			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
-	} else {
-		err = s.db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", s.table).Scan(&s.schema)
-		if err != nil {
-			return fmt.Errorf("sqlstore: find the schema of table %s: %w", s.table, err)
-		}
+		return err
 	}
 	return nil
 }
@@ -311,11 +307,10 @@ func (s *Store) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error
 // when the *sql.DB is closed anyway.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.byHash, s.changesStmt} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if s.byHash != nil {
+		errs = append(errs, s.byHash.Close())
 	}
+	errs = append(errs, s.log.Close())
 	return errors.Join(errs...)
 }
 
