@@ -224,47 +224,12 @@ func migrations(d sqldialect.Dialect, table string) [][]string {
 }
 
 func (s *Store) migrate(ctx context.Context, table string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if s.dialect == sqldialect.Postgres {
-		// Serialise concurrent migrations of this table by several processes.
-		if err := sqlutil.LockMigrations(ctx, tx, "keyflow/apikey/sqlstore:"+table); err != nil {
-			return fmt.Errorf("sqlstore: migrate: lock: %w", err)
-		}
-	}
-	versions := table + "_migrations"
-	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versions+" (version INTEGER NOT NULL PRIMARY KEY)"); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	var current sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versions).Scan(&current); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	steps := migrations(s.dialect, table)
-	if int(current.Int64) > len(steps) {
-		return fmt.Errorf("sqlstore: schema version %d of table %s is newer than this program's (%d)", current.Int64, table, len(steps))
-	}
-	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
-	if s.dialect == sqldialect.Postgres {
-		insertVersion = sqlutil.Dollar(insertVersion)
-	}
-	for v := int(current.Int64); v < len(steps); v++ {
-		for _, stmt := range steps[v] {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("sqlstore: migrate table %s to version %d (if the table belongs to another program, choose Config.Table): %w", table, v+1, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, insertVersion, v+1); err != nil {
-			return fmt.Errorf("sqlstore: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	return nil
+	// The lock serialises concurrent migrations of this table by several
+	// processes.
+	return sqlutil.Migrate(ctx, s.db, sqlutil.Migration{
+		Dialect: s.dialect, Package: "sqlstore", Lock: "keyflow/apikey/sqlstore:" + table, Table: table,
+		Steps: migrations(s.dialect, table), Hint: " (if the table belongs to another program, choose Config.Table)",
+	})
 }
 
 // Insert implements apikey.Store.
