@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -225,6 +226,27 @@ func (m *Manager) charge(ctx context.Context, kl *keyLimiter, now, cost int64, c
 	cost = max(cost, 1)
 	kl.mu.Lock()
 	defer kl.mu.Unlock()
+	err := m.chargeLocked(ctx, kl, now, cost, c)
+	if !errors.Is(err, ErrRateLimited) {
+		return err
+	}
+	// A shared Limiter gives nothing for a window that another instance has
+	// already closed, which looks like a spent window. If the clock has
+	// since moved into a later window of a refused rate limit, the refusal
+	// may be only this request's time being stale: charge it again, once,
+	// at the current time (what it would have been charged had it come a
+	// moment later; a refusal undoes everything it charged).
+	fresh := m.nowNano()
+	for _, r := range kl.rates {
+		if fresh/int64(r.Window) > r.index {
+			return m.chargeLocked(ctx, kl, fresh, cost, c)
+		}
+	}
+	return err
+}
+
+// chargeLocked is charge with kl.mu held.
+func (m *Manager) chargeLocked(ctx context.Context, kl *keyLimiter, now, cost int64, c *Charge) error {
 	// now was read before the lock: a request that waited here behind
 	// others may hold a time before theirs, even in a window they have
 	// closed. It is charged at the latest time seen instead, so that the
