@@ -386,7 +386,7 @@ func decodeRunRequest(w http.ResponseWriter, r *http.Request, in *runRequest) bo
 		}
 		return false
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 || decodeSimpleRunRequest(body, in) {
 		return true
 	}
 	return httpjson.DecodeBytes(w, body, in)
