@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 )
 
 // fakeFeed is a ChangeFeed under the test's control.
@@ -340,7 +341,7 @@ func TestFlushResendsBatchInDoubt(t *testing.T) {
 func TestMaxPendingUsage(t *testing.T) {
 	ctx := context.Background()
 	store := newFaultyStore()
-	var logs syncBuffer
+	var logs keyflowtest.LogBuffer
 	m, err := apikey.NewManager(apikey.Config{Store: store, FlushInterval: -1, MaxPendingUsage: 2,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
@@ -367,22 +368,4 @@ func TestMaxPendingUsage(t *testing.T) {
 		total += r.TotalUses
 	}
 	assert.Equal(t, int64(2), total)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b = append(s.b, p...)
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return string(s.b)
 }

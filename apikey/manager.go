@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/internal/changefeed"
 	"github.com/keyflow-dev/keyflow/internal/ids"
 	"github.com/keyflow-dev/keyflow/internal/isnil"
 	"github.com/keyflow-dev/keyflow/names"
@@ -186,11 +186,10 @@ type Manager struct {
 	clock  coarseClock
 	log    *slog.Logger
 
-	cache  *cache       // nil: no cache
-	trust  atomic.Int64 // with a change feed, cached entries are served while trustNano() < trust
-	epoch  time.Time    // trustNano's origin
-	posTTL int64        // nanoseconds; ≤ 0: positives not cached
-	negTTL int64        // nanoseconds; ≤ 0: negatives not cached
+	cache  *cache    // nil: no cache
+	epoch  time.Time // the origin of the hooks' monotonic times
+	posTTL int64     // nanoseconds; ≤ 0: positives not cached
+	negTTL int64     // nanoseconds; ≤ 0: negatives not cached
 
 	track      bool
 	usage      usage
@@ -198,10 +197,8 @@ type Manager struct {
 
 	lim limiting // usage limits (limiting.go)
 
-	feed        ChangeFeed   // nil: none
-	feedState   atomic.Int32 // feedUsed, feedUnused or feedAsleep (changes.go)
-	feedWake    chan struct{}
-	unsubscribe func() // ends the ChangesNotifier subscription; nil: none
+	feed        *changefeed.Follower[Hash] // follows Config.Changes (changes.go); nil: none
+	unsubscribe func()                     // ends the ChangesNotifier subscription; nil: none
 
 	// done ends at Close (stop): it stops the background goroutines and
 	// cancels a change-feed poll under way.
@@ -299,7 +296,6 @@ func NewManager(cfg Config) (*Manager, error) {
 		maxPending: cfg.MaxPendingUsage,
 		epoch:      time.Now(),
 	}
-	m.trust.Store(math.MaxInt64)
 	m.lim.init(cfg, m.store)
 	if len(cfg.AcceptFormats) == 0 {
 		return nil, errors.New("apikey: Config.AcceptFormats is empty")
@@ -341,16 +337,11 @@ func NewManager(cfg Config) (*Manager, error) {
 		go m.flushLoop(cfg.FlushInterval)
 	}
 	if cfg.Changes != nil && m.cache != nil {
-		m.feed = cfg.Changes
-		m.trust.Store(0) // nothing cached is trusted before the first poll
-		m.feedState.Store(feedUsed)
-		m.feedWake = make(chan struct{}, 1)
 		var notes <-chan struct{}
 		if cfg.ChangesNotifier != nil {
 			notes, m.unsubscribe = cfg.ChangesNotifier.Subscribe()
 		}
-		m.wg.Add(1)
-		go m.feedLoop(poll, maxLag, notes)
+		m.startFeed(cfg.Changes, poll, maxLag, notes) // nothing cached is trusted before its first poll
 	}
 	return m, nil
 }
@@ -610,8 +601,8 @@ func (m *Manager) verify(ctx context.Context, key string, cost int64, c *Charge,
 	now := m.nowNano()
 	var gen uint64
 	if m.cache != nil {
-		if m.feed != nil && m.feedState.Load() != feedUsed {
-			m.feedTouch()
+		if m.feed != nil {
+			m.feed.Use()
 		}
 		var e *entry
 		// Only keys that passed checkFormat are cached (lookup), so a hit
@@ -769,21 +760,12 @@ func (m *Manager) now() time.Time {
 
 // trusted reports whether cached results may be served: always without a
 // change feed; with one, while the last successful poll began less than
-// ChangesMaxLag ago (m.trust, kept by feedLoop).
+// ChangesMaxLag ago. That deadline is kept on the monotonic clock (about
+// 20 ns to read; with Config.Now, a test's clock), not on the coarse clock of
+// the verification path, whose goroutine can be held up on a busy machine
+// and would then stretch the bound by as long.
 func (m *Manager) trusted() bool {
-	return m.feed == nil || m.trustNano() < m.trust.Load()
-}
-
-// trustNano is the clock of the change feed's trust deadline: the monotonic
-// time since the Manager was made (about 20 ns to read), not the coarse
-// clock of the verification path, whose goroutine can be held up on a busy
-// machine and would then stretch the bound by as long. With Config.Now (a
-// test's clock), that clock.
-func (m *Manager) trustNano() int64 {
-	if m.nowFn != nil {
-		return m.nowFn().UnixNano()
-	}
-	return int64(time.Since(m.epoch))
+	return m.feed == nil || m.feed.Trusted()
 }
 
 // nowNano is the verification path's clock, in Unix nanoseconds.
@@ -811,6 +793,9 @@ func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.stop()
 		m.wg.Wait()
+		if m.feed != nil {
+			m.feed.Stop()
+		}
 		if m.unsubscribe != nil {
 			m.unsubscribe()
 		}

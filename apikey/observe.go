@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/internal/changefeed"
 	"github.com/keyflow-dev/keyflow/observe"
 )
 
@@ -111,21 +112,14 @@ func (m *Manager) reportFlush(ctx context.Context, o *flushObserver, err error) 
 	m.hooks.Flushed(ctx, observe.Flush{Keys: o.keys, Uses: o.uses, Lag: lag, Duration: end - o.start, Err: err})
 }
 
-// reportFeedPoll reports one change feed poll that began at start (monotonic
-// time since m.epoch), saw changed keys, and ended with err; lastOK is the
-// start of the latest successful poll (this one if it succeeded), or 0 if
-// none has succeeded yet (the lag is then counted from the Manager's
-// creation).
-func (m *Manager) reportFeedPoll(start, lastOK time.Duration, changed int, lost bool, err error) {
-	if m.hooks == nil {
-		return
-	}
-	end := time.Since(m.epoch)
+// reportFeedPoll reports one change feed poll to the hooks (set as
+// changefeed.Config.Polled when the Manager has hooks).
+func (m *Manager) reportFeedPoll(p changefeed.Poll) {
 	m.hooks.FeedPolled(context.Background(), observe.FeedPoll{
-		Changed:  changed,
-		Lost:     lost,
-		Lag:      end - max(lastOK, 0),
-		Duration: end - start,
-		Err:      err,
+		Changed:  p.Changed,
+		Lost:     p.Lost,
+		Lag:      p.Lag,
+		Duration: p.Duration,
+		Err:      p.Err,
 	})
 }

@@ -1,11 +1,9 @@
 package faillog_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,27 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyflow-dev/keyflow/faillog"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 )
 
-// syncBuffer is a log destination safe for the timer's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
-}
-
 func TestLogAggregatesARun(t *testing.T) {
-	var out syncBuffer
+	var out keyflowtest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&out, nil))
 	l := faillog.New("store down; answering 503", 50*time.Millisecond)
 	ctx := context.Background()
@@ -53,13 +35,13 @@ func TestLogAggregatesARun(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	first := out.lines()
+	first := out.Lines()
 	require.Len(t, first, 1, "one line at once")
 	assert.Contains(t, first[0], "level=ERROR")
 	assert.Contains(t, first[0], "connection refused", "the first cause is visible")
 
-	require.Eventually(t, func() bool { return len(out.lines()) == 3 }, 5*time.Second, 5*time.Millisecond)
-	lines := out.lines()
+	require.Eventually(t, func() bool { return len(out.Lines()) == 3 }, 5*time.Second, 5*time.Millisecond)
+	lines := out.Lines()
 	assert.Contains(t, lines[1], "level=ERROR")
 	assert.Contains(t, lines[1], "repeated=999")
 	assert.Contains(t, lines[1], "administrator command", "the latest cause")
@@ -68,17 +50,17 @@ func TestLogAggregatesARun(t *testing.T) {
 
 	// A new run starts with a line at once.
 	l.Failure(ctx, logger, "err", errors.New("again"))
-	lines = out.lines()
+	lines = out.Lines()
 	require.Len(t, lines, 4)
 	assert.Contains(t, lines[3], "err=again")
 }
 
 func TestLogNegativeIntervalLogsEveryFailure(t *testing.T) {
-	var out syncBuffer
+	var out keyflowtest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&out, nil))
 	l := faillog.New("m", -1)
 	for range 3 {
 		l.Failure(context.Background(), logger, "err", errors.New("x"))
 	}
-	assert.Len(t, out.lines(), 3)
+	assert.Len(t, out.Lines(), 3)
 }

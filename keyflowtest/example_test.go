@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,4 +161,14 @@ func ExampleNewLimitedKey() {
 	// 200 "minute";r=0;t=60 retry-after=""
 	// 429 "minute";r=0;t=60 retry-after="60"
 	// 200
+}
+
+// ExampleNewLogger checks what a handler logs: here, that a rejected key
+// never reaches the log.
+func ExampleNewLogger() {
+	log, logs := keyflowtest.NewLogger()
+	key := "sk-not-a-real-key"
+	log.Warn("request refused", "reason", "invalid API key")
+	fmt.Println(strings.Contains(logs.String(), key), len(logs.Lines()))
+	// Output: false 1
 }

@@ -176,6 +176,13 @@ func (c *varCache) forget(userID string) {
 	s.mu.Unlock()
 }
 
+// forgetAll forgets each of users (what the change feed reported).
+func (c *varCache) forgetAll(users []string) {
+	for _, u := range users {
+		c.forget(u)
+	}
+}
+
 // clear drops every entry.
 func (c *varCache) clear() {
 	for i := range c.shards {

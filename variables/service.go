@@ -137,10 +137,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 			Notes:      notes,
 			Every:      poll,
 			MaxLag:     maxLag,
-			Invalidate: s.cache.forget,
+			Invalidate: s.cache.forgetAll,
 			Clear:      s.cache.clear,
 			Log:        s.log,
 			What:       "variables",
+			Cache:      "variable cache",
+			Reads:      "runs read the store",
 		})
 	}
 	return s, nil

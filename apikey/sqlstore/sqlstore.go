@@ -48,10 +48,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/sqlchangelog"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/sqldialect"
 )
@@ -83,13 +83,10 @@ type Store struct {
 	q       queries
 	lq      limitQueries
 	byHash  *sql.Stmt // SQLite only; pgx caches its prepared statements itself
-	// changesStmt is the change-log poll, prepared on SQLite only.
-	changesStmt *sql.Stmt
-	table       string
-	schema      string // PostgreSQL: the schema of the key table
+	table   string
 
 	retention time.Duration
-	lastPrune atomic.Int64 // Unix nanoseconds of the last prune
+	log       *sqlchangelog.Log[apikey.Hash] // the change log (changes.go)
 }
 
 var (
@@ -100,7 +97,6 @@ var (
 
 type queries struct {
 	insert, byHash, list, deleteRet, setActive, addUsage, probe, batch, pruneBatches string
-	changes, position, prune                                                         []string
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
@@ -166,7 +162,6 @@ func newQueries(d sqldialect.Dialect, table string) queries {
 		batch:        "INSERT INTO " + table + "_usage_batches (id, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
 		pruneBatches: "DELETE FROM " + table + "_usage_batches WHERE applied_at < ?",
 	}
-	q.changes, q.position, q.prune = changeQueries(d, table)
 	if d == sqldialect.Postgres {
 		for _, p := range []*string{&q.insert, &q.byHash, &q.list, &q.deleteRet, &q.setActive, &q.addUsage, &q.probe, &q.batch, &q.pruneBatches} {
 			*p = sqlutil.Dollar(*p)
@@ -187,15 +182,16 @@ func (s *Store) prepare(ctx context.Context) error {
 		if s.byHash, err = s.db.PrepareContext(ctx, s.q.byHash); err != nil {
 			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
-		if s.changesStmt, err = s.db.PrepareContext(ctx, s.q.changes[0]); err != nil {
+	}
+	s.log, err = sqlchangelog.New(ctx, s.db, sqlchangelog.Config[apikey.Hash]{
+		Dialect: s.dialect, Table: s.table, Column: "api_key_hash", Retention: s.retention,
+		Lost: apikey.ErrChangesLost, Parse: apikey.ParseHash, Prune: s.PruneChanges,
+	})
+	if err != nil {
+		if s.byHash != nil {
 			_ = s.byHash.Close()
-			return fmt.Errorf("sqlstore: prepare: %w", err)
 		}
-	} else {
-		err = s.db.QueryRowContext(ctx, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", s.table).Scan(&s.schema)
-		if err != nil {
-			return fmt.Errorf("sqlstore: find the schema of table %s: %w", s.table, err)
-		}
+		return err
 	}
 	return nil
 }
@@ -228,47 +224,12 @@ func migrations(d sqldialect.Dialect, table string) [][]string {
 }
 
 func (s *Store) migrate(ctx context.Context, table string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if s.dialect == sqldialect.Postgres {
-		// Serialise concurrent migrations of this table by several processes.
-		if err := sqlutil.LockMigrations(ctx, tx, "keyflow/apikey/sqlstore:"+table); err != nil {
-			return fmt.Errorf("sqlstore: migrate: lock: %w", err)
-		}
-	}
-	versions := table + "_migrations"
-	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versions+" (version INTEGER NOT NULL PRIMARY KEY)"); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	var current sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versions).Scan(&current); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	steps := migrations(s.dialect, table)
-	if int(current.Int64) > len(steps) {
-		return fmt.Errorf("sqlstore: schema version %d of table %s is newer than this program's (%d)", current.Int64, table, len(steps))
-	}
-	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
-	if s.dialect == sqldialect.Postgres {
-		insertVersion = sqlutil.Dollar(insertVersion)
-	}
-	for v := int(current.Int64); v < len(steps); v++ {
-		for _, stmt := range steps[v] {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("sqlstore: migrate table %s to version %d (if the table belongs to another program, choose Config.Table): %w", table, v+1, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, insertVersion, v+1); err != nil {
-			return fmt.Errorf("sqlstore: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	return nil
+	// The lock serialises concurrent migrations of this table by several
+	// processes.
+	return sqlutil.Migrate(ctx, s.db, sqlutil.Migration{
+		Dialect: s.dialect, Package: "sqlstore", Lock: "keyflow/apikey/sqlstore:" + table, Table: table,
+		Steps: migrations(s.dialect, table), Hint: " (if the table belongs to another program, choose Config.Table)",
+	})
 }
 
 // Insert implements apikey.Store.
@@ -311,11 +272,10 @@ func (s *Store) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error
 // when the *sql.DB is closed anyway.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.byHash, s.changesStmt} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if s.byHash != nil {
+		errs = append(errs, s.byHash.Close())
 	}
+	errs = append(errs, s.log.Close())
 	return errors.Join(errs...)
 }
 

@@ -3,11 +3,10 @@ package storetest
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
+	"github.com/keyflow-dev/keyflow/internal/feedtest"
 )
 
 // FeedStore is a Store that is also a ChangeFeed of its own changes, as
@@ -40,25 +39,7 @@ func RunChangeFeed(t *testing.T, newStore func(t *testing.T) FeedStore) {
 // hashes reported (as a set) and the last cursor.
 func drain(t *testing.T, f apikey.ChangeFeed, cursor string) (map[apikey.Hash]bool, string) {
 	t.Helper()
-	seen := map[apikey.Hash]bool{}
-	for range 1000 {
-		hs, next, err := f.Changes(context.Background(), cursor)
-		if err != nil {
-			t.Fatalf("Changes: %v", err)
-		}
-		if next == "" {
-			t.Fatal("Changes returned an empty cursor")
-		}
-		cursor = next
-		if len(hs) == 0 {
-			return seen, cursor
-		}
-		for _, h := range hs {
-			seen[h] = true
-		}
-	}
-	t.Fatal("Changes never ran dry")
-	return nil, ""
+	return feedtest.Drain[apikey.Hash](t, f, cursor)
 }
 
 func testFeedReports(t *testing.T, s FeedStore) {
@@ -92,60 +73,16 @@ func testFeedReports(t *testing.T, s FeedStore) {
 // testFeedConcurrent: changes committed while another goroutine polls are
 // all reported by some poll that starts after they return.
 func testFeedConcurrent(t *testing.T, s FeedStore) {
-	ctx := context.Background()
-	_, cur, err := s.Changes(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 40
 	recs := make([]apikey.Record, n)
 	for i := range recs {
 		recs[i] = newRecord(t, "user-c", i)
 	}
-	var (
-		mu   sync.Mutex
-		seen = map[apikey.Hash]bool{}
-		done = make(chan struct{})
-		wg   sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			hs, next, err := s.Changes(ctx, cur)
-			if err != nil {
-				t.Errorf("Changes: %v", err)
-				return
-			}
-			cur = next
-			mu.Lock()
-			for _, h := range hs {
-				seen[h] = true
-			}
-			mu.Unlock()
-			select {
-			case <-done:
-				return
-			default:
-				time.Sleep(time.Millisecond)
-			}
-		}
-	})
-	var writers sync.WaitGroup
-	for w := range 4 {
-		writers.Go(func() {
-			for i := w; i < n; i += 4 {
-				insert(t, s, recs[i])
-			}
-		})
-	}
-	writers.Wait()
-	close(done)
-	wg.Wait()
-	rest, _ := drain(t, s, cur)
 	var missed []string
-	for _, r := range recs {
-		if !seen[r.Hash] && !rest[r.Hash] {
-			missed = append(missed, r.ID)
-		}
+	for _, i := range feedtest.Concurrent[apikey.Hash](t, s, n,
+		func(i int) { insert(t, s, recs[i]) },
+		func(i int) apikey.Hash { return recs[i].Hash }) {
+		missed = append(missed, recs[i].ID)
 	}
 	slices.Sort(missed)
 	if len(missed) > 0 {

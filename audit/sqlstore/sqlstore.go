@@ -144,46 +144,10 @@ func (s *Store) migrations() [][]string {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("audit/sqlstore: migrate: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if s.dialect == sqldialect.Postgres {
-		if err := sqlutil.LockMigrations(ctx, tx, "keyflow/audit/sqlstore:"+s.table); err != nil {
-			return fmt.Errorf("audit/sqlstore: migrate: lock: %w", err)
-		}
-	}
-	versions := s.table + "_migrations"
-	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versions+" (version INTEGER NOT NULL PRIMARY KEY)"); err != nil {
-		return fmt.Errorf("audit/sqlstore: migrate: %w", err)
-	}
-	var current sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versions).Scan(&current); err != nil {
-		return fmt.Errorf("audit/sqlstore: migrate: %w", err)
-	}
-	steps := s.migrations()
-	if int(current.Int64) > len(steps) {
-		return fmt.Errorf("audit/sqlstore: schema version %d of table %s is newer than this program's (%d)", current.Int64, s.table, len(steps))
-	}
-	insertVersion := "INSERT INTO " + versions + " (version) VALUES (?)"
-	if s.dialect == sqldialect.Postgres {
-		insertVersion = sqlutil.Dollar(insertVersion)
-	}
-	for v := int(current.Int64); v < len(steps); v++ {
-		for _, stmt := range steps[v] {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("audit/sqlstore: migrate table %s to version %d: %w", s.table, v+1, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, insertVersion, v+1); err != nil {
-			return fmt.Errorf("audit/sqlstore: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("audit/sqlstore: migrate: %w", err)
-	}
-	return nil
+	return sqlutil.Migrate(ctx, s.db, sqlutil.Migration{
+		Dialect: s.dialect, Package: "audit/sqlstore", Lock: "keyflow/audit/sqlstore:" + s.table, Table: s.table,
+		Steps: s.migrations(),
+	})
 }
 
 // Append implements audit.Store: one transaction that locks the head row,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,12 +9,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 )
 
 func TestHandler(t *testing.T) {
@@ -49,24 +49,6 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRun starts the command on a free port, serves a request, and stops
 // it through its context.
 func TestRun(t *testing.T) {
@@ -75,7 +57,7 @@ func TestRun(t *testing.T) {
 	require.NoError(t, os.WriteFile(flows, []byte(`[]`), 0o600))
 	require.NoError(t, os.WriteFile(runBody, []byte(`{}`), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
-	var log syncBuffer
+	var log keyflowtest.LogBuffer
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, []string{"-flows", flows, "-run", runBody}, &log) }()
 	ready := regexp.MustCompile(`floor listening on (http://[0-9.:]+)`)

@@ -18,6 +18,7 @@ import (
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/config"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/variables/kubestore"
@@ -56,7 +57,7 @@ func TestKubernetesVariableStore(t *testing.T) {
 		Getenv:        func(string) string { return "" },
 		VariableStore: config.VariableStoreKubernetes,
 	}
-	logs := &syncBuffer{}
+	logs := &keyflowtest.LogBuffer{}
 	a, err := openApp(ctx, cfg, newLogger(logs, 0))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -21,30 +19,12 @@ import (
 	"github.com/keyflow-dev/keyflow/examples/server/internal/httpserver"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/sqldb"
 	"github.com/keyflow-dev/keyflow/examples/server/internal/startup"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
 )
-
-// syncBuffer is an io.Writer that the server's goroutines may write while
-// the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // storeFailBackend starts the server in this process on a fresh database,
 // logging at debug level to log, and returns it with a function that takes
@@ -174,7 +154,7 @@ func TestStoreFailure(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
 				ctx := context.Background()
-				logs := &syncBuffer{}
+				logs := &keyflowtest.LogBuffer{}
 				a, down := b.start(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 				h, err := httpserver.Handler(a, nil)
 				require.NoError(t, err)

@@ -4,7 +4,6 @@
 package failclosed_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/keyflow-dev/keyflow/apikey"
 	"github.com/keyflow-dev/keyflow/apikey/apikeyhttp"
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 	"github.com/keyflow-dev/keyflow/keyflowtest/faultstore"
 	"github.com/keyflow-dev/keyflow/middleware"
 	"github.com/keyflow-dev/keyflow/secrets"
@@ -34,7 +34,7 @@ type keySetup struct {
 	inj                     *faultstore.Injector
 	store                   *faultstore.KeyStore
 	m                       *apikey.Manager
-	log                     *syncBuffer
+	log                     *keyflowtest.LogBuffer
 	live, revoked, disabled string
 }
 
@@ -43,7 +43,7 @@ func newKeySetup(t *testing.T, cfg apikey.Config) *keySetup {
 	ks := &keySetup{inj: faultstore.New(7)}
 	ks.store = faultstore.Keys(apikey.NewMemoryStore(), ks.inj)
 	var logger *slog.Logger
-	logger, ks.log = captureLogger()
+	logger, ks.log = keyflowtest.NewLogger()
 	cfg.Store, cfg.Logger = ks.store, logger
 	cfg.FlushInterval = -1
 	m, err := apikey.NewManager(cfg)
@@ -236,7 +236,7 @@ type principalSeen struct {
 // the cause (never the key), and never calls the protected handler.
 func TestMiddlewareFailsClosed(t *testing.T) {
 	ks := newKeySetup(t, apikey.Config{CacheSize: -1})
-	logger, logs := captureLogger()
+	logger, logs := keyflowtest.NewLogger()
 	mw, err := middleware.New(middleware.Config{Verifier: ks.m, Logger: logger})
 	require.NoError(t, err)
 	var seen principalSeen
@@ -290,8 +290,8 @@ func TestMiddlewareFailsClosed(t *testing.T) {
 
 // setDefaultLogger captures slog.Default (the handlers log there) for one
 // test; tests in this package do not run in parallel.
-func setDefaultLogger(t *testing.T) *syncBuffer {
-	logger, buf := captureLogger()
+func setDefaultLogger(t *testing.T) *keyflowtest.LogBuffer {
+	logger, buf := keyflowtest.NewLogger()
 	old := slog.Default()
 	slog.SetDefault(logger)
 	t.Cleanup(func() { slog.SetDefault(old) })
@@ -377,7 +377,7 @@ func TestVariablesUnderFailure(t *testing.T) {
 	k, err := secrets.NewKeyring("a-secret-for-the-fault-tests-0123456789")
 	require.NoError(t, err)
 	inj := faultstore.New(11)
-	logger, logs := captureLogger()
+	logger, logs := keyflowtest.NewLogger()
 	svc, err := variables.NewService(variables.ServiceConfig{
 		Store: faultstore.Variables(variables.NewMemoryStore(), inj), Keyring: k, Logger: logger,
 	})
@@ -480,28 +480,4 @@ func TestReencryptUnderFailure(t *testing.T) {
 		require.NoError(t, err, name)
 		assert.Equal(t, val, got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// captureLogger returns a debug-level logger writing to a buffer.
-func captureLogger() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }

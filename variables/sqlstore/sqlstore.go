@@ -29,9 +29,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/internal/sqlchangelog"
 	"github.com/keyflow-dev/keyflow/internal/sqlutil"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/sqldialect"
@@ -61,18 +61,14 @@ type Store struct {
 	list    *sql.Stmt // prepared: ListByUser is the Resolver's one query per run
 
 	// The change log (changes.go).
-	changesStmt *sql.Stmt // the poll, prepared on SQLite only
-	schema      string    // PostgreSQL: the schema of the table
-	retention   time.Duration
-	lastPrune   atomic.Int64 // Unix nanoseconds of the last prune
+	retention time.Duration
+	log       *sqlchangelog.Log[string]
 }
 
 var _ variables.Store = (*Store)(nil)
 
 type queries struct {
 	insert, get, getByName, list, update, del, listTokens, swap string
-	changes, position                                           string
-	prune                                                       []string
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -143,10 +139,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 // *sql.DB. The Store must not be used afterwards.
 func (s *Store) Close() error {
 	err := s.list.Close()
-	if s.changesStmt != nil {
-		err = errors.Join(err, s.changesStmt.Close())
-	}
-	return err
+	return errors.Join(err, s.log.Close())
 }
 
 // Migrate creates the table and its indexes when they are missing, and

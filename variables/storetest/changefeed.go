@@ -3,11 +3,11 @@ package storetest
 import (
 	"context"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keyflow-dev/keyflow/internal/feedtest"
 	"github.com/keyflow-dev/keyflow/keyflowtest/revoketest"
 	"github.com/keyflow-dev/keyflow/secrets"
 	"github.com/keyflow-dev/keyflow/variables"
@@ -47,23 +47,7 @@ func RunChangeFeed(t *testing.T, newStore func(t *testing.T) FeedStore) {
 // users reported (as a set) and the last cursor.
 func drain(t *testing.T, f variables.ChangeFeed, cursor string) (map[string]bool, string) {
 	t.Helper()
-	seen := map[string]bool{}
-	for range 1000 {
-		users, next, err := f.Changes(context.Background(), cursor)
-		mustNoError(t, err, "Changes")
-		if next == "" {
-			t.Fatal("Changes returned an empty cursor")
-		}
-		cursor = next
-		if len(users) == 0 {
-			return seen, cursor
-		}
-		for _, u := range users {
-			seen[u] = true
-		}
-	}
-	t.Fatal("Changes never ran dry")
-	return nil, ""
+	return feedtest.Drain[string](t, f, cursor)
 }
 
 func testFeedReports(t *testing.T, s FeedStore) {
@@ -104,54 +88,12 @@ func testFeedReports(t *testing.T, s FeedStore) {
 // testFeedConcurrent: changes committed while another goroutine polls are
 // all reported by some poll.
 func testFeedConcurrent(t *testing.T, s FeedStore) {
-	ctx := context.Background()
-	_, cur, err := s.Changes(ctx, "")
-	mustNoError(t, err)
 	const n = 40
-	var (
-		mu   sync.Mutex
-		seen = map[string]bool{}
-		done = make(chan struct{})
-		wg   sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			users, next, err := s.Changes(ctx, cur)
-			if err != nil {
-				t.Errorf("Changes: %v", err)
-				return
-			}
-			cur = next
-			mu.Lock()
-			for _, u := range users {
-				seen[u] = true
-			}
-			mu.Unlock()
-			select {
-			case <-done:
-				return
-			default:
-				time.Sleep(time.Millisecond)
-			}
-		}
-	})
-	var writers sync.WaitGroup
-	for w := range 4 {
-		writers.Go(func() {
-			for i := w; i < n; i += 4 {
-				mustCreate(t, s, newVar(userN(i), "V", i))
-			}
-		})
-	}
-	writers.Wait()
-	close(done)
-	wg.Wait()
-	rest, _ := drain(t, s, cur)
 	var missed []string
-	for i := range n {
-		if u := userN(i); !seen[u] && !rest[u] {
-			missed = append(missed, u)
-		}
+	for _, i := range feedtest.Concurrent[string](t, s, n,
+		func(i int) { mustCreate(t, s, newVar(userN(i), "V", i)) },
+		userN) {
+		missed = append(missed, userN(i))
 	}
 	slices.Sort(missed)
 	empty(t, missed, "changes never reported")

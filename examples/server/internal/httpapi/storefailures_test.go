@@ -1,36 +1,24 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/keyflow-dev/keyflow/keyflowtest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestStoreUnavailableDuringAnOutage: every failed request gets its 503,
 // but the log gets one Error line per operation (with its first cause), not
 // one per request; a request whose client went away is no outage.
 func TestStoreUnavailableDuringAnOutage(t *testing.T) {
-	var logs syncBuffer
+	var logs keyflowtest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for i := range 500 {
 		for _, op := range []string{"list flows", "read user"} {
@@ -48,7 +36,7 @@ func TestStoreUnavailableDuringAnOutage(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	var other syncBuffer
+	var other keyflowtest.LogBuffer
 	log = slog.New(slog.NewTextHandler(&other, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w := httptest.NewRecorder()
 	StoreUnavailable(log, w, httptest.NewRequest(http.MethodGet, "/api/v1/flows/", nil).WithContext(ctx), "list flows", context.Canceled)
