@@ -351,7 +351,7 @@ func (a *API) Run(w http.ResponseWriter, r *http.Request) {
 		a.answerRunError(w, r, rerr)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, resp)
+	writeRunResponse(w, &resp)
 }
 
 // streamParam reads ?stream= as FastAPI reads a bool.
@@ -386,7 +386,7 @@ func decodeRunRequest(w http.ResponseWriter, r *http.Request, in *runRequest) bo
 		}
 		return false
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 || decodeSimpleRunRequest(body, in) {
 		return true
 	}
 	return httpjson.DecodeBytes(w, body, in)
@@ -410,9 +410,9 @@ type fieldResult struct {
 // runResponse is Langflow's RunResponse plus keyflow's "fields". A run has
 // one output, of the flow's one component: the lists are arrays of one.
 type runResponse struct {
-	SessionID string                  `json:"session_id"`
-	Outputs   [1]runOutputs           `json:"outputs"`
-	Fields    map[string]*fieldResult `json:"fields"`
+	SessionID string        `json:"session_id"`
+	Outputs   [1]runOutputs `json:"outputs"`
+	Fields    fieldSources  `json:"fields"`
 }
 
 // runOutputs is Langflow's RunOutputs.
@@ -527,13 +527,13 @@ func (a *API) executeRun(r *http.Request, userID string, run flowRun, tweaks []t
 	case err != nil: // e.g. a Credential that no secret decrypts
 		return runResponse{}, &runError{http.StatusInternalServerError, "Internal server error", err}
 	}
-	// Pointers into one slice: encoding/json copies a map's non-pointer
-	// values to the heap, one by one.
-	results := make([]fieldResult, len(res))
-	sources := make(map[string]*fieldResult, len(res))
+	// The Resolver answers in the order of its input, sorted by name.
+	sources := make(fieldSources, len(res))
 	for i, rr := range res {
-		results[i] = fieldResult{Variable: rr.Variable, Source: rr.Layer}
-		sources[rr.Field] = &results[i]
+		sources[i] = fieldSource{rr.Field, fieldResult{Variable: rr.Variable, Source: rr.Layer}}
+	}
+	if !slices.IsSortedFunc(sources, compareFieldSources) {
+		slices.SortFunc(sources, compareFieldSources)
 	}
 	return run.response(sources), nil
 }
@@ -566,7 +566,7 @@ func (run flowRun) message() message {
 }
 
 // response builds the RunResponse of a run whose fields resolved.
-func (run flowRun) response(fields map[string]*fieldResult) runResponse {
+func (run flowRun) response(fields fieldSources) runResponse {
 	var inputs runInputs
 	if run.hasInput {
 		inputs.InputValue = &run.input
