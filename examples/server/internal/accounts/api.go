@@ -154,43 +154,17 @@ func (a *API) Create(w http.ResponseWriter, r *http.Request) {
 		httpjson.Detail(w, http.StatusBadRequest, MsgUsersInLangflow)
 		return
 	}
-	var in struct {
-		Username *string `json:"username"`
-		Password *string `json:"password"`
-	}
-	if !httpjson.Decode(w, r, &in) {
+	username, h, ok := newUserBody(w, r)
+	if !ok {
 		return
 	}
-	switch {
-	case in.Username == nil || in.Password == nil:
-		missing := "username"
-		if in.Username != nil {
-			missing = "password"
-		}
-		httpapi.ValidationError(w, "missing", []string{"body", missing}, "Field required")
-		return
-	case strings.TrimSpace(*in.Username) == "":
-		httpjson.Detail(w, http.StatusBadRequest, "Username cannot be empty")
-		return
-	case variables.ValidateName(*in.Username) != nil:
-		httpjson.Detail(w, http.StatusBadRequest, "Username must be valid UTF-8 without control characters, at most 255 bytes")
-		return
-	case *in.Password == "":
-		httpjson.Detail(w, http.StatusBadRequest, "Password cannot be empty")
-		return
-	}
-	h, err := HashPassword(*in.Password)
-	if err != nil {
-		httpjson.Detail(w, http.StatusBadRequest, "Password must be at most 72 bytes")
-		return
-	}
-	ev, err := a.record(r, caller, audit.UserCreated, auditing.UserTarget("", *in.Username),
+	ev, err := a.record(r, caller, audit.UserCreated, auditing.UserTarget("", username),
 		map[string]string{"active": strconv.FormatBool(a.NewUserIsActive)})
 	if err != nil {
 		httpapi.StoreUnavailable(a.Log, w, r, "record user creation", err)
 		return
 	}
-	acct, err := a.Users.Store.Create(r.Context(), *in.Username, h, false, a.NewUserIsActive)
+	acct, err := a.Users.Store.Create(r.Context(), username, h, false, a.NewUserIsActive)
 	switch {
 	case errors.Is(err, ErrUsernameTaken):
 		a.recordFailure(r, ev, "username unavailable")
@@ -206,6 +180,43 @@ func (a *API) Create(w http.ResponseWriter, r *http.Request) {
 		a.Log.Warn("import environment variables for new user", "username", acct.Username, "err", err)
 	}
 	httpjson.Write(w, http.StatusCreated, toUserJSON(acct))
+}
+
+// newUserBody reads and checks the body of a user creation, answering 422
+// or 400 itself (and reporting false) when it is refused; it returns the
+// username and the password's bcrypt hash.
+func newUserBody(w http.ResponseWriter, r *http.Request) (username, hash string, ok bool) {
+	var in struct {
+		Username *string `json:"username"`
+		Password *string `json:"password"`
+	}
+	if !httpjson.Decode(w, r, &in) {
+		return "", "", false
+	}
+	switch {
+	case in.Username == nil || in.Password == nil:
+		missing := "username"
+		if in.Username != nil {
+			missing = "password"
+		}
+		httpapi.ValidationError(w, "missing", []string{"body", missing}, "Field required")
+		return "", "", false
+	case strings.TrimSpace(*in.Username) == "":
+		httpjson.Detail(w, http.StatusBadRequest, "Username cannot be empty")
+		return "", "", false
+	case variables.ValidateName(*in.Username) != nil:
+		httpjson.Detail(w, http.StatusBadRequest, "Username must be valid UTF-8 without control characters, at most 255 bytes")
+		return "", "", false
+	case *in.Password == "":
+		httpjson.Detail(w, http.StatusBadRequest, "Password cannot be empty")
+		return "", "", false
+	}
+	h, err := HashPassword(*in.Password)
+	if err != nil {
+		httpjson.Detail(w, http.StatusBadRequest, "Password must be at most 72 bytes")
+		return "", "", false
+	}
+	return *in.Username, h, true
 }
 
 // List is GET /api/v1/users/?skip=&limit=&search= by a superuser:
@@ -263,8 +274,35 @@ func (a *API) Patch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	details := map[string]string{}
-	name := ""
+	name, details := a.changeDetails(r, id, c)
+	ev, err := a.record(r, caller, audit.UserChanged, auditing.UserTarget(id, name), details)
+	if err != nil {
+		httpapi.StoreUnavailable(a.Log, w, r, "record user change", err)
+		return
+	}
+	if !a.update(w, r, id, c, ev) {
+		return
+	}
+	if c.IsActive != nil && !*c.IsActive || c.PasswordHash != nil {
+		// A deactivated user, or one whose password changed, is logged out
+		// everywhere.
+		if err := a.RevokeTokens(r.Context(), id); err != nil {
+			httpapi.StoreUnavailable(a.Log, w, r, "revoke tokens", err)
+			return
+		}
+	}
+	acct, err := a.Users.Store.ByID(r.Context(), id)
+	if err != nil {
+		httpapi.StoreUnavailable(a.Log, w, r, "read user", err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, toUserJSON(acct))
+}
+
+// changeDetails describes the change c to user id for its audit event
+// (never a password or its hash), with the user's name.
+func (a *API) changeDetails(r *http.Request, id string, c Changes) (name string, details map[string]string) {
+	details = map[string]string{}
 	if c.Username != nil {
 		details["username"], name = *c.Username, *c.Username
 	}
@@ -282,41 +320,27 @@ func (a *API) Patch(w http.ResponseWriter, r *http.Request) {
 			name = cur.Username
 		}
 	}
-	ev, err := a.record(r, caller, audit.UserChanged, auditing.UserTarget(id, name), details)
-	if err != nil {
-		httpapi.StoreUnavailable(a.Log, w, r, "record user change", err)
-		return
-	}
-	err = a.Users.Store.Update(r.Context(), id, c)
+	return name, details
+}
+
+// update makes the change c recorded by ev, answering (and recording a
+// failure) itself when it fails; it reports whether it was made.
+func (a *API) update(w http.ResponseWriter, r *http.Request, id string, c Changes, ev audit.Event) bool {
+	err := a.Users.Store.Update(r.Context(), id, c)
 	switch {
+	case err == nil:
+		return true
 	case errors.Is(err, ErrNotFound):
 		a.recordFailure(r, ev, "user not found")
 		httpjson.Detail(w, http.StatusNotFound, "User not found")
-		return
 	case errors.Is(err, ErrUsernameTaken):
 		a.recordFailure(r, ev, "username unavailable")
 		httpjson.Detail(w, http.StatusBadRequest, "This username is unavailable.")
-		return
-	}
-	if err != nil {
+	default:
 		a.recordFailure(r, ev, "store unavailable")
 		httpapi.StoreUnavailable(a.Log, w, r, "update user", err)
-		return
 	}
-	if c.IsActive != nil && !*c.IsActive || c.PasswordHash != nil {
-		// A deactivated user, or one whose password changed, is logged out
-		// everywhere.
-		if err := a.RevokeTokens(r.Context(), id); err != nil {
-			httpapi.StoreUnavailable(a.Log, w, r, "revoke tokens", err)
-			return
-		}
-	}
-	acct, err := a.Users.Store.ByID(r.Context(), id)
-	if err != nil {
-		httpapi.StoreUnavailable(a.Log, w, r, "read user", err)
-		return
-	}
-	httpjson.Write(w, http.StatusOK, toUserJSON(acct))
+	return false
 }
 
 // patchChanges reads and checks a PATCH body, answering 422, 400 or 403

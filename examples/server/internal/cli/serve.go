@@ -33,21 +33,15 @@ func serve(args []string, stderr io.Writer) error {
 		return errFlagParse
 	}
 	// Flags given on the command line win over the environment.
-	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	explicit := explicitFlags(fs)
 	if !explicit["host"] {
 		host = nil
 	}
 	if !explicit["port"] {
 		port = nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C ends the process at once
-	}()
-
 	hosts, err := httpguard.ParseAllowedHosts("--allowed-hosts", *allowedHosts)
 	if err != nil {
 		return err
@@ -85,6 +79,24 @@ func serve(args []string, stderr io.Writer) error {
 	go pruneAudit(ctx, a)
 	// Close writes the usage counters; if it cannot, the exit code says so.
 	return errors.Join(httpserver.Run(ctx, a), a.Close())
+}
+
+// stopContext is cancelled by the first SIGINT or SIGTERM; a second one
+// ends the process at once.
+func stopContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // the signals' default action again
+	}()
+	return ctx, stop
+}
+
+// explicitFlags names the flags given on the command line.
+func explicitFlags(fs *flag.FlagSet) map[string]bool {
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	return explicit
 }
 
 // auditPruneEvery is how often a running server drops audit events older

@@ -37,19 +37,7 @@ func decodeSimpleRunRequest(data []byte, in *runRequest) bool {
 		if !ok {
 			return false
 		}
-		s := string(value)
-		switch string(key) {
-		case "input_value":
-			out.InputValue = &s
-		case "input_type":
-			out.InputType = &s
-		case "output_type":
-			out.OutputType = &s
-		case "output_component":
-			out.OutputComponent = &s
-		case "session_id":
-			out.SessionID = &s
-		default:
+		if !out.set(string(key), string(value)) {
 			return false
 		}
 		i = skipJSONSpace(data, next)
@@ -69,6 +57,26 @@ func decodeSimpleRunRequest(data []byte, in *runRequest) bool {
 		}
 		return false
 	}
+}
+
+// set sets the string field whose JSON name is key to value; it reports
+// false for any other key.
+func (in *runRequest) set(key, value string) bool {
+	switch key {
+	case "input_value":
+		in.InputValue = &value
+	case "input_type":
+		in.InputType = &value
+	case "output_type":
+		in.OutputType = &value
+	case "output_component":
+		in.OutputComponent = &value
+	case "session_id":
+		in.SessionID = &value
+	default:
+		return false
+	}
+	return true
 }
 
 // plainJSONString reads the JSON string at data[i:] when it holds no escape

@@ -80,97 +80,117 @@ func (au auditor) failed(r *http.Request, e audit.Event, rec *recorder) {
 	_ = au.a.Auditor.Record(r, e) // logged; the action did not happen
 }
 
-// auditKeys audits apikeyhttp's POST / and DELETE /{id}.
+// auditKeys audits apikeyhttp's POST /, PATCH /{id} and DELETE /{id}.
 func (au auditor) auditKeys(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, actor := au.actor(r)
 		switch {
 		case r.Method == http.MethodPost && (r.URL.Path == "/" || r.URL.Path == ""):
-			rec := newRecorder()
-			next.ServeHTTP(rec, r)
-			if !rec.ok() {
-				rec.send(w)
-				return
-			}
-			var k struct {
-				ID        string     `json:"id"`
-				Name      *string    `json:"name"`
-				UserID    string     `json:"user_id"`
-				APIKey    string     `json:"api_key"`
-				Scopes    []string   `json:"scopes"`
-				ExpiresAt *time.Time `json:"expires_at"`
-			}
-			if err := json.Unmarshal(rec.body.Bytes(), &k); err != nil || k.ID == "" {
-				au.refuse(w, r, errors.New("unexpected answer of the key handler"))
-				return
-			}
-			kr := apikey.Record{ID: k.ID, UserID: k.UserID, Prefix: k.APIKey[:min(len(k.APIKey), audit.PrefixLen)], Scopes: k.Scopes, ExpiresAt: k.ExpiresAt}
-			if k.Name != nil {
-				kr.Name = *k.Name
-			}
-			target, details := auditing.KeyTarget(kr)
-			if err := au.a.Auditor.Record(r, audit.Event{Action: audit.KeyCreated, Actor: actor, Target: target, Details: details}); err != nil {
-				// No key without its record: take it back.
-				if derr := au.a.Keys.Delete(context.WithoutCancel(r.Context()), k.UserID, k.ID); derr != nil {
-					au.a.Log.ErrorContext(r.Context(), "a key created without its audit record could not be deleted", "key_id", k.ID, "err", derr)
-				}
-				au.refuse(w, r, err)
-				return
-			}
-			rec.send(w)
+			au.keyCreated(w, r, next, actor)
 		case (r.Method == http.MethodDelete || r.Method == http.MethodPatch) && strings.Count(r.URL.Path, "/") == 1:
-			id := r.URL.Path[1:]
-			keys, err := au.a.Keys.List(r.Context(), p.UserID)
-			if err != nil {
-				httpapi.StoreUnavailable(au.a.Log, w, r, "list keys", err)
-				return
-			}
-			action := audit.KeyDeleted
-			if r.Method == http.MethodPatch {
-				action = audit.KeyLimitsChanged
-			}
-			var e *audit.Event
-			for _, k := range keys {
-				if k.ID == id {
-					target, details := auditing.KeyTarget(k)
-					e = &audit.Event{Action: action, Actor: actor, Target: target, Details: details}
-				}
-			}
-			if e != nil && action == audit.KeyLimitsChanged {
-				// The limits asked for, besides those the key has (details).
-				body, err := io.ReadAll(io.LimitReader(r.Body, maxPatchBody+1)) // +1: the handler still sees a body too large
-				if err != nil {
-					httpapi.StoreUnavailable(au.a.Log, w, r, "read the request", err)
-					return
-				}
-				r.Body = io.NopCloser(bytes.NewReader(body))
-				var in map[string]json.RawMessage
-				if json.Unmarshal(body, &in) == nil {
-					for _, f := range []string{"rate_limits", "quota", "refill"} {
-						if v, ok := in[f]; ok && len(v) <= 256 {
-							e.Details["new_"+f] = string(v)
-						}
-					}
-				}
-			}
-			if e == nil { // not the caller's key: the handler answers, nothing changes
-				next.ServeHTTP(w, r)
-				return
-			}
-			if err := au.a.Auditor.Record(r, *e); err != nil {
-				au.refuse(w, r, err)
-				return
-			}
-			rec := newRecorder()
-			next.ServeHTTP(rec, r)
-			if !rec.ok() {
-				au.failed(r, *e, rec)
-			}
-			rec.send(w)
+			au.keyChanged(w, r, next, p, actor)
 		default:
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// keyCreated serves a key creation and records it; a key whose record
+// fails is deleted again.
+func (au auditor) keyCreated(w http.ResponseWriter, r *http.Request, next http.Handler, actor audit.Actor) {
+	rec := newRecorder()
+	next.ServeHTTP(rec, r)
+	if !rec.ok() {
+		rec.send(w)
+		return
+	}
+	var k struct {
+		ID        string     `json:"id"`
+		Name      *string    `json:"name"`
+		UserID    string     `json:"user_id"`
+		APIKey    string     `json:"api_key"`
+		Scopes    []string   `json:"scopes"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal(rec.body.Bytes(), &k); err != nil || k.ID == "" {
+		au.refuse(w, r, errors.New("unexpected answer of the key handler"))
+		return
+	}
+	kr := apikey.Record{ID: k.ID, UserID: k.UserID, Prefix: k.APIKey[:min(len(k.APIKey), audit.PrefixLen)], Scopes: k.Scopes, ExpiresAt: k.ExpiresAt}
+	if k.Name != nil {
+		kr.Name = *k.Name
+	}
+	target, details := auditing.KeyTarget(kr)
+	if err := au.a.Auditor.Record(r, audit.Event{Action: audit.KeyCreated, Actor: actor, Target: target, Details: details}); err != nil {
+		// No key without its record: take it back.
+		if derr := au.a.Keys.Delete(context.WithoutCancel(r.Context()), k.UserID, k.ID); derr != nil {
+			au.a.Log.ErrorContext(r.Context(), "a key created without its audit record could not be deleted", "key_id", k.ID, "err", derr)
+		}
+		au.refuse(w, r, err)
+		return
+	}
+	rec.send(w)
+}
+
+// keyChanged records a deletion or a change of limits of one of the
+// caller's keys, then serves it (a Failure event follows if it fails).
+func (au auditor) keyChanged(w http.ResponseWriter, r *http.Request, next http.Handler, p apikey.Principal, actor audit.Actor) {
+	id := r.URL.Path[1:]
+	keys, err := au.a.Keys.List(r.Context(), p.UserID)
+	if err != nil {
+		httpapi.StoreUnavailable(au.a.Log, w, r, "list keys", err)
+		return
+	}
+	action := audit.KeyDeleted
+	if r.Method == http.MethodPatch {
+		action = audit.KeyLimitsChanged
+	}
+	var e *audit.Event
+	for _, k := range keys {
+		if k.ID == id {
+			target, details := auditing.KeyTarget(k)
+			e = &audit.Event{Action: action, Actor: actor, Target: target, Details: details}
+		}
+	}
+	if e == nil { // not the caller's key: the handler answers, nothing changes
+		next.ServeHTTP(w, r)
+		return
+	}
+	if action == audit.KeyLimitsChanged {
+		if err := limitsAsked(r, e); err != nil {
+			httpapi.StoreUnavailable(au.a.Log, w, r, "read the request", err)
+			return
+		}
+	}
+	if err := au.a.Auditor.Record(r, *e); err != nil {
+		au.refuse(w, r, err)
+		return
+	}
+	rec := newRecorder()
+	next.ServeHTTP(rec, r)
+	if !rec.ok() {
+		au.failed(r, *e, rec)
+	}
+	rec.send(w)
+}
+
+// limitsAsked adds to e the limits a PATCH asks for, besides those the key
+// has (its details), and leaves r's body for the handler to read.
+func limitsAsked(r *http.Request, e *audit.Event) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPatchBody+1)) // +1: the handler still sees a body too large
+	if err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var in map[string]json.RawMessage
+	if json.Unmarshal(body, &in) == nil {
+		for _, f := range []string{"rate_limits", "quota", "refill"} {
+			if v, ok := in[f]; ok && len(v) <= 256 {
+				e.Details["new_"+f] = string(v)
+			}
+		}
+	}
+	return nil
 }
 
 // maxPatchBody bounds the PATCH body read for the event; the handler
