@@ -110,6 +110,51 @@ func BenchmarkVerifyChangeFeed(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyUnknown: a flood of fresh, well-formed keys that no store
+// holds, with a change feed. "index": the store lists its hashes, so each is
+// refused from the key index once the second's budget of store reads is
+// spent; "store": without an index each one is a cache miss and a store read
+// (here of a MemoryStore: a database read costs tens of microseconds more).
+func BenchmarkVerifyUnknown(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		reads int
+	}{{"index", 1}, {"store", -1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			store := newListedStore()
+			m := newBenchManager(b, apikey.Config{Store: store, Changes: &fakeFeed{}, UnknownKeyReads: tc.reads,
+				ChangesMaxLag: time.Second, ChangesPollInterval: 100 * time.Millisecond})
+			benchKeys(b, m, 1024)
+			unknown := make([]string, 1<<16)
+			for i := range unknown {
+				unknown[i], _ = apikey.Langflow.Generate()
+			}
+			ctx := context.Background()
+			for deadline := time.Now().Add(10 * time.Second); tc.reads > 0; { // until the index refuses
+				before := store.calls("ByHash")
+				for _, k := range unknown[:4] {
+					_, _ = m.Verify(ctx, k)
+				}
+				if store.calls("ByHash") == before {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatal("the index never refused")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Verify(ctx, unknown[i&(1<<16-1)]); err == nil {
+					b.Fatal("an unknown key verified")
+				}
+				i++
+			}
+		})
+	}
+}
+
 // BenchmarkVerifyParallel: as BenchmarkVerify, from GOMAXPROCS goroutines
 // (run with -cpu 1,2 to see the scaling).
 func BenchmarkVerifyParallel(b *testing.B) {

@@ -89,6 +89,9 @@ func (m *Manager) startFeed(feed ChangeFeed, every, maxLag time.Duration, notes 
 		Invalidate: func(changed []Hash) {
 			for i := range changed {
 				cache.invalidate(&changed[i])
+				if m.index != nil {
+					m.index.add(&changed[i])
+				}
 			}
 		},
 		Clear: cache.clear,
@@ -97,6 +100,9 @@ func (m *Manager) startFeed(feed ChangeFeed, every, maxLag time.Duration, notes 
 		Cache: "verification cache",
 		Reads: "verifications read the store",
 		Now:   m.nowFn,
+	}
+	if m.index != nil {
+		cfg.Reset = m.index.reset
 	}
 	if m.hooks != nil {
 		cfg.Polled = m.reportFeedPoll

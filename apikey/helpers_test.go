@@ -45,8 +45,11 @@ type faultyStore struct {
 	failByHash, failWrites, failAddUsage atomic.Bool
 }
 
-func newFaultyStore() *faultyStore {
-	s := &faultyStore{KeyStore: faultstore.Keys(apikey.NewMemoryStore(), faultstore.New(1))}
+func newFaultyStore() *faultyStore { return faultyStoreOn(apikey.NewMemoryStore()) }
+
+// faultyStoreOn is newFaultyStore on mem.
+func faultyStoreOn(mem apikey.Store) *faultyStore {
+	s := &faultyStore{KeyStore: faultstore.Keys(mem, faultstore.New(1))}
 	s.Inj.SetDecide(func(op string) error {
 		var fail bool
 		switch op {

@@ -128,6 +128,19 @@ type Config struct {
 	// apikey/redislimit). Keys without limits never reach it.
 	Limiter Limiter
 
+	// UnknownKeyReads bounds how many verifications a second may read the
+	// store for a key missing from the key index; the others are refused
+	// as unknown (ErrInvalid) without I/O. The key index is the set of the
+	// store's key hashes (about 20 bytes a key), which the Manager keeps
+	// when Changes is set (with the cache on) and the Store lists its hashes
+	// (HashLister): loaded at the feed's first poll, kept complete by the
+	// feed, consulted only while the feed is trusted. It spares the store
+	// a flood of made-up keys, while a key that another process created
+	// since the feed's last poll is still found at once within this budget
+	// (beyond it, within ChangesMaxLag). 0: DefaultUnknownKeyReads (100).
+	// Negative: no index; every cache miss reads the store.
+	UnknownKeyReads int
+
 	// LimitsFailOpen admits requests of limited keys, uncounted, while the
 	// Limiter or the store's quota cannot be reached. false (the default):
 	// such requests fail with ErrUnavailable (503). Unlimited keys are never
@@ -198,6 +211,7 @@ type Manager struct {
 	lim limiting // usage limits (limiting.go)
 
 	feed        *changefeed.Follower[Hash] // follows Config.Changes (changes.go); nil: none
+	index       *keyIndex                  // the key index (index.go); nil: none
 	unsubscribe func()                     // ends the ChangesNotifier subscription; nil: none
 
 	// done ends at Close (stop): it stops the background goroutines and
@@ -229,6 +243,7 @@ func (cfg Config) withDefaults() Config {
 	cfg.MaxPendingUsage = orDefault(cfg.MaxPendingUsage, DefaultMaxPendingUsage)
 	cfg.ChangesMaxLag = orDefault(cfg.ChangesMaxLag, DefaultChangesMaxLag)
 	cfg.ChangesPollInterval = orDefault(cfg.ChangesPollInterval, cfg.ChangesMaxLag/5)
+	cfg.UnknownKeyReads = orDefault(cfg.UnknownKeyReads, DefaultUnknownKeyReads)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -260,6 +275,7 @@ func orDefault[T comparable](v, def T) T {
 //	MaxPendingUsage      DefaultMaxPendingUsage    (100 000 keys)
 //	ChangesMaxLag        DefaultChangesMaxLag      (1 s)
 //	ChangesPollInterval  ChangesMaxLag / 5         (200 ms)
+//	UnknownKeyReads      DefaultUnknownKeyReads    (100 a second)
 //	Now                  the system clock
 //	Logger               slog.Default()
 //
@@ -340,6 +356,9 @@ func NewManager(cfg Config) (*Manager, error) {
 		var notes <-chan struct{}
 		if cfg.ChangesNotifier != nil {
 			notes, m.unsubscribe = cfg.ChangesNotifier.Subscribe()
+		}
+		if l, ok := m.store.(HashLister); ok && cfg.UnknownKeyReads >= 0 {
+			m.index = newKeyIndex(m.done, l, cfg.UnknownKeyReads, m.log.Warn)
 		}
 		m.startFeed(cfg.Changes, poll, maxLag, notes) // nothing cached is trusted before its first poll
 	}
@@ -620,6 +639,9 @@ func (m *Manager) verify(ctx context.Context, key string, cost int64, c *Charge,
 	if err := m.checkFormat(key); err != nil {
 		return Principal{}, err
 	}
+	if m.index != nil && m.index.refuses(&h, now) && m.trusted() {
+		return Principal{}, errUnknown
+	}
 	if obs != nil {
 		obs.missAt = time.Since(m.epoch)
 	}
@@ -741,12 +763,17 @@ func asInvalid(err error) error {
 // (Config.Changes does this from a ChangeFeed). The Manager calls it
 // itself for its own changes.
 //
-// It is cheap (one shard lock, no I/O, no allocation), safe for concurrent
-// use, and harmless for hashes that are not cached. Pending usage counts of
-// the key are kept.
+// With a key index (Config.UnknownKeyReads), h is added to it too: the key
+// may exist now.
+//
+// It is cheap (a lock or two, no I/O), safe for concurrent use, and harmless
+// for hashes that are not cached. Pending usage counts of the key are kept.
 func (m *Manager) Invalidate(h Hash) {
 	if m != nil && m.cache != nil {
 		m.cache.invalidate(&h)
+	}
+	if m != nil && m.index != nil {
+		m.index.add(&h)
 	}
 }
 
@@ -795,6 +822,9 @@ func (m *Manager) Close() error {
 		m.wg.Wait()
 		if m.feed != nil {
 			m.feed.Stop()
+		}
+		if m.index != nil {
+			m.index.wait()
 		}
 		if m.unsubscribe != nil {
 			m.unsubscribe()

@@ -76,6 +76,26 @@ func (s *MemoryStore) ByHash(ctx context.Context, h Hash) (Record, error) {
 	return r.clone(), nil
 }
 
+// EachHash implements HashLister. fn is called without the store's lock
+// held (on a copy of the hashes), so it may use the store.
+func (s *MemoryStore) EachHash(ctx context.Context, fn func(Hash) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	hashes := make([]Hash, 0, len(s.byHash))
+	for h := range s.byHash {
+		hashes = append(hashes, h)
+	}
+	s.mu.RUnlock()
+	for _, h := range hashes {
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ListByUser implements Store.
 func (s *MemoryStore) ListByUser(ctx context.Context, userID string) ([]Record, error) {
 	if err := ctx.Err(); err != nil {

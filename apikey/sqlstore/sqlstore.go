@@ -96,7 +96,7 @@ var (
 )
 
 type queries struct {
-	insert, byHash, list, deleteRet, setActive, addUsage, probe, batch, pruneBatches string
+	insert, byHash, hashes, list, deleteRet, setActive, addUsage, probe, batch, pruneBatches string
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
@@ -151,6 +151,7 @@ func newQueries(d sqldialect.Dialect, table string) queries {
 	q := queries{
 		insert:    "INSERT INTO " + table + " (" + columns + ", quota_refill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		byHash:    "SELECT " + columns + " FROM " + table + " WHERE api_key_hash = ?",
+		hashes:    "SELECT api_key_hash FROM " + table,
 		list:      "SELECT " + columns + " FROM " + table + " WHERE user_id = ? ORDER BY created_at, id",
 		deleteRet: "DELETE FROM " + table + " WHERE id = ? AND user_id = ? RETURNING " + columns,
 		setActive: "UPDATE " + table + " SET is_active = ? WHERE id = ? AND user_id = ? RETURNING " + columns,
@@ -265,6 +266,33 @@ func (s *Store) ByHash(ctx context.Context, h apikey.Hash) (apikey.Record, error
 		return s.oneRow(s.byHash.QueryRowContext(ctx, h.String()), "by hash")
 	}
 	return s.one(ctx, "by hash", s.q.byHash, h.String())
+}
+
+// EachHash implements apikey.HashLister, in one query (one snapshot of the
+// table).
+func (s *Store) EachHash(ctx context.Context, fn func(apikey.Hash) error) error {
+	rows, err := s.db.QueryContext(ctx, s.q.hashes)
+	if err != nil {
+		return fmt.Errorf("sqlstore: list hashes: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var text []byte
+	for rows.Next() {
+		if err := rows.Scan(&text); err != nil {
+			return fmt.Errorf("sqlstore: list hashes: %w", err)
+		}
+		h, err := apikey.ParseHash(string(text))
+		if err != nil {
+			continue // not a hash ByHash could find: no key verifies by this row
+		}
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlstore: list hashes: %w", err)
+	}
+	return nil
 }
 
 // Close releases the store's prepared statements. It does not close the

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +29,8 @@ import (
 )
 
 // Run runs the conformance suite as subtests of t. The usage-limit tests
-// run for stores that are an apikey.LimitStore, and are skipped otherwise. newStore must return a
+// run for stores that are an apikey.LimitStore, and the EachHash test for
+// stores that are an apikey.HashLister; they are skipped otherwise. newStore must return a
 // new, empty store for each call; the suite never closes it, so register any
 // cleanup with t.Cleanup. Subtests do not run in parallel with each other.
 //
@@ -72,6 +74,7 @@ func RunWith(t *testing.T, newStore func(t *testing.T) apikey.Store, o Config) {
 		{"LimitsRefuseOthersKeys", testLimitsOwner},
 		{"TakeQuotaConcurrent", testTakeQuotaConcurrent},
 		{"QuotaRefill", testQuotaRefill},
+		{"EachHash", testEachHash},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
@@ -512,4 +515,53 @@ func testCanceled(t *testing.T, s apikey.Store) {
 		t.Fatalf("Delete(canceled context) error = %v, want context.Canceled", err)
 	}
 	requireSame(t, "record after a canceled Delete", r, byHash(t, s, r.Hash))
+}
+
+func testEachHash(t *testing.T, s apikey.Store) {
+	l, ok := s.(apikey.HashLister)
+	if !ok {
+		t.Skip("the store is not an apikey.HashLister")
+	}
+	ctx := context.Background()
+	list := func() map[apikey.Hash]int {
+		t.Helper()
+		got := map[apikey.Hash]int{}
+		if err := l.EachHash(ctx, func(h apikey.Hash) error { got[h]++; return nil }); err != nil {
+			t.Fatalf("EachHash: %v", err)
+		}
+		return got
+	}
+	if got := list(); len(got) != 0 {
+		t.Fatalf("EachHash on an empty store listed %d hashes", len(got))
+	}
+	want := map[apikey.Hash]int{}
+	var recs []apikey.Record
+	for i := range 5 {
+		r := newRecord(t, fmt.Sprintf("user-%d", i%2), i)
+		insert(t, s, r)
+		recs = append(recs, r)
+		want[r.Hash] = 1
+	}
+	if _, err := s.Delete(ctx, recs[0].UserID, recs[0].ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	delete(want, recs[0].Hash)
+	if _, err := s.SetActive(ctx, recs[1].UserID, recs[1].ID, false); err != nil {
+		t.Fatalf("SetActive: %v", err)
+	}
+	if got := list(); !maps.Equal(got, want) {
+		t.Fatalf("EachHash listed %v, want each of %v once (inactive included, deleted not)", got, want)
+	}
+
+	stop := errors.New("stop")
+	calls := 0
+	err := l.EachHash(ctx, func(apikey.Hash) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("EachHash with fn failing: %v after %d calls, want fn's error after 1", err, calls)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.EachHash(canceled, func(apikey.Hash) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("EachHash(canceled context) error = %v, want context.Canceled", err)
+	}
 }

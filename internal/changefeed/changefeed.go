@@ -54,6 +54,11 @@ type Config[T any] struct {
 	Cache      string            // what is cached, for the log lines (e.g. "variable cache")
 	Reads      string            // what readers do while the feed is down (e.g. "reads go to the store")
 
+	// Reset, if set, is called after Clear when the poller has taken a
+	// fresh position (its first poll, and after changes were lost): what
+	// was built from the store before that position must be built again.
+	Reset func()
+
 	// Now is the trust deadline's clock (a test's clock); nil: the
 	// monotonic time since Start.
 	Now func() time.Time
@@ -271,6 +276,9 @@ func (p *poller[T]) apply(changed []T, next string, startNano int64, lost bool, 
 			cfg.Log.Debug(cfg.What+": change feed resumed after a pause longer than the log keeps; "+cfg.Cache+" dropped", "err", err)
 		case lost:
 			cfg.Log.Warn(cfg.What+": change feed lost track of changes; "+cfg.Cache+" dropped", "err", err)
+		}
+		if cfg.Reset != nil {
+			cfg.Reset()
 		}
 	}
 	if len(changed) > 0 {
