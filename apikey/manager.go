@@ -131,7 +131,7 @@ type Config struct {
 	// UnknownKeyReads bounds how many verifications a second may read the
 	// store for a key missing from the key index; the others are refused
 	// as unknown (ErrInvalid) without I/O. The key index is the set of the
-	// store's key hashes (about 20 bytes a key), which the Manager keeps
+	// store's key hashes (up to about 40 bytes a key), which the Manager keeps
 	// when Changes is set (with the cache on) and the Store lists its hashes
 	// (HashLister): loaded at the feed's first poll, kept complete by the
 	// feed, consulted only while the feed is trusted. It spares the store
