@@ -65,7 +65,8 @@ func indexKey(h *Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 // refuses reports whether a verification of h at now may be refused as
 // unknown without reading the store: the index is ready, lacks h, and this
 // second's store reads for keys missing from the index are used up. The
-// caller checks that the feed is trusted.
+// caller has checked first that the feed is trusted (no read of the budget
+// is taken while it is not: the store is read anyway then).
 func (x *keyIndex) refuses(h *Hash, now int64) bool {
 	k := indexKey(h)
 	x.mu.RLock()
@@ -170,11 +171,4 @@ func (x *keyIndex) install(gen uint64, set map[uint64]struct{}) {
 		set[k] = struct{}{}
 	}
 	x.set, x.pending, x.ready, x.size = set, nil, true, len(set)
-}
-
-// loaded reports whether the index is ready (for tests).
-func (x *keyIndex) loaded() bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.ready
 }

@@ -639,7 +639,7 @@ func (m *Manager) verify(ctx context.Context, key string, cost int64, c *Charge,
 	if err := m.checkFormat(key); err != nil {
 		return Principal{}, err
 	}
-	if m.index != nil && m.index.refuses(&h, now) && m.trusted() {
+	if m.index != nil && m.trusted() && m.index.refuses(&h, now) {
 		return Principal{}, errUnknown
 	}
 	if obs != nil {
