@@ -91,8 +91,8 @@
 // every other at once, with one exception that keeps a flood of made-up keys
 // off the store: the key index. When the store lists its hashes
 // ([HashLister]; MemoryStore and apikey/sqlstore do), the Manager keeps the
-// set of every key hash in the store (up to about 40 bytes a key), loaded at the
-// feed's first poll and after the feed lost track of changes, and kept
+// set of every key hash in the store (up to about 40 bytes a key), loaded at
+// the feed's first poll and after the feed lost track of changes, and kept
 // complete by the feed and by this Manager's own writes. While the feed is
 // trusted, a key missing from the index is one that did not exist when the
 // last poll began: up to [Config.UnknownKeyReads] such keys a second (100)

@@ -131,14 +131,14 @@ type Config struct {
 	// UnknownKeyReads bounds how many verifications a second may read the
 	// store for a key missing from the key index; the others are refused
 	// as unknown (ErrInvalid) without I/O. The key index is the set of the
-	// store's key hashes (up to about 40 bytes a key), which the Manager keeps
-	// when Changes is set (with the cache on) and the Store lists its hashes
-	// (HashLister): loaded at the feed's first poll, kept complete by the
-	// feed, consulted only while the feed is trusted. It spares the store
-	// a flood of made-up keys, while a key that another process created
-	// since the feed's last poll is still found at once within this budget
-	// (beyond it, within ChangesMaxLag). 0: DefaultUnknownKeyReads (100).
-	// Negative: no index; every cache miss reads the store.
+	// store's key hashes (up to about 40 bytes a key), which the Manager
+	// keeps when Changes is set (with the cache on) and the Store lists its
+	// hashes (HashLister): loaded at the feed's first poll, kept complete by
+	// the feed, consulted only while the feed is trusted. It spares the
+	// store a flood of made-up keys, while a key that another process
+	// created since the feed's last poll is still found at once within this
+	// budget (beyond it, within ChangesMaxLag). 0: DefaultUnknownKeyReads
+	// (100). Negative: no index; every cache miss reads the store.
 	UnknownKeyReads int
 
 	// LimitsFailOpen admits requests of limited keys, uncounted, while the
@@ -587,7 +587,8 @@ var errWrongRecord = errors.New("store returned a record with another hash")
 // error authenticates. A store failure is never cached.
 //
 // On a cache hit Verify does no I/O and allocates nothing; the returned
-// Principal's Scopes are shared and must not be modified. A successful
+// Principal's Scopes are shared and must not be modified. Nor does it for a
+// key that the key index refuses (Config.UnknownKeyReads). A successful
 // verification counts one use of the key (unless usage tracking is off).
 // Verify does not log.
 //
