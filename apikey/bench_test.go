@@ -39,6 +39,17 @@ func newBenchManager(b *testing.B, cfg apikey.Config) *apikey.Manager {
 	return m
 }
 
+// benchUntil calls cond every 10 ms until it holds, and fails b with what
+// if it does not within 10 s.
+func benchUntil(b *testing.B, what string, cond func() bool) {
+	b.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal(what)
+		}
+	}
+}
+
 // warm verifies every key once, so that the cache holds them all.
 func warm(b *testing.B, m *apikey.Manager, keys []string) {
 	b.Helper()
@@ -89,17 +100,11 @@ func BenchmarkVerifyChangeFeed(b *testing.B) {
 	m := newBenchManager(b, apikey.Config{Store: store, Changes: &fakeFeed{}, ChangesMaxLag: time.Second, ChangesPollInterval: 100 * time.Millisecond})
 	keys := benchKeys(b, m, 1024)
 	ctx := context.Background()
-	for deadline := time.Now().Add(10 * time.Second); ; { // until a poll has made the cache trusted
+	benchUntil(b, "the cache never served", func() bool { // a poll has made the cache trusted
 		before := store.calls("ByHash")
 		warm(b, m, keys)
-		if store.calls("ByHash") == before {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("the cache never served")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return store.calls("ByHash") == before
+	})
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
@@ -130,19 +135,13 @@ func BenchmarkVerifyUnknown(b *testing.B) {
 				unknown[i], _ = apikey.Langflow.Generate()
 			}
 			ctx := context.Background()
-			for deadline := time.Now().Add(10 * time.Second); tc.reads > 0; { // until the index refuses
+			benchUntil(b, "the index never refused", func() bool {
 				before := store.calls("ByHash")
 				for _, k := range unknown[:4] {
 					_, _ = m.Verify(ctx, k)
 				}
-				if store.calls("ByHash") == before {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatal("the index never refused")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return tc.reads < 0 || store.calls("ByHash") == before
+			})
 			i := 0
 			b.ReportAllocs()
 			for b.Loop() {
