@@ -63,9 +63,9 @@ type Config struct {
 	// internal millisecond clock on the verification path.
 	Now func() time.Time
 
-	// Logger receives failed usage flushes, dropped usage counts and the
-	// change feed's failures and recoveries. nil: slog.Default(). Keys are
-	// never logged.
+	// Logger receives failed usage flushes, dropped usage counts, the
+	// change feed's failures and recoveries, and failed loads of the key
+	// index (UnknownKeyReads). nil: slog.Default(). Keys are never logged.
 	Logger *slog.Logger
 
 	// Changes, when set, is polled (every ChangesPollInterval while keys are
