@@ -11,20 +11,33 @@ import (
 	"github.com/keyflow-dev/keyflow/sqldialect"
 )
 
+// newBenchManager returns a new Store on db and a Manager with cfg on it
+// (set as cfg.Store, and as cfg.Limiter when limiter is true), closed at the
+// end of the benchmark.
+func newBenchManager(b *testing.B, db *sql.DB, dialect sqldialect.Dialect, cfg apikey.Config, limiter bool) (*sqlstore.Store, *apikey.Manager) {
+	b.Helper()
+	s, err := sqlstore.New(context.Background(), db, sqlstore.Config{Dialect: dialect})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Store = s
+	if limiter {
+		cfg.Limiter = s
+	}
+	m, err := apikey.NewManager(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	return s, m
+}
+
 // benchVerifyCold measures Verify on a cache miss: the cache is disabled, so
 // every call is a format check, a hash and one ByHash query on an indexed
 // table of 10 000 keys.
 func benchVerifyCold(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := apikey.NewManager(apikey.Config{Store: s, CacheSize: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close() })
+	_, m := newBenchManager(b, db, dialect, apikey.Config{CacheSize: -1}, false)
 	const n = 5000
 	keys := make([]string, 0, n)
 	for i := range n {
@@ -57,15 +70,7 @@ func BenchmarkVerifyColdPostgres(b *testing.B) {
 // verified), on a log of 1 000 rows.
 func benchChangesIdle(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := apikey.NewManager(apikey.Config{Store: s})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close() })
+	s, m := newBenchManager(b, db, dialect, apikey.Config{}, false)
 	for range 1000 {
 		if _, _, err := m.Create(ctx, "user", "bench", apikey.CreateOptions{}); err != nil {
 			b.Fatal(err)

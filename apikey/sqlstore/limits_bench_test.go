@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/keyflow-dev/keyflow/apikey"
-	"github.com/keyflow-dev/keyflow/apikey/sqlstore"
 	"github.com/keyflow-dev/keyflow/internal/latency"
 	"github.com/keyflow-dev/keyflow/keyflowtest/dbtest"
 	"github.com/keyflow-dev/keyflow/sqldialect"
@@ -21,10 +20,6 @@ import (
 // measures that wait.
 func benchVerifyLimited(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
-	if err != nil {
-		b.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name   string
 		limits apikey.Limits
@@ -34,11 +29,7 @@ func benchVerifyLimited(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 		{"quota", apikey.Limits{Quota: &apikey.Quota{Limit: apikey.MaxLimit}}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			m, err := apikey.NewManager(apikey.Config{Store: s, Limiter: s})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = m.Close() })
+			_, m := newBenchManager(b, db, dialect, apikey.Config{}, true)
 			key, _, err := m.Create(ctx, "u", "bench", apikey.CreateOptions{Limits: tc.limits})
 			if err != nil {
 				b.Fatal(err)
@@ -61,15 +52,7 @@ func BenchmarkVerifyLimitedPostgres(b *testing.B) {
 // … RETURNING) and a TakeQuota (one UPDATE … RETURNING).
 func benchTake(b *testing.B, db *sql.DB, dialect sqldialect.Dialect) {
 	ctx := context.Background()
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := apikey.NewManager(apikey.Config{Store: s})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close() })
+	s, m := newBenchManager(b, db, dialect, apikey.Config{}, false)
 	_, rec, err := m.Create(ctx, "u", "bench", apikey.CreateOptions{Limits: apikey.Limits{Quota: &apikey.Quota{Limit: apikey.MaxLimit}}})
 	if err != nil {
 		b.Fatal(err)
